@@ -1,0 +1,133 @@
+"""The one catalog type every skulens layer works on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+#: The documented columns. Only ``id`` is required; every other column is optional.
+#: ``category`` holds a tuple of levels (coarse to fine), e.g. ``("Home Furnishing", "Curtains")``.
+SCHEMA_COLUMNS: tuple[str, ...] = (
+    "id",
+    "title",
+    "description",
+    "image",
+    "category",
+    "rating",
+    "review_text",
+)
+
+
+class CatalogError(ValueError):
+    """Raised for input that cannot be turned into a catalog; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class RowIssue:
+    """One problem found in one row; the row is skipped or a field is dropped, never the run."""
+
+    row: int
+    id: str | None
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        who = f"row {self.row}" + (f" (id {self.id})" if self.id is not None else "")
+        return f"{who}, column '{self.column}': {self.message}"
+
+
+def write_issues(issues: Iterable[RowIssue], path: str | Path) -> Path:
+    """Write row issues as CSV (row, id, column, message)."""
+    frame = pd.DataFrame([vars(issue) for issue in issues], columns=["row", "id", "column", "message"])
+    frame.to_csv(path, index=False)
+    return Path(path)
+
+
+@dataclass
+class Catalog:
+    """A table of products (or reviews) in the skulens schema.
+
+    ``frame`` has the columns of :data:`SCHEMA_COLUMNS` that the source provides, plus any extra
+    columns the adapter keeps (e.g. ``recommended``). ``root`` is the folder image paths are resolved
+    against; no image outside it is ever read. ``issues`` lists rows that were skipped or fields that
+    were dropped while the catalog was built.
+    """
+
+    frame: pd.DataFrame
+    root: Path | None = None
+    name: str = "catalog"
+    issues: list[RowIssue] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if "id" not in self.frame.columns:
+            raise CatalogError(
+                f"catalog '{self.name}' has no 'id' column; map one with columns={{'id': '<your id column>'}}"
+            )
+        self.frame = self.frame.reset_index(drop=True)
+        self.frame["id"] = self.frame["id"].astype(str)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __repr__(self) -> str:
+        cols = ", ".join(c for c in self.frame.columns)
+        return f"Catalog(name={self.name!r}, rows={len(self)}, columns=[{cols}], issues={len(self.issues)})"
+
+    @property
+    def ids(self) -> list[str]:
+        return self.frame["id"].tolist()
+
+    def has(self, column: str) -> bool:
+        """True when the column exists and at least one row has a value."""
+        return column in self.frame.columns and self.frame[column].notna().any()
+
+    def column(self, name: str) -> pd.Series:
+        if name not in self.frame.columns:
+            raise CatalogError(
+                f"catalog '{self.name}' has no column '{name}'; it has: {', '.join(self.frame.columns)}"
+            )
+        return self.frame[name]
+
+    @property
+    def depth(self) -> int:
+        """The number of category levels the deepest row has (0 without categories)."""
+        if not self.has("category"):
+            return 0
+        return int(self.frame["category"].dropna().map(len).max())
+
+    def labels(self, level: int | str) -> pd.Series:
+        """The category at ``level`` for each row (``None`` where a row's path is shorter).
+
+        ``level`` is an index into the category path (0 = coarsest) or the name of any column.
+        """
+        if isinstance(level, str) and not level.isdigit():
+            return self.column(level)
+        index = int(level)
+        if not self.has("category"):
+            raise CatalogError(f"catalog '{self.name}' has no 'category' column to take level {index} from")
+        if index < 0 or index >= self.depth:
+            raise CatalogError(
+                f"category level {index} does not exist in '{self.name}': levels are 0..{self.depth - 1}"
+            )
+        return self.frame["category"].map(
+            lambda path: path[index] if isinstance(path, tuple) and len(path) > index else None
+        )
+
+    def texts(self, fields: Iterable[str] = ("title", "description"), sep: str = ". ") -> list[str]:
+        """Each row's text fields joined into one string (empty where a row has none)."""
+        present = [f for f in fields if f in self.frame.columns]
+        if not present:
+            return [""] * len(self)
+        parts = self.frame[present].astype("string").fillna("")
+        return [sep.join(p.strip() for p in row if p.strip()) for row in parts.itertuples(index=False)]
+
+    def subset(self, rows: Iterable[int] | pd.Series) -> "Catalog":
+        """A catalog with only the given positional rows (or a boolean mask)."""
+        frame = self.frame[rows] if isinstance(rows, pd.Series) else self.frame.iloc[list(rows)]
+        return Catalog(frame.copy(), root=self.root, name=self.name, issues=list(self.issues))
+
+    def head(self, n: int) -> "Catalog":
+        return self.subset(range(min(n, len(self))))

