@@ -51,7 +51,7 @@ def _flipkart_tree(value: object) -> str | None:
 
 def load_flipkart(folder: Path) -> Catalog:
     """The Flipkart sample: 1,050 products, image + title + description, category tree of 2-7 levels."""
-    raw = read_table(folder / "flipkart_com-ecommerce_sample_1050.csv")
+    raw = read_table(folder / "flipkart_com-ecommerce_sample_1050.csv", id_column="uniq_id")
     frame = pd.DataFrame(
         {
             "id": raw["uniq_id"],

@@ -13,8 +13,8 @@ from skulens.catalog.validation import build_catalog
 SUPPORTED_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A CSV, TSV or Parquet file as a DataFrame (all columns kept, ids read as strings)."""
+def read_table(path: str | Path, id_column: str = "id") -> pd.DataFrame:
+    """A CSV, TSV or Parquet file as a DataFrame (all columns kept, ids in ``id_column`` read as strings)."""
     path = Path(path)
     if not path.is_file():
         raise CatalogError(f"catalog file not found: {path}")
@@ -23,7 +23,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
         if suffix in (".csv", ".tsv"):
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype={"id": str})
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype={id_column: str})
     except pd.errors.EmptyDataError:
         raise CatalogError(f"catalog file {path} is empty; it needs a header row and at least one product") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
@@ -61,7 +61,7 @@ def read_catalog(
     >>> read_catalog("products.csv", columns={"id": "sku", "title": "name", "image": "img"})
     """
     path = Path(path)
-    frame = map_columns(read_table(path), columns, str(path))
+    frame = map_columns(read_table(path, id_column=(columns or {}).get("id", "id")), columns, str(path))
     if frame.empty:
         raise CatalogError(f"catalog file {path} has no rows; add at least one product")
     root_path = Path(root) if root is not None else path.parent

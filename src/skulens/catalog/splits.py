@@ -42,8 +42,11 @@ def split_catalog(
     holdout = val_size + test_size
     strat = _stratify(labels, 3) if labels is not None else None
     train, rest = train_test_split(rows, test_size=holdout, random_state=seed, stratify=strat)
-    rest_strat = _stratify(labels.iloc[rest], 2) if labels is not None else None
-    val, test = train_test_split(rest, test_size=test_size / holdout, random_state=seed, stratify=rest_strat)
+    if val_size <= 0:
+        val, test = rest[:0], rest
+    else:
+        rest_strat = _stratify(labels.iloc[rest], 2) if labels is not None else None
+        val, test = train_test_split(rest, test_size=test_size / holdout, random_state=seed, stratify=rest_strat)
     return Split(catalog.subset(sorted(train)), catalog.subset(sorted(val)), catalog.subset(sorted(test)))
 
 
@@ -67,3 +70,60 @@ def balance_catalog(catalog: Catalog, label: int | str, strategy: str = "under",
             balanced.frame["id"].duplicated(), "#" + balanced.frame.groupby("id").cumcount().astype(str), ""
         )
     return balanced
+
+
+def normalise_text(text: object) -> str:
+    """Lower-case, whitespace-collapsed text (punctuation kept): the key that finds duplicate reviews."""
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return ""
+    return " ".join(str(text).lower().split())
+
+
+def text_groups(catalog: Catalog, fields: tuple[str, ...] = ("review_text",)) -> np.ndarray:
+    """A group key per row: the hash of its normalised text in ``fields`` (rows without text get their id,
+    so each is a group of its own). Rows with the same key must stay on one side of a split."""
+    import hashlib
+
+    texts = catalog.texts(fields, sep=" ")
+    keys = []
+    for row_id, text in zip(catalog.ids, texts):
+        norm = normalise_text(text)
+        keys.append(hashlib.sha1(norm.encode("utf-8")).hexdigest() if norm else f"id:{row_id}")
+    return np.array(keys)
+
+
+def group_split(
+    catalog: Catalog,
+    test_size: float = 0.2,
+    label: int | str | None = None,
+    groups: np.ndarray | list | None = None,
+    fields: tuple[str, ...] = ("review_text",),
+    seed: int = 0,
+) -> tuple[Catalog, Catalog]:
+    """Seeded train/test split that keeps every group on one side (no leakage of duplicate texts).
+
+    ``groups`` defaults to :func:`text_groups` (duplicate normalised texts share a group). With ``label``,
+    the split is stratified (``StratifiedGroupKFold`` with ``round(1/test_size)`` folds; the first fold is
+    the test part); without, it is a ``GroupShuffleSplit``.
+    """
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+
+    if len(catalog) < 2:
+        raise CatalogError(f"catalog '{catalog.name}' has {len(catalog)} rows; a split needs at least 2")
+    if not 0 < test_size < 1:
+        raise CatalogError(f"test_size must be between 0 and 1, not {test_size}")
+    groups = text_groups(catalog, fields) if groups is None else np.asarray(groups)
+    if len(groups) != len(catalog):
+        raise CatalogError(f"groups has {len(groups)} entries but the catalog has {len(catalog)} rows")
+    if len(np.unique(groups)) < 2:
+        raise CatalogError("every row is in the same group; a group-aware split needs at least two groups")
+    rows = np.arange(len(catalog))
+    labels = catalog.labels(label).fillna("<none>").astype(str).to_numpy() if label is not None else None
+    n_splits = max(2, int(round(1 / test_size)))
+    if labels is not None and len(np.unique(groups)) >= n_splits:
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        train, test = next(splitter.split(rows, labels, groups))
+    else:
+        splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+        train, test = next(splitter.split(rows, groups=groups))
+    return catalog.subset(sorted(train)), catalog.subset(sorted(test))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from PIL import Image
 
@@ -17,7 +18,7 @@ def parse_category(value: object, separator: str = CATEGORY_SEPARATOR) -> tuple[
     """A category path from a string like ``"A >> B >> C"`` or a sequence of levels."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return None
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, np.ndarray)):  # Parquet gives list columns back as arrays
         levels = [str(v).strip() for v in value]
     else:
         levels = [part.strip() for part in str(value).split(separator)]
@@ -54,7 +55,7 @@ def build_catalog(frame: pd.DataFrame, root: Path | None = None, name: str = "ca
     if "category" in frame.columns:
         frame["category"] = frame["category"].map(parse_category)
     if "image" in frame.columns:
-        frame["image"] = frame["image"].map(lambda v: None if pd.isna(v) or str(v).strip() == "" else str(v))
+        frame["image"] = _object_column(frame, "image", lambda v: None if pd.isna(v) or str(v).strip() == "" else str(v))
         for row, path in frame["image"].items():
             if path is None or not keep[row]:
                 continue
@@ -65,11 +66,19 @@ def build_catalog(frame: pd.DataFrame, root: Path | None = None, name: str = "ca
                 frame.at[row, "image"] = None
     for column in ("title", "description", "review_text"):
         if column in frame.columns:
-            frame[column] = frame[column].map(lambda v: None if pd.isna(v) else str(v))
+            frame[column] = _object_column(frame, column, lambda v: None if pd.isna(v) else str(v))
     if "rating" in frame.columns:
         frame["rating"] = _numeric(frame, "rating", issues, ids)
 
     return Catalog(frame[keep].reset_index(drop=True), root=root, name=name, issues=issues)
+
+
+def _object_column(frame: pd.DataFrame, column: str, convert) -> pd.Series:
+    """``convert`` applied to each value, as an object column so missing values stay ``None``.
+
+    (``Series.map`` would infer pandas' string dtype, which turns ``None`` back into ``NaN``.)
+    """
+    return pd.Series([convert(v) for v in frame[column]], index=frame.index, dtype=object)
 
 
 def _numeric(frame: pd.DataFrame, column: str, issues: list[RowIssue], ids: pd.Series) -> pd.Series:

@@ -23,6 +23,8 @@ from skulens.encoders.registry import register_encoder
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+#: Files that hold a tokenizer's vocabulary (a tokenizer_config.json alone is not enough).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
 
 
 @lru_cache(maxsize=4)
@@ -35,10 +37,13 @@ def _load(path: str) -> tuple[Any, Any]:
     from transformers import AutoTokenizer, CLIPModel
 
     model = CLIPModel.from_pretrained(str(folder), local_files_only=True).eval()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    except (OSError, ValueError):
-        tokenizer = None
+    tokenizer = None
+    # Without vocabulary files, recent transformers builds an empty CLIP tokenizer instead of failing.
+    if any((folder / name).is_file() for name in TOKENIZER_FILES):
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        except (OSError, ValueError):
+            tokenizer = None
     return model, tokenizer
 
 

@@ -1,0 +1,214 @@
+"""Encoder registry and the real encoders: bundled EfficientNet-Lite and MiniLM weights, TF-IDF, CLIP."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from PIL import Image
+from skimage import data as skdata
+
+from skulens.encoders import EncoderError, create_encoder, encoder_info, list_encoders
+from skulens.encoders.base import as_float32
+from skulens.encoders.text import TfidfEncoder
+
+# --------------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------------
+
+
+def test_list_encoders_has_the_builtins():
+    names = {info.name for info in list_encoders()}
+    assert {"efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "minilm", "tfidf"} <= names
+    assert {"hf-clip:<path>", "hf-clip-text:<path>"} <= names
+    images = {info.name for info in list_encoders(modality="image")}
+    assert "efficientnet-lite0" in images and "minilm" not in images and "tfidf" not in images
+    assert {info.name for info in list_encoders("efficientnet-*")} == {
+        "efficientnet-lite0",
+        "efficientnet-lite1",
+        "efficientnet-lite2",
+    }
+
+
+def test_create_unknown_encoder_lists_names():
+    with pytest.raises(EncoderError) as info:
+        create_encoder("resnet-9000")
+    message = str(info.value)
+    assert "unknown encoder 'resnet-9000'" in message
+    for name in ("efficientnet-lite0", "efficientnet-lite2", "minilm", "tfidf"):
+        assert name in message
+
+
+def test_encoder_info():
+    info = encoder_info("efficientnet-lite0")
+    assert (info.name, info.modality, info.dim) == ("efficientnet-lite0", "image", 1280)
+    assert encoder_info("minilm").dim == 384 and encoder_info("minilm").modality == "text"
+    assert encoder_info("tfidf").dim is None
+    clip = encoder_info("hf-clip-text:/models/clip")
+    assert (clip.name, clip.modality, clip.dim) == ("hf-clip-text:/models/clip", "text", None)
+    with pytest.raises(EncoderError, match="unknown encoder 'nope'"):
+        encoder_info("nope")
+
+
+def test_as_float32_checks_shape():
+    assert as_float32([[1, 2]]).dtype == np.float32
+    with pytest.raises(EncoderError, match="expected \\(batch, dim\\)"):
+        as_float32([1.0, 2.0])
+
+
+# --------------------------------------------------------------------------------------------------
+# EfficientNet-Lite with its bundled ImageNet weights
+# --------------------------------------------------------------------------------------------------
+
+TABBY_CAT = 285  # ImageNet "Egyptian cat"; chelsea is a tabby
+ESPRESSO = 967
+
+
+@pytest.fixture(scope="module")
+def chelsea():
+    return Image.fromarray(skdata.chelsea())
+
+
+@pytest.fixture(scope="module")
+def coffee():
+    return Image.fromarray(skdata.coffee())
+
+
+def test_lite0_classifies_real_photos(lite0, chelsea, coffee):
+    probs = lite0.classify([chelsea, coffee])
+    assert probs.shape == (2, 1000)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    assert probs[0].argmax() == TABBY_CAT and probs[0, TABBY_CAT] > 0.6
+    assert probs[1].argmax() == ESPRESSO
+
+
+def test_lite2_classifies_cat(lite2, chelsea):
+    probs = lite2.classify([chelsea])
+    assert probs[0].argmax() == TABBY_CAT
+
+
+def test_lite0_features(lite0, chelsea, coffee):
+    assert (lite0.name, lite0.modality, lite0.dim) == ("efficientnet-lite0", "image", 1280)
+    assert lite0.identity.startswith("efficientnet-lite0@")
+    features = lite0.encode([chelsea, coffee, chelsea.convert("L")])
+    assert features.shape == (3, 1280) and features.dtype == np.float32
+    assert np.isfinite(features).all() and (features >= 0).all()  # pooled ReLU6 activations
+    assert not np.allclose(features[0], features[1])
+    np.testing.assert_allclose(lite0.encode([chelsea])[0], features[0], rtol=1e-4, atol=1e-5)  # batch-independent
+    assert lite0.encode([]).shape == (0, 1280)
+
+
+def test_unknown_lite_variant():
+    from skulens.encoders.image import EfficientNetLiteEncoder
+
+    with pytest.raises(EncoderError, match="unknown EfficientNet-Lite variant"):
+        EfficientNetLiteEncoder("lite9")
+
+
+# --------------------------------------------------------------------------------------------------
+# MiniLM with its bundled weights
+# --------------------------------------------------------------------------------------------------
+
+
+def test_minilm_embeddings(minilm):
+    assert minilm.dim == 384 and minilm.modality == "text"
+    texts = ["Red cotton t-shirt with round neck", "shirt for men", "stainless steel kitchen knife", ""]
+    vectors = minilm.encode(texts)
+    assert vectors.shape == (4, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    shirt, men, knife = vectors[0], vectors[1], vectors[2]
+    assert shirt @ men > shirt @ knife + 0.1
+    assert minilm.encode([]).shape == (0, 384)
+
+
+# --------------------------------------------------------------------------------------------------
+# TF-IDF
+# --------------------------------------------------------------------------------------------------
+
+TRAIN = ["red cotton shirt", "blue denim jeans", "red leather shoes", "cotton socks pack"]
+
+
+def test_tfidf_fits_on_training_texts_only():
+    encoder = TfidfEncoder().fit(TRAIN)
+    vocabulary = set(encoder.vectorizer.vocabulary_)
+    assert "red" in vocabulary and "red cotton" in vocabulary
+    assert "zebra" not in vocabulary
+    assert encoder.dim == len(vocabulary)
+    matrix = encoder.encode(["zebra print", "red shirt", "red cotton shirt"])
+    assert sp.isspmatrix_csr(matrix) and matrix.dtype == np.float32 and matrix.shape == (3, encoder.dim)
+    assert matrix[0].nnz == 0  # words never seen in training contribute nothing
+    norms = np.sqrt(matrix.multiply(matrix).sum(axis=1)).A1
+    np.testing.assert_allclose(norms[1:], 1.0, atol=1e-6)
+
+
+def test_tfidf_round_trip_through_arrays(tmp_path):
+    encoder = TfidfEncoder().fit(TRAIN)
+    arrays = encoder.to_arrays()
+    np.savez(tmp_path / "tfidf.npz", **arrays)
+    with np.load(tmp_path / "tfidf.npz", allow_pickle=False) as loaded:
+        restored = TfidfEncoder.from_arrays({k: loaded[k] for k in loaded.files})
+    texts = ["red cotton jeans", "socks", "unseen words only", "blue denim red shoes"]
+    before, after = encoder.encode(texts), restored.encode(texts)
+    assert restored.dim == encoder.dim
+    assert sp.isspmatrix_csr(after) and after.dtype == np.float32
+    assert (before != after).nnz == 0
+    np.testing.assert_array_equal(before.toarray(), after.toarray())
+
+
+def test_tfidf_errors():
+    with pytest.raises(EncoderError, match="must be fitted"):
+        TfidfEncoder().encode(["red shirt"])
+    with pytest.raises(EncoderError, match="every training text is empty"):
+        TfidfEncoder().fit(["", "   "])
+    assert create_encoder("tfidf").requires_fit
+
+
+# --------------------------------------------------------------------------------------------------
+# CLIP checkpoints on disk (a tiny random one; no network)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_clip_image_tower(tiny_clip_dir):
+    encoder = create_encoder(f"hf-clip:{tiny_clip_dir}")
+    assert encoder.modality == "image" and encoder.dim == 16 and encoder.resolution == 32
+    assert encoder.name == f"hf-clip:{tiny_clip_dir}"
+    images = [Image.new("RGB", (40, 30), (255, 0, 0)), Image.new("RGB", (64, 64), (0, 0, 255)), Image.new("L", (20, 20), 128)]
+    vectors = encoder.encode(images)
+    assert vectors.shape == (3, 16) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(vectors[0], vectors[1])
+    assert encoder.encode([]).shape == (0, 16)
+
+
+def test_clip_text_tower(tiny_clip_dir):
+    encoder = create_encoder(f"hf-clip-text:{tiny_clip_dir}")
+    image_encoder = create_encoder(f"hf-clip:{tiny_clip_dir}")
+    assert encoder.modality == "text" and encoder.dim == 16
+    assert encoder.identity != image_encoder.identity and encoder.version == image_encoder.version
+    vectors = encoder.encode(["red cotton shirt", "a knife", "red cotton shirt"])
+    assert vectors.shape == (3, 16) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(vectors[0], vectors[2], atol=1e-5)
+    assert not np.allclose(vectors[0], vectors[1])
+    # padding in a batch does not change a text's embedding
+    alone = encoder.encode(["a knife"])[0]
+    np.testing.assert_allclose(alone, vectors[1], atol=1e-4)
+
+
+def test_clip_folder_without_config(tmp_path):
+    with pytest.raises(EncoderError, match="no config.json"):
+        create_encoder(f"hf-clip:{tmp_path}")
+    with pytest.raises(EncoderError, match="no config.json"):
+        create_encoder(f"hf-clip-text:{tmp_path / 'missing'}")
+
+
+def test_clip_text_tower_needs_tokenizer_files(tiny_clip_dir, tmp_path):
+    folder = tmp_path / "no-tokenizer"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_clip_dir / name, folder / name)
+    assert create_encoder(f"hf-clip:{folder}").dim == 16  # the image tower needs no tokenizer
+    with pytest.raises(EncoderError, match="no tokenizer files"):
+        create_encoder(f"hf-clip-text:{folder}")
