@@ -1,0 +1,72 @@
+"""Classification and regression metrics, calibration, and multi-run confidence intervals."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+
+def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, classes: np.ndarray, bins: int = 15) -> float:
+    """ECE of the top-1 confidence: sum over equal-width bins of |accuracy - confidence| x bin share."""
+    confidence = proba.max(axis=1)
+    correct = classes[proba.argmax(axis=1)] == np.asarray(y_true)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            ece += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
+    return float(ece)
+
+
+def classification_metrics(
+    y_true: Sequence, y_pred: Sequence, classes: Sequence, proba: np.ndarray | None = None
+) -> dict:
+    """Accuracy, macro/micro/weighted F1, per-class P/R/F1/support, confusion matrix and (with
+    probabilities) expected calibration error."""
+    y_true, y_pred, classes = np.asarray(y_true), np.asarray(y_pred), np.asarray(classes)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=classes, zero_division=0
+    )
+    result = {
+        "n": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)),
+        "micro_f1": float(f1_score(y_true, y_pred, labels=classes, average="micro", zero_division=0)),
+        "weighted_f1": float(f1_score(y_true, y_pred, labels=classes, average="weighted", zero_division=0)),
+        "per_class": {
+            str(c): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for c, p, r, f, s in zip(classes, precision, recall, f1, support)
+        },
+        "classes": [str(c) for c in classes],
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=classes).tolist(),
+    }
+    if proba is not None:
+        result["ece"] = expected_calibration_error(y_true, proba, classes)
+    return result
+
+
+def mean_std_ci(values: Sequence[float], confidence: float = 0.95) -> dict:
+    """Mean, sample std and a Student-t confidence interval of the mean over runs (folds or seeds)."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    half = float(stats.t.ppf((1 + confidence) / 2, len(values) - 1) * std / np.sqrt(len(values))) if len(values) > 1 else 0.0
+    return {"mean": mean, "std": std, "ci95": [mean - half, mean + half], "n": int(len(values))}
+
+
+def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict:
+    """MAE, RMSE and R^2."""
+    y_true, y_pred = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    error = y_pred - y_true
+    total = ((y_true - y_true.mean()) ** 2).sum()
+    return {
+        "n": int(len(y_true)),
+        "mae": float(np.abs(error).mean()),
+        "rmse": float(np.sqrt((error**2).mean())),
+        "r2": float(1 - (error**2).sum() / total) if total > 0 else 0.0,
+    }

@@ -1,0 +1,95 @@
+"""Linear probe: standardisation + logistic regression, regularisation chosen on a validation split."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.model_selection import train_test_split
+
+from skulens.heads.base import HeadError, check_training_labels
+
+DEFAULT_CS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+
+
+class LinearProbe(ClassifierMixin, BaseEstimator):
+    """Logistic regression on frozen embeddings, as in open_clip's linear-probe evaluation.
+
+    ``C`` is searched over ``Cs`` on a stratified validation split (lowest log-loss), then the probe is
+    refitted on all training rows. Dense inputs are standardised; sparse inputs (TF-IDF) are used as is.
+    """
+
+    def __init__(self, Cs: tuple[float, ...] = DEFAULT_CS, val_size: float = 0.2, class_weight: str | None = None,
+                 max_iter: int = 2000, seed: int = 0) -> None:
+        self.Cs = Cs
+        self.val_size = val_size
+        self.class_weight = class_weight
+        self.max_iter = max_iter
+        self.seed = seed
+
+    def _scale(self, X):
+        if sp.issparse(X):
+            return X
+        return (np.asarray(X, dtype=np.float32) - self.mean_) / self.scale_
+
+    def _model(self, C: float) -> LogisticRegression:
+        return LogisticRegression(C=C, max_iter=self.max_iter, class_weight=self.class_weight, random_state=self.seed)
+
+    def fit(self, X, y) -> "LinearProbe":
+        y = np.asarray(y)
+        self.classes_ = check_training_labels(y)
+        if sp.issparse(X):
+            self.mean_ = self.scale_ = None
+        else:
+            X = np.asarray(X, dtype=np.float32)
+            self.mean_ = X.mean(axis=0)
+            self.scale_ = X.std(axis=0) + 1e-6
+        Xs = self._scale(X)
+        self.C_ = self._search_C(Xs, y) if len(self.Cs) > 1 else self.Cs[0]
+        model = self._model(self.C_).fit(Xs, y)
+        self.coef_, self.intercept_ = model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
+        return self
+
+    def _search_C(self, X, y) -> float:
+        counts = np.unique(y, return_counts=True)[1]
+        if counts.min() < 2 or len(y) * self.val_size < len(counts):
+            return 1.0  # too few rows per class for a validation split; a neutral default
+        tr, va = train_test_split(np.arange(len(y)), test_size=self.val_size, stratify=y, random_state=self.seed)
+        losses = []
+        for C in self.Cs:
+            model = self._model(C).fit(X[tr], y[tr])
+            losses.append(log_loss(y[va], model.predict_proba(X[va]), labels=model.classes_))
+        return float(self.Cs[int(np.argmin(losses))])
+
+    def decision_function(self, X) -> np.ndarray:
+        scores = self._scale(X) @ self.coef_.T + self.intercept_
+        scores = np.asarray(scores)
+        return np.hstack([np.zeros_like(scores), scores]) if scores.shape[1] == 1 else scores
+
+    def predict_proba(self, X) -> np.ndarray:
+        scores = self.decision_function(X)
+        scores = scores - scores.max(axis=1, keepdims=True)
+        exp = np.exp(scores)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {"coef": self.coef_, "intercept": self.intercept_, "C": np.array([self.C_], dtype=np.float32)}
+        if self.mean_ is not None:
+            arrays.update(mean=self.mean_.astype(np.float32), scale=self.scale_.astype(np.float32))
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], classes: np.ndarray) -> "LinearProbe":
+        probe = cls()
+        probe.classes_ = np.asarray(classes)
+        probe.coef_, probe.intercept_ = arrays["coef"], arrays["intercept"]
+        probe.C_ = float(arrays["C"][0])
+        probe.mean_, probe.scale_ = arrays.get("mean"), arrays.get("scale")
+        if probe.coef_.shape[0] not in (len(classes), 1):
+            raise HeadError(f"saved probe has {probe.coef_.shape[0]} outputs but {len(classes)} classes")
+        return probe

@@ -1,0 +1,109 @@
+"""MLP probe (PyTorch): one hidden layer, dropout, early stopping on a validation split; seeded."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import train_test_split
+from torch import nn
+
+from skulens.heads.base import HeadError, check_training_labels
+
+
+def _network(dim: int, hidden: int, classes: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Dropout(dropout / 2), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, classes))
+
+
+class MLPProbe(ClassifierMixin, BaseEstimator):
+    """A small MLP on standardised frozen embeddings, deterministic on CPU for a given ``seed``."""
+
+    def __init__(self, hidden: int = 512, dropout: float = 0.5, lr: float = 1e-3, weight_decay: float = 1e-2,
+                 max_epochs: int = 200, patience: int = 15, batch_size: int = 128, val_size: float = 0.15,
+                 class_weight: str | None = None, seed: int = 0) -> None:
+        self.hidden = hidden
+        self.dropout = dropout
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.batch_size = batch_size
+        self.val_size = val_size
+        self.class_weight = class_weight
+        self.seed = seed
+
+    def _tensor(self, X) -> torch.Tensor:
+        X = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float32)
+        return torch.from_numpy(((X - self.mean_) / self.scale_).astype(np.float32))
+
+    def fit(self, X, y) -> "MLPProbe":
+        y = np.asarray(y)
+        self.classes_ = check_training_labels(y)
+        dense = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float32)
+        self.mean_, self.scale_ = dense.mean(axis=0), dense.std(axis=0) + 1e-6
+        targets = torch.from_numpy(np.searchsorted(self.classes_, y))
+        inputs = self._tensor(dense)
+        counts = np.bincount(targets.numpy(), minlength=len(self.classes_))
+        rows = np.arange(len(y))
+        if counts.min() >= 2 and len(y) * self.val_size >= len(self.classes_):
+            train, val = train_test_split(rows, test_size=self.val_size, stratify=y, random_state=self.seed)
+        else:
+            train, val = rows, rows
+        torch.manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.seed)
+        net = _network(inputs.shape[1], self.hidden, len(self.classes_), self.dropout)
+        weight = None
+        if self.class_weight == "balanced":
+            weight = torch.tensor(len(y) / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
+        loss_fn = nn.CrossEntropyLoss(weight=weight)
+        optimiser = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        best, best_state, waited = float("inf"), None, 0
+        train_t = torch.from_numpy(train)
+        for _ in range(self.max_epochs):
+            net.train()
+            order = train_t[torch.randperm(len(train_t), generator=generator)]
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                optimiser.zero_grad()
+                loss_fn(net(inputs[batch]), targets[batch]).backward()
+                optimiser.step()
+            net.eval()
+            with torch.no_grad():
+                val_loss = float(nn.functional.cross_entropy(net(inputs[val]), targets[val]))
+            if val_loss < best - 1e-4:
+                best, waited = val_loss, 0
+                best_state = {k: v.clone() for k, v in net.state_dict().items()}
+            else:
+                waited += 1
+                if waited >= self.patience:
+                    break
+        net.load_state_dict(best_state)
+        self.net_ = net.eval()
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        with torch.no_grad():
+            return self.net_(self._tensor(X)).softmax(-1).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {f"net.{k}": v.numpy() for k, v in self.net_.state_dict().items()}
+        arrays.update(mean=self.mean_.astype(np.float32), scale=self.scale_.astype(np.float32))
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], classes: np.ndarray, hidden: int | None = None) -> "MLPProbe":
+        weight = arrays["net.1.weight"]
+        probe = cls(hidden=hidden or weight.shape[0])
+        probe.classes_ = np.asarray(classes)
+        probe.mean_, probe.scale_ = arrays["mean"], arrays["scale"]
+        net = _network(weight.shape[1], weight.shape[0], len(classes), probe.dropout)
+        try:
+            net.load_state_dict({k[4:]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("net.")})
+        except RuntimeError as exc:
+            raise HeadError(f"saved MLP weights do not match {len(classes)} classes: {exc}") from None
+        probe.net_ = net.eval()
+        return probe

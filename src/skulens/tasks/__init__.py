@@ -1,0 +1,1 @@
+"""Task-level predictors: fit(catalog) / predict / evaluate / save / load."""
