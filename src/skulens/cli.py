@@ -280,28 +280,49 @@ def benchmark_categorize(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("runs/demo"), help="Where the demo writes its outputs."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N products (quicker)."),
+    out: Path = typer.Option(Path("runs/demo"), help="Where the demo writes models, reports and embeddings."),
+    seed: int = typer.Option(0),
 ) -> None:
-    """End to end on Flipkart: ingest, embed with the default image and text encoders, summarise."""
-    from skulens.embed import embed_catalog
-    from skulens.encoders import create_encoder
+    """End to end on Flipkart: ingest, embed, train image/text/fused categorizers, evaluate, predict."""
+    from skulens.catalog import split_catalog
+    from skulens.evaluation.report import confusion_png, markdown_table, write_json
+    from skulens.tasks.categorize import CategoryPredictor
 
     catalog = _load("flipkart")
-    if limit is not None:
-        catalog = catalog.head(limit)
     console.print(f"[bold]1. ingest[/]: {catalog!r}")
-    for name in ("efficientnet-lite0", "minilm"):
+    split = split_catalog(catalog, label=0, val_size=0.0, test_size=0.2, seed=seed)
+    console.print(f"[bold]2. split[/]: {len(split.train)} train / {len(split.test)} held-out products (seed {seed})")
+    variants = {
+        "image": ["efficientnet-lite0"],
+        "text": ["minilm", "tfidf"],
+        "fused": ["efficientnet-lite0", "minilm", "tfidf"],
+    }
+    rows, predictors = [], {}
+    for name, encoder_names in variants.items():
         started = time.perf_counter()
-        result = embed_catalog(catalog, create_encoder(name), progress=True)
-        path = result.save(out / name)
-        console.print(
-            f"[bold]2. embed {name}[/]: {int(result.present.sum())}/{len(catalog)} rows, dim {result.vectors.shape[1]}, "
-            f"{result.encoded} encoded + {result.cached} cached in {time.perf_counter() - started:.1f}s -> {path}"
+        predictor = CategoryPredictor(encoder_names, label=0, seed=seed, progress=True).fit(split.train)
+        metrics = predictor.evaluate(split.test)
+        predictors[name] = predictor
+        rows.append(
+            {"model": name, "encoders": encoder_names, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
+             "ece": metrics["ece"], "seconds": round(time.perf_counter() - started, 1)}
         )
-        for issue in result.issues:
-            console.print(f"   [yellow]skipped[/] {escape(str(issue))}")
-    console.print(f"[bold]done[/]: outputs in {out.resolve()}")
+    table = markdown_table(rows, [("model", "model"), ("encoders", "encoders"), ("accuracy", "accuracy"),
+                                  ("macro_f1", "macro-F1"), ("ece", "ECE"), ("seconds", "train+eval s")])
+    console.print("[bold]3. held-out comparison[/] (Flipkart level 0, 7 classes):")
+    console.print(table)
+    fused = predictors["fused"]
+    model_dir = fused.save(out / "models" / "flipkart-categorizer")
+    report = out / "report"
+    write_json({"comparison": rows, "fused": fused.metrics_}, report / "metrics.json")
+    confusion_png(fused.metrics_["confusion_matrix"], fused.metrics_["classes"], report / "confusion.png", "fused, held-out")
+    (report / "report.md").write_text(f"# Flipkart demo (held-out {len(split.test)} products)\n\n{table}\n\n![confusion](confusion.png)\n")
+    console.print("[bold]4. predictions[/] for a few held-out products:")
+    sample = split.test.head(5)
+    for (title, truth), top in zip(zip(sample.frame["title"], sample.labels(0)), fused.top_k(sample, 3)):
+        guesses = ", ".join(f"{c} {p:.2f}" for c, p in top)
+        console.print(f"  {escape(str(title))[:60]:<60} true: {truth:<28} predicted: {escape(guesses)}")
+    console.print(f"[bold]done[/]: model {model_dir}, report {report / 'report.md'}")
 
 
 if __name__ == "__main__":

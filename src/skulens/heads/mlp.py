@@ -60,11 +60,12 @@ class MLPProbe(ClassifierMixin, BaseEstimator):
         optimiser = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         best, best_state, waited = float("inf"), None, 0
         train_t = torch.from_numpy(train)
+        batch_size = min(self.batch_size, max(8, len(train) // 10))  # small data still gets ~10 steps/epoch
         for _ in range(self.max_epochs):
             net.train()
             order = train_t[torch.randperm(len(train_t), generator=generator)]
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
+            for start in range(0, len(order), batch_size):
+                batch = order[start : start + batch_size]
                 optimiser.zero_grad()
                 loss_fn(net(inputs[batch]), targets[batch]).backward()
                 optimiser.step()

@@ -120,7 +120,8 @@ class CategoryPredictor:
         return self.proba_from_features(self.extractor.transform(catalog))
 
     def predict(self, catalog: Catalog) -> np.ndarray:
-        return self.classes_[self.predict_proba(catalog).argmax(axis=1)]
+        proba = self.predict_proba(catalog)
+        return self.classes_[proba.argmax(axis=1)]
 
     def top_k(self, catalog: Catalog, k: int = 5) -> list[list[tuple[str, float]]]:
         """For each row, the ``k`` most likely categories with their probabilities."""
