@@ -123,7 +123,7 @@ def test_level_zero_training_and_parent_recorded(shop, tmp_path):
 
 
 def test_late_fusion_beats_each_weak_modality():
-    """Two noisy views that each see half the signal: stacking them must beat either alone."""
+    """Two noisy views of the same signal: fusing them must beat either alone."""
     rng = np.random.default_rng(0)
     n, classes = 600, 3
     y = rng.integers(0, classes, n)

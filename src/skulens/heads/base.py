@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn.model_selection import train_test_split
 
 
 class HeadError(ValueError):
@@ -17,3 +18,21 @@ def check_training_labels(y: np.ndarray) -> np.ndarray:
     if len(classes) < 2:
         raise HeadError(f"only one class ({classes[0]!r}) in the training rows; a classifier needs at least two")
     return classes
+
+
+def validation_rows(y: np.ndarray, val_size: float, seed: int) -> np.ndarray:
+    """Positions of a seeded, stratified validation split; empty when a class has under 2 rows."""
+    counts = np.unique(y, return_counts=True)[1]
+    if counts.min() < 2 or len(y) * val_size < len(counts):
+        return np.array([], dtype=int)
+    _, val = train_test_split(np.arange(len(y)), test_size=val_size, stratify=y, random_state=seed)
+    return np.sort(val)
+
+
+def align_proba(proba: np.ndarray, head_classes: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Columns of ``proba`` (ordered by ``head_classes``) placed in the order of ``classes``."""
+    if np.array_equal(head_classes, classes):
+        return proba
+    out = np.zeros((proba.shape[0], len(classes)), dtype=proba.dtype)
+    out[:, np.searchsorted(classes, head_classes)] = proba
+    return out

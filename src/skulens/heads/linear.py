@@ -7,21 +7,25 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
-from sklearn.model_selection import train_test_split
 
-from skulens.heads.base import HeadError, check_training_labels
+from skulens.heads.base import HeadError, align_proba, check_training_labels, validation_rows
 
-DEFAULT_CS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+#: C grids: standardised dense embeddings want strong regularisation, L2-normalised TF-IDF weak.
+DENSE_CS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+SPARSE_CS = (1.0, 3.0, 10.0, 30.0, 100.0)
 
 
 class LinearProbe(ClassifierMixin, BaseEstimator):
     """Logistic regression on frozen embeddings, as in open_clip's linear-probe evaluation.
 
-    ``C`` is searched over ``Cs`` on a stratified validation split (lowest log-loss), then the probe is
-    refitted on all training rows. Dense inputs are standardised; sparse inputs (TF-IDF) are used as is.
+    ``C`` is searched over ``Cs`` (default: a grid for dense or sparse input) on a stratified validation
+    split (lowest log-loss), then the probe is refitted on all training rows. The validation rows and
+    their probabilities from the model that did not see them are kept in ``holdout_rows_`` and
+    ``holdout_proba_`` (fusion stacks on them). Dense inputs are standardised; sparse inputs (TF-IDF)
+    are used as is.
     """
 
-    def __init__(self, Cs: tuple[float, ...] = DEFAULT_CS, val_size: float = 0.2, class_weight: str | None = None,
+    def __init__(self, Cs: tuple[float, ...] | None = None, val_size: float = 0.2, class_weight: str | None = None,
                  max_iter: int = 2000, seed: int = 0) -> None:
         self.Cs = Cs
         self.val_size = val_size
@@ -37,7 +41,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     def _model(self, C: float) -> LogisticRegression:
         return LogisticRegression(C=C, max_iter=self.max_iter, class_weight=self.class_weight, random_state=self.seed)
 
-    def fit(self, X, y) -> "LinearProbe":
+    def fit(self, X, y, val_rows: np.ndarray | None = None) -> "LinearProbe":
+        """Fit; ``val_rows`` (positions) fixes the validation split instead of drawing one."""
         y = np.asarray(y)
         self.classes_ = check_training_labels(y)
         if sp.issparse(X):
@@ -47,21 +52,28 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             self.mean_ = X.mean(axis=0)
             self.scale_ = X.std(axis=0) + 1e-6
         Xs = self._scale(X)
-        self.C_ = self._search_C(Xs, y) if len(self.Cs) > 1 else self.Cs[0]
+        grid = self.Cs or (SPARSE_CS if sp.issparse(X) else DENSE_CS)
+        self.C_ = self._search_C(Xs, y, grid, val_rows)
         model = self._model(self.C_).fit(Xs, y)
         self.coef_, self.intercept_ = model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
         return self
 
-    def _search_C(self, X, y) -> float:
-        counts = np.unique(y, return_counts=True)[1]
-        if counts.min() < 2 or len(y) * self.val_size < len(counts):
-            return 1.0  # too few rows per class for a validation split; a neutral default
-        tr, va = train_test_split(np.arange(len(y)), test_size=self.val_size, stratify=y, random_state=self.seed)
-        losses = []
-        for C in self.Cs:
+    def _search_C(self, X, y, grid: tuple[float, ...], val_rows: np.ndarray | None) -> float:
+        self.holdout_rows_ = np.array([], dtype=int)
+        self.holdout_proba_ = np.zeros((0, len(self.classes_)))
+        va = validation_rows(y, self.val_size, self.seed) if val_rows is None else np.asarray(val_rows, dtype=int)
+        tr = np.setdiff1d(np.arange(len(y)), va)
+        if len(va) == 0 or len(np.unique(y[tr])) < 2:
+            return grid[len(grid) // 2]  # too few rows for a validation split: a middle-of-the-grid default
+        best = (np.inf, grid[0], None)
+        for C in grid:
             model = self._model(C).fit(X[tr], y[tr])
-            losses.append(log_loss(y[va], model.predict_proba(X[va]), labels=model.classes_))
-        return float(self.Cs[int(np.argmin(losses))])
+            proba = align_proba(model.predict_proba(X[va]), model.classes_, self.classes_)
+            loss = log_loss(y[va], np.clip(proba, 1e-7, 1), labels=self.classes_)
+            if loss < best[0]:
+                best = (loss, C, proba)
+        self.holdout_rows_, self.holdout_proba_ = va, best[2]
+        return float(best[1])
 
     def decision_function(self, X) -> np.ndarray:
         scores = self._scale(X) @ self.coef_.T + self.intercept_

@@ -6,10 +6,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.model_selection import train_test_split
 from torch import nn
 
-from skulens.heads.base import HeadError, check_training_labels
+from skulens.heads.base import HeadError, check_training_labels, validation_rows
 
 
 def _network(dim: int, hidden: int, classes: int, dropout: float) -> nn.Sequential:
@@ -37,7 +36,8 @@ class MLPProbe(ClassifierMixin, BaseEstimator):
         X = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float32)
         return torch.from_numpy(((X - self.mean_) / self.scale_).astype(np.float32))
 
-    def fit(self, X, y) -> "MLPProbe":
+    def fit(self, X, y, val_rows: np.ndarray | None = None) -> "MLPProbe":
+        """Fit with early stopping on ``val_rows`` (positions), or on a seeded stratified split."""
         y = np.asarray(y)
         self.classes_ = check_training_labels(y)
         dense = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float32)
@@ -45,11 +45,10 @@ class MLPProbe(ClassifierMixin, BaseEstimator):
         targets = torch.from_numpy(np.searchsorted(self.classes_, y))
         inputs = self._tensor(dense)
         counts = np.bincount(targets.numpy(), minlength=len(self.classes_))
-        rows = np.arange(len(y))
-        if counts.min() >= 2 and len(y) * self.val_size >= len(self.classes_):
-            train, val = train_test_split(rows, test_size=self.val_size, stratify=y, random_state=self.seed)
-        else:
-            train, val = rows, rows
+        val = validation_rows(y, self.val_size, self.seed) if val_rows is None else np.asarray(val_rows, dtype=int)
+        train = np.setdiff1d(np.arange(len(y)), val)
+        if len(val) == 0:
+            train = val = np.arange(len(y))
         torch.manual_seed(self.seed)
         generator = torch.Generator().manual_seed(self.seed)
         net = _network(inputs.shape[1], self.hidden, len(self.classes_), self.dropout)
@@ -81,6 +80,9 @@ class MLPProbe(ClassifierMixin, BaseEstimator):
                     break
         net.load_state_dict(best_state)
         self.net_ = net.eval()
+        held_out = not np.array_equal(train, val)
+        self.holdout_rows_ = val if held_out else np.array([], dtype=int)
+        self.holdout_proba_ = self.predict_proba(dense[val]) if held_out else np.zeros((0, len(self.classes_)))
         return self
 
     def predict_proba(self, X) -> np.ndarray:
