@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from skulens.serve.cli_serve import register as register_serve_commands
+
 app = typer.Typer(
     help=(
         "skulens: multimodal product intelligence for e-commerce catalogs.\n\n"
@@ -324,6 +326,8 @@ def demo(
         console.print(f"  {escape(str(title))[:60]:<60} true: {truth:<28} predicted: {escape(guesses)}")
     console.print(f"[bold]done[/]: model {model_dir}, report {report / 'report.md'}")
 
+
+register_serve_commands(app)  # skulens serve / skulens ui
 
 if __name__ == "__main__":
     app()

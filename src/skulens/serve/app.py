@@ -1,0 +1,362 @@
+"""The skulens HTTP service (FastAPI): categorize products, read reviews, list models.
+
+``create_app(models_dir)`` loads every model folder under ``models_dir`` before it returns (a broken
+one stops start-up with a message naming it). Model calls run on one worker thread per model that
+micro-batches concurrent requests; image decoding runs in the thread pool; the event loop only
+awaits. Every bad input is answered with a 4xx JSON ``{"error", "detail"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, Response, UploadFile
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from skulens import __version__
+from skulens.catalog.images import DEFAULT_MAX_PIXELS, ImageLoadError, decode_image
+from skulens.serve.runtime import (
+    LoadedModel,
+    default_models,
+    image_resolution,
+    load_models,
+    prepare_image,
+    top_k_from_proba,
+    uses_images,
+)
+from skulens.serve.schemas import (
+    BatchItem,
+    BatchRequest,
+    BatchResponse,
+    CategorizeResponse,
+    CategoryScore,
+    ErrorResponse,
+    Health,
+    ModelInfo,
+    ModelList,
+    Ready,
+    ReviewResult,
+    ReviewsRequest,
+    ReviewsResponse,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_BATCH = 64
+API_KEY_ENV = "SKULENS_API_KEY"
+#: Room for the form fields and multipart boundaries on top of the image itself.
+FORM_OVERHEAD_BYTES = 256 * 1024
+
+
+class ServiceError(Exception):
+    """A request the service refuses: HTTP status, short code, and what is wrong."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail = status, error, detail
+
+
+def _error(status: int, error: str, detail: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+ERROR_RESPONSES = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        400: "Bad input (e.g. an unreadable image)",
+        401: "Missing or wrong X-API-Key",
+        404: "Unknown model",
+        413: "Upload or batch over the limit",
+        422: "Invalid request (e.g. neither text nor image)",
+    }.items()
+}
+
+
+class GuardMiddleware:
+    """Pure ASGI middleware: API key on ``/v1/*`` and a request-size ceiling, before any body is read."""
+
+    def __init__(self, app, api_key: str | None, max_body_bytes: int) -> None:
+        self.app, self.api_key, self.max_body_bytes = app, api_key, max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if self.api_key and path.startswith("/v1/"):
+            given = headers.get("x-api-key", "")
+            if not hmac.compare_digest(given.encode(), self.api_key.encode()):
+                what = "missing" if not given else "wrong"
+                response = _error(401, "unauthorized", f"X-API-Key header is {what}; send the service's API key")
+                return await response(scope, receive, send)
+        length = headers.get("content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > self.max_body_bytes
+            except ValueError:
+                response = _error(400, "bad_request", "Content-Length header is not a number")
+                return await response(scope, receive, send)
+            if too_big:
+                response = _error(
+                    413, "too_large", f"request body is {int(length):,} bytes, over the {self.max_body_bytes:,}-byte limit"
+                )
+                return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+def create_app(
+    models_dir: str | Path,
+    api_key: str | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    warm_up: bool = True,
+    model_batch: int = 8,
+) -> FastAPI:
+    """The service for the model folders under ``models_dir`` (loaded now; raises ``ModelLoadError``)."""
+    started = time.perf_counter()
+    api_key = api_key or os.environ.get(API_KEY_ENV) or None
+    models = load_models(models_dir, max_batch=model_batch, warm_up=warm_up)
+    load_seconds = time.perf_counter() - started
+    defaults = default_models(models)
+
+    app = FastAPI(
+        title="skulens",
+        version=__version__,
+        description=(
+            "Multimodal product intelligence: categorize products from an image and/or text, read reviews. "
+            + ("Every /v1 route needs the `X-API-Key` header." if api_key else "")
+        ),
+    )
+    app.state.models = models
+    app.state.max_upload_bytes = max_upload_bytes
+    app.state.max_batch = max_batch
+    app.add_middleware(GuardMiddleware, api_key=api_key, max_body_bytes=max_upload_bytes + FORM_OVERHEAD_BYTES)
+
+    @app.on_event("shutdown")
+    def _close() -> None:  # pragma: no cover - exercised when uvicorn stops
+        for model in models.values():
+            if model.batcher is not None:
+                model.batcher.close()
+
+    # ----- errors: always JSON, always saying what is wrong ---------------------------------------
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, exc: ServiceError):
+        return _error(exc.status, exc.error, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        errors = jsonable_encoder(exc.errors(), custom_encoder={Exception: str, bytes: lambda b: f"<{len(b)} bytes>"})
+        parts = []
+        for e in errors:
+            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "request"
+            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        body = {"error": "invalid_request", "detail": "; ".join(parts) or "invalid request", "errors": errors}
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):  # pragma: no cover - a bug, but still JSON
+        log.exception("unhandled error on %s", request.url.path)
+        return _error(500, "internal_error", f"{type(exc).__name__}: {exc}")
+
+    # ----- helpers ---------------------------------------------------------------------------------
+    def pick(task: str, name: Optional[str]) -> LoadedModel:
+        if not name:
+            if task not in defaults:
+                raise ServiceError(404, "unknown_model", f"no '{task}' model is loaded; available: {', '.join(models)}")
+            return models[defaults[task]]
+        model = models.get(name)
+        if model is None or model.task != task:
+            names = [m.name for m in models.values() if m.task == task]
+            raise ServiceError(
+                404, "unknown_model", f"no '{task}' model named '{name}'; available: {', '.join(names) or 'none'}"
+            )
+        return model
+
+    def decode(data: bytes, name: str, model: LoadedModel):
+        if len(data) > max_upload_bytes:
+            raise ServiceError(413, "too_large", f"image '{name}' is over the {max_upload_bytes:,}-byte upload limit")
+        if not data:
+            raise ServiceError(400, "invalid_image", f"image '{name}' is empty (0 bytes)")
+        try:
+            image = decode_image(data, name=name, max_pixels=max_pixels, draft_size=image_resolution(model.predictor))
+        except ImageLoadError as exc:
+            raise ServiceError(400, "invalid_image", str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is the upload's fault
+            raise ServiceError(400, "invalid_image", f"image '{name}' cannot be decoded: {exc}") from None
+        return prepare_image(model.predictor, image)
+
+    def scores(model: LoadedModel, proba, k: int) -> list[CategoryScore]:
+        top = top_k_from_proba(model.classes, proba[None, :], min(k, len(model.classes)))[0]
+        return [CategoryScore(category=c, probability=min(max(p, 0.0), 1.0)) for c, p in top]
+
+    # ----- open routes ------------------------------------------------------------------------------
+    @app.get("/health", response_model=Health, tags=["status"], summary="Liveness")
+    def health() -> Health:
+        return Health(status="ok")
+
+    @app.get("/ready", response_model=Ready, tags=["status"], summary="Readiness: models loaded and warmed up")
+    def ready() -> Ready:
+        return Ready(ready=bool(models), models=len(models), load_seconds=round(load_seconds, 3))
+
+    @app.get("/models", response_model=ModelList, tags=["status"], summary="The loaded models")
+    def list_models() -> ModelList:
+        return ModelList(
+            models=[
+                ModelInfo(
+                    name=m.name,
+                    task=m.task,
+                    classes=m.classes,
+                    encoders=m.encoders,
+                    metrics=m.metrics,
+                    default=defaults.get(m.task) == m.name,
+                )
+                for m in models.values()
+            ]
+        )
+
+    # ----- /v1 ----------------------------------------------------------------------------------------
+    key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Needed when the service has an API key.")
+
+    def documented_key(_: Optional[str] = Depends(key_header)) -> None:
+        """Declares the key in the OpenAPI schema; :class:`GuardMiddleware` enforces it."""
+
+    deps = [Depends(documented_key)] if api_key else []
+    v1 = APIRouter(prefix="/v1", dependencies=deps, responses=ERROR_RESPONSES)
+
+    @v1.post("/categorize", response_model=CategorizeResponse, tags=["categorize"], summary="Categorize one product")
+    async def categorize(
+        image: Optional[UploadFile] = File(None, description="Product image (JPEG, PNG, WebP...)."),
+        title: Optional[str] = Form(None, max_length=10_000),
+        description: Optional[str] = Form(None, max_length=100_000),
+        model: Optional[str] = Form(None, description="Model name from GET /models."),
+        k: int = Form(5, ge=1, le=1000, description="How many categories to return."),
+        response: Response = None,
+    ) -> CategorizeResponse:
+        """Top-k categories of one product from a multipart image and/or title/description fields.
+
+        The ``Server-Timing`` header says where the time went: image decoding, waiting for the model
+        worker, and the model call (with the size of the micro-batch it ran in)."""
+        chosen = pick("categorize", model)
+        picture = None
+        started = time.perf_counter()
+        if image is not None and (image.filename or image.size):
+            data = await image.read(max_upload_bytes + 1)
+            picture = await run_in_threadpool(decode, data, image.filename or "upload", chosen)
+        decoded = time.perf_counter()
+        text = chosen.text_of(title, description)
+        if picture is None and not text:
+            raise ServiceError(422, "empty_input", "give an image file, a title or a description to categorize")
+        if picture is not None and not uses_images(chosen.predictor) and not text:
+            raise ServiceError(422, "empty_input", f"model '{chosen.name}' reads text only; give a title or description")
+        future = chosen.batcher.submit((picture, text))
+        proba = await asyncio.wrap_future(future)
+        waited = (time.perf_counter() - decoded) * 1000
+        compute = getattr(future, "compute_ms", 0.0)
+        response.headers["Server-Timing"] = (
+            f"decode;dur={(decoded - started) * 1000:.1f}, queue;dur={max(waited - compute, 0):.1f}, "
+            f'model;dur={compute:.1f};desc="batch of {getattr(future, "batch_size", 1)}"'
+        )
+        return CategorizeResponse(
+            model=chosen.name,
+            categories=scores(chosen, proba, k),
+            used_image=picture is not None and uses_images(chosen.predictor),
+            used_text=bool(text),
+        )
+
+    @v1.post("/categorize/batch", response_model=BatchResponse, tags=["categorize"], summary="Categorize many products")
+    async def categorize_batch(request: BatchRequest) -> BatchResponse:
+        """Up to the batch limit of products (text and/or base64 image). A bad product gets an ``error``, the rest results."""
+        if len(request.products) > max_batch:
+            raise ServiceError(
+                413, "batch_too_large", f"{len(request.products)} products is over the batch limit of {max_batch}; split the request"
+            )
+        chosen = pick("categorize", request.model)
+
+        def prepare(product) -> tuple:
+            picture = None
+            if product.image_base64:
+                try:
+                    data = base64.b64decode(product.image_base64, validate=True)
+                except (binascii.Error, ValueError):
+                    raise ServiceError(400, "invalid_image", "image_base64 is not valid base64") from None
+                picture = decode(data, product.id or "image_base64", chosen)
+            text = chosen.text_of(product.title, product.description)
+            if picture is None and not text:
+                raise ServiceError(422, "empty_input", "no image and no title/description")
+            return picture, text
+
+        items, futures = [], []
+        for index, product in enumerate(request.products):
+            try:
+                prepared = await run_in_threadpool(prepare, product)
+            except ServiceError as exc:
+                items.append(BatchItem(index=index, id=product.id, error=exc.detail))
+                continue
+            items.append(BatchItem(index=index, id=product.id))
+            futures.append((len(items) - 1, chosen.batcher.submit(prepared)))
+        for position, future in futures:
+            proba = await asyncio.wrap_future(future)
+            items[position].categories = scores(chosen, proba, request.k)
+        return BatchResponse(model=chosen.name, results=items)
+
+    @v1.post("/reviews", response_model=ReviewsResponse, tags=["reviews"], summary="Read reviews")
+    async def reviews(request: ReviewsRequest) -> ReviewsResponse:
+        """Stars distribution, expected rating, sentiment and recommend probability for each review text."""
+        if len(request.texts) > max_batch:
+            raise ServiceError(413, "batch_too_large", f"{len(request.texts)} texts is over the batch limit of {max_batch}")
+        empty = [i for i, t in enumerate(request.texts) if not t.strip()]
+        if empty:
+            raise ServiceError(422, "empty_input", f"review text(s) at index {', '.join(map(str, empty[:10]))} are empty")
+        chosen = pick("reviews", request.model)
+        futures = [chosen.batcher.submit(text) for text in request.texts]
+        results = []
+        for index, future in enumerate(futures):
+            out = json.loads(json.dumps(await asyncio.wrap_future(future), default=_plain))
+            out.pop("index", None)
+            results.append(ReviewResult(index=index, **out))
+        return ReviewsResponse(model=chosen.name, results=results)
+
+    app.include_router(v1)
+    return app
+
+
+def _plain(value):
+    """JSON fallback for numpy scalars/arrays in predictor outputs."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory skulens.serve.app:app_from_env`` (reads SKULENS_MODELS...)."""
+    models = os.environ.get("SKULENS_MODELS")
+    if not models:
+        raise RuntimeError("set SKULENS_MODELS to the folder of saved models")
+    return create_app(
+        models,
+        max_upload_bytes=int(os.environ.get("SKULENS_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)),
+        max_batch=int(os.environ.get("SKULENS_MAX_BATCH", DEFAULT_MAX_BATCH)),
+    )

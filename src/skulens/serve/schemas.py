@@ -1,0 +1,107 @@
+"""Pydantic models for every request and response of the skulens service (they make the OpenAPI docs)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx answer: a short machine-readable code and a sentence saying what is wrong."""
+
+    error: str = Field(..., examples=["invalid_image"])
+    detail: str = Field(..., examples=["image 'x.jpg' is not an image file (unrecognised format)"])
+
+
+class Health(BaseModel):
+    status: str = Field("ok", examples=["ok"])
+
+
+class Ready(BaseModel):
+    ready: bool
+    models: int = Field(..., description="How many models are loaded.")
+    load_seconds: float = Field(..., description="Seconds it took to load and warm up the models.")
+
+
+class ModelInfo(BaseModel):
+    name: str = Field(..., description="The model folder's name; pass it as `model` in requests.")
+    task: str = Field(..., examples=["categorize", "reviews"])
+    classes: list[str] = Field(default_factory=list)
+    encoders: dict[str, str] = Field(default_factory=dict, description="Encoder name -> identity (name@version).")
+    metrics: dict = Field(default_factory=dict, description="Metrics saved with the model (accuracy, macro_f1...).")
+    default: bool = Field(False, description="Used when a request names no model for this task.")
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class CategoryScore(BaseModel):
+    category: str
+    probability: float = Field(..., ge=0.0, le=1.0)
+
+
+class CategorizeResponse(BaseModel):
+    model: str
+    categories: list[CategoryScore] = Field(..., description="Top-k categories, most likely first.")
+    used_image: bool
+    used_text: bool
+
+
+class ProductIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Optional[str] = Field(None, max_length=200, description="Echoed back in the result.")
+    title: Optional[str] = Field(None, max_length=10_000)
+    description: Optional[str] = Field(None, max_length=100_000)
+    image_base64: Optional[str] = Field(
+        None, description="Optional image file (JPEG/PNG/WebP...) encoded as base64; same limits as uploads."
+    )
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: Optional[str] = Field(None, description="Model name from GET /models; the default categorizer if omitted.")
+    k: int = Field(5, ge=1, le=1000, description="How many categories per product.")
+    products: list[ProductIn] = Field(..., min_length=1, description="The products (at most the service's batch limit).")
+
+
+class BatchItem(BaseModel):
+    index: int
+    id: Optional[str] = None
+    categories: list[CategoryScore] = Field(default_factory=list)
+    error: Optional[str] = Field(None, description="Why this product could not be categorized (others still are).")
+
+
+class BatchResponse(BaseModel):
+    model: str
+    results: list[BatchItem]
+
+
+class ReviewsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: Optional[str] = Field(None, description="Reviews model name; the default one if omitted.")
+    texts: list[str] = Field(..., min_length=1, description="Review texts (at most the service's batch limit).")
+
+
+class ReviewResult(BaseModel):
+    """What the reviews predictor says about one review (extra keys it returns are passed through)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    index: int
+    stars: Optional[int] = Field(None, ge=1, le=5, description="The predicted star rating.")
+    star_proba: Optional[dict[str, float]] = Field(None, description="Probability of each star rating 1..5.")
+    expected_rating: Optional[float] = Field(None, description="Sum of k * p(k).")
+    sentiment: Optional[str] = Field(None, examples=["positive", "neutral", "negative"])
+    sentiment_score: Optional[float] = Field(None, description="P(positive) - P(negative), in [-1, 1].")
+    recommend_proba: Optional[float] = Field(None, description="Probability that the reviewer recommends the product.")
+    error: Optional[str] = Field(None, description="Why this review could not be read.")
+
+
+class ReviewsResponse(BaseModel):
+    model: str
+    results: list[ReviewResult]

@@ -1,0 +1,1 @@
+"""The skulens web UI (Streamlit); run it with ``skulens ui --models DIR``."""

@@ -1,0 +1,88 @@
+"""Tiny models for the service/UI tests: a catalog of PIL-drawn products in three categories."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw
+
+KINDS = {
+    # category: (colour, shape, words)
+    "Kitchen": ((200, 30, 30), "circle", ["steel pan", "cooking pot", "kitchen knife", "frying pan", "tea kettle"]),
+    "Garden": ((30, 160, 40), "triangle", ["garden hose", "flower pot", "lawn rake", "seed tray", "plant pots"]),
+    "Toys": ((30, 60, 210), "square", ["toy car", "teddy bear", "puzzle box", "rubber duck", "kids blocks"]),
+}
+
+
+def product_image(category: str, seed: int = 0, size: int = 96) -> Image.Image:
+    colour, shape, _ = KINDS[category]
+    rng = np.random.default_rng(seed)
+    background = tuple(int(v) for v in rng.integers(215, 256, size=3))
+    image = Image.new("RGB", (size, size), background)
+    draw = ImageDraw.Draw(image)
+    m = int(rng.integers(8, 20))
+    box = (m, m, size - m, size - m)
+    if shape == "circle":
+        draw.ellipse(box, fill=colour)
+    elif shape == "square":
+        draw.rectangle(box, fill=colour)
+    else:
+        draw.polygon([(size // 2, m), (m, size - m), (size - m, size - m)], fill=colour)
+    return image
+
+
+def image_bytes(category: str, seed: int = 0, fmt: str = "JPEG") -> bytes:
+    buffer = io.BytesIO()
+    product_image(category, seed).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def tiny_catalog(folder: Path, per_class: int = 8):
+    """A catalog of ``3 * per_class`` products with images under ``folder/images``."""
+    from skulens.catalog.schema import Catalog
+
+    images = folder / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for category, (_, _, words) in KINDS.items():
+        for i in range(per_class):
+            name = f"{category.lower()}-{i}.jpg"
+            (images / name).write_bytes(image_bytes(category, seed=i))
+            word = words[i % len(words)]
+            rows.append(
+                {
+                    "id": f"{category}-{i}",
+                    "title": f"{word} number {i}",
+                    "description": f"a {word} for the {category.lower()} shelf",
+                    "image": name,
+                    "category": (category,),
+                }
+            )
+    return Catalog(pd.DataFrame(rows), root=images, name="tiny")
+
+
+def train_tiny(folder: Path, encoders=("efficientnet-lite0", "tfidf"), name: str = "tiny-categorizer", cache_dir=None) -> Path:
+    """Train and save a tiny categorizer in ``folder/name``; returns the model folder."""
+    from skulens.tasks.categorize import CategoryPredictor
+
+    catalog = tiny_catalog(folder / "data")
+    predictor = CategoryPredictor(encoders=list(encoders), min_class_count=2, cache_dir=cache_dir or folder / "cache")
+    predictor.fit(catalog)
+    predictor.evaluate(catalog)
+    return predictor.save(folder / "models" / name)
+
+
+def shared_models(tmp_path_factory) -> Path:
+    """A models folder shared by the service and UI tests of one session (trained once):
+    ``tiny-categorizer`` (EfficientNet-Lite0 + TF-IDF) and ``text-only`` (TF-IDF)."""
+    root = tmp_path_factory.getbasetemp() / "serve-shared"
+    models = root / "models"
+    done = root / "done"
+    if not done.exists():
+        train_tiny(root, encoders=("efficientnet-lite0", "tfidf"), name="tiny-categorizer")
+        train_tiny(root, encoders=("tfidf",), name="text-only")
+        done.touch()
+    return models

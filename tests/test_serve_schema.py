@@ -1,0 +1,57 @@
+"""Property-based API test: schemathesis generates requests from the OpenAPI schema (valid and invalid
+ones); none may get a 5xx, and every 4xx is a JSON ``{"error", "detail"}``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+schemathesis = pytest.importorskip("schemathesis")
+pytest.importorskip("fastapi")
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from serve_helpers import shared_models  # noqa: E402
+
+OPERATIONS = ["GET /health", "GET /ready", "GET /models", "POST /v1/categorize", "POST /v1/categorize/batch", "POST /v1/reviews"]
+
+
+@pytest.fixture(scope="module")
+def api_schema(tmp_path_factory):
+    from skulens.serve.app import create_app
+
+    models = tmp_path_factory.mktemp("schema") / "models"
+    shutil.copytree(shared_models(tmp_path_factory), models)
+    app = create_app(models, max_upload_bytes=100_000, max_batch=8)
+    return schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+def test_schema_lists_every_operation(api_schema):
+    labels = {op.ok().label for op in api_schema.get_all_operations()}
+    assert set(OPERATIONS) <= labels
+
+
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_no_server_errors(api_schema, label):
+    operation = api_schema.find_operation_by_label(label)
+    modes = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
+    strategy = st.one_of([operation.as_strategy(generation_mode=mode) for mode in modes])
+
+    @given(case=strategy)
+    @settings(
+        max_examples=20,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        phases=[Phase.explicit, Phase.generate],  # no shrinking: keep the run short
+    )
+    def check(case):
+        response = case.call(timeout=30)
+        assert response.status_code < 500, f"{case.method} {case.path} -> {response.status_code}: {response.text[:500]}"
+        if response.status_code >= 400:
+            body = json.loads(response.text)
+            assert "error" in body and "detail" in body, body
+
+    check()
