@@ -19,7 +19,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/skulens demo
 
+# The browser test drives Debian's Chromium (Playwright cannot download browsers here); it skips without it.
 test: $(STAMP)
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium could not be installed: the browser test will skip"
 	$(BIN)/python -m pytest -q -m "not slow"
 
 clean:
