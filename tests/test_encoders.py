@@ -212,3 +212,16 @@ def test_clip_text_tower_needs_tokenizer_files(tiny_clip_dir, tmp_path):
     assert create_encoder(f"hf-clip:{folder}").dim == 16  # the image tower needs no tokenizer
     with pytest.raises(EncoderError, match="no tokenizer files"):
         create_encoder(f"hf-clip-text:{folder}")
+
+
+def test_onnx_backend_matches_pytorch_reference(lite0, chelsea, coffee):
+    """The fast ONNX Runtime path gives the PyTorch network's embeddings and classes."""
+    from skulens.encoders.image import EfficientNetLiteEncoder
+
+    reference = EfficientNetLiteEncoder("lite0", backend="torch")
+    assert lite0.backend == "onnx" and reference.backend == "torch"
+    assert lite0.identity != reference.identity  # cached embeddings never mix backends
+    fast, slow = lite0.encode([chelsea, coffee]), reference.encode([chelsea, coffee])
+    cosine = (fast * slow).sum(1) / (np.linalg.norm(fast, axis=1) * np.linalg.norm(slow, axis=1))
+    assert cosine.min() > 0.9999
+    assert reference.classify([chelsea]).argmax() == 285

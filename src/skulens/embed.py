@@ -1,6 +1,8 @@
 """Encode a catalog's images or texts in batches, through the embedding cache, with progress.
 
 Image decoding runs in a thread pool one batch ahead of the model, so decode and inference overlap.
+An image encoder with a ``prepare(image)`` method (resize, to array) has it run in those threads too,
+and gets the prepared items in ``encode``.
 A row whose image cannot be used is reported (``issues``) and marked absent (``present``); every other
 row is still encoded.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -50,9 +52,21 @@ class Embeddings:
         return path
 
 
-def _load_pixels(path: str, root: Path | None, draft: int | None, max_pixels: int) -> tuple[str, object]:
+def _load_pixels(
+    path: str,
+    root: Path | None,
+    draft: int | None,
+    max_pixels: int,
+    prepare: Callable[[Any], Any] | None,
+    cache: EmbeddingCache | None,
+) -> tuple[str, Any]:
+    """The content key of one image and its decoded (and prepared) pixels; None when already cached."""
     data = read_image_bytes(path, root)
-    return content_key(data), decode_image(data, name=path, max_pixels=max_pixels, draft_size=draft)
+    key = content_key(data)
+    if cache is not None and key in cache:
+        return key, None
+    image = decode_image(data, name=path, max_pixels=max_pixels, draft_size=draft)
+    return key, prepare(image) if prepare else image
 
 
 def _embed_images(
@@ -65,13 +79,14 @@ def _embed_images(
     paths = catalog.frame["image"].tolist() if "image" in catalog.frame.columns else [None] * n
     rows = [i for i, path in enumerate(paths) if path]
     draft = getattr(encoder, "resolution", None)
+    prepare = getattr(encoder, "prepare", None)
     batches = [rows[i : i + encoder.batch_size] for i in range(0, len(rows), encoder.batch_size)]
     encoded = cached = 0
 
     with ThreadPoolExecutor(max_workers=workers) as pool, progress_bar(len(rows), f"{encoder.name} images", progress) as bar:
 
         def submit(batch: list[int]) -> list[Future]:
-            return [pool.submit(_load_pixels, paths[i], catalog.root, draft, max_pixels) for i in batch]
+            return [pool.submit(_load_pixels, paths[i], catalog.root, draft, max_pixels, prepare, cache) for i in batch]
 
         pending = submit(batches[0]) if batches else []
         try:

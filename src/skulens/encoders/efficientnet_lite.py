@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +56,12 @@ def _round_filters(channels: int, width: float, divisor: int = 8) -> int:
     return int(rounded + divisor) if rounded < 0.9 * scaled else int(rounded)
 
 
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow "SAME" padding (before, after) of one spatial dimension of ``size`` pixels."""
+    pad = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return pad // 2, pad - pad // 2
+
+
 class Conv2dSame(nn.Conv2d):
     """A bias-free convolution with TensorFlow's asymmetric "SAME" padding."""
 
@@ -62,12 +69,10 @@ class Conv2dSame(nn.Conv2d):
         super().__init__(cin, cout, kernel, stride=stride, groups=groups, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ih, iw = x.shape[-2:]
         k, s = self.kernel_size[0], self.stride[0]
-        pad_h = max((math.ceil(ih / s) - 1) * s + k - ih, 0)
-        pad_w = max((math.ceil(iw / s) - 1) * s + k - iw, 0)
-        if pad_h or pad_w:
-            x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        pads = [*same_padding(x.shape[-1], k, s), *same_padding(x.shape[-2], k, s)]
+        if any(pads):
+            x = F.pad(x, pads)
         return F.conv2d(x, self.weight, None, self.stride, 0, self.dilation, self.groups)
 
 
@@ -153,3 +158,64 @@ def load_pretrained(variant: str = "lite0") -> EfficientNetLite:
     state = torch.load(pretrained_weights_path(variant), map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of the single convolution equal to ``bn(conv(x))`` in eval mode."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return conv.weight * scale[:, None, None, None], bn.bias - bn.running_mean * scale
+
+
+def to_onnx(model: EfficientNetLite, opset: int = 17) -> bytes:
+    """The feature extractor of ``model`` as a serialised ONNX graph, BatchNorm folded into the convolutions
+    and TF "SAME" padding made static. Needs the ``onnx`` package.
+
+    Input ``pixels``: uint8 (n, r, r, 3) RGB at the variant's resolution. Output ``features``: (n, 1280),
+    equal up to float rounding to :meth:`EfficientNetLite.features` of ``pixels / 127.5 - 1`` (channels first).
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes: list[Any] = []
+    weights: list[Any] = []
+
+    def const(value: torch.Tensor | float) -> str:
+        name = f"c{len(weights)}"
+        weights.append(numpy_helper.from_array(torch.as_tensor(value, dtype=torch.float32).detach().numpy(), name))
+        return name
+
+    def op(kind: str, inputs: list[str], output: str | None = None, **attrs: Any) -> str:
+        output = output or f"t{len(nodes)}"
+        nodes.append(helper.make_node(kind, inputs, [output], **attrs))
+        return output
+
+    def conv(x: str, size: int, layer: nn.Conv2d, bn: nn.BatchNorm2d, relu6: bool) -> tuple[str, int]:
+        k, s = layer.kernel_size[0], layer.stride[0]
+        before, after = same_padding(size, k, s)
+        weight, bias = fold_batchnorm(layer, bn)
+        pads = [before, before, after, after]  # square maps: top, left, bottom, right
+        x = op("Conv", [x, const(weight), const(bias)], kernel_shape=[k, k], strides=[s, s], group=layer.groups, pads=pads)
+        return (op("Clip", [x, zero, six]) if relu6 else x), math.ceil(size / s)
+
+    zero, six = const(0.0), const(6.0)
+    resolution = size = VARIANTS[model.variant].resolution
+    x = op("Transpose", [op("Cast", ["pixels"], to=TensorProto.FLOAT)], perm=[0, 3, 1, 2])
+    x = op("Sub", [op("Div", [x, const(127.5)]), const(1.0)])
+    x, size = conv(x, size, model._conv_stem, model._bn0, True)
+    for block in model._blocks:
+        inputs = x
+        if block.expand:
+            x, size = conv(x, size, block._expand_conv, block._bn0, True)
+        x, size = conv(x, size, block._depthwise_conv, block._bn1, True)
+        x, size = conv(x, size, block._project_conv, block._bn2, False)
+        if block.residual:
+            x = op("Add", [x, inputs])
+    x, _ = conv(x, size, model._conv_head, model._bn1, True)
+    op("Flatten", [op("GlobalAveragePool", [x])], "features")
+    graph = helper.make_graph(
+        nodes,
+        f"efficientnet_{model.variant}_features",
+        [helper.make_tensor_value_info("pixels", TensorProto.UINT8, ["n", resolution, resolution, 3])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", HEAD_CHANNELS])],
+        weights,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8).SerializeToString()

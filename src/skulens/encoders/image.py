@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
 from skulens.encoders.base import Encoder, EncoderError
-from skulens.encoders.efficientnet_lite import HEAD_CHANNELS, VARIANTS, load_pretrained
+from skulens.encoders.efficientnet_lite import HEAD_CHANNELS, VARIANTS, EfficientNetLite, load_pretrained, to_onnx
 from skulens.encoders.registry import register_encoder
+
+BACKENDS = ("auto", "onnx", "torch")
+#: Images per ONNX Runtime call; a batch runs as chunks of this size on parallel threads.
+CHUNK = 8
 
 
 def to_square_array(image: Image.Image, size: int) -> np.ndarray:
@@ -20,39 +27,89 @@ def to_square_array(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(image.resize((size, size), Image.BILINEAR, reducing_gap=3.0), dtype=np.uint8)
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def onnx_session(model: EfficientNetLite) -> Any:
+    """A single-threaded ONNX Runtime CPU session running ``model`` (see :func:`to_onnx`), safe to call
+    from several threads at once; None without onnxruntime and onnx."""
+    try:
+        import onnx  # noqa: F401  (needed by to_onnx)
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    return ort.InferenceSession(to_onnx(model), options, providers=["CPUExecutionProvider"])
+
+
 class EfficientNetLiteEncoder(Encoder):
-    """1280-d pooled features of EfficientNet-Lite0/1/2 with bundled ImageNet weights."""
+    """1280-d pooled features of EfficientNet-Lite0/1/2 with bundled ImageNet weights.
+
+    ``backend="auto"`` runs the network with ONNX Runtime when onnxruntime and onnx are installed
+    (3-6x faster on CPU than PyTorch eager) and otherwise with PyTorch; the two agree to float rounding,
+    and the backend is part of :attr:`version`. ``threads`` (default: all available cores) run chunks of
+    a batch in parallel. :attr:`model` is always the PyTorch reference (Grad-CAM uses it).
+    """
 
     modality = "image"
     dim = HEAD_CHANNELS
     batch_size = 32
 
-    def __init__(self, variant: str = "lite0", threads: int | None = None) -> None:
+    def __init__(self, variant: str = "lite0", threads: int | None = None, backend: str = "auto") -> None:
         if variant not in VARIANTS:
             raise EncoderError(f"unknown EfficientNet-Lite variant '{variant}'; choose from {list(VARIANTS)}")
+        if backend not in BACKENDS:
+            raise EncoderError(f"unknown backend '{backend}'; choose from {list(BACKENDS)}")
         self.name = f"efficientnet-{variant}"
         self.resolution = VARIANTS[variant].resolution
-        self.version = f"imagenet-{self.resolution}px-squash"
         if threads:
             torch.set_num_threads(threads)
         self.model = load_pretrained(variant).to(memory_format=torch.channels_last)
+        self.session = onnx_session(self.model) if backend != "torch" else None
+        if self.session is None and backend == "onnx":
+            raise EncoderError("backend='onnx' needs onnxruntime and onnx: pip install onnxruntime onnx")
+        if self.session is None and backend == "auto":
+            warnings.warn("onnxruntime/onnx not installed; EfficientNet-Lite runs on PyTorch (several times slower)")
+        self.backend = "torch" if self.session is None else "onnx"
+        self.version = f"imagenet-{self.resolution}px-squash" + ("-onnx" if self.session is not None else "")
+        self._pool = ThreadPoolExecutor(threads or available_cores()) if self.session is not None else None
 
-    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """A normalised (n, 3, r, r) batch: pixels scaled to [-1, 1] as the TF-Lite models expect."""
-        batch = np.stack([to_square_array(image, self.resolution) for image in images])
-        tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
+    def prepare(self, image: Image.Image | np.ndarray) -> np.ndarray:
+        """One image as the network's uint8 (r, r, 3) input; arrays from an earlier call pass through.
+
+        :func:`skulens.embed.embed_catalog` calls this in its decode threads, off the inference path.
+        """
+        return image if isinstance(image, np.ndarray) else to_square_array(image, self.resolution)
+
+    def pixels(self, batch: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
+        """The batch as one uint8 (n, r, r, 3) array (see :meth:`prepare`)."""
+        return np.stack([self.prepare(item) for item in batch])
+
+    def preprocess(self, batch: Sequence[Image.Image | np.ndarray]) -> torch.Tensor:
+        """A normalised (n, 3, r, r) batch for :attr:`model`: pixels scaled to [-1, 1] as the TF-Lite
+        models expect."""
+        tensor = torch.from_numpy(self.pixels(batch)).permute(0, 3, 1, 2).float()
         return (tensor / 127.5 - 1.0).contiguous(memory_format=torch.channels_last)
 
-    @torch.inference_mode()
-    def encode(self, batch: Sequence[Image.Image]) -> np.ndarray:
+    def encode(self, batch: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
         if len(batch) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self.model.features(self.preprocess(batch)).numpy().astype(np.float32, copy=False)
+        if self.session is None:
+            with torch.inference_mode():
+                return self.model.features(self.preprocess(batch)).numpy()
+        # Whole images per thread beat intra-op threads on few cores: no per-layer synchronisation.
+        pixels = self.pixels(batch)
+        chunks = [pixels[i : i + CHUNK] for i in range(0, len(pixels), CHUNK)]
+        run = self.session.run
+        return np.concatenate(list(self._pool.map(lambda chunk: run(["features"], {"pixels": chunk})[0], chunks)))
 
     @torch.inference_mode()
-    def classify(self, batch: Sequence[Image.Image]) -> np.ndarray:
+    def classify(self, batch: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
         """ImageNet class probabilities, shape (n, 1000)."""
-        return self.model(self.preprocess(batch)).softmax(-1).numpy()
+        return self.model._fc(torch.from_numpy(self.encode(batch))).softmax(-1).numpy()
 
 
 for _variant in VARIANTS:

@@ -1,0 +1,222 @@
+"""End-to-end image encoding throughput of the default image encoder on the real Flipkart images.
+
+Measures images/s for ``skulens.embed.embed_catalog`` (read file, decode, resize, encode; no cache)
+against a naive one-image-at-a-time PyTorch loop, plus the network alone on ready batches. Writes
+``benchmarks/results/encode_throughput.{json,md}``.
+
+    python benchmarks/encode_throughput.py [--limit 256] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import PIL
+import torch
+from PIL import Image
+
+from skulens.catalog import Catalog, CatalogError, decode_image, load_catalog
+from skulens.embed import embed_catalog
+from skulens.encoders import create_encoder
+from skulens.encoders.image import EfficientNetLiteEncoder, available_cores
+
+ENCODER = "efficientnet-lite0"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, object]:
+    try:
+        import onnxruntime
+
+        ort_version = onnxruntime.__version__
+    except ImportError:
+        ort_version = None
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "cores_available": available_cores(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": ort_version,
+        "pillow": PIL.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def timed_runs(run: Callable[[], int], repeats: int) -> dict[str, object]:
+    """Images/s of ``repeats`` calls of ``run`` (which returns the images it processed): best, median,
+    each run, and the least CPU time (all threads) per image, which varies less on a shared machine."""
+    rates, cpu_ms = [], []
+    for _ in range(repeats):
+        start, cpu = time.perf_counter(), time.process_time()
+        count = run()
+        rates.append(count / (time.perf_counter() - start))
+        cpu_ms.append((time.process_time() - cpu) / count * 1e3)
+    return {
+        "best": round(max(rates), 2),
+        "median": round(statistics.median(rates), 2),
+        "runs": [round(r, 2) for r in rates],
+        "cpu_ms_per_image": round(min(cpu_ms), 2),
+    }
+
+
+def naive_features(catalog: Catalog, model: torch.nn.Module, size: int) -> np.ndarray:
+    """One image at a time: open, RGB, resize, normalise, ``features`` on a batch of one."""
+    out = []
+    with torch.inference_mode():
+        for path in catalog.frame["image"]:
+            image = Image.open(catalog.root / path).convert("RGB").resize((size, size), Image.BILINEAR)
+            x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+            out.append(model.features(x)[0].numpy())
+    return np.stack(out)
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limit", type=int, default=256, help="images to encode per run (default 256)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each method (default 3)")
+    parser.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"], help="encoder backend")
+    parser.add_argument("--batch-size", type=int, default=None, help="encoder batch size (default: encoder's)")
+    parser.add_argument("--workers", type=int, default=2, help="decode threads of embed_catalog (default 2)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    args = parser.parse_args()
+
+    try:
+        catalog = load_catalog("flipkart")
+    except CatalogError as exc:
+        print(f"skipped: the Flipkart dataset is not available ({exc})")
+        return 0
+    rows = [i for i, p in enumerate(catalog.frame["image"]) if isinstance(p, str) and (catalog.root / p).is_file()]
+    catalog = catalog.subset(rows[: args.limit])
+    n = len(catalog)
+
+    start = time.perf_counter()
+    encoder = create_encoder(ENCODER, backend=args.backend)
+    setup_s = time.perf_counter() - start
+    if args.batch_size:
+        encoder.batch_size = args.batch_size
+    print(f"{ENCODER} ({encoder.identity}, backend {encoder.backend}, batch {encoder.batch_size}): {n} images")
+
+    def end_to_end() -> int:
+        return embed_catalog(catalog, encoder, use_cache=False, workers=args.workers).encoded
+
+    embed_catalog(catalog.head(encoder.batch_size), encoder, use_cache=False)  # warm-up
+    e2e = timed_runs(end_to_end, args.repeats)
+    print(f"end to end: {e2e} images/s")
+
+    embeddings = embed_catalog(catalog, encoder, use_cache=False, workers=args.workers)
+    images = [decode_image((catalog.root / p).read_bytes(), p, draft_size=encoder.resolution) for p in catalog.frame["image"]]
+    pixels = encoder.pixels(images)
+    batches = [pixels[i : i + encoder.batch_size] for i in range(0, n, encoder.batch_size)]
+    forward = timed_runs(lambda: sum(len(encoder.encode(b)) for b in batches), args.repeats)
+    print(f"forward only ({encoder.backend}): {forward} images/s")
+
+    reference = EfficientNetLiteEncoder("lite0", backend="torch")
+    reference_vectors = np.concatenate([reference.encode(b) for b in batches])
+    forward_torch = timed_runs(lambda: sum(len(reference.encode(b)) for b in batches), args.repeats)
+    print(f"forward only (torch, channels_last): {forward_torch} images/s")
+
+    naive_model = reference.model.to(memory_format=torch.contiguous_format)
+    naive_vectors: list[np.ndarray] = []
+
+    def naive() -> int:
+        naive_vectors[:] = [naive_features(catalog, naive_model, encoder.resolution)]
+        return n
+
+    naive_rates = timed_runs(naive, args.repeats)
+    print(f"naive loop: {naive_rates} images/s")
+
+    vs_torch = cosines(embeddings.vectors, reference_vectors)
+    vs_naive = cosines(embeddings.vectors, naive_vectors[0])
+    result = {
+        "encoder": encoder.identity,
+        "backend": encoder.backend,
+        "batch_size": encoder.batch_size,
+        "workers": args.workers,
+        "limit": args.limit,
+        "images": n,
+        "repeats": args.repeats,
+        "images_per_s": e2e["best"],
+        "naive_images_per_s": naive_rates["best"],
+        "speedup": round(e2e["best"] / naive_rates["best"], 2),
+        "end_to_end": e2e,
+        "naive": naive_rates,
+        "forward_only": forward,
+        "forward_only_torch": forward_torch,
+        "encoder_setup_s": round(setup_s, 2),
+        "cosine_vs_torch_min": round(float(vs_torch.min()), 7),
+        "cosine_vs_naive_min": round(float(vs_naive.min()), 5),
+        "cosine_vs_naive_mean": round(float(vs_naive.mean()), 5),
+        "machine": machine(),
+        "command": shlex.join(sys.orig_argv),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "encode_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "encode_throughput.md").write_text(markdown(result))
+    print(f"cosine vs torch reference: min {result['cosine_vs_torch_min']}; results in {args.out}")
+    return 0
+
+
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    rows = [
+        ("naive loop (PIL + torch eager, batch 1, no decode threads)", r["naive"]),
+        (f"`embed_catalog` end to end ({r['backend']}, batch {r['batch_size']}, {r['workers']} decode threads)", r["end_to_end"]),
+        (f"network only, {r['backend']} (ready uint8 batches)", r["forward_only"]),
+        ("network only, torch eager channels_last", r["forward_only_torch"]),
+    ]
+    lines = [
+        f"# Image encoding throughput: {r['encoder']}",
+        "",
+        f"{r['images']} Flipkart images, {r['repeats']} runs each. CPU ms/image is the least CPU time (all "
+        "threads) per image over the runs.",
+        "",
+        "| method | images/s best | median | CPU ms/image |",
+        "|---|---:|---:|---:|",
+        *[f"| {name} | {s['best']} | {s['median']} | {s['cpu_ms_per_image']} |" for name, s in rows],
+        "",
+        f"End to end vs naive: **{r['speedup']}x**. Min cosine similarity of the end-to-end embeddings to the "
+        f"PyTorch reference on the same pixels: {r['cosine_vs_torch_min']} (vs the naive loop, which decodes "
+        f"at full size and resizes differently: min {r['cosine_vs_naive_min']}, mean {r['cosine_vs_naive_mean']}).",
+        "",
+        f"Machine: {m['cpu']}, {m['cores_available']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
+        f"onnxruntime {m['onnxruntime']}, Python {m['python']}, Pillow {m['pillow']}; load average "
+        f"{m['load_average_1m']} when the run ended (the CPU is shared, so rates vary between runs).",
+        "",
+        f"Command: `{r['command']}` ({r['date']})",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
