@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from skulens.cli_reviews import benchmark_reviews as run_review_benchmark
+from skulens.cli_reviews import reviews_app
 from skulens.serve.cli_serve import register as register_serve_commands
 
 app = typer.Typer(
@@ -248,6 +250,18 @@ def evaluate(
 
 benchmark_app = typer.Typer(help="Reproducible benchmarks that write metrics.json + report.md.", no_args_is_help=True)
 app.add_typer(benchmark_app, name="benchmark")
+app.add_typer(reviews_app, name="reviews")
+
+
+@benchmark_app.command("reviews")
+def benchmark_reviews(
+    out: Path = typer.Option(..., "--out", "-o"),
+    seed: int = typer.Option(0),
+    limit: Optional[int] = typer.Option(None, help="Only the first N reviews (quick check)."),
+) -> None:
+    """Star rating, sentiment and recommendation on the clothing reviews: VADER / TF-IDF / MiniLM / fused."""
+    run_review_benchmark(out, seed=seed, limit=limit)
+    console.print(f"outputs in {out}")
 
 
 @benchmark_app.command("categorize")

@@ -1,0 +1,45 @@
+"""Review intelligence benchmark (a script, not a test).
+
+    python benchmarks/reviews.py            # writes benchmarks/results/reviews.json and reviews.md
+
+Women's clothing reviews with text, one seeded group-aware 80/20 split (duplicate texts never cross it);
+VADER / TF-IDF + LR / MiniLM probe / TF-IDF + MiniLM fusion; plus the Flipkart product-rating regression.
+MiniLM embeddings come from the embedding cache (computed once, ~5-10 min on 2 CPU cores).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # many BLAS threads on a small shared machine are slower, not faster
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from skulens.evaluation.review_benchmark import MODELS, run_review_benchmark, to_markdown, write_report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {','.join(MODELS)}")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=None, help="only the first N reviews (quick runs)")
+    parser.add_argument("--no-product-rating", action="store_true", help="skip the Flipkart product-rating regression")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="folder for reviews.json/md")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    report = run_review_benchmark(
+        models=[m for m in args.models.split(",") if m], seed=args.seed, limit=args.limit,
+        product_rating=not args.no_product_rating,
+    )
+    report["command"] = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    write_report(report, args.out / "reviews.json", args.out / "reviews.md")
+    print(to_markdown(report))
+    print(f"wrote {args.out / 'reviews.json'} and {args.out / 'reviews.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,587 @@
+"""ReviewPredictor: star rating, sentiment and recommendation from review title + text.
+
+What it predicts for each review (title and text joined as ``"title. text"``; a review without a title is
+just its text):
+
+- a 5-class star distribution ``p(1..5)`` (probabilities of the unweighted probe, so they stay calibrated)
+  and the expected rating ``sum_k k * p(k)``;
+- the star decision ``argmax_k p(k) / prior(k) ** alpha``: ``alpha`` (0 = plain argmax, 1 = fully
+  prior-corrected, close to ``class_weight="balanced"``) and the head's ``class_weight`` are chosen on a
+  group-aware validation split of the training rows (criterion: accuracy + macro-F1) and recorded in
+  ``selection_``;
+- sentiment by the documented rule :data:`SENTIMENT_RULE` (1-2 stars negative, 3 neutral, 4-5 positive;
+  ``P(negative) = p1 + p2``, ``P(neutral) = p3``, ``P(positive) = p4 + p5``; the label is the most likely
+  of the three and the score is ``P(positive) - P(negative)`` in [-1, 1]);
+- the probability that the reviewer recommends the product (a binary head, when the training catalog has
+  a ``recommended`` column).
+
+Rows without text are reported (``last_issues_``) and skipped in batches; a single empty text is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from skulens import __version__
+from skulens.catalog.schema import Catalog, CatalogError, RowIssue
+from skulens.catalog.splits import group_split
+from skulens.evaluation.metrics import classification_metrics, regression_metrics
+from skulens.heads.base import check_training_labels
+from skulens.heads.mlp import MLPProbe
+from skulens.heads.fusion import EPS, align_proba, make_fusion, make_head, restore_fusion, restore_head
+from skulens.tasks.features import FeatureExtractor, Features
+from skulens.tasks.model_folder import read_model_folder, write_model_folder
+
+log = logging.getLogger(__name__)
+
+TASK = "reviews"
+STARS = np.array([1, 2, 3, 4, 5])
+TEXT_FIELDS = ("title", "review_text")
+SENTIMENTS = np.array(["negative", "neutral", "positive"])
+SENTIMENT_RULE = "1-2 stars negative, 3 neutral, 4-5 positive; score = P(positive) - P(negative)"
+CLASS_WEIGHTS = (None, "balanced")
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+FUSION_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+class EmptyReviewError(CatalogError):
+    """A review with no text to read."""
+
+
+class WeightedFusion:
+    """One head per block; probabilities combined as a weighted geometric mean (``weights_``, summing to 1,
+    chosen by :class:`ReviewPredictor` on validation data). Cheaper than stacking (no out-of-fold fits).
+    Rows missing a block use the remaining blocks."""
+
+    def __init__(self, head: str = "linear", seed: int = 0, head_params: dict | None = None,
+                 block_params: dict[str, dict] | None = None) -> None:
+        self.head, self.seed, self.head_params = head, seed, head_params or {}
+        self.block_params = block_params or {}
+
+    def fit(self, blocks, present, y) -> "WeightedFusion":
+        y = np.asarray(y)
+        self.classes_ = check_training_labels(y)
+        self.names_ = list(blocks)
+        self.heads_ = {}
+        for name in self.names_:
+            mask = np.asarray(present[name], dtype=bool)
+            X = blocks[name][np.flatnonzero(mask)]
+            params = {**self.head_params, **self.block_params.get(name, {})}
+            kind = params.pop("head", self.head)  # a block may use its own head kind (e.g. mlp on minilm)
+            self.heads_[name] = make_head(kind, self.seed, **params).fit(X, y[mask])
+        if not hasattr(self, "weights_"):
+            self.weights_ = {name: 1.0 / len(self.names_) for name in self.names_}
+        return self
+
+    def block_proba(self, blocks) -> dict[str, np.ndarray]:
+        return {
+            name: align_proba(self.heads_[name].predict_proba(blocks[name]), self.heads_[name].classes_, self.classes_)
+            for name in self.names_
+        }
+
+    @staticmethod
+    def combine(per_block: dict[str, np.ndarray], weights: dict[str, float], present=None) -> np.ndarray:
+        names = list(per_block)
+        weights = weights or {name: 1.0 / len(names) for name in names}
+        n = per_block[names[0]].shape[0]
+        w = np.stack([np.full(n, weights[name]) * (np.asarray(present[name], float) if present is not None else 1.0)
+                      for name in names], 1)
+        w = np.where(w.sum(1, keepdims=True) > 0, w, 1.0)
+        w = w / w.sum(1, keepdims=True)
+        log_p = sum(np.log(np.clip(per_block[name], EPS, 1.0)) * w[:, [i]] for i, name in enumerate(names))
+        log_p = log_p - log_p.max(axis=1, keepdims=True)
+        proba = np.exp(log_p)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict_proba(self, blocks, present) -> np.ndarray:
+        return self.combine(self.block_proba(blocks), self.weights_, present)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {f"{name}.{k}": v for name in self.names_ for k, v in self.heads_[name].to_arrays().items()}
+        for name in self.names_:
+            arrays[f"{name}.class_index"] = np.searchsorted(self.classes_, self.heads_[name].classes_).astype(np.int64)
+            arrays[f"{name}.head_kind"] = np.array("mlp" if isinstance(self.heads_[name], MLPProbe) else "linear")
+        arrays["weights"] = np.array([self.weights_[name] for name in self.names_], dtype=np.float64)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays, names, classes, head) -> "WeightedFusion":
+        fusion = cls(head=head)
+        fusion.classes_, fusion.names_ = np.asarray(classes), list(names)
+        fusion.heads_ = {}
+        for name in names:
+            own = {k[len(name) + 1 :]: v for k, v in arrays.items() if k.startswith(f"{name}.")}
+            kind = str(own.pop("head_kind", head))
+            fusion.heads_[name] = restore_head(kind, own, fusion.classes_[own.pop("class_index")])
+        fusion.weights_ = {name: float(w) for name, w in zip(names, arrays["weights"])}
+        return fusion
+
+
+def _restore_fusion(kind: str, arrays, names, classes, head):
+    if kind == "weighted":
+        return WeightedFusion.from_arrays(arrays, names, classes, head)
+    return restore_fusion(kind, arrays, names, classes, head)
+
+
+# --------------------------------------------------------------------------------------------------
+# The sentiment rule and the metrics every review model (predictor, lexicon baseline) reports
+# --------------------------------------------------------------------------------------------------
+
+
+def sentiment_of_stars(stars: Sequence[int] | np.ndarray) -> np.ndarray:
+    """The sentiment label of star ratings: 1-2 negative, 3 neutral, 4-5 positive."""
+    stars = np.asarray(stars, dtype=float)
+    if np.any((stars < 1) | (stars > 5)):
+        raise ValueError("star ratings must be between 1 and 5")
+    return np.where(stars <= 2, "negative", np.where(stars < 4, "neutral", "positive"))
+
+
+def sentiment_from_proba(star_proba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From a star distribution (rows, 5): (sentiment labels, scores in [-1, 1], proba (rows, 3))."""
+    star_proba = np.asarray(star_proba, dtype=float)
+    sentiment = np.stack([star_proba[:, 0] + star_proba[:, 1], star_proba[:, 2], star_proba[:, 3] + star_proba[:, 4]], 1)
+    return SENTIMENTS[sentiment.argmax(axis=1)], sentiment[:, 2] - sentiment[:, 0], sentiment
+
+
+def expected_rating(star_proba: np.ndarray) -> np.ndarray:
+    """``sum_k k * p(k)`` for each row."""
+    return np.asarray(star_proba, dtype=float) @ STARS.astype(float)
+
+
+def median_rating(star_proba: np.ndarray) -> np.ndarray:
+    """The median star of each distribution (the point estimate with the lowest expected absolute error)."""
+    return STARS[np.argmax(np.cumsum(np.asarray(star_proba, dtype=float), axis=1) >= 0.5 - 1e-9, axis=1)]
+
+
+def prior_corrected_stars(star_proba: np.ndarray, prior: np.ndarray, alpha: float) -> np.ndarray:
+    """``argmax_k p(k) / prior(k) ** alpha`` (alpha 0: plain argmax; 1: divide out the class prior)."""
+    scores = np.log(np.clip(star_proba, 1e-12, 1.0)) - alpha * np.log(np.clip(prior, 1e-12, 1.0))
+    return STARS[scores.argmax(axis=1)]
+
+
+def review_metrics(
+    stars_true: np.ndarray,
+    star_proba: np.ndarray,
+    stars_pred: np.ndarray,
+    recommend_true: np.ndarray | None = None,
+    recommend_proba: np.ndarray | None = None,
+) -> dict:
+    """Star metrics (accuracy, macro-F1, per class, confusion, ECE), expected-rating MAE/RMSE, sentiment
+    metrics, and recommendation ROC-AUC / PR-AUC. Headline keys: ``star_accuracy``, ``star_macro_f1``,
+    ``rating_mae``, ``recommend_auc``."""
+    stars_true = np.asarray(stars_true).astype(int)
+    stars = classification_metrics(stars_true, np.asarray(stars_pred).astype(int), STARS, star_proba)
+    rating = regression_metrics(stars_true, expected_rating(star_proba))
+    sentiment_pred, _, _ = sentiment_from_proba(star_proba)
+    sentiment = classification_metrics(sentiment_of_stars(stars_true), sentiment_pred, SENTIMENTS)
+    result = {
+        "n": int(len(stars_true)),
+        "star_accuracy": stars["accuracy"],
+        "star_macro_f1": stars["macro_f1"],
+        "rating_mae": rating["mae"],
+        "rating_rmse": rating["rmse"],
+        "rating_r2": rating["r2"],
+        "star_decision_mae": float(np.abs(np.asarray(stars_pred).astype(int) - stars_true).mean()),
+        "median_rating_mae": float(np.abs(median_rating(star_proba) - stars_true).mean()),
+        "star_ece": stars.get("ece"),
+        "sentiment_accuracy": sentiment["accuracy"],
+        "sentiment_macro_f1": sentiment["macro_f1"],
+        "stars": stars,
+        "sentiment": sentiment,
+    }
+    if recommend_true is not None and recommend_proba is not None:
+        known = ~pd.isna(recommend_true)
+        y = np.asarray(recommend_true)[known].astype(int)
+        p = np.asarray(recommend_proba, dtype=float)[known]
+        if len(np.unique(y)) == 2:
+            result.update(
+                recommend_auc=float(roc_auc_score(y, p)),
+                recommend_pr_auc=float(average_precision_score(y, p)),
+                recommend_pr_auc_not_recommended=float(average_precision_score(1 - y, 1 - p)),
+                recommend_accuracy=float(((p >= 0.5).astype(int) == y).mean()),
+                recommend_n=int(len(y)),
+            )
+    return result
+
+
+def review_texts(catalog: Catalog, fields: Sequence[str] = TEXT_FIELDS) -> list[str]:
+    """Each row's title and text joined (``"title. text"``); empty where a row has neither."""
+    return catalog.texts(fields)
+
+
+def labelled_stars(catalog: Catalog) -> np.ndarray:
+    """Star ratings as floats rounded to 1..5 (NaN where missing or out of range)."""
+    if "rating" not in catalog.frame.columns:
+        return np.full(len(catalog), np.nan)
+    rating = pd.to_numeric(catalog.frame["rating"], errors="coerce").round().to_numpy(dtype=float)
+    rating[(rating < 1) | (rating > 5)] = np.nan
+    return rating
+
+
+def recommended_labels(catalog: Catalog) -> np.ndarray | None:
+    if "recommended" not in catalog.frame.columns:
+        return None
+    values = pd.to_numeric(catalog.frame["recommended"], errors="coerce").to_numpy(dtype=float)
+    values[~np.isin(values, (0.0, 1.0))] = np.nan
+    return values
+
+
+def texts_catalog(texts: Sequence[str], titles: Sequence[str | None] | None = None) -> Catalog:
+    """A catalog of raw review texts (ids ``0..n-1``), for predicting on strings."""
+    frame = pd.DataFrame({"id": [str(i) for i in range(len(texts))], "review_text": list(texts)})
+    if titles is not None:
+        frame["title"] = list(titles)
+    return Catalog(frame, name="input")
+
+
+# --------------------------------------------------------------------------------------------------
+# The predictor
+# --------------------------------------------------------------------------------------------------
+
+
+class ReviewPredictor:
+    """Train on reviews with star ratings (and optionally ``recommended``), then read new reviews.
+
+    ``encoders`` are text encoders from the registry (``minilm``, ``tfidf``, ``st:<path>``); with more
+    than one, their heads are combined by ``fusion`` (late stacking by default). ``class_weight`` is
+    ``"auto"`` (choose ``None`` or ``"balanced"`` on validation data), ``None`` or ``"balanced"``.
+    """
+
+    def __init__(
+        self,
+        encoders: Sequence[str] = ("minilm",),
+        head: str = "linear",
+        class_weight: str | None = "auto",
+        fusion: str = "weighted",
+        text_fields: Sequence[str] = TEXT_FIELDS,
+        val_size: float = 0.15,
+        alphas: Sequence[float] = ALPHAS,
+        seed: int = 0,
+        cache_dir: str | Path | None = None,
+        progress: bool = False,
+        head_params: dict | None = None,
+        encoder_params: dict[str, dict] | None = None,
+    ) -> None:
+        if not encoders:
+            raise CatalogError("give at least one text encoder, e.g. encoders=['minilm']")
+        if class_weight not in ("auto", None, "balanced"):
+            raise CatalogError(f"class_weight must be 'auto', None or 'balanced', not {class_weight!r}")
+        self.encoders = list(encoders)
+        self.head = head
+        self.class_weight = class_weight
+        self.fusion = fusion
+        self.text_fields = tuple(text_fields)
+        self.val_size = val_size
+        self.alphas = tuple(alphas)
+        self.seed = seed
+        self.head_params = dict(head_params or {})
+        self.encoder_params = {name: dict(p) for name, p in (encoder_params or {}).items()}
+        if head == "mlp" and "tfidf" in self.encoders:
+            raise CatalogError("the mlp head needs dense embeddings; use head='linear' with tfidf (or drop tfidf)")
+        if fusion not in ("late", "early", "weighted"):
+            raise CatalogError(f"fusion must be 'late', 'early' or 'weighted', not {fusion!r}")
+        self.extractor = FeatureExtractor(self.encoders, text_fields=self.text_fields, cache_dir=cache_dir, progress=progress)
+        self.metrics_: dict = {}
+        self.last_issues_: list[RowIssue] = []
+
+    # ----- training -------------------------------------------------------------------------
+    def training_rows(self, catalog: Catalog) -> tuple[Catalog, np.ndarray, np.ndarray | None]:
+        """Rows with text and a 1-5 star rating: (rows, stars, recommended or None)."""
+        if len(catalog) == 0:
+            raise CatalogError(f"catalog '{catalog.name}' is empty; nothing to train on")
+        if "rating" not in catalog.frame.columns:
+            raise CatalogError(f"catalog '{catalog.name}' has no 'rating' column (1-5 stars) to train on")
+        has_text = np.array([bool(t.strip()) for t in review_texts(catalog, self.text_fields)])
+        stars = labelled_stars(catalog)
+        keep = has_text & ~np.isnan(stars)
+        self.skipped_ = {"no_text": int((~has_text).sum()), "no_rating": int((has_text & np.isnan(stars)).sum())}
+        if keep.sum() == 0:
+            raise CatalogError(f"no row of '{catalog.name}' has both review text and a 1-5 rating")
+        rows = catalog.subset(np.flatnonzero(keep))
+        recommended = recommended_labels(catalog)
+        return rows, stars[keep].astype(int), None if recommended is None else recommended[keep]
+
+    def _params(self, class_weight: str | None, Cs: dict | None = None) -> tuple[dict, dict]:
+        """(shared head params, per-encoder head params) for one fit."""
+        shared = dict(self.head_params, class_weight=class_weight)
+        per_block = {name: dict(self.encoder_params.get(name, {})) for name in self.encoders}
+        if Cs and self.head == "linear":
+            for name, C in Cs.items():
+                per_block.setdefault(name, {})["Cs"] = (C,)  # reuse the C the validation fit chose
+        if len(self.encoders) == 1:
+            shared.update(per_block[self.encoders[0]])
+        return shared, per_block
+
+    def _new_model(self, class_weight: str | None, Cs: dict | None = None, weights: dict | None = None):
+        shared, per_block = self._params(class_weight, Cs)
+        if self.fusion == "weighted":
+            model = WeightedFusion(self.head, self.seed, shared, per_block)
+            if weights:
+                model.weights_ = dict(weights)
+            return model
+        head = shared.pop("head", self.head)
+        return make_fusion(self.fusion, head, seed=self.seed, head_params=shared)
+
+    def _star_proba(self, model, features: Features) -> np.ndarray:
+        return align_proba(model.predict_proba(features.blocks, features.present), np.asarray(model.classes_), STARS)
+
+    def _weight_grid(self) -> list[dict | None]:
+        if self.fusion != "weighted" or len(self.encoders) == 1:
+            return [None]
+        if len(self.encoders) == 2:
+            a, b = self.encoders
+            return [{a: w, b: 1.0 - w} for w in FUSION_WEIGHTS]
+        return [{name: 1.0 / len(self.encoders) for name in self.encoders}]
+
+    def _select(self, rows: Catalog, features: Features, y: np.ndarray) -> dict:
+        """Choose class weight, fusion weights and prior-correction alpha on a group-aware validation split."""
+        candidates = list(CLASS_WEIGHTS) if self.class_weight == "auto" else [self.class_weight]
+        alphas, grid = self.alphas, self._weight_grid()
+        if len(candidates) == 1 and len(alphas) == 1 and len(grid) == 1:
+            return {"class_weight": candidates[0], "alpha": float(alphas[0]), "C": {}, "weights": grid[0], "criterion": "fixed"}
+        frame = rows.frame.assign(_row=np.arange(len(rows)))
+        inner, val = group_split(Catalog(frame, name=rows.name), self.val_size, label="rating", fields=self.text_fields, seed=self.seed)
+        inner_rows, val_rows = inner.frame["_row"].to_numpy(), val.frame["_row"].to_numpy()
+        prior = np.bincount(y[inner_rows], minlength=6)[1:] / len(inner_rows)
+        val_features = features.subset(val_rows)
+        scores = []
+        for class_weight in candidates:
+            model = self._new_model(class_weight).fit(features.subset(inner_rows).blocks, features.subset(inner_rows).present, y[inner_rows])
+            Cs = {name: float(head.C_) for name, head in getattr(model, "heads_", {}).items() if hasattr(head, "C_")}
+            if not Cs and hasattr(getattr(model, "head_", None), "C_"):
+                Cs = {name: float(model.head_.C_) for name in self.encoders}
+            per_block = model.block_proba(val_features.blocks) if isinstance(model, WeightedFusion) else None
+            for weights in grid:
+                if per_block is not None:
+                    proba = align_proba(WeightedFusion.combine(per_block, weights, val_features.present), model.classes_, STARS)
+                else:
+                    proba = self._star_proba(model, val_features)
+                mae = float(np.abs(expected_rating(proba) - y[val_rows]).mean())
+                # prior correction only makes sense on the unweighted (calibrated) probabilities
+                for alpha in alphas if class_weight is None else (0.0,):
+                    metrics = classification_metrics(y[val_rows], prior_corrected_stars(proba, prior, alpha), STARS)
+                    scores.append(
+                        {"class_weight": class_weight, "alpha": float(alpha), "weights": weights, "C": Cs,
+                         "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "rating_mae": mae,
+                         "score": metrics["accuracy"] + metrics["macro_f1"]}
+                    )
+        best = max(scores, key=lambda s: s["score"])
+        return {
+            "class_weight": best["class_weight"],
+            "alpha": best["alpha"],
+            "weights": best["weights"],
+            "C": best["C"],
+            "criterion": f"max accuracy + macro-F1 on a group-aware {self.val_size:.0%} validation split of the training rows",
+            "candidates": scores,
+            "n_inner": int(len(inner_rows)),
+            "n_val": int(len(val_rows)),
+        }
+
+    def fit(self, catalog: Catalog) -> "ReviewPredictor":
+        """Embed (cached), fit fitted encoders, choose class weighting on validation data, fit the heads."""
+        rows, y, recommended = self.training_rows(catalog)
+        self.extractor.fit(rows)
+        return self.fit_features(self.extractor.transform(rows), y, recommended, rows)
+
+    def fit_features(
+        self, features: Features, y: np.ndarray, recommended: np.ndarray | None = None, rows: Catalog | None = None
+    ) -> "ReviewPredictor":
+        """Fit the heads on precomputed features (``rows`` is needed for the group-aware validation split)."""
+        y = np.asarray(y).astype(int)
+        self.prior_ = np.bincount(y, minlength=6)[1:] / len(y)
+        if rows is None:
+            rows = Catalog(pd.DataFrame({"id": [str(i) for i in range(len(y))], "rating": y}), name="train")
+        self.selection_ = self._select(rows, features, y)
+        sel = self.selection_
+        self.stars_model_ = self._new_model(sel["class_weight"], sel.get("C"), sel.get("weights")).fit(
+            features.blocks, features.present, y
+        )
+        self.recommend_model_ = None
+        if recommended is not None:
+            known = ~np.isnan(recommended)
+            if len(np.unique(recommended[known])) == 2:
+                self.recommend_model_ = self._new_model(None, None, sel.get("weights")).fit(
+                    features.subset(np.flatnonzero(known)).blocks,
+                    features.subset(np.flatnonzero(known)).present,
+                    recommended[known].astype(int),
+                )
+            else:
+                log.warning("the 'recommended' column has fewer than two values; no recommendation head is trained")
+        return self
+
+    # ----- prediction -----------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "stars_model_"):
+            raise CatalogError("this ReviewPredictor is not trained yet; call fit(catalog) or load(folder)")
+
+    def _readable(self, catalog: Catalog) -> np.ndarray:
+        """Rows with text; the others are reported in ``last_issues_`` (and skipped)."""
+        texts = review_texts(catalog, self.text_fields)
+        ok = np.array([bool(t.strip()) for t in texts], dtype=bool)
+        self.last_issues_ = [
+            RowIssue(int(i), catalog.ids[i], "review_text", "no title or review text; row skipped (give it some text)")
+            for i in np.flatnonzero(~ok)
+        ]
+        for issue in self.last_issues_[:5]:
+            log.warning("%s", issue)
+        return ok
+
+    def outputs_from_features(self, features: Features) -> dict[str, np.ndarray]:
+        """Star distribution, expected rating, stars, sentiment and recommendation for feature rows."""
+        self._check_fitted()
+        proba = self._star_proba(self.stars_model_, features)
+        sentiment, score, _ = sentiment_from_proba(proba)
+        out = {
+            "star_proba": proba,
+            "expected_rating": expected_rating(proba),
+            "stars": prior_corrected_stars(proba, self.prior_, self.selection_["alpha"]),
+            "sentiment": sentiment,
+            "sentiment_score": score,
+        }
+        if self.recommend_model_ is not None:
+            rec = self.recommend_model_.predict_proba(features.blocks, features.present)
+            out["recommend_proba"] = align_proba(rec, np.asarray(self.recommend_model_.classes_), np.array([0, 1]))[:, 1]
+        return out
+
+    def _outputs(self, catalog: Catalog) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        self._check_fitted()
+        ok = self._readable(catalog)
+        if not ok.any():
+            return ok, {}
+        return ok, self.outputs_from_features(self.extractor.transform(catalog.subset(np.flatnonzero(ok))))
+
+    def predict_proba(self, catalog: Catalog) -> np.ndarray:
+        """Star distribution, shape (rows, 5) for stars 1..5; NaN rows where a review has no text."""
+        ok, out = self._outputs(catalog)
+        proba = np.full((len(catalog), 5), np.nan)
+        if out:
+            proba[ok] = out["star_proba"]
+        return proba
+
+    def predict(self, catalog: Catalog) -> pd.DataFrame:
+        """One row per review: id, stars, expected_rating, sentiment, sentiment_score, recommend_proba,
+        p1..p5, and ``error`` (set, with the other fields empty, for reviews without text)."""
+        ok, out = self._outputs(catalog)
+        frame = pd.DataFrame({"id": catalog.ids})
+        frame["stars"] = pd.array([pd.NA] * len(catalog), dtype="Int64")
+        for column in ("expected_rating", "sentiment_score", "recommend_proba", *(f"p{k}" for k in STARS)):
+            frame[column] = np.nan
+        frame["sentiment"] = None
+        if out:
+            frame.loc[ok, "stars"] = out["stars"]
+            frame.loc[ok, "expected_rating"] = out["expected_rating"]
+            frame.loc[ok, "sentiment"] = out["sentiment"]
+            frame.loc[ok, "sentiment_score"] = out["sentiment_score"]
+            if "recommend_proba" in out:
+                frame.loc[ok, "recommend_proba"] = out["recommend_proba"]
+            for k in STARS:
+                frame.loc[ok, f"p{k}"] = out["star_proba"][:, k - 1]
+        frame["error"] = None
+        frame.loc[~ok, "error"] = "no title or review text"
+        order = ["id", "stars", "expected_rating", "sentiment", "sentiment_score", "recommend_proba",
+                 *(f"p{k}" for k in STARS), "error"]
+        return frame[order]
+
+    def predict_text(self, text: str, title: str | None = None) -> dict:
+        """Everything about one review; raises :class:`EmptyReviewError` when it has no text."""
+        if not isinstance(text, str) or not (text.strip() or (title or "").strip()):
+            raise EmptyReviewError("the review is empty (only whitespace); give some review text to read")
+        return self.predict_texts([text], [title])[0]
+
+    def predict_texts(self, texts: Sequence[str], titles: Sequence[str | None] | None = None) -> list[dict]:
+        """One dict per text (stars, expected_rating, star_proba, sentiment, sentiment_score,
+        recommend_proba); an empty text gets ``{"error": ...}`` instead and the others are still read."""
+        texts = ["" if t is None else str(t) for t in texts]
+        frame = self.predict(texts_catalog(texts, titles))
+        results = []
+        for row in frame.itertuples(index=False):
+            if row.error is not None:
+                results.append({"error": f"text {row.id} is empty; nothing to read"})
+                continue
+            item = {
+                "stars": int(row.stars),
+                "expected_rating": round(float(row.expected_rating), 4),
+                "star_proba": {str(k): round(float(getattr(row, f"p{k}")), 4) for k in STARS},
+                "sentiment": row.sentiment,
+                "sentiment_score": round(float(row.sentiment_score), 4),
+            }
+            if not np.isnan(row.recommend_proba):
+                item["recommend_proba"] = round(float(row.recommend_proba), 4)
+            results.append(item)
+        return results
+
+    # ----- evaluation -----------------------------------------------------------------------
+    def evaluate(self, catalog: Catalog) -> dict:
+        """Star, expected-rating, sentiment and recommendation metrics on rows with text and a rating."""
+        self._check_fitted()
+        rows, y, recommended = self.training_rows(catalog)
+        out = self.outputs_from_features(self.extractor.transform(rows))
+        metrics = review_metrics(y, out["star_proba"], out["stars"], recommended, out.get("recommend_proba"))
+        metrics["skipped"] = dict(self.skipped_)
+        self.metrics_ = metrics
+        return metrics
+
+    # ----- persistence ----------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        """Write ``config.json`` + ``weights.npz`` (no pickle)."""
+        self._check_fitted()
+        config = {
+            "task": TASK,
+            "skulens_version": __version__,
+            "head": self.head,
+            "fusion": self.fusion,
+            "encoders": self.extractor.identities(),
+            "text_fields": list(self.text_fields),
+            "stars_classes": [int(c) for c in self.stars_model_.classes_],
+            "recommend": self.recommend_model_ is not None,
+            "class_weight": self.class_weight,
+            "encoder_params": self.encoder_params,
+            "selection": self.selection_,
+            "prior": [float(p) for p in self.prior_],
+            "sentiment_rule": SENTIMENT_RULE,
+            "metrics": {k: v for k, v in self.metrics_.items() if isinstance(v, (int, float)) or v is None},
+        }
+        arrays = {f"stars.{k}": v for k, v in self.stars_model_.to_arrays().items()}
+        if self.recommend_model_ is not None:
+            arrays.update({f"recommend.{k}": v for k, v in self.recommend_model_.to_arrays().items()})
+        arrays.update({f"encoder.{k}": v for k, v in self.extractor.to_arrays().items()})
+        return write_model_folder(folder, config, arrays)
+
+    @classmethod
+    def load(cls, folder: str | Path, cache_dir: str | Path | None = None) -> "ReviewPredictor":
+        """Load a folder written by :meth:`save`; fails clearly if it is not a reviews model."""
+        config, arrays = read_model_folder(folder, TASK)
+        predictor = cls(
+            encoders=list(config["encoders"]),
+            head=config["head"],
+            class_weight=config.get("class_weight", "auto"),
+            fusion=config["fusion"],
+            text_fields=config["text_fields"],
+            cache_dir=cache_dir,
+        )
+        predictor.extractor.restore({k[8:]: v for k, v in arrays.items() if k.startswith("encoder.")})
+        predictor.extractor.check_identities(config["encoders"], folder)
+        predictor.selection_ = config["selection"]
+        predictor.prior_ = np.asarray(config["prior"], dtype=float)
+        predictor.metrics_ = config.get("metrics", {})
+
+        def part(prefix: str) -> dict[str, np.ndarray]:
+            return {k[len(prefix) + 1 :]: v for k, v in arrays.items() if k.startswith(f"{prefix}.")}
+
+        predictor.stars_model_ = _restore_fusion(
+            config["fusion"], part("stars"), predictor.encoders, np.array(config["stars_classes"]), config["head"]
+        )
+        predictor.recommend_model_ = None
+        if config.get("recommend"):
+            predictor.recommend_model_ = _restore_fusion(
+                config["fusion"], part("recommend"), predictor.encoders, np.array([0, 1]), config["head"]
+            )
+        return predictor
