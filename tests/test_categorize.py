@@ -227,3 +227,30 @@ def test_features_subset_keeps_alignment():
     features = Features({"a": np.arange(10).reshape(5, 2)}, {"a": np.array([1, 0, 1, 0, 1], bool)})
     part = features.subset(np.array([0, 3]))
     assert part.blocks["a"].tolist() == [[0, 1], [6, 7]] and part.present["a"].tolist() == [True, False]
+
+
+def test_cli_train_predict_evaluate(shop, tmp_path):
+    from typer.testing import CliRunner
+
+    from skulens.cli import app
+
+    csv = tmp_path / "shop.csv"
+    frame = shop.frame.drop(columns=["image"]).assign(category=shop.frame["category"].map(" >> ".join))
+    frame.to_csv(csv, index=False)
+    runner = CliRunner()
+    model = tmp_path / "model"
+    result = runner.invoke(app, ["train", str(csv), "--label", "1", "--encoders", "tfidf", "--out", str(model), "--test-size", "0.25"])
+    assert result.exit_code == 0, result.output
+    assert "held-out 12 rows" in result.output and (model / "weights.npz").is_file()
+    result = runner.invoke(app, ["predict", str(model), "--text", "smart watch fitness tracker", "--k", "2"])
+    assert result.exit_code == 0 and "Smart" in result.output
+    result = runner.invoke(app, ["predict", str(model), "--input", str(csv), "--output", str(tmp_path / "pred.csv")])
+    assert result.exit_code == 0, result.output
+    predictions = pd.read_csv(tmp_path / "pred.csv")
+    assert len(predictions) == 48 and (predictions["category_1"] == shop.labels(1).to_numpy()).mean() > 0.9
+    result = runner.invoke(app, ["evaluate", str(model), str(csv), "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "report" / "confusion.png").is_file()
+    assert json.loads((tmp_path / "report" / "metrics.json").read_text())["n"] == 48
+    result = runner.invoke(app, ["predict", str(tmp_path), "--text", "x"])
+    assert result.exit_code == 2 and "is not a skulens model" in " ".join(result.output.split())

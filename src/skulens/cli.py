@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from skulens.cli_output import console, fail as _fail
 
 from skulens.cli_reviews import benchmark_reviews as run_review_benchmark
 from skulens.cli_reviews import reviews_app
@@ -26,13 +27,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(message)}")
-    return typer.Exit(code=2)
 
 
 def _load(source: str):
@@ -299,7 +293,7 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Where the demo writes models, reports and embeddings."),
     seed: int = typer.Option(0),
 ) -> None:
-    """End to end on Flipkart: ingest, embed, train image/text/fused categorizers, evaluate, predict."""
+    """End to end: Flipkart categorizers (image/text/fused) trained, evaluated and used; a review model."""
     from skulens.catalog import split_catalog
     from skulens.evaluation.report import confusion_png, markdown_table, write_json
     from skulens.tasks.categorize import CategoryPredictor
@@ -338,7 +332,22 @@ def demo(
     for (title, truth), top in zip(zip(sample.frame["title"], sample.labels(0)), fused.top_k(sample, 3)):
         guesses = ", ".join(f"{c} {p:.2f}" for c, p in top)
         console.print(f"  {escape(str(title))[:60]:<60} true: {truth:<28} predicted: {escape(guesses)}")
-    console.print(f"[bold]done[/]: model {model_dir}, report {report / 'report.md'}")
+    from skulens.catalog.splits import group_split
+    from skulens.tasks.reviews import ReviewPredictor
+
+    reviews_train, reviews_test = group_split(_load("reviews"), 0.2, label="rating", seed=seed)
+    reviewer = ReviewPredictor(["tfidf"], seed=seed).fit(reviews_train)
+    scores = reviewer.evaluate(reviews_test)
+    reviews_dir = reviewer.save(out / "models" / "reviews-tfidf")
+    console.print(
+        f"[bold]5. reviews[/]: TF-IDF review model on {len(reviews_train):,} reviews; held-out star accuracy "
+        f"{scores['star_accuracy']:.3f}, rating MAE {scores['rating_mae']:.3f}, recommend AUC {scores['recommend_auc']:.3f}"
+    )
+    examples = ["Love it, fits perfectly and the fabric is soft.", "Cheap fabric, ripped after one wash."]
+    for text, result in zip(examples, reviewer.predict_texts(examples)):
+        console.print(f"  {text:<50} -> {result['expected_rating']:.1f} stars, {result['sentiment']}")
+    console.print(f"[bold]done[/]: models in {out / 'models'} (serve them: skulens serve --models {out / 'models'}), "
+                  f"report {report / 'report.md'}")
 
 
 register_serve_commands(app)  # skulens serve / skulens ui

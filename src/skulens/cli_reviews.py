@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
+
+from skulens.cli_output import console, fail as _fail
 
 reviews_app = typer.Typer(
     help="Star rating, sentiment and recommendation from review text.",
@@ -21,13 +22,6 @@ reviews_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(message)}")
-    return typer.Exit(code=2)
 
 
 #: Other names accepted for the review columns of an input file.
