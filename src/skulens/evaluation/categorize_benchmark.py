@@ -47,6 +47,7 @@ DEFAULT_CONFIGS = (
     Config("minilm mlp", "text", ("minilm",), head="mlp"),
     Config("minilm+tfidf late", "text", ("minilm", "tfidf")),
     Config("lite0+minilm early", "fused", ("efficientnet-lite0", "minilm"), fusion="early"),
+    Config("lite0+tfidf late", "fused", ("efficientnet-lite0", "tfidf")),
     Config("lite0+minilm+tfidf late", "fused", ("efficientnet-lite0", "minilm", "tfidf")),
     Config("lite2+minilm+tfidf late", "fused", ("efficientnet-lite2", "minilm", "tfidf")),
     Config("lite0+lite2+minilm+tfidf late", "fused", ("efficientnet-lite0", "efficientnet-lite2", "minilm", "tfidf")),

@@ -10,7 +10,7 @@ from typing import Mapping
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize
 from sklearn.preprocessing import normalize
 
 from skulens.heads.base import HeadError, align_proba, check_training_labels, validation_rows
@@ -50,14 +50,14 @@ def _rows(X, mask: np.ndarray):
 
 
 class LateFusion:
-    """One head per block, combined as a product of experts with a fitted temperature.
+    """One head per block, combined as a weighted product of experts.
 
-    The fused log-probability is the sum of the present blocks' log-probabilities divided by a
-    temperature. All heads share one seeded validation split: each picks its regularisation there and
-    predicts those rows with a model that did not see them; the temperature is fitted on these held-out
-    predictions (lowest log-loss) so the fused confidence stays calibrated. A row missing a block is
-    predicted from the blocks it has. (A logistic-regression stacker over the same held-out
-    probabilities scored lower on Flipkart: 0.952 vs 0.956 macro-F1, 5-fold CV.)
+    The fused log-probability is ``sum_b w_b * log p_b`` over the blocks present in a row. All heads
+    share one seeded validation split: each picks its regularisation there and predicts those rows with
+    a model that did not see them; the weights ``w_b >= 0`` are fitted on these held-out predictions
+    (lowest log-loss), so a weak modality is down-weighted and the fused confidence stays calibrated.
+    A row missing a block is predicted from the blocks it has. (A logistic-regression stacker over the
+    same held-out probabilities scored lower on Flipkart: 0.952 vs 0.956 macro-F1, 5-fold CV.)
     """
 
     def __init__(self, head: str = "linear", seed: int = 0, val_size: float = 0.2, head_params: dict | None = None) -> None:
@@ -79,18 +79,20 @@ class LateFusion:
             proba = np.full((len(y), len(self.classes_)), np.nan)
             proba[rows[head.holdout_rows_]] = align_proba(head.holdout_proba_, head.classes_, self.classes_)
             held_out[name] = proba
-        self.temperature_ = 1.0
+        self.weights_ = np.ones(len(self.names_))
         usable = np.logical_and.reduce([~np.isnan(held_out[n][:, 0]) for n in self.names_])
-        if len(self.names_) > 1 and usable.any():
-            log_sum = self._log_sum([held_out[n][usable] for n in self.names_])
+        if usable.any():
+            logs = np.stack([np.log(np.clip(held_out[n][usable], EPS, 1.0)) for n in self.names_])
             target = np.searchsorted(self.classes_, y[usable])
-            self.temperature_ = float(minimize_scalar(lambda t: _nll(log_sum / t, target), bounds=(0.2, 10), method="bounded").x)
+            fitted = minimize(lambda w: _nll(np.tensordot(w, logs, axes=1), target), self.weights_,
+                              bounds=[(0.0, 5.0)] * len(self.names_), method="L-BFGS-B")
+            self.weights_ = fitted.x
         return self
 
     @staticmethod
-    def _log_sum(probas: list[np.ndarray], weights: np.ndarray | None = None) -> np.ndarray:
-        logs = [np.log(np.clip(p, EPS, 1.0)) for p in probas]
-        return sum(logs if weights is None else (l * w[:, None] for l, w in zip(logs, weights)))
+    def _log_sum(probas: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+        """``sum_b weights[b] * log(probas[b])``; ``weights`` is (blocks, rows)."""
+        return sum(np.log(np.clip(p, EPS, 1.0)) * w[:, None] for p, w in zip(probas, weights))
 
     def block_proba(self, blocks: Blocks) -> dict[str, np.ndarray]:
         """Each block's own class probabilities (all rows; meaningless where the block is absent)."""
@@ -103,14 +105,14 @@ class LateFusion:
         per_block = self.block_proba(blocks)
         n = next(iter(per_block.values())).shape[0]
         masks = np.stack([np.asarray(present[name], dtype=float) for name in self.names_])
-        log_sum = self._log_sum([per_block[name] for name in self.names_], masks)
-        return _softmax(log_sum / self.temperature_).reshape(n, len(self.classes_))
+        log_sum = self._log_sum([per_block[name] for name in self.names_], masks * self.weights_[:, None])
+        return _softmax(log_sum).reshape(n, len(self.classes_))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"{name}.{k}": v for name in self.names_ for k, v in self.heads_[name].to_arrays().items()}
         for name in self.names_:
             arrays[f"{name}.class_index"] = np.searchsorted(self.classes_, self.heads_[name].classes_).astype(np.int64)
-        arrays["temperature"] = np.array([self.temperature_], dtype=np.float32)
+        arrays["block_weights"] = self.weights_.astype(np.float32)
         return arrays
 
     @classmethod
@@ -121,7 +123,7 @@ class LateFusion:
         for name in names:
             own = {k[len(name) + 1 :]: v for k, v in arrays.items() if k.startswith(f"{name}.")}
             fusion.heads_[name] = restore_head(head, own, fusion.classes_[own.pop("class_index")])
-        fusion.temperature_ = float(arrays["temperature"][0])
+        fusion.weights_ = np.asarray(arrays["block_weights"], dtype=np.float64)
         return fusion
 
 
