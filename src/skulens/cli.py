@@ -299,7 +299,7 @@ def demo(
     from skulens.tasks.categorize import CategoryPredictor
 
     catalog = _load("flipkart")
-    console.print(f"[bold]1. ingest[/]: {catalog!r}")
+    console.print(f"[bold]1. ingest[/]: {escape(repr(catalog))}")
     split = split_catalog(catalog, label=0, val_size=0.0, test_size=0.2, seed=seed)
     console.print(f"[bold]2. split[/]: {len(split.train)} train / {len(split.test)} held-out products (seed {seed})")
     variants = {
@@ -327,8 +327,8 @@ def demo(
     write_json({"comparison": rows, "fused": fused.metrics_}, report / "metrics.json")
     confusion_png(fused.metrics_["confusion_matrix"], fused.metrics_["classes"], report / "confusion.png", "fused, held-out")
     (report / "report.md").write_text(f"# Flipkart demo (held-out {len(split.test)} products)\n\n{table}\n\n![confusion](confusion.png)\n")
-    console.print("[bold]4. predictions[/] for a few held-out products:")
-    sample = split.test.head(5)
+    console.print("[bold]4. predictions[/] for held-out products of five classes:")
+    sample = split.test.subset(split.test.labels(0).drop_duplicates().index[:5])  # one product per class
     for (title, truth), top in zip(zip(sample.frame["title"], sample.labels(0)), fused.top_k(sample, 3)):
         guesses = ", ".join(f"{c} {p:.2f}" for c, p in top)
         console.print(f"  {escape(str(title))[:60]:<60} true: {truth:<28} predicted: {escape(guesses)}")
