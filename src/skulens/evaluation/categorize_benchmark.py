@@ -130,7 +130,7 @@ def run_categorize_benchmark(
             }
         )
     for kind in ("image", "text", "fused"):
-        candidates = [r for r in results if r["kind"] == kind]
+        candidates = [r for r in results if r["kind"] in (kind, f"baseline-{kind}")]
         if candidates:
             best = max(candidates, key=lambda r: r["macro_f1_mean"])
             results.append({**best, "name": kind, "best_of": best["name"]})
