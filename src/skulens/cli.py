@@ -269,6 +269,7 @@ def benchmark_categorize(
     out: Path = typer.Option(..., "--out", "-o"),
 ) -> None:
     """Cross-validated comparison of image, text and fused categorizers (plus baselines)."""
+    import shlex
     import sys
 
     from skulens.evaluation.categorize_benchmark import DEFAULT_CONFIGS, run_categorize_benchmark
@@ -279,7 +280,7 @@ def benchmark_categorize(
         chosen = tuple(c for c in DEFAULT_CONFIGS if c.name in wanted)
         if len(chosen) != len(wanted):
             raise _fail(f"unknown config in {wanted}; known: {[c.name for c in DEFAULT_CONFIGS]}")
-    command = "skulens " + " ".join(sys.argv[1:])
+    command = "skulens " + shlex.join(sys.argv[1:])
     summary = run_categorize_benchmark(
         _load(dataset), _label(label), out, folds=folds, seeds=seeds, configs=chosen,
         min_class_count=min_class_count, command=command, log=console.print,
