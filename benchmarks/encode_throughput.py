@@ -17,9 +17,9 @@ import shlex
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import PIL
@@ -177,7 +177,7 @@ def main() -> int:
         "cosine_vs_naive_mean": round(float(vs_naive.mean()), 5),
         "machine": machine(),
         "command": shlex.join(sys.orig_argv),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "encode_throughput.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -14,12 +14,12 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # many BLAS threads on a small shared machine are slower, not faster
 
-import argparse
-import logging
-import sys
-from pathlib import Path
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-from skulens.evaluation.review_benchmark import MODELS, run_review_benchmark, to_markdown, write_report
+from skulens.evaluation.review_benchmark import MODELS, run_review_benchmark, to_markdown, write_report  # noqa: E402
 
 
 def main() -> None:
@@ -32,7 +32,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     report = run_review_benchmark(
-        models=[m for m in args.models.split(",") if m], seed=args.seed, limit=args.limit,
+        models=[m for m in args.models.split(",") if m],
+        seed=args.seed,
+        limit=args.limit,
         product_rating=not args.no_product_rating,
     )
     report["command"] = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])

@@ -86,7 +86,9 @@ def server_timing(header: str) -> dict[str, float]:
     return out
 
 
-def request(client: httpx.Client, url: str, product, fields: dict | None = None, timings: list | None = None) -> tuple[float, bool, str]:
+def request(
+    client: httpx.Client, url: str, product, fields: dict | None = None, timings: list | None = None
+) -> tuple[float, bool, str]:
     data, name, title, description = product
     started = time.perf_counter()
     try:
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = [
-        sys.executable, "-m", "skulens.serve.cli_serve", "serve", "--models", str(args.models),
+        sys.executable, "-m", "skulens.cli.serve", "serve", "--models", str(args.models),
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
     ]  # fmt: skip
     if args.model_batch:
@@ -235,7 +237,9 @@ def main(argv: list[str] | None = None) -> dict:
         "payload": "one product per request: multipart image (Flipkart JPEG) + title + description",
         "machine": {**at_start, "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
         "note": args.note,
-        "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, "benchmarks/serve_load.py", *(argv or sys.argv[1:])]),
+        "command": " ".join(
+            shlex.quote(a) for a in [Path(sys.executable).name, "benchmarks/serve_load.py", *(argv or sys.argv[1:])]
+        ),
     }
     result["targets"] = {
         key: {"target": f"{op} {value}", "met": (result[key] <= value) if op == "<=" else (result[key] >= value)}

@@ -57,7 +57,14 @@ def _tree(*levels: str) -> str:
 def flipkart_root(tmp_path, write_jpeg, monkeypatch) -> Path:
     folder = tmp_path / "data" / "flipkart"
     rows = [
-        ("a1", "Cotton Curtain Blue", _tree("Home Furnishing", "Curtains & Accessories", "Curtains"), "a1.jpg", "No rating available", "Acme"),
+        (
+            "a1",
+            "Cotton Curtain Blue",
+            _tree("Home Furnishing", "Curtains & Accessories", "Curtains"),
+            "a1.jpg",
+            "No rating available",
+            "Acme",
+        ),
         ("b2", "Steel Analog Watch", _tree("Watches", "Wrist Watches"), "b2.jpg", "4.5", "TimeCo"),
         ("c3", "Baby Soft Towel", _tree("Baby Care", "Baby Bath & Skin", "Baby Bath Towels", "Soft Towels"), "c3.jpg", "3", None),
     ]
@@ -128,7 +135,18 @@ def test_flipkart_adapter_reports_bad_rating(flipkart_root):
     assert issue.row == 1 and issue.id == "b2" and "'great' is not a number" in issue.message
 
 
-MYNTRA_COLUMNS = ["id", "gender", "masterCategory", "subCategory", "articleType", "baseColour", "season", "year", "usage", "productDisplayName"]
+MYNTRA_COLUMNS = [
+    "id",
+    "gender",
+    "masterCategory",
+    "subCategory",
+    "articleType",
+    "baseColour",
+    "season",
+    "year",
+    "usage",
+    "productDisplayName",
+]
 MYNTRA_ROWS = [
     ["15970", "Men", "Apparel", "Topwear", "Shirts", "Navy Blue", "Fall", "2011.0", "Casual", "Test Men Navy Shirt"],
     ["18653", "Women", "Footwear", "Flip Flops", "Flip Flops", "Black", "Summer", "2012.0", "Casual", "Test Women Slippers"],
@@ -140,7 +158,14 @@ MYNTRA_ROWS = [
 def myntra_root(tmp_path, write_jpeg, monkeypatch) -> Path:
     folder = tmp_path / "data" / "myntra"
     folder.mkdir(parents=True)
-    for name, rows in (("styles_with_images.csv", MYNTRA_ROWS), ("styles.csv", MYNTRA_ROWS + [["20001", "Men", "Apparel", "Bottomwear", "Jeans", "Blue", "Fall", "2011.0", "Casual", "No Image Jeans"]])):
+    for name, rows in (
+        ("styles_with_images.csv", MYNTRA_ROWS),
+        (
+            "styles.csv",
+            MYNTRA_ROWS
+            + [["20001", "Men", "Apparel", "Bottomwear", "Jeans", "Blue", "Fall", "2011.0", "Casual", "No Image Jeans"]],
+        ),
+    ):
         with open(folder / name, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(MYNTRA_COLUMNS)
@@ -173,7 +198,19 @@ def test_myntra_all_styles_keeps_rows_without_images(myntra_root):
     assert catalog.frame["title"][3] == "No Image Jeans"
 
 
-REVIEW_COLUMNS = ["", "Clothing ID", "Age", "Title", "Review Text", "Rating", "Recommended IND", "Positive Feedback Count", "Division Name", "Department Name", "Class Name"]
+REVIEW_COLUMNS = [
+    "",
+    "Clothing ID",
+    "Age",
+    "Title",
+    "Review Text",
+    "Rating",
+    "Recommended IND",
+    "Positive Feedback Count",
+    "Division Name",
+    "Department Name",
+    "Class Name",
+]
 
 
 @pytest.fixture
@@ -204,7 +241,11 @@ def test_reviews_adapter(reviews_root):
     assert catalog.frame["category"][0] == ("Initmates", "Intimate", "Intimates")
     assert catalog.frame["category"][2] is None  # no division/department/class
     assert catalog.labels(1).fillna("-").tolist() == ["Intimate", "Dresses", "-"]
-    assert catalog.texts(("title", "review_text")) == ["Soft and comfy test review", "Nice dress. A test review of a dress", "Bad fit"]
+    assert catalog.texts(("title", "review_text")) == [
+        "Soft and comfy test review",
+        "Nice dress. A test review of a dress",
+        "Bad fit",
+    ]
 
 
 def test_missing_builtin_dataset_is_a_clear_error(tmp_path, monkeypatch):

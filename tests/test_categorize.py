@@ -10,8 +10,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from skulens.catalog import Catalog, CatalogError, build_catalog
-from skulens.evaluation.metrics import classification_metrics, expected_calibration_error, mean_std_ci, regression_metrics
 from skulens.heads import EarlyFusion, HeadError, LateFusion, LinearProbe, MLPProbe
+from skulens.metrics import classification_metrics, expected_calibration_error, mean_std_ci, regression_metrics
 from skulens.tasks.categorize import CategoryPredictor, rollup
 from skulens.tasks.features import Features
 from skulens.tasks.model_folder import ModelFolderError
@@ -134,12 +134,20 @@ def test_late_fusion_beats_each_weak_modality():
     present = {"a": np.ones(n, bool), "b": np.ones(n, bool)}
     blocks = {"a": view_a, "b": view_b}
     fused = LateFusion().fit({k: v[train] for k, v in blocks.items()}, {k: v[train] for k, v in present.items()}, y[train])
-    acc_fused = (fused.classes_[fused.predict_proba({k: v[test] for k, v in blocks.items()}, {k: v[test] for k, v in present.items()}).argmax(1)] == y[test]).mean()
+    acc_fused = (
+        fused.classes_[
+            fused.predict_proba({k: v[test] for k, v in blocks.items()}, {k: v[test] for k, v in present.items()}).argmax(1)
+        ]
+        == y[test]
+    ).mean()
     acc_a = (LinearProbe().fit(view_a[train], y[train]).predict(view_a[test]) == y[test]).mean()
     acc_b = (LinearProbe().fit(view_b[train], y[train]).predict(view_b[test]) == y[test]).mean()
     assert acc_fused > max(acc_a, acc_b)
     early = EarlyFusion().fit({k: v[train] for k, v in blocks.items()}, {k: v[train] for k, v in present.items()}, y[train])
-    assert early.predict_proba({k: v[test] for k, v in blocks.items()}, {k: v[test] for k, v in present.items()}).shape == (200, 3)
+    assert early.predict_proba({k: v[test] for k, v in blocks.items()}, {k: v[test] for k, v in present.items()}).shape == (
+        200,
+        3,
+    )
 
 
 def test_mlp_probe_is_seeded_and_round_trips():
@@ -239,7 +247,9 @@ def test_cli_train_predict_evaluate(shop, tmp_path):
     frame.to_csv(csv, index=False)
     runner = CliRunner()
     model = tmp_path / "model"
-    result = runner.invoke(app, ["train", str(csv), "--label", "1", "--encoders", "tfidf", "--out", str(model), "--test-size", "0.25"])
+    result = runner.invoke(
+        app, ["train", str(csv), "--label", "1", "--encoders", "tfidf", "--out", str(model), "--test-size", "0.25"]
+    )
     assert result.exit_code == 0, result.output
     assert "held-out 12 rows" in result.output and (model / "weights.npz").is_file()
     result = runner.invoke(app, ["predict", str(model), "--text", "smart watch fitness tracker", "--k", "2"])

@@ -27,12 +27,27 @@ from skulens.tasks.reviews import (
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
-GOOD = ["love this dress", "perfect fit and beautiful colour", "great quality, so soft", "gorgeous and flattering",
-        "i adore it, wear it all the time", "fits perfectly, very comfortable"]
-OK = ["it is okay, nothing special", "fabric is fine but the fit is average", "decent but runs a bit large",
-      "so-so, mixed feelings about it"]
-BAD = ["terrible quality, returned it", "awful fit, fabric ripped", "cheap and ugly, very disappointed",
-       "horrible, the seams came apart", "worst purchase, do not buy"]
+GOOD = [
+    "love this dress",
+    "perfect fit and beautiful colour",
+    "great quality, so soft",
+    "gorgeous and flattering",
+    "i adore it, wear it all the time",
+    "fits perfectly, very comfortable",
+]
+OK = [
+    "it is okay, nothing special",
+    "fabric is fine but the fit is average",
+    "decent but runs a bit large",
+    "so-so, mixed feelings about it",
+]
+BAD = [
+    "terrible quality, returned it",
+    "awful fit, fabric ripped",
+    "cheap and ugly, very disappointed",
+    "horrible, the seams came apart",
+    "worst purchase, do not buy",
+]
 
 
 def _fixture_frame(n: int = 120, seed: int = 0) -> pd.DataFrame:
@@ -43,9 +58,17 @@ def _fixture_frame(n: int = 120, seed: int = 0) -> pd.DataFrame:
         pool = BAD if stars <= 2 else OK if stars == 3 else GOOD
         text = f"{pool[rng.integers(len(pool))]}. {pool[rng.integers(len(pool))]} ({'very ' * (5 - stars)}item {i})"
         title = None if i % 7 == 0 else ("Love it" if stars >= 4 else "Meh" if stars == 3 else "Disappointed")
-        rows.append({"id": f"r{i}", "title": title, "review_text": text, "rating": stars,
-                     "recommended": int(stars >= 4 or (stars == 3 and i % 2 == 0)), "product_id": f"p{i % 6}",
-                     "category": ("General", "Dresses" if i % 2 else "Tops", "Knits")})
+        rows.append(
+            {
+                "id": f"r{i}",
+                "title": title,
+                "review_text": text,
+                "rating": stars,
+                "recommended": int(stars >= 4 or (stars == 3 and i % 2 == 0)),
+                "product_id": f"p{i % 6}",
+                "category": ("General", "Dresses" if i % 2 else "Tops", "Knits"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -175,8 +198,12 @@ def test_fixed_class_weight_and_fusion(catalog, tmp_path):
 
 
 def test_minilm_probe_fused_with_tfidf(catalog, tmp_path):
-    predictor = ReviewPredictor(encoders=("tfidf", "minilm"), class_weight=None, cache_dir=tmp_path / "cache",
-                                encoder_params={"tfidf": {"Cs": (3.0,)}, "minilm": {"Cs": (0.1,)}}).fit(catalog)
+    predictor = ReviewPredictor(
+        encoders=("tfidf", "minilm"),
+        class_weight=None,
+        cache_dir=tmp_path / "cache",
+        encoder_params={"tfidf": {"Cs": (3.0,)}, "minilm": {"Cs": (0.1,)}},
+    ).fit(catalog)
     weights = predictor.selection_["weights"]
     assert set(weights) == {"tfidf", "minilm"} and abs(sum(weights.values()) - 1) < 1e-9
     out = predictor.predict_texts(["love this dress", "terrible quality, returned it"])
@@ -216,7 +243,9 @@ def test_vader_baseline(catalog):
 
 def test_review_metrics_keys():
     proba = np.eye(5)[[0, 1, 2, 3, 4]]
-    metrics = review_metrics(np.arange(1, 6), proba, np.arange(1, 6), np.array([0, 0, 1, 1, 1]), np.array([0.1, 0.2, 0.6, 0.8, 0.9]))
+    metrics = review_metrics(
+        np.arange(1, 6), proba, np.arange(1, 6), np.array([0, 0, 1, 1, 1]), np.array([0.1, 0.2, 0.6, 0.8, 0.9])
+    )
     assert metrics["star_accuracy"] == 1.0 and metrics["rating_mae"] == 0.0 and metrics["recommend_auc"] == 1.0
 
 
@@ -259,11 +288,13 @@ def test_review_summary_by_product_and_department(catalog):
 def test_product_rating_cv_on_tiny_catalog(monkeypatch):
     rng = np.random.default_rng(0)
     words = ["great", "poor", "steel", "cotton", "watch", "mug"]
-    frame = pd.DataFrame({
-        "id": [str(i) for i in range(40)],
-        "title": [" ".join(rng.choice(words, 3)) for _ in range(40)],
-        "rating": rng.uniform(1, 5, 40).round(1),
-    })
+    frame = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(40)],
+            "title": [" ".join(rng.choice(words, 3)) for _ in range(40)],
+            "rating": rng.uniform(1, 5, 40).round(1),
+        }
+    )
     from skulens.tasks import product_rating
 
     class _Stub:  # a fixed random embedding instead of a real encoder keeps this test fast
@@ -292,7 +323,7 @@ def test_product_rating_cv_on_tiny_catalog(monkeypatch):
 def test_cli_train_and_predict(fixture_csv, tmp_path):
     from typer.testing import CliRunner
 
-    from skulens.cli_reviews import reviews_app
+    from skulens.cli.reviews import reviews_app
 
     runner = CliRunner()
     model = tmp_path / "model"
@@ -333,8 +364,9 @@ def test_real_reviews_tfidf_beats_chance(monkeypatch, tmp_path):
     monkeypatch.setenv("SKULENS_DATA", str(DATASETS))
     catalog = load_catalog("reviews").head(2000)
     train, test = group_split(catalog, 0.2, label="rating", seed=0)
-    predictor = ReviewPredictor(encoders=("tfidf",), class_weight=None, alphas=(0.5,),
-                                encoder_params={"tfidf": {"Cs": (3.0,)}}, cache_dir=tmp_path).fit(train)
+    predictor = ReviewPredictor(
+        encoders=("tfidf",), class_weight=None, alphas=(0.5,), encoder_params={"tfidf": {"Cs": (3.0,)}}, cache_dir=tmp_path
+    ).fit(train)
     metrics = predictor.evaluate(test)
     assert metrics["star_accuracy"] > 0.55 and metrics["recommend_auc"] > 0.85
 
@@ -342,11 +374,14 @@ def test_real_reviews_tfidf_beats_chance(monkeypatch, tmp_path):
 @pytest.mark.integration
 @pytest.mark.skipif(not (DATASETS / "reviews").is_dir(), reason="../shared/datasets/reviews is absent")
 def test_benchmark_reviews_writes_metrics(monkeypatch, tmp_path):
-    from skulens.cli_reviews import benchmark_reviews
+    from skulens.cli.reviews import benchmark_reviews
 
     monkeypatch.setenv("SKULENS_DATA", str(DATASETS))
     path = benchmark_reviews(tmp_path, models=["vader", "tfidf"], product_rating=False, limit=300)
     report = json.loads(path.read_text())
     assert report["dataset"] and report["split"]["duplicate_text_groups_across_split"] == 0
-    assert [set(r) >= {"name", "star_accuracy", "star_macro_f1", "rating_mae", "recommend_auc"} for r in report["results"]] == [True, True]
+    assert [set(r) >= {"name", "star_accuracy", "star_macro_f1", "rating_mae", "recommend_auc"} for r in report["results"]] == [
+        True,
+        True,
+    ]
     assert (tmp_path / "metrics.md").read_text().startswith("# Review intelligence benchmark")

@@ -14,11 +14,11 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("multipart")
 from fastapi.testclient import TestClient  # noqa: E402
-
 from serve_helpers import image_bytes, shared_models  # noqa: E402
+
+from skulens.runtime.models import MicroBatcher, ModelLoadError  # noqa: E402
 from skulens.serve import runtime  # noqa: E402
 from skulens.serve.app import create_app  # noqa: E402
-from skulens.serve.runtime import MicroBatcher, ModelLoadError  # noqa: E402
 
 MAX_UPLOAD = 200_000
 MAX_BATCH = 4
@@ -38,7 +38,11 @@ class FakeReviewPredictor:
         out = []
         for text in texts:
             good = "good" in text.lower()
-            stars = {"1": 0.05, "2": 0.05, "3": 0.1, "4": 0.2, "5": 0.6} if good else {"1": 0.6, "2": 0.2, "3": 0.1, "4": 0.05, "5": 0.05}
+            stars = (
+                {"1": 0.05, "2": 0.05, "3": 0.1, "4": 0.2, "5": 0.6}
+                if good
+                else {"1": 0.6, "2": 0.2, "3": 0.1, "4": 0.05, "5": 0.05}
+            )
             out.append(
                 {
                     "stars": 5 if good else 1,
@@ -444,7 +448,8 @@ def test_cli_fails_fast_on_broken_models(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from skulens.serve.cli_serve import app as serve_cli, register
+    from skulens.cli.serve import app as serve_cli
+    from skulens.cli.serve import register
 
     broken = tmp_path / "models" / "broken"
     broken.mkdir(parents=True)
@@ -465,7 +470,7 @@ def test_in_memory_path_matches_predictor(models_dir, tmp_path):
 
     from skulens.catalog.images import decode_image
     from skulens.catalog.schema import Catalog
-    from skulens.serve.runtime import categorize_inputs, image_resolution, prepare_image
+    from skulens.runtime.models import categorize_inputs, image_resolution, prepare_image
     from skulens.tasks.categorize import CategoryPredictor
 
     predictor = CategoryPredictor.load(models_dir / "tiny-categorizer", cache_dir=tmp_path / "cache")

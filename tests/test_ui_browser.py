@@ -20,7 +20,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from serve_helpers import image_bytes, shared_models
 
 pytest.importorskip("streamlit")
@@ -57,7 +56,7 @@ def running_ui(models: Path, log: Path):
     """``skulens ui --models MODELS`` on a free localhost port; yields its URL."""
     port = free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    command = [sys.executable, "-m", "skulens.serve.cli_serve", "ui", "--models", str(models), "--port", str(port)]
+    command = [sys.executable, "-m", "skulens.cli.serve", "ui", "--models", str(models), "--port", str(port)]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

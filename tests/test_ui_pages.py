@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
 from serve_helpers import shared_models  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
 
 UI = Path(__file__).resolve().parents[1] / "src" / "skulens" / "ui" / "app.py"
 
@@ -21,7 +20,12 @@ def app(tmp_path_factory, monkeypatch, tmp_path):
     report = tmp_path / "reports" / "tiny-eval"
     report.mkdir(parents=True)
     (report / "report.md").write_text("# tiny on tiny\n\naccuracy 1.000\n\n![confusion matrix](confusion.png)\n")
-    metrics = {"accuracy": 1.0, "macro_f1": 1.0, "n": 24, "per_class": {"Garden": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 8}}}
+    metrics = {
+        "accuracy": 1.0,
+        "macro_f1": 1.0,
+        "n": 24,
+        "per_class": {"Garden": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 8}},
+    }
     (report / "metrics.json").write_text(json.dumps(metrics))
     monkeypatch.setenv("SKULENS_MODELS", str(shared_models(tmp_path_factory)))
     monkeypatch.setenv("SKULENS_REPORTS", str(tmp_path / "reports"))
@@ -52,7 +56,7 @@ def test_report_page(app):
 
 def test_csv_rows_are_categorized(tmp_path_factory):
     import skulens.ui.app as ui
-    from skulens.serve.runtime import load_models
+    from skulens.runtime.models import load_models
 
     class Progress:
         value = 0.0

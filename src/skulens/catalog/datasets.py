@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -120,7 +120,5 @@ def load_catalog(name_or_path: str | Path, columns: dict[str, str] | None = None
         return ADAPTERS[key](_require(data_root() / key, key))
     path = Path(key)
     if not path.exists():
-        raise CatalogError(
-            f"'{key}' is neither a built-in dataset ({', '.join(ADAPTERS)}) nor an existing catalog file"
-        )
+        raise CatalogError(f"'{key}' is neither a built-in dataset ({', '.join(ADAPTERS)}) nor an existing catalog file")
     return read_catalog(path, columns=columns)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import pandas as pd
 
@@ -43,9 +43,7 @@ def map_columns(frame: pd.DataFrame, columns: Mapping[str, str] | None, source: 
         raise CatalogError(f"unknown schema column(s) {unknown} in the mapping; schema columns are {SCHEMA_COLUMNS}")
     missing = [src for src in columns.values() if src not in frame.columns]
     if missing:
-        raise CatalogError(
-            f"{source}: column(s) {missing} not found; the file has: {', '.join(map(str, frame.columns))}"
-        )
+        raise CatalogError(f"{source}: column(s) {missing} not found; the file has: {', '.join(map(str, frame.columns))}")
     renamed = frame.rename(columns={src: dst for dst, src in columns.items()})
     return renamed.loc[:, ~renamed.columns.duplicated(keep="last")]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 
@@ -63,9 +63,7 @@ class Catalog:
 
     def __post_init__(self) -> None:
         if "id" not in self.frame.columns:
-            raise CatalogError(
-                f"catalog '{self.name}' has no 'id' column; map one with columns={{'id': '<your id column>'}}"
-            )
+            raise CatalogError(f"catalog '{self.name}' has no 'id' column; map one with columns={{'id': '<your id column>'}}")
         self.frame = self.frame.reset_index(drop=True)
         self.frame["id"] = self.frame["id"].astype(str)
 
@@ -86,9 +84,7 @@ class Catalog:
 
     def column(self, name: str) -> pd.Series:
         if name not in self.frame.columns:
-            raise CatalogError(
-                f"catalog '{self.name}' has no column '{name}'; it has: {', '.join(self.frame.columns)}"
-            )
+            raise CatalogError(f"catalog '{self.name}' has no column '{name}'; it has: {', '.join(self.frame.columns)}")
         return self.frame[name]
 
     @property
@@ -109,12 +105,8 @@ class Catalog:
         if not self.has("category"):
             raise CatalogError(f"catalog '{self.name}' has no 'category' column to take level {index} from")
         if index < 0 or index >= self.depth:
-            raise CatalogError(
-                f"category level {index} does not exist in '{self.name}': levels are 0..{self.depth - 1}"
-            )
-        return self.frame["category"].map(
-            lambda path: path[index] if isinstance(path, tuple) and len(path) > index else None
-        )
+            raise CatalogError(f"category level {index} does not exist in '{self.name}': levels are 0..{self.depth - 1}")
+        return self.frame["category"].map(lambda path: path[index] if isinstance(path, tuple) and len(path) > index else None)
 
     def texts(self, fields: Iterable[str] = ("title", "description"), sep: str = ". ") -> list[str]:
         """Each row's text fields joined into one string (empty where a row has none)."""
@@ -124,10 +116,10 @@ class Catalog:
         parts = self.frame[present].astype("string").fillna("")
         return [sep.join(p.strip() for p in row if p.strip()) for row in parts.itertuples(index=False)]
 
-    def subset(self, rows: Iterable[int] | pd.Series) -> "Catalog":
+    def subset(self, rows: Iterable[int] | pd.Series) -> Catalog:
         """A catalog with only the given positional rows (or a boolean mask)."""
         frame = self.frame[rows] if isinstance(rows, pd.Series) else self.frame.iloc[list(rows)]
         return Catalog(frame.copy(), root=self.root, name=self.name, issues=list(self.issues))
 
-    def head(self, n: int) -> "Catalog":
+    def head(self, n: int) -> Catalog:
         return self.subset(range(min(n, len(self))))

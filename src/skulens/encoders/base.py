@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ class Encoder(ABC):
     def encode(self, batch: Sequence[Any]) -> Any:
         """Embeddings for ``batch``, one row per item, float32."""
 
-    def fit(self, batch: Sequence[Any]) -> "Encoder":
+    def fit(self, batch: Sequence[Any]) -> Encoder:
         """Learn from training inputs (no-op for pretrained encoders)."""
         return self
 

@@ -5,7 +5,7 @@ The baseline every report shows next to the pretrained encoders, so users see wh
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -106,15 +107,11 @@ class ClipTextEncoder(_ClipTower):
     def encode(self, batch: Sequence[str]) -> np.ndarray:
         if len(batch) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        tokens = self.tokenizer(
-            list(batch), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
+        tokens = self.tokenizer(list(batch), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         return self._normalise(
             self.model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
         )
 
 
 register_encoder("hf-clip:", "image", None, "CLIP image tower from a local transformers checkpoint")(ClipImageEncoder)
-register_encoder("hf-clip-text:", "text", None, "CLIP text tower from a local transformers checkpoint")(
-    ClipTextEncoder
-)
+register_encoder("hf-clip-text:", "text", None, "CLIP text tower from a local transformers checkpoint")(ClipTextEncoder)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,7 +73,9 @@ class EfficientNetLiteEncoder(Encoder):
         if self.session is None and backend == "onnx":
             raise EncoderError("backend='onnx' needs onnxruntime and onnx: pip install onnxruntime onnx")
         if self.session is None and backend == "auto":
-            warnings.warn("onnxruntime/onnx not installed; EfficientNet-Lite runs on PyTorch (several times slower)")
+            warnings.warn(
+                "onnxruntime/onnx not installed; EfficientNet-Lite runs on PyTorch (several times slower)", stacklevel=2
+            )
         self.backend = "torch" if self.session is None else "onnx"
         self.version = f"imagenet-{self.resolution}px-squash" + ("-onnx" if self.session is not None else "")
         self._pool = ThreadPoolExecutor(threads or available_cores()) if self.session is not None else None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from skulens.encoders.base import Encoder, EncoderError
 
@@ -52,7 +53,7 @@ def create_encoder(name: str, **kwargs: Any) -> Encoder:
         return _FACTORIES[name][1](**kwargs)
     for prefix, (_, factory) in _PREFIXES.items():
         if name.startswith(prefix):
-            return factory(name[len(prefix):], **kwargs)
+            return factory(name[len(prefix) :], **kwargs)
     known = ", ".join(info.name for info in list_encoders())
     raise EncoderError(f"unknown encoder '{name}'; available: {known}")
 

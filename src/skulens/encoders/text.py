@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from importlib import import_module
-from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -68,7 +68,7 @@ class TfidfEncoder(Encoder):
         )
         self.dim = 0
 
-    def fit(self, batch: Sequence[str]) -> "TfidfEncoder":
+    def fit(self, batch: Sequence[str]) -> TfidfEncoder:
         if not any(text.strip() for text in batch):
             raise EncoderError("tfidf cannot be fitted: every training text is empty")
         self.vectorizer.fit(batch)
@@ -90,7 +90,7 @@ class TfidfEncoder(Encoder):
         return {"terms": np.array(terms, dtype=np.str_), "idf": self.vectorizer.idf_.astype(np.float32)}
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], **kwargs) -> "TfidfEncoder":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], **kwargs) -> TfidfEncoder:
         encoder = cls(**kwargs)
         encoder.vectorizer.vocabulary_ = {str(term): i for i, term in enumerate(arrays["terms"])}
         encoder.vectorizer.idf_ = np.asarray(arrays["idf"], dtype=np.float32)

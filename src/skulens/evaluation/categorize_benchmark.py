@@ -7,17 +7,17 @@ refitted inside each fold on that fold's training rows only, so no test text lea
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from skulens.catalog.schema import Catalog
 from skulens.encoders.text import TfidfEncoder
-from skulens.evaluation.metrics import classification_metrics, mean_std_ci
 from skulens.evaluation.report import confusion_png, markdown_table, write_json
+from skulens.metrics import classification_metrics, mean_std_ci
 from skulens.tasks.categorize import CategoryPredictor
 from skulens.tasks.features import FeatureExtractor, Features
 
@@ -182,11 +182,12 @@ def _write_markdown(summary: dict, out: Path) -> None:
         "",
         markdown_table(display, columns),
         "",
-        "Best of each kind: "
-        + "; ".join(f"**{k}** = {v['best_of']} ({v['macro_f1_mean']:.3f})" for k, v in best.items()),
+        "Best of each kind: " + "; ".join(f"**{k}** = {v['best_of']} ({v['macro_f1_mean']:.3f})" for k, v in best.items()),
         "",
     ]
     for kind, row in best.items():
-        png = confusion_png(row["confusion_matrix"], summary["classes"], out / f"confusion_{kind}.png", f"{kind}: {row['best_of']}")
+        png = confusion_png(
+            row["confusion_matrix"], summary["classes"], out / f"confusion_{kind}.png", f"{kind}: {row['best_of']}"
+        )
         lines.append(f"![{kind} confusion matrix]({png.name})")
     (out / "report.md").write_text("\n".join(lines) + "\n")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -22,9 +22,13 @@ from skulens.catalog.splits import group_split, text_groups
 log = logging.getLogger(__name__)
 
 MODELS = ("vader", "tfidf", "minilm", "minilm:mlp", "tfidf+minilm", "tfidf+minilm:mlp")
-LABELS = {"tfidf": "TF-IDF + logistic regression", "minilm": "MiniLM linear probe", "minilm:mlp": "MiniLM MLP probe",
-          "tfidf+minilm": "TF-IDF LR + MiniLM linear (weighted late fusion)",
-          "tfidf+minilm:mlp": "TF-IDF LR + MiniLM MLP (weighted late fusion)"}
+LABELS = {
+    "tfidf": "TF-IDF + logistic regression",
+    "minilm": "MiniLM linear probe",
+    "minilm:mlp": "MiniLM MLP probe",
+    "tfidf+minilm": "TF-IDF LR + MiniLM linear (weighted late fusion)",
+    "tfidf+minilm:mlp": "TF-IDF LR + MiniLM MLP (weighted late fusion)",
+}
 #: C grids per encoder (TF-IDF rows are L2-normalised and sparse; MiniLM features are standardised).
 ENCODER_PARAMS = {"tfidf": {"Cs": (1.0, 3.0, 10.0)}, "minilm": {"Cs": (0.01, 0.03, 0.1)}}
 HEADLINE = ("star_accuracy", "star_macro_f1", "rating_mae", "recommend_auc")
@@ -33,8 +37,19 @@ TARGETS = {"star_accuracy": 0.70, "star_macro_f1": 0.55, "rating_mae": 0.38, "re
 
 def _entry(name: str, metrics: dict, seconds: float, extra: dict | None = None) -> dict:
     entry = {"name": name, **{k: metrics.get(k) for k in HEADLINE}}
-    for key in ("median_rating_mae", "rating_rmse", "rating_r2", "star_decision_mae", "star_ece", "sentiment_accuracy", "sentiment_macro_f1",
-                "recommend_pr_auc", "recommend_pr_auc_not_recommended", "recommend_accuracy", "n"):
+    for key in (
+        "median_rating_mae",
+        "rating_rmse",
+        "rating_r2",
+        "star_decision_mae",
+        "star_ece",
+        "sentiment_accuracy",
+        "sentiment_macro_f1",
+        "recommend_pr_auc",
+        "recommend_pr_auc_not_recommended",
+        "recommend_accuracy",
+        "n",
+    ):
         entry[key] = metrics.get(key)
     entry["star_per_class"] = metrics["stars"]["per_class"]
     entry["star_confusion_matrix"] = metrics["stars"]["confusion_matrix"]
@@ -68,7 +83,9 @@ def run_review_benchmark(
         "dataset": "reviews (Women's clothing e-commerce reviews, rows with review text)",
         "split": {
             "kind": "group-aware 80/20 (groups = normalised review text, drawn over groups stratified by rating)",
-            "seed": seed, "n_train": len(train), "n_test": len(test),
+            "seed": seed,
+            "n_train": len(train),
+            "n_test": len(test),
             "duplicate_text_groups_across_split": len(groups_train & groups_test),
         },
         "targets": TARGETS,
@@ -86,26 +103,42 @@ def run_review_benchmark(
         if name == "vader":
             model = VaderBaseline().fit(train)
             metrics = model.evaluate(test)
-            report["results"].append(_entry("VADER lexicon (compound score -> stars by training quantiles)", metrics, time.time() - start))
+            report["results"].append(
+                _entry("VADER lexicon (compound score -> stars by training quantiles)", metrics, time.time() - start)
+            )
         else:
             # "a+b:mlp": encoders a and b, b with an MLP head (linear otherwise)
             parts = [part.partition(":") for part in name.split("+")]
             encoders = tuple(enc for enc, _, _ in parts)
             params = {enc: ({"head": kind} if kind else dict(ENCODER_PARAMS.get(enc, {}))) for enc, _, kind in parts}
-            predictor = ReviewPredictor(encoders=encoders, seed=seed, cache_dir=cache_dir, progress=progress,
-                                        encoder_params=params)
+            predictor = ReviewPredictor(
+                encoders=encoders, seed=seed, cache_dir=cache_dir, progress=progress, encoder_params=params
+            )
             predictor.fit(train)
             metrics = predictor.evaluate(test)
             selection = {k: v for k, v in predictor.selection_.items() if k != "candidates"}
             label = LABELS.get(name, name)
-            report["results"].append(_entry(label, metrics, time.time() - start,
-                                            {"model": name, "encoders": list(encoders), "selection": selection,
-                                             "validation_candidates": predictor.selection_.get("candidates", [])}))
+            report["results"].append(
+                _entry(
+                    label,
+                    metrics,
+                    time.time() - start,
+                    {
+                        "model": name,
+                        "encoders": list(encoders),
+                        "selection": selection,
+                        "validation_candidates": predictor.selection_.get("candidates", []),
+                    },
+                )
+            )
         log.info("%s: %s", name, {k: report["results"][-1][k] for k in HEADLINE})
     best = max(report["results"], key=lambda r: r["star_accuracy"] + r["star_macro_f1"])
-    report["best"] = {"name": best["name"], "targets_met": {
-        k: (best[k] <= v if k == "rating_mae" else best[k] >= v) if best[k] is not None else False for k, v in TARGETS.items()
-    }}
+    report["best"] = {
+        "name": best["name"],
+        "targets_met": {
+            k: (best[k] <= v if k == "rating_mae" else best[k] >= v) if best[k] is not None else False for k, v in TARGETS.items()
+        },
+    }
     if product_rating:
         from skulens.tasks.product_rating import product_rating_cv
 
@@ -166,7 +199,9 @@ def to_markdown(report: dict) -> str:
         ]
         for r in pr["results"]:
             fold = r["per_fold"]["mae"]
-            lines.append(f"| {r['name']} | {r['mae']:.3f} | {r['rmse']:.3f} | {r['r2']:.3f} | {fold['mean']:.3f} ± {fold['std']:.3f} |")
+            lines.append(
+                f"| {r['name']} | {r['mae']:.3f} | {r['rmse']:.3f} | {r['r2']:.3f} | {fold['mean']:.3f} ± {fold['std']:.3f} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,7 @@ missing has ``present[image] == False`` and is still predicted from what it has.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import scipy.sparse as sp
@@ -63,7 +63,7 @@ class LateFusion:
     def __init__(self, head: str = "linear", seed: int = 0, val_size: float = 0.2, head_params: dict | None = None) -> None:
         self.head, self.seed, self.val_size, self.head_params = head, seed, val_size, head_params or {}
 
-    def fit(self, blocks: Blocks, present: Masks, y: np.ndarray) -> "LateFusion":
+    def fit(self, blocks: Blocks, present: Masks, y: np.ndarray) -> LateFusion:
         y = np.asarray(y)
         self.classes_ = check_training_labels(y)
         self.names_ = list(blocks)
@@ -84,8 +84,12 @@ class LateFusion:
         if usable.any():
             logs = np.stack([np.log(np.clip(held_out[n][usable], EPS, 1.0)) for n in self.names_])
             target = np.searchsorted(self.classes_, y[usable])
-            fitted = minimize(lambda w: _nll(np.tensordot(w, logs, axes=1), target), self.weights_,
-                              bounds=[(0.0, 5.0)] * len(self.names_), method="L-BFGS-B")
+            fitted = minimize(
+                lambda w: _nll(np.tensordot(w, logs, axes=1), target),
+                self.weights_,
+                bounds=[(0.0, 5.0)] * len(self.names_),
+                method="L-BFGS-B",
+            )
             self.weights_ = fitted.x
         return self
 
@@ -116,7 +120,7 @@ class LateFusion:
         return arrays
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], names: list[str], classes: np.ndarray, head: str) -> "LateFusion":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], names: list[str], classes: np.ndarray, head: str) -> LateFusion:
         fusion = cls(head=head)
         fusion.classes_, fusion.names_ = np.asarray(classes), list(names)
         fusion.heads_ = {}
@@ -146,7 +150,7 @@ class EarlyFusion:
             return sp.hstack([sp.csr_matrix(p) for p in parts]).tocsr()
         return np.hstack(parts).astype(np.float32)
 
-    def fit(self, blocks: Blocks, present: Masks, y: np.ndarray) -> "EarlyFusion":
+    def fit(self, blocks: Blocks, present: Masks, y: np.ndarray) -> EarlyFusion:
         self.names_ = list(blocks)
         self.head_ = make_head(self.head, self.seed, **self.head_params).fit(self._concat(blocks, present), y)
         self.classes_ = self.head_.classes_
@@ -159,7 +163,7 @@ class EarlyFusion:
         return {f"head.{k}": v for k, v in self.head_.to_arrays().items()}
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], names: list[str], classes: np.ndarray, head: str) -> "EarlyFusion":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], names: list[str], classes: np.ndarray, head: str) -> EarlyFusion:
         fusion = cls(head=head)
         fusion.names_, fusion.classes_ = list(names), np.asarray(classes)
         fusion.head_ = restore_head(head, {k[5:]: v for k, v in arrays.items() if k.startswith("head.")}, classes)

@@ -25,8 +25,14 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     are used as is.
     """
 
-    def __init__(self, Cs: tuple[float, ...] | None = None, val_size: float = 0.2, class_weight: str | None = None,
-                 max_iter: int = 2000, seed: int = 0) -> None:
+    def __init__(
+        self,
+        Cs: tuple[float, ...] | None = None,
+        val_size: float = 0.2,
+        class_weight: str | None = None,
+        max_iter: int = 2000,
+        seed: int = 0,
+    ) -> None:
         self.Cs = Cs
         self.val_size = val_size
         self.class_weight = class_weight
@@ -41,7 +47,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     def _model(self, C: float) -> LogisticRegression:
         return LogisticRegression(C=C, max_iter=self.max_iter, class_weight=self.class_weight, random_state=self.seed)
 
-    def fit(self, X, y, val_rows: np.ndarray | None = None) -> "LinearProbe":
+    def fit(self, X, y, val_rows: np.ndarray | None = None) -> LinearProbe:
         """Fit; ``val_rows`` (positions) fixes the validation split instead of drawing one."""
         y = np.asarray(y)
         self.classes_ = check_training_labels(y)
@@ -96,7 +102,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         return arrays
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], classes: np.ndarray) -> "LinearProbe":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], classes: np.ndarray) -> LinearProbe:
         probe = cls()
         probe.classes_ = np.asarray(classes)
         probe.coef_, probe.intercept_ = arrays["coef"], arrays["intercept"]

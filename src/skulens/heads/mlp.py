@@ -12,15 +12,27 @@ from skulens.heads.base import HeadError, check_training_labels, validation_rows
 
 
 def _network(dim: int, hidden: int, classes: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Dropout(dropout / 2), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, classes))
+    return nn.Sequential(
+        nn.Dropout(dropout / 2), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, classes)
+    )
 
 
 class MLPProbe(ClassifierMixin, BaseEstimator):
     """A small MLP on standardised frozen embeddings, deterministic on CPU for a given ``seed``."""
 
-    def __init__(self, hidden: int = 512, dropout: float = 0.5, lr: float = 1e-3, weight_decay: float = 1e-2,
-                 max_epochs: int = 200, patience: int = 15, batch_size: int = 128, val_size: float = 0.15,
-                 class_weight: str | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        hidden: int = 512,
+        dropout: float = 0.5,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-2,
+        max_epochs: int = 200,
+        patience: int = 15,
+        batch_size: int = 128,
+        val_size: float = 0.15,
+        class_weight: str | None = None,
+        seed: int = 0,
+    ) -> None:
         self.hidden = hidden
         self.dropout = dropout
         self.lr = lr
@@ -36,7 +48,7 @@ class MLPProbe(ClassifierMixin, BaseEstimator):
         X = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float32)
         return torch.from_numpy(((X - self.mean_) / self.scale_).astype(np.float32))
 
-    def fit(self, X, y, val_rows: np.ndarray | None = None) -> "MLPProbe":
+    def fit(self, X, y, val_rows: np.ndarray | None = None) -> MLPProbe:
         """Fit with early stopping on ``val_rows`` (positions), or on a seeded stratified split."""
         y = np.asarray(y)
         self.classes_ = check_training_labels(y)
@@ -98,7 +110,7 @@ class MLPProbe(ClassifierMixin, BaseEstimator):
         return arrays
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], classes: np.ndarray, hidden: int | None = None) -> "MLPProbe":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], classes: np.ndarray, hidden: int | None = None) -> MLPProbe:
         weight = arrays["net.1.weight"]
         probe = cls(hidden=hidden or weight.shape[0])
         probe.classes_ = np.asarray(classes)

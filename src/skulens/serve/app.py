@@ -17,7 +17,6 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Optional
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, Response, UploadFile
 from fastapi.encoders import jsonable_encoder
@@ -29,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from skulens import __version__
 from skulens.catalog.images import DEFAULT_MAX_PIXELS, ImageLoadError, decode_image
-from skulens.serve.runtime import (
+from skulens.runtime.models import (
     LoadedModel,
     default_models,
     image_resolution,
@@ -180,7 +179,7 @@ def create_app(
         return _error(500, "internal_error", f"{type(exc).__name__}: {exc}")
 
     # ----- helpers ---------------------------------------------------------------------------------
-    def pick(task: str, name: Optional[str]) -> LoadedModel:
+    def pick(task: str, name: str | None) -> LoadedModel:
         if not name:
             if task not in defaults:
                 raise ServiceError(404, "unknown_model", f"no '{task}' model is loaded; available: {', '.join(models)}")
@@ -188,9 +187,7 @@ def create_app(
         model = models.get(name)
         if model is None or model.task != task:
             names = [m.name for m in models.values() if m.task == task]
-            raise ServiceError(
-                404, "unknown_model", f"no '{task}' model named '{name}'; available: {', '.join(names) or 'none'}"
-            )
+            raise ServiceError(404, "unknown_model", f"no '{task}' model named '{name}'; available: {', '.join(names) or 'none'}")
         return model
 
     def decode(data: bytes, name: str, model: LoadedModel):
@@ -238,7 +235,7 @@ def create_app(
     # ----- /v1 ----------------------------------------------------------------------------------------
     key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Needed when the service has an API key.")
 
-    def documented_key(_: Optional[str] = Depends(key_header)) -> None:
+    def documented_key(_: str | None = Depends(key_header)) -> None:
         """Declares the key in the OpenAPI schema; :class:`GuardMiddleware` enforces it."""
 
     deps = [Depends(documented_key)] if api_key else []
@@ -246,10 +243,10 @@ def create_app(
 
     @v1.post("/categorize", response_model=CategorizeResponse, tags=["categorize"], summary="Categorize one product")
     async def categorize(
-        image: Optional[UploadFile] = File(None, description="Product image (JPEG, PNG, WebP...)."),
-        title: Optional[str] = Form(None, max_length=10_000),
-        description: Optional[str] = Form(None, max_length=100_000),
-        model: Optional[str] = Form(None, description="Model name from GET /models."),
+        image: UploadFile | None = File(None, description="Product image (JPEG, PNG, WebP...)."),
+        title: str | None = Form(None, max_length=10_000),
+        description: str | None = Form(None, max_length=100_000),
+        model: str | None = Form(None, description="Model name from GET /models."),
         k: int = Form(5, ge=1, le=1000, description="How many categories to return."),
         response: Response = None,
     ) -> CategorizeResponse:
@@ -289,7 +286,9 @@ def create_app(
         """Up to the batch limit of products (text and/or base64 image). A bad product gets an ``error``, the rest results."""
         if len(request.products) > max_batch:
             raise ServiceError(
-                413, "batch_too_large", f"{len(request.products)} products is over the batch limit of {max_batch}; split the request"
+                413,
+                "batch_too_large",
+                f"{len(request.products)} products is over the batch limit of {max_batch}; split the request",
             )
         chosen = pick("categorize", request.model)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -52,10 +50,10 @@ class CategorizeResponse(BaseModel):
 class ProductIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: Optional[str] = Field(None, max_length=200, description="Echoed back in the result.")
-    title: Optional[str] = Field(None, max_length=10_000)
-    description: Optional[str] = Field(None, max_length=100_000)
-    image_base64: Optional[str] = Field(
+    id: str | None = Field(None, max_length=200, description="Echoed back in the result.")
+    title: str | None = Field(None, max_length=10_000)
+    description: str | None = Field(None, max_length=100_000)
+    image_base64: str | None = Field(
         None, description="Optional image file (JPEG/PNG/WebP...) encoded as base64; same limits as uploads."
     )
 
@@ -63,16 +61,16 @@ class ProductIn(BaseModel):
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: Optional[str] = Field(None, description="Model name from GET /models; the default categorizer if omitted.")
+    model: str | None = Field(None, description="Model name from GET /models; the default categorizer if omitted.")
     k: int = Field(5, ge=1, le=1000, description="How many categories per product.")
     products: list[ProductIn] = Field(..., min_length=1, description="The products (at most the service's batch limit).")
 
 
 class BatchItem(BaseModel):
     index: int
-    id: Optional[str] = None
+    id: str | None = None
     categories: list[CategoryScore] = Field(default_factory=list)
-    error: Optional[str] = Field(None, description="Why this product could not be categorized (others still are).")
+    error: str | None = Field(None, description="Why this product could not be categorized (others still are).")
 
 
 class BatchResponse(BaseModel):
@@ -83,7 +81,7 @@ class BatchResponse(BaseModel):
 class ReviewsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: Optional[str] = Field(None, description="Reviews model name; the default one if omitted.")
+    model: str | None = Field(None, description="Reviews model name; the default one if omitted.")
     texts: list[str] = Field(..., min_length=1, description="Review texts (at most the service's batch limit).")
 
 
@@ -93,13 +91,13 @@ class ReviewResult(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     index: int
-    stars: Optional[int] = Field(None, ge=1, le=5, description="The predicted star rating.")
-    star_proba: Optional[dict[str, float]] = Field(None, description="Probability of each star rating 1..5.")
-    expected_rating: Optional[float] = Field(None, description="Sum of k * p(k).")
-    sentiment: Optional[str] = Field(None, examples=["positive", "neutral", "negative"])
-    sentiment_score: Optional[float] = Field(None, description="P(positive) - P(negative), in [-1, 1].")
-    recommend_proba: Optional[float] = Field(None, description="Probability that the reviewer recommends the product.")
-    error: Optional[str] = Field(None, description="Why this review could not be read.")
+    stars: int | None = Field(None, ge=1, le=5, description="The predicted star rating.")
+    star_proba: dict[str, float] | None = Field(None, description="Probability of each star rating 1..5.")
+    expected_rating: float | None = Field(None, description="Sum of k * p(k).")
+    sentiment: str | None = Field(None, examples=["positive", "neutral", "negative"])
+    sentiment_score: float | None = Field(None, description="P(positive) - P(negative), in [-1, 1].")
+    recommend_proba: float | None = Field(None, description="Probability that the reviewer recommends the product.")
+    error: str | None = Field(None, description="Why this review could not be read.")
 
 
 class ReviewsResponse(BaseModel):

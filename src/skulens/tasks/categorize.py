@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from skulens import __version__
 from skulens.catalog.schema import Catalog, CatalogError
-from skulens.evaluation.metrics import classification_metrics
 from skulens.heads.fusion import make_fusion, restore_fusion
+from skulens.metrics import classification_metrics
 from skulens.tasks.features import FeatureExtractor, Features
 from skulens.tasks.model_folder import read_model_folder, write_model_folder
 
@@ -93,13 +93,13 @@ class CategoryPredictor:
                 if isinstance(path, tuple) and len(path) > level:
                     self.parents_.setdefault(path[level], list(path[:level]))
 
-    def fit(self, catalog: Catalog) -> "CategoryPredictor":
+    def fit(self, catalog: Catalog) -> CategoryPredictor:
         """Embed the catalog (cached), fit any fitted encoders and the heads. Returns self."""
         train, y = self.training_rows(catalog)
         self.extractor.fit(train)
         return self.fit_features(self.extractor.transform(train), y)
 
-    def fit_features(self, features: Features, y: np.ndarray) -> "CategoryPredictor":
+    def fit_features(self, features: Features, y: np.ndarray) -> CategoryPredictor:
         """Fit the heads on precomputed features (used by benchmarks that share embeddings across folds)."""
         self.model_ = make_fusion(self.fusion, self.head, seed=self.seed).fit(features.blocks, features.present, np.asarray(y))
         self.classes_ = self.model_.classes_
@@ -178,7 +178,7 @@ class CategoryPredictor:
         return write_model_folder(folder, config, arrays)
 
     @classmethod
-    def load(cls, folder: str | Path, cache_dir: str | Path | None = None) -> "CategoryPredictor":
+    def load(cls, folder: str | Path, cache_dir: str | Path | None = None) -> CategoryPredictor:
         """Load a folder written by :meth:`save`; fails clearly if it is not one or an encoder is missing."""
         config, arrays = read_model_folder(folder, TASK)
         predictor = cls(
@@ -212,4 +212,3 @@ class CategoryPredictor:
         )
         catalog = Catalog(frame, root=image_path.parent if image_path else None, name="input")
         return self.top_k(catalog, k)[0]
-

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from skulens.catalog.schema import Catalog, RowIssue
 from skulens.embed import embed_catalog
 from skulens.encoders import Encoder, EncoderError, create_encoder
-from skulens.tasks.model_folder import ModelFolderError
 from skulens.encoders.text import TfidfEncoder
+from skulens.tasks.model_folder import ModelFolderError
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Features:
     present: dict
     issues: list[RowIssue] = field(default_factory=list)
 
-    def subset(self, rows: np.ndarray) -> "Features":
+    def subset(self, rows: np.ndarray) -> Features:
         return Features({k: v[rows] for k, v in self.blocks.items()}, {k: v[rows] for k, v in self.present.items()})
 
 
@@ -57,7 +57,7 @@ class FeatureExtractor:
                 raise ModelFolderError(f"encoder '{name}' is not available: {exc}") from None
         return self._encoders[name]
 
-    def fit(self, catalog: Catalog) -> "FeatureExtractor":
+    def fit(self, catalog: Catalog) -> FeatureExtractor:
         for name in self.names:
             encoder = self.encoder(name)
             if encoder.requires_fit:

@@ -10,20 +10,20 @@ by an inner 3-fold CV (lowest MAE); predictions are clipped to [1, 5].
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sklearn.decomposition import PCA
 from sklearn.linear_model import HuberRegressor
 from sklearn.model_selection import GridSearchCV, KFold
-from sklearn.decomposition import PCA
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skulens.catalog.schema import Catalog, CatalogError
-from skulens.evaluation.metrics import mean_std_ci, regression_metrics
+from skulens.metrics import mean_std_ci, regression_metrics
 from skulens.tasks.features import FeatureExtractor
 
 ALPHAS = (1.0, 10.0, 100.0, 1000.0, 10000.0)

@@ -12,7 +12,7 @@ learns three small, monotone maps of that one number (nothing about words):
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -53,7 +53,7 @@ class VaderBaseline:
             raise CatalogError(f"no row of '{catalog.name}' has both review text and a 1-5 rating")
         return keep, self.compound([t for t, k in zip(texts, keep) if k])
 
-    def fit(self, catalog: Catalog) -> "VaderBaseline":
+    def fit(self, catalog: Catalog) -> VaderBaseline:
         keep, score = self._rows(catalog)
         stars = labelled_stars(catalog)[keep].astype(int)
         prior = np.bincount(stars, minlength=6)[1:] / len(stars)

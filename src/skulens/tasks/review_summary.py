@@ -12,7 +12,7 @@ positive) in general and frequent in this group. Phrases made only of stop words
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
@@ -31,7 +31,7 @@ class PhraseModel:
     def __init__(self, min_df: int = 3, C: float = 3.0, text_fields: Sequence[str] = TEXT_FIELDS, seed: int = 0) -> None:
         self.min_df, self.C, self.text_fields, self.seed = min_df, C, tuple(text_fields), seed
 
-    def fit(self, catalog: Catalog) -> "PhraseModel":
+    def fit(self, catalog: Catalog) -> PhraseModel:
         texts = review_texts(catalog, self.text_fields)
         stars = labelled_stars(catalog)
         keep = np.array([bool(t.strip()) for t in texts]) & ~np.isnan(stars) & (stars != 3)

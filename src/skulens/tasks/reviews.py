@@ -21,8 +21,8 @@ Rows without text are reported (``last_issues_``) and skipped in batches; a sing
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,10 +31,10 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from skulens import __version__
 from skulens.catalog.schema import Catalog, CatalogError, RowIssue
 from skulens.catalog.splits import group_split
-from skulens.evaluation.metrics import classification_metrics, regression_metrics
 from skulens.heads.base import check_training_labels
-from skulens.heads.mlp import MLPProbe
 from skulens.heads.fusion import EPS, align_proba, make_fusion, make_head, restore_fusion, restore_head
+from skulens.heads.mlp import MLPProbe
+from skulens.metrics import classification_metrics, regression_metrics
 from skulens.tasks.features import FeatureExtractor, Features
 from skulens.tasks.model_folder import read_model_folder, write_model_folder
 
@@ -61,12 +61,13 @@ class WeightedFusion:
     chosen by :class:`ReviewPredictor` on validation data). Cheaper than stacking (no out-of-fold fits).
     Rows missing a block use the remaining blocks."""
 
-    def __init__(self, head: str = "linear", seed: int = 0, head_params: dict | None = None,
-                 block_params: dict[str, dict] | None = None) -> None:
+    def __init__(
+        self, head: str = "linear", seed: int = 0, head_params: dict | None = None, block_params: dict[str, dict] | None = None
+    ) -> None:
         self.head, self.seed, self.head_params = head, seed, head_params or {}
         self.block_params = block_params or {}
 
-    def fit(self, blocks, present, y) -> "WeightedFusion":
+    def fit(self, blocks, present, y) -> WeightedFusion:
         y = np.asarray(y)
         self.classes_ = check_training_labels(y)
         self.names_ = list(blocks)
@@ -92,8 +93,9 @@ class WeightedFusion:
         names = list(per_block)
         weights = weights or {name: 1.0 / len(names) for name in names}
         n = per_block[names[0]].shape[0]
-        w = np.stack([np.full(n, weights[name]) * (np.asarray(present[name], float) if present is not None else 1.0)
-                      for name in names], 1)
+        w = np.stack(
+            [np.full(n, weights[name]) * (np.asarray(present[name], float) if present is not None else 1.0) for name in names], 1
+        )
         w = np.where(w.sum(1, keepdims=True) > 0, w, 1.0)
         w = w / w.sum(1, keepdims=True)
         log_p = sum(np.log(np.clip(per_block[name], EPS, 1.0)) * w[:, [i]] for i, name in enumerate(names))
@@ -113,7 +115,7 @@ class WeightedFusion:
         return arrays
 
     @classmethod
-    def from_arrays(cls, arrays, names, classes, head) -> "WeightedFusion":
+    def from_arrays(cls, arrays, names, classes, head) -> WeightedFusion:
         fusion = cls(head=head)
         fusion.classes_, fusion.names_ = np.asarray(classes), list(names)
         fusion.heads_ = {}
@@ -348,13 +350,17 @@ class ReviewPredictor:
         if len(candidates) == 1 and len(alphas) == 1 and len(grid) == 1:
             return {"class_weight": candidates[0], "alpha": float(alphas[0]), "C": {}, "weights": grid[0], "criterion": "fixed"}
         frame = rows.frame.assign(_row=np.arange(len(rows)))
-        inner, val = group_split(Catalog(frame, name=rows.name), self.val_size, label="rating", fields=self.text_fields, seed=self.seed)
+        inner, val = group_split(
+            Catalog(frame, name=rows.name), self.val_size, label="rating", fields=self.text_fields, seed=self.seed
+        )
         inner_rows, val_rows = inner.frame["_row"].to_numpy(), val.frame["_row"].to_numpy()
         prior = np.bincount(y[inner_rows], minlength=6)[1:] / len(inner_rows)
         val_features = features.subset(val_rows)
         scores = []
         for class_weight in candidates:
-            model = self._new_model(class_weight).fit(features.subset(inner_rows).blocks, features.subset(inner_rows).present, y[inner_rows])
+            model = self._new_model(class_weight).fit(
+                features.subset(inner_rows).blocks, features.subset(inner_rows).present, y[inner_rows]
+            )
             Cs = {name: float(head.C_) for name, head in getattr(model, "heads_", {}).items() if hasattr(head, "C_")}
             if not Cs and hasattr(getattr(model, "head_", None), "C_"):
                 Cs = {name: float(model.head_.C_) for name in self.encoders}
@@ -369,9 +375,16 @@ class ReviewPredictor:
                 for alpha in alphas if class_weight is None else (0.0,):
                     metrics = classification_metrics(y[val_rows], prior_corrected_stars(proba, prior, alpha), STARS)
                     scores.append(
-                        {"class_weight": class_weight, "alpha": float(alpha), "weights": weights, "C": Cs,
-                         "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "rating_mae": mae,
-                         "score": metrics["accuracy"] + metrics["macro_f1"]}
+                        {
+                            "class_weight": class_weight,
+                            "alpha": float(alpha),
+                            "weights": weights,
+                            "C": Cs,
+                            "accuracy": metrics["accuracy"],
+                            "macro_f1": metrics["macro_f1"],
+                            "rating_mae": mae,
+                            "score": metrics["accuracy"] + metrics["macro_f1"],
+                        }
                     )
         best = max(scores, key=lambda s: s["score"])
         return {
@@ -385,7 +398,7 @@ class ReviewPredictor:
             "n_val": int(len(val_rows)),
         }
 
-    def fit(self, catalog: Catalog) -> "ReviewPredictor":
+    def fit(self, catalog: Catalog) -> ReviewPredictor:
         """Embed (cached), fit fitted encoders, choose class weighting on validation data, fit the heads."""
         rows, y, recommended = self.training_rows(catalog)
         self.extractor.fit(rows)
@@ -393,7 +406,7 @@ class ReviewPredictor:
 
     def fit_features(
         self, features: Features, y: np.ndarray, recommended: np.ndarray | None = None, rows: Catalog | None = None
-    ) -> "ReviewPredictor":
+    ) -> ReviewPredictor:
         """Fit the heads on precomputed features (``rows`` is needed for the group-aware validation split)."""
         y = np.asarray(y).astype(int)
         self.prior_ = np.bincount(y, minlength=6)[1:] / len(y)
@@ -486,8 +499,16 @@ class ReviewPredictor:
                 frame.loc[ok, f"p{k}"] = out["star_proba"][:, k - 1]
         frame["error"] = None
         frame.loc[~ok, "error"] = "no title or review text"
-        order = ["id", "stars", "expected_rating", "sentiment", "sentiment_score", "recommend_proba",
-                 *(f"p{k}" for k in STARS), "error"]
+        order = [
+            "id",
+            "stars",
+            "expected_rating",
+            "sentiment",
+            "sentiment_score",
+            "recommend_proba",
+            *(f"p{k}" for k in STARS),
+            "error",
+        ]
         return frame[order]
 
     def predict_text(self, text: str, title: str | None = None) -> dict:
@@ -556,7 +577,7 @@ class ReviewPredictor:
         return write_model_folder(folder, config, arrays)
 
     @classmethod
-    def load(cls, folder: str | Path, cache_dir: str | Path | None = None) -> "ReviewPredictor":
+    def load(cls, folder: str | Path, cache_dir: str | Path | None = None) -> ReviewPredictor:
         """Load a folder written by :meth:`save`; fails clearly if it is not a reviews model."""
         config, arrays = read_model_folder(folder, TASK)
         predictor = cls(

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -28,7 +27,7 @@ def serve(
     models: Path = typer.Option(..., "--models", help="Folder of saved model folders (or one model folder)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    api_key: Optional[str] = typer.Option(
+    api_key: str | None = typer.Option(
         None, "--api-key", help="Require this X-API-Key on every /v1 route (default: $SKULENS_API_KEY, else none)."
     ),
     max_upload_mb: float = typer.Option(10.0, help="Largest accepted image upload, in MB."),
@@ -40,12 +39,16 @@ def serve(
     /v1/reviews, with OpenAPI docs at /docs."""
     import uvicorn
 
+    from skulens.runtime.models import ModelLoadError
     from skulens.serve.app import create_app
-    from skulens.serve.runtime import ModelLoadError
 
     try:
         service = create_app(
-            models, api_key=api_key, max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_batch=max_batch, model_batch=model_batch
+            models,
+            api_key=api_key,
+            max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+            max_batch=max_batch,
+            model_batch=model_batch,
         )
     except ModelLoadError as exc:
         raise _fail(str(exc)) from None
@@ -59,7 +62,7 @@ def ui(
     models: Path = typer.Option(..., "--models", help="Folder of saved model folders (or one model folder)."),
     port: int = typer.Option(8501, help="Port for the web UI."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
-    reports: Optional[Path] = typer.Option(None, help="Folder of saved evaluation reports to browse (default: MODELS)."),
+    reports: Path | None = typer.Option(None, help="Folder of saved evaluation reports to browse (default: MODELS)."),
 ) -> None:
     """Open the Streamlit UI on the models under MODELS (categorize, reviews, CSV batches, reports)."""
     if not models.is_dir():

@@ -12,10 +12,11 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -238,7 +239,7 @@ class LoadedModel:
     def _reviews_batch(self, texts: list[str]) -> list[dict]:
         return list(self.predictor.predict_texts(list(texts)))
 
-    def start(self, max_batch: int = 8) -> "LoadedModel":
+    def start(self, max_batch: int = 8) -> LoadedModel:
         fn = self._categorize_batch if self.task == "categorize" else self._reviews_batch
         self.batcher = MicroBatcher(fn, max_batch=max_batch, name=self.name)
         return self

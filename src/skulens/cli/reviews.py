@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
 
-from skulens.cli_output import console, fail as _fail
+from skulens.cli.output import console
+from skulens.cli.output import fail as _fail
 
 reviews_app = typer.Typer(
     help="Star rating, sentiment and recommendation from review text.",
@@ -56,7 +56,7 @@ def train(
     head: str = typer.Option("linear", help="linear (logistic-regression probe) or mlp."),
     class_weight: str = typer.Option("auto", help="auto (choose on validation), none or balanced."),
     test_size: float = typer.Option(0.2, help="Share held out (group-aware, seeded) to report metrics on; 0 = none."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N rows."),
+    limit: int | None = typer.Option(None, help="Only the first N rows."),
     seed: int = typer.Option(0),
 ) -> None:
     """Train a review model (stars, sentiment, recommendation) and save it; reports held-out metrics."""
@@ -96,10 +96,10 @@ def train(
 @reviews_app.command("predict")
 def predict(
     model: Path = typer.Argument(..., metavar="MODEL_DIR"),
-    text: Optional[str] = typer.Option(None, "--text", "-t", help="One review to read."),
-    title: Optional[str] = typer.Option(None, "--title", help="Its title (optional)."),
-    input: Optional[Path] = typer.Option(None, "--input", "-i", help="CSV/Parquet of reviews (review_text, optional title, id)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="CSV to write predictions to (with --input)."),
+    text: str | None = typer.Option(None, "--text", "-t", help="One review to read."),
+    title: str | None = typer.Option(None, "--title", help="Its title (optional)."),
+    input: Path | None = typer.Option(None, "--input", "-i", help="CSV/Parquet of reviews (review_text, optional title, id)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="CSV to write predictions to (with --input)."),
 ) -> None:
     """Predict stars, expected rating, sentiment and recommendation for one text or a file of reviews."""
     from skulens.catalog import CatalogError
@@ -107,7 +107,7 @@ def predict(
     from skulens.tasks.reviews import ReviewPredictor
 
     if (text is None) == (input is None):
-        raise _fail("give exactly one of --text \"...\" or --input FILE")
+        raise _fail('give exactly one of --text "..." or --input FILE')
     try:
         predictor = ReviewPredictor.load(model)
         if text is not None:
@@ -129,7 +129,7 @@ def summary(
     source: str = typer.Argument(..., metavar="DATASET_OR_FILE"),
     by: str = typer.Option("department", help="product_id, division, department, class or any column."),
     top: int = typer.Option(10, help="How many groups to show (most reviewed first)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write all summaries as JSON here."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write all summaries as JSON here."),
 ) -> None:
     """Aspect view: rating distribution, share negative and negative/positive phrases per group."""
     from skulens.catalog import CatalogError, load_catalog
@@ -151,15 +151,14 @@ def summary(
 
 
 def benchmark_reviews(
-    out: Path, models: Optional[list[str]] = None, seed: int = 0, product_rating: bool = True, limit: Optional[int] = None
+    out: Path, models: list[str] | None = None, seed: int = 0, product_rating: bool = True, limit: int | None = None
 ) -> Path:
     """Run the review benchmark and write ``out/metrics.json`` (+ ``out/metrics.md``); returns the json path.
 
     ``models`` is a subset of vader, tfidf, minilm, tfidf+minilm; ``limit`` uses only the first N reviews."""
     from skulens.evaluation.review_benchmark import MODELS, run_review_benchmark, write_report
 
-    report = run_review_benchmark(models=models or MODELS, seed=seed, product_rating=product_rating, limit=limit,
-                                  progress=True)
+    report = run_review_benchmark(models=models or MODELS, seed=seed, product_rating=product_rating, limit=limit, progress=True)
     report["command"] = f"skulens benchmark reviews --out {out}"
     path = Path(out) / "metrics.json"
     write_report(report, path, Path(out) / "metrics.md")

@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from skulens.cli_output import console, fail as _fail
-
-from skulens.cli_reviews import benchmark_reviews as run_review_benchmark
-from skulens.cli_reviews import reviews_app
-from skulens.serve.cli_serve import register as register_serve_commands
+from skulens.cli.output import console
+from skulens.cli.output import fail as _fail
+from skulens.cli.reviews import benchmark_reviews as run_review_benchmark
+from skulens.cli.reviews import reviews_app
+from skulens.cli.serve import register as register_serve_commands
 
 app = typer.Typer(
     help=(
@@ -40,7 +39,7 @@ def _load(source: str):
 
 @app.command()
 def encoders(
-    modality: Optional[str] = typer.Option(None, help="Only 'image' or 'text' encoders."),
+    modality: str | None = typer.Option(None, help="Only 'image' or 'text' encoders."),
     pattern: str = typer.Option("*", help="Glob on the encoder name, e.g. 'efficientnet-*'."),
 ) -> None:
     """List the registered encoders (name, modality, embedding size)."""
@@ -86,8 +85,8 @@ def embed(
     source: str = typer.Argument(..., metavar="DATASET_OR_FILE"),
     encoder: str = typer.Option(..., "--encoder", "-e", help="Encoder name; see `skulens encoders`."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for embeddings.npz, issues.csv, manifest.json."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N rows."),
-    cache_dir: Optional[Path] = typer.Option(None, help="Embedding cache (default $SKULENS_CACHE or ~/.cache/skulens)."),
+    limit: int | None = typer.Option(None, help="Only the first N rows."),
+    cache_dir: Path | None = typer.Option(None, help="Embedding cache (default $SKULENS_CACHE or ~/.cache/skulens)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute everything; do not read or write the cache."),
 ) -> None:
     """Embed a catalog's images or texts with one encoder; re-runs reuse the on-disk cache."""
@@ -177,10 +176,10 @@ def train(
 @app.command()
 def predict(
     model: Path = typer.Argument(..., help="A model folder written by `skulens train`."),
-    image: Optional[Path] = typer.Option(None, help="Product image file."),
-    text: Optional[str] = typer.Option(None, help="Product title (and description)."),
-    input: Optional[Path] = typer.Option(None, "--input", "-i", help="CSV/Parquet catalog to predict in batch."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Where batch predictions go (CSV)."),
+    image: Path | None = typer.Option(None, help="Product image file."),
+    text: str | None = typer.Option(None, help="Product title (and description)."),
+    input: Path | None = typer.Option(None, "--input", "-i", help="CSV/Parquet catalog to predict in batch."),
+    output: Path | None = typer.Option(None, "--output", help="Where batch predictions go (CSV)."),
     k: int = typer.Option(5, help="How many categories to show."),
 ) -> None:
     """Categorize one product (--image and/or --text) or a whole file (--input/--output)."""
@@ -236,7 +235,10 @@ def evaluate(
     (out / "report.md").write_text(
         f"# {model.name} on {source}\n\naccuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, "
         f"ECE {metrics['ece']:.3f} ({metrics['n']} rows)\n\n"
-        + markdown_table(per_class, [("class", "class"), ("precision", "precision"), ("recall", "recall"), ("f1", "F1"), ("support", "support")])
+        + markdown_table(
+            per_class,
+            [("class", "class"), ("precision", "precision"), ("recall", "recall"), ("f1", "F1"), ("support", "support")],
+        )
         + "\n\n![confusion matrix](confusion.png)\n"
     )
     console.print(f"accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}; report in {out}")
@@ -251,7 +253,7 @@ app.add_typer(reviews_app, name="reviews")
 def benchmark_reviews(
     out: Path = typer.Option(..., "--out", "-o"),
     seed: int = typer.Option(0),
-    limit: Optional[int] = typer.Option(None, help="Only the first N reviews (quick check)."),
+    limit: int | None = typer.Option(None, help="Only the first N reviews (quick check)."),
 ) -> None:
     """Star rating, sentiment and recommendation on the clothing reviews: VADER / TF-IDF / MiniLM / fused."""
     run_review_benchmark(out, seed=seed, limit=limit)
@@ -264,7 +266,7 @@ def benchmark_categorize(
     label: str = typer.Option("0", help="Category level or column."),
     folds: int = typer.Option(5),
     seeds: list[int] = typer.Option([0], "--seed", help="Repeat for several CV seeds."),
-    configs: Optional[str] = typer.Option(None, help="Comma-separated config names to run (default: all)."),
+    configs: str | None = typer.Option(None, help="Comma-separated config names to run (default: all)."),
     min_class_count: int = typer.Option(5),
     out: Path = typer.Option(..., "--out", "-o"),
 ) -> None:
@@ -282,8 +284,15 @@ def benchmark_categorize(
             raise _fail(f"unknown config in {wanted}; known: {[c.name for c in DEFAULT_CONFIGS]}")
     command = "skulens " + shlex.join(sys.argv[1:])
     summary = run_categorize_benchmark(
-        _load(dataset), _label(label), out, folds=folds, seeds=seeds, configs=chosen,
-        min_class_count=min_class_count, command=command, log=console.print,
+        _load(dataset),
+        _label(label),
+        out,
+        folds=folds,
+        seeds=seeds,
+        configs=chosen,
+        min_class_count=min_class_count,
+        command=command,
+        log=console.print,
     )
     console.print((out / "report.md").read_text())
     console.print(f"done in {summary['total_seconds']}s; outputs in {out}")
@@ -315,19 +324,36 @@ def demo(
         metrics = predictor.evaluate(split.test)
         predictors[name] = predictor
         rows.append(
-            {"model": name, "encoders": encoder_names, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
-             "ece": metrics["ece"], "seconds": round(time.perf_counter() - started, 1)}
+            {
+                "model": name,
+                "encoders": encoder_names,
+                "accuracy": metrics["accuracy"],
+                "macro_f1": metrics["macro_f1"],
+                "ece": metrics["ece"],
+                "seconds": round(time.perf_counter() - started, 1),
+            }
         )
-    table = markdown_table(rows, [("model", "model"), ("encoders", "encoders"), ("accuracy", "accuracy"),
-                                  ("macro_f1", "macro-F1"), ("ece", "ECE"), ("seconds", "train+eval s")])
+    table = markdown_table(
+        rows,
+        [
+            ("model", "model"),
+            ("encoders", "encoders"),
+            ("accuracy", "accuracy"),
+            ("macro_f1", "macro-F1"),
+            ("ece", "ECE"),
+            ("seconds", "train+eval s"),
+        ],
+    )
     console.print("[bold]3. held-out comparison[/] (Flipkart level 0, 7 classes):")
     console.print(table)
     fused = predictors["fused"]
-    model_dir = fused.save(out / "models" / "flipkart-categorizer")
+    fused.save(out / "models" / "flipkart-categorizer")
     report = out / "report"
     write_json({"comparison": rows, "fused": fused.metrics_}, report / "metrics.json")
     confusion_png(fused.metrics_["confusion_matrix"], fused.metrics_["classes"], report / "confusion.png", "fused, held-out")
-    (report / "report.md").write_text(f"# Flipkart demo (held-out {len(split.test)} products)\n\n{table}\n\n![confusion](confusion.png)\n")
+    (report / "report.md").write_text(
+        f"# Flipkart demo (held-out {len(split.test)} products)\n\n{table}\n\n![confusion](confusion.png)\n"
+    )
     console.print("[bold]4. predictions[/] for held-out products of five classes:")
     sample = split.test.subset(split.test.labels(0).drop_duplicates().index[:5])  # one product per class
     for (title, truth), top in zip(zip(sample.frame["title"], sample.labels(0)), fused.top_k(sample, 3)):
@@ -339,7 +365,7 @@ def demo(
     reviews_train, reviews_test = group_split(_load("reviews"), 0.2, label="rating", seed=seed)
     reviewer = ReviewPredictor(["tfidf"], seed=seed).fit(reviews_train)
     scores = reviewer.evaluate(reviews_test)
-    reviews_dir = reviewer.save(out / "models" / "reviews-tfidf")
+    reviewer.save(out / "models" / "reviews-tfidf")
     console.print(
         f"[bold]5. reviews[/]: TF-IDF review model on {len(reviews_train):,} reviews; held-out star accuracy "
         f"{scores['star_accuracy']:.3f}, rating MAE {scores['rating_mae']:.3f}, recommend AUC {scores['recommend_auc']:.3f}"
@@ -347,8 +373,10 @@ def demo(
     examples = ["Love it, fits perfectly and the fabric is soft.", "Cheap fabric, ripped after one wash."]
     for text, result in zip(examples, reviewer.predict_texts(examples)):
         console.print(f"  {text:<50} -> {result['expected_rating']:.1f} stars, {result['sentiment']}")
-    console.print(f"[bold]done[/]: models in {out / 'models'} (serve them: skulens serve --models {out / 'models'}), "
-                  f"report {report / 'report.md'}")
+    console.print(
+        f"[bold]done[/]: models in {out / 'models'} (serve them: skulens serve --models {out / 'models'}), "
+        f"report {report / 'report.md'}"
+    )
 
 
 register_serve_commands(app)  # skulens serve / skulens ui

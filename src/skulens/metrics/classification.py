@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
@@ -23,19 +23,20 @@ def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, classes: n
     return float(ece)
 
 
-def classification_metrics(
-    y_true: Sequence, y_pred: Sequence, classes: Sequence, proba: np.ndarray | None = None
-) -> dict:
+def classification_metrics(y_true: Sequence, y_pred: Sequence, classes: Sequence, proba: np.ndarray | None = None) -> dict:
     """Accuracy, macro/micro/weighted F1, per-class P/R/F1/support, confusion matrix and (with
-    probabilities) expected calibration error."""
+    probabilities) expected calibration error.
+
+    Macro-F1 averages over the classes *present* in ``y_true`` (support > 0): a class the model knows
+    but the test rows do not contain is listed in ``absent_classes`` and not scored 0.
+    """
     y_true, y_pred, classes = np.asarray(y_true), np.asarray(y_pred), np.asarray(classes)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=classes, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=classes, zero_division=0)
+    present = classes[support > 0]
     result = {
         "n": int(len(y_true)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)) if len(present) else 0.0,
         "micro_f1": float(f1_score(y_true, y_pred, labels=classes, average="micro", zero_division=0)),
         "weighted_f1": float(f1_score(y_true, y_pred, labels=classes, average="weighted", zero_division=0)),
         "per_class": {
@@ -43,6 +44,7 @@ def classification_metrics(
             for c, p, r, f, s in zip(classes, precision, recall, f1, support)
         },
         "classes": [str(c) for c in classes],
+        "absent_classes": [str(c) for c in classes[support == 0]],
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=classes).tolist(),
     }
     if proba is not None:
