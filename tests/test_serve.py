@@ -16,8 +16,8 @@ pytest.importorskip("multipart")
 from fastapi.testclient import TestClient  # noqa: E402
 from serve_helpers import image_bytes, shared_models  # noqa: E402
 
+from skulens.runtime import models as runtime  # noqa: E402
 from skulens.runtime.models import MicroBatcher, ModelLoadError  # noqa: E402
-from skulens.serve import runtime  # noqa: E402
 from skulens.serve.app import create_app  # noqa: E402
 
 MAX_UPLOAD = 200_000
