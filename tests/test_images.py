@@ -111,11 +111,11 @@ def test_resolve_image_path_confines_to_root(tmp_path, write_jpeg):
     assert resolve_image_path("img/a.jpg", root) == good.resolve()
     assert resolve_image_path(good, root) == good.resolve()  # absolute inside the root
     for bad in ("../../etc/passwd", "img/../../outside.jpg", "/etc/passwd"):
-        with pytest.raises(ImageLoadError, match="outside the catalog root"):
+        with pytest.raises(ImageLoadError, match="outside the image roots"):
             resolve_image_path(bad, root)
     outside = write_jpeg(tmp_path / "outside" / "secret.jpg")
     (root / "img" / "link.jpg").symlink_to(outside)
-    with pytest.raises(ImageLoadError, match="'img/link.jpg' is outside the catalog root"):
+    with pytest.raises(ImageLoadError, match="'img/link.jpg' is outside the image roots"):
         resolve_image_path("img/link.jpg", root)
     with pytest.raises(ImageLoadError, match="no image root"):
         resolve_image_path("img/a.jpg", None)
@@ -178,7 +178,7 @@ def test_catalog_build_refuses_paths_outside_root(mixed_catalog):
     assert set(refused) == {"passwd", "link", "absolute"}
     for issue in refused.values():
         assert issue.column == "image"
-        assert "outside the catalog root" in issue.message and "image dropped, text kept" in issue.message
+        assert "outside the image roots" in issue.message and "image dropped, text kept" in issue.message
     assert "'../../etc/passwd'" in refused["passwd"].message
     frame = catalog.frame.set_index("id")
     for row_id in ("passwd", "link", "absolute", "noimage"):
