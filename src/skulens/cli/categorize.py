@@ -81,8 +81,6 @@ def train(
         saved = predictor.save(out)
     except (CatalogError, HeadError, ModelFolderError, ValueError) as exc:
         raise fail(str(exc)) from None
-    for name, count in predictor.dropped_classes_.items():
-        warn(f"class {name!r} dropped: {count} row(s) < --min-class-count {min_class_count}")
     report_images(catalog, found, out / "issues.csv", images=images)
     console.print(f"model saved to {saved} ({len(predictor.classes_)} classes)")
 
@@ -140,9 +138,10 @@ def _predict_one(predictor: CategoryPredictor, model: Path, image: Path | None, 
         image = None
         top = predictor.predict_product(image=None, title=text, k=k)
     used = " and ".join(part for part, on in (("the photo", image is not None), ("the text", bool(text))) if on)
-    table = Table("category", "probability", title=f"from {used}", header_style="bold")
+    table = Table("category", "probability", header_style="bold")
     for name, p in top:
         table.add_row(escape(str(name)), f"{p:.3f}")
+    console.print(f"categories from {used}:")
     console.print(table)
 
 

@@ -15,6 +15,7 @@ import typer
 
 from skulens import __version__
 from skulens.cli.commands import HELP_NAMES, Group
+from skulens.cli.output import route_warnings
 
 #: Modules with a ``register(app)`` function, in the order their commands appear in ``--help``.
 COMMAND_MODULES = (
@@ -66,6 +67,7 @@ def main(
     """skulens: multimodal product intelligence for e-commerce catalogs."""
     for name, value in QUIET_ENV.items():
         os.environ.setdefault(name, value)
+    route_warnings()
 
 
 for _module in COMMAND_MODULES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -30,6 +31,21 @@ def warn(message: str) -> None:
 def note(message: str) -> None:
     """An informational line on stderr, printed verbatim."""
     err.print(escape(message), style="dim")
+
+
+class WarningHandler(logging.Handler):
+    """Shows skulens' logged warnings the way the CLI prints its own (``warning: ...`` on stderr)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        warn(record.getMessage())
+
+
+def route_warnings() -> None:
+    """Print warnings logged by skulens modules through :func:`warn` (once, however often called)."""
+    logger = logging.getLogger("skulens")
+    if not any(isinstance(h, WarningHandler) for h in logger.handlers):
+        logger.addHandler(WarningHandler(logging.WARNING))
+        logger.propagate = False
 
 
 def _cells(line: str) -> list[str]:

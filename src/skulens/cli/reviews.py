@@ -159,7 +159,8 @@ def evaluate(
         raise fail(str(exc)) from None
     _print_metrics(metrics, "evaluated")
     for reason, count in (metrics.get("skipped") or {}).items():
-        note(f"{count:,} rows not scored: {reason}")
+        if count:
+            note(f"{count:,} rows not scored: {reason.replace('_', ' ')}")
     if out is not None:
         from skulens.evaluation.report import write_json
 

@@ -113,6 +113,8 @@ def report_images(catalog: Catalog, found: Sequence[RowIssue] = (), issues_file:
         write_issues([*catalog.issues, *found], issues_file)
         where = str(issues_file)
     line = image_summary(catalog, found, where) if images else None
+    if line and "outside the image roots" in line:
+        line += " (declare their folder with --image-root DIR)"
     if line:
         warn(line)
 
