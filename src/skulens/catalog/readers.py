@@ -61,18 +61,21 @@ def parse_columns(text: str | None) -> dict[str, str]:
 def read_table(path: str | Path, id_column: str | Sequence[str] = "id") -> pd.DataFrame:
     """A CSV, TSV, Parquet or JSON Lines file as a DataFrame (all columns kept).
 
-    The column(s) named in ``id_column`` are read as strings when present (leading zeros kept).
+    CSV columns named in ``id_column`` (compared without case, spaces or punctuation) are read as
+    strings (leading zeros kept).
     """
     path = Path(path)
     if not path.is_file():
         raise CatalogError(f"catalog file not found: {path}")
     suffix = path.suffix.lower()
-    as_text = {id_column: str} if isinstance(id_column, str) else dict.fromkeys(id_column, str)
+    wanted = {_key(id_column)} if isinstance(id_column, str) else {_key(name) for name in id_column}
     try:
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
         if suffix in (".csv", ".tsv"):
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=as_text)
+            sep = "\t" if suffix == ".tsv" else ","
+            header = pd.read_csv(path, sep=sep, nrows=0).columns
+            return pd.read_csv(path, sep=sep, dtype={c: str for c in header if _key(c) in wanted})
         if suffix in (".jsonl", ".ndjson", ".json"):
             return _read_json(path, suffix)
     except pd.errors.EmptyDataError:
@@ -83,17 +86,17 @@ def read_table(path: str | Path, id_column: str | Sequence[str] = "id") -> pd.Da
 
 
 def _read_json(path: Path, suffix: str) -> pd.DataFrame:
-    """JSON Lines (one object per line); a ``.json`` file may also be one array of objects."""
-    if path.stat().st_size == 0:
+    """JSON Lines (one object per line); a ``.json`` file may also hold one array of objects."""
+    with open(path, "rb") as handle:
+        start = handle.read(4096).lstrip()
+    if not start:
         raise pd.errors.EmptyDataError
-    try:
-        return pd.read_json(path, lines=True, dtype=False)
-    except ValueError as exc:
-        if suffix != ".json":
-            raise ValueError(f"not JSON Lines (one JSON object per line): {exc}") from None
-    frame = pd.read_json(path, dtype=False)
-    if not isinstance(frame, pd.DataFrame):
-        raise ValueError("expected JSON Lines or an array of objects")
+    if suffix == ".json" and start.startswith(b"["):
+        frame = pd.read_json(path, dtype=False)
+    else:
+        frame = pd.read_json(path, lines=True, dtype=False)
+    if any(not isinstance(c, str) for c in frame.columns):
+        raise ValueError("expected one JSON object per line (JSON Lines) or an array of objects")
     return frame
 
 

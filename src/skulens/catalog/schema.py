@@ -132,7 +132,8 @@ class Catalog:
         column gives its values as stripped strings (``category`` itself gives the whole path).
         """
         if isinstance(level, str) and not level.isdigit():
-            return self.column(level).map(_label_text).astype(object)
+            values = self.column(level)
+            return pd.Series([_label_text(v) for v in values], index=values.index, dtype=object, name=level)
         index = int(level)
         if not self.has("category"):
             raise CatalogError(f"catalog '{self.name}' has no 'category' column to take level {index} from")

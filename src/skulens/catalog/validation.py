@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from skulens.catalog.images import DEFAULT_MAX_PIXELS, ImageLoadError, image_problem, resolve_image_path
 from skulens.catalog.schema import Catalog, CatalogError, ColumnMapping, RowIssue
@@ -135,6 +135,8 @@ def check_images(catalog: Catalog, max_pixels: int = DEFAULT_MAX_PIXELS) -> list
                 raise ImageLoadError(f"image '{path}' is {width}x{height}, over the {max_pixels:,}-pixel limit")
         except ImageLoadError as exc:
             issues.append(RowIssue(row, row_id, "image", str(exc)))
+        except UnidentifiedImageError:
+            issues.append(RowIssue(row, row_id, "image", f"image '{path}' is not an image file (unrecognised format)"))
         except (OSError, Image.DecompressionBombError) as exc:
             issues.append(RowIssue(row, row_id, "image", f"image '{path}' cannot be opened: {exc}"))
     return issues
