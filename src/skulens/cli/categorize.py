@@ -157,7 +157,7 @@ def _image_not_used(problem: str) -> None:
 def predict(
     model: Model,
     image: Annotated[Path | None, typer.Option(metavar="FILE", help="Product photo.")] = None,
-    text: Annotated[str | None, typer.Option(metavar="TEXT", help="Product title (and description).")] = None,
+    text: Annotated[str | None, typer.Option(metavar="TITLE", help="Product title (and description).")] = None,
     input: Annotated[
         str | None, typer.Option("--input", "-i", metavar="DATA", help="A catalog to categorize in batch (any DATA format).")
     ] = None,

@@ -14,7 +14,8 @@ from rich.table import Table
 console = Console()
 err = Console(stderr=True)
 
-_NUMBER = re.compile(r"^[-+]?[\d,.]+%?( ?\[[-\d.,]+\])?$")
+#: A table cell holding a number, maybe with an interval: ``0.912``, ``12%``, ``0.91 [0.90, 0.93]``, ``0.9 ± 0.01``.
+_NUMBER = re.compile(r"^[-+]?[\d,.]+%?(\s*(±\s*[\d.]+|\[[-\d.,\s]+\]|\([-\d.,\s–]+\)))*$")
 
 
 def fail(message: str) -> typer.Exit:

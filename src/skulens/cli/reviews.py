@@ -95,8 +95,8 @@ def _print_metrics(metrics: dict, what: str) -> None:
 
 def predict(
     model: Model,
-    text: Annotated[str | None, typer.Option("--text", "-t", metavar="TEXT", help="One review to read.")] = None,
-    title: Annotated[str | None, typer.Option("--title", metavar="TEXT", help="Its title (optional).")] = None,
+    text: Annotated[str | None, typer.Option("--text", "-t", metavar="REVIEW", help="One review to read.")] = None,
+    title: Annotated[str | None, typer.Option("--title", metavar="TITLE", help="Its title (optional).")] = None,
     input: Annotated[
         str | None, typer.Option("--input", "-i", metavar="DATA", help="A file of reviews (CSV, TSV, Parquet, JSON Lines).")
     ] = None,
