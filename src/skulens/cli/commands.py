@@ -50,7 +50,7 @@ def group(help: str, **kwargs: Any) -> typer.Typer:
 def add_commands(app: typer.Typer, *functions: Callable[..., None], **kwargs: Any) -> None:
     """Register each function as a command of ``app`` (named after the function)."""
     for function in functions:
-        app.command(cls=Command, **kwargs)(function)
+        app.command(function.__name__, cls=Command, **kwargs)(function)
 
 
 def flag(*names: str, help: str) -> Any:

@@ -12,7 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 console = Console()
-err = Console(stderr=True)
+#: Messages on stderr are never wrapped: paths and commands in them stay whole (and copyable).
+err = Console(stderr=True, soft_wrap=True)
 
 #: A table cell holding a number, maybe with an interval: ``0.912``, ``12%``, ``0.91 [0.90, 0.93]``, ``0.9 ± 0.01``.
 _NUMBER = re.compile(r"^[-+]?[\d,.]+%?(\s*(±\s*[\d.]+|\[[-\d.,\s]+\]|\([-\d.,\s–]+\)))*$")

@@ -104,7 +104,8 @@ def ui(
 def run_forwarding_signals(command: list[str], env: dict[str, str]) -> int:
     """Run ``command`` as a child, pass SIGTERM/SIGINT on to it, and wait for it: no orphan is left.
 
-    Returns the child's exit code (0 when it stopped because of a forwarded signal).
+    Returns the child's exit code; after a forwarded signal, 0 if the child stopped cleanly, else the
+    shell's convention for "stopped by a signal" (128 + the signal number).
     """
     received: list[int] = []
     child: list[subprocess.Popen] = []
@@ -123,7 +124,9 @@ def run_forwarding_signals(command: list[str], env: dict[str, str]) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 0 if received and code in (0, -signal.SIGTERM, -signal.SIGINT) else code
+    if received and code != 0:
+        return 128 + received[0]
+    return code
 
 
 def register(main: typer.Typer) -> None:
