@@ -107,16 +107,15 @@ def report_images(catalog: Catalog, found: Sequence[RowIssue] = (), issues_file:
     line counting the images that could not be used."""
     from skulens.catalog import image_summary, write_issues
 
-    where = None
     if issues_file is not None:
         issues_file.parent.mkdir(parents=True, exist_ok=True)
         write_issues([*catalog.issues, *found], issues_file)
-        where = str(issues_file)
-    line = image_summary(catalog, found, where) if images else None
-    if line and "outside the image roots" in line:
+    line = image_summary(catalog, found) if images else None
+    if line is None:
+        return
+    if "outside the image roots" in line:
         line += " (declare their folder with --image-root DIR)"
-    if line:
-        warn(line)
+    warn(line + (f" — see {issues_file}" if issues_file is not None else ""))
 
 
 def reads_images(encoders: Iterable[str]) -> bool:
