@@ -68,7 +68,7 @@ def resolve_image_path(path: str | os.PathLike, roots: Roots) -> Path:
         full = candidate.resolve()
     else:
         options = [(root / candidate).resolve() for root in folders]
-        full = next((option for option in options if option.is_file()), options[0])
+        full = options[0] if len(options) == 1 else next((option for option in options if option.is_file()), options[0])
     if not any(full == root or root in full.parents for root in folders):
         shown = ", ".join(map(str, folders))
         raise ImageLoadError(
