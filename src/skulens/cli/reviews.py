@@ -204,13 +204,10 @@ def benchmark_reviews(
     """Run the review benchmark into ``out`` (metrics.json + metrics.md); returns the json path.
 
     ``models`` is a subset of vader, tfidf, minilm, tfidf+minilm; ``limit`` uses only the first N reviews."""
-    import shlex
-    import sys
-
     from skulens.evaluation.review_benchmark import MODELS, run_review_benchmark, write_report
 
     report = run_review_benchmark(models=models or MODELS, seed=seed, product_rating=product_rating, limit=limit, progress=True)
-    report["command"] = "skulens " + shlex.join(sys.argv[1:])
+    report["command"] = f"skulens reviews benchmark --out {out} --seed {seed}" + (f" --limit {limit}" if limit else "")
     path = Path(out) / "metrics.json"
     write_report(report, path, Path(out) / "metrics.md")
     return path
