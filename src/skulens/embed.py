@@ -87,7 +87,7 @@ def _embed_images(
     with ThreadPoolExecutor(max_workers=workers) as pool, progress_bar(len(rows), f"{encoder.name} images", progress) as bar:
 
         def submit(batch: list[int]) -> list[Future]:
-            return [pool.submit(_load_pixels, paths[i], catalog.root, draft, max_pixels, prepare, cache) for i in batch]
+            return [pool.submit(_load_pixels, paths[i], catalog.image_roots, draft, max_pixels, prepare, cache) for i in batch]
 
         pending = submit(batches[0]) if batches else []
         try:

@@ -223,7 +223,7 @@ def labelled_stars(catalog: Catalog) -> np.ndarray:
     """Star ratings as floats rounded to 1..5 (NaN where missing or out of range)."""
     if "rating" not in catalog.frame.columns:
         return np.full(len(catalog), np.nan)
-    rating = pd.to_numeric(catalog.frame["rating"], errors="coerce").round().to_numpy(dtype=float)
+    rating = pd.to_numeric(catalog.frame["rating"], errors="coerce").round().to_numpy(dtype=float, copy=True)
     rating[(rating < 1) | (rating > 5)] = np.nan
     return rating
 
