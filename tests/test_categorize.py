@@ -179,6 +179,16 @@ def test_predict_product_bad_image_fails_naming_it(shop, trained, tmp_path):
         predictor.predict_product(image=b"\x00\x01 no image", title="steel chef knife")
     with pytest.raises(CatalogError, match="file path, image bytes or a PIL image"):
         predictor.predict_product(image=42)
+    with pytest.raises(CatalogError, match="image, a title or a description"):
+        predictor.predict_product(title="   ", description="")
+
+
+def test_predict_product_with_nothing_the_model_reads_is_an_error(shop, caplog):
+    text_only = CategoryPredictor(["tfidf"], label=1).fit(shop)
+    with pytest.raises(CatalogError, match=r"reads only text \(title, description\)"):
+        text_only.predict_product(image=shop.root / "knives-1.jpg")
+    assert text_only.predict_product(image=shop.root / "knives-1.jpg", title="steel chef knife")[0][0] == "Knives"
+    assert "the image is not used" in caplog.text
 
 
 def test_dataframe_input_equals_catalog_input(shop, tmp_path):

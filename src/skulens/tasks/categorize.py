@@ -277,14 +277,21 @@ class CategoryPredictor:
     ) -> list[tuple[str, float]]:
         """Top-``k`` categories of one product from an image (file path, bytes or PIL image) and/or text.
 
-        Runs in memory (:meth:`predict_inputs`). An image that is missing or cannot be read raises
-        :class:`~skulens.catalog.images.ImageLoadError` naming it; it is never silently ignored.
+        Runs in memory, like :meth:`predict_inputs` (no embedding cache). An image that is missing or
+        cannot be read raises :class:`~skulens.catalog.images.ImageLoadError` naming it, and a product
+        with nothing this model reads raises :class:`CatalogError`: never a silent uniform answer.
         """
-        if image is None and not (title or description):
-            raise CatalogError("give an image, a title or a description to categorize")
+        self._check_fitted()
         resolution = self.image_resolution()
         pixels = load_product_image(image, draft_size=resolution)
+        text = product_text({"title": title, "description": description}, self.text_fields)
+        if pixels is None and not text:
+            fields = ", ".join(self.text_fields)
+            raise CatalogError(f"give an image, a title or a description to categorize (this model reads: images, {fields})")
+        features = self.extractor.transform_inputs([pixels], [text])
+        if not any(mask[0] for mask in features.present.values()):
+            reads = "images" if resolution else "text (" + ", ".join(self.text_fields) + ")"
+            raise CatalogError(f"this model ({', '.join(self.encoders)}) reads only {reads}; give the product's {reads}")
         if pixels is not None and resolution is None:
             log.warning("this model has no image encoder (%s); the image is not used", ", ".join(self.encoders))
-        text = product_text({"title": title, "description": description}, self.text_fields)
-        return top_k_from_proba(self.classes_, self.predict_inputs([pixels], [text]), k)[0]
+        return top_k_from_proba(self.classes_, self.proba_from_features(features), k)[0]
