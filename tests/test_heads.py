@@ -52,6 +52,16 @@ def test_late_fusion_down_weights_a_useless_block():
     assert weights["signal"] > 0.5 and weights["noise"] < 0.1 * weights["signal"]
 
 
+def test_late_fusion_of_one_block_is_its_head():
+    y, view_a, _ = _views(n=300)
+    present = {"a": np.ones(300, bool)}
+    fusion = LateFusion(head_params={"Cs": (0.1,)}).fit({"a": view_a}, present, y)
+    assert fusion.block_weights == {"a": 1.0}
+    np.testing.assert_allclose(
+        fusion.predict_proba({"a": view_a}, present), fusion.heads_["a"].predict_proba(view_a), rtol=1e-5, atol=1e-7
+    )
+
+
 def test_late_fusion_per_block_heads_round_trip():
     rng = np.random.default_rng(0)
     y = rng.integers(1, 6, 200)

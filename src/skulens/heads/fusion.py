@@ -52,8 +52,9 @@ class LateFusion:
     row. All heads share one seeded, stratified validation split: each picks its regularisation (or
     stopping epoch) there and predicts those rows with a model that did not train on them; the weights
     ``w_b`` in [0, 5] are fitted on these held-out predictions by minimising log-loss, so a weak block
-    is down-weighted and the weights also act as a temperature on the fused confidence. A row missing a
-    block is predicted from the blocks it has.
+    is down-weighted; their sum also acts as a temperature on the fused confidence. With a single block
+    the weight stays 1 (the head's probabilities as they are). A row missing a block is predicted from
+    the blocks it has.
 
     Every block uses ``head`` with ``head_params``; ``block_params[name]`` overrides them for one block
     and may name its own head kind, e.g. ``{"minilm": {"head": "mlp"}, "tfidf": {"Cs": (3.0,)}}``.
@@ -95,7 +96,7 @@ class LateFusion:
             held_out[name] = proba
         self.weights_ = np.ones(len(self.names_))
         usable = np.logical_and.reduce([~np.isnan(held_out[n][:, 0]) for n in self.names_])
-        if usable.any():
+        if usable.any() and len(self.names_) > 1:  # one block: nothing to weigh, its head is used as it is
             logs = np.stack([np.log(np.clip(held_out[n][usable], EPS, 1.0)) for n in self.names_])
             target = np.searchsorted(self.classes_, y[usable])
             fitted = minimize(

@@ -327,7 +327,7 @@ class ReviewPredictor:
         self, features: Features, y: np.ndarray, recommended: np.ndarray | None = None, rows: Catalog | None = None
     ) -> ReviewPredictor:
         """Fit the heads on precomputed features (``rows`` gives the group-aware validation split and the
-        training ids; without it, rows are grouped by nothing and no training ids are recorded).
+        training ids; without it, each row is its own group and no training ids are recorded).
 
         ``selection_["weights"]`` records the late-fusion block weights the star model fitted."""
         y = np.asarray(y).astype(int)
@@ -472,12 +472,16 @@ class ReviewPredictor:
         training = np.zeros(len(catalog), dtype=bool)
         if not include_training_rows:
             training = training_id_mask(catalog.ids, self.training_ids_)
-        if len(catalog) and training.all():
+        try:
+            rows, y, recommended, skipped = self._labelled_rows(catalog.subset(np.flatnonzero(~training)))
+        except CatalogError:
+            if not training.any():
+                raise
             raise CatalogError(
-                f"all {len(catalog)} rows of '{catalog.name}' were used to train this model (matched by id); evaluate on "
-                "held-out reviews, or pass include_training_rows=True to score training rows (optimistic)"
-            )
-        rows, y, recommended, skipped = self._labelled_rows(catalog.subset(np.flatnonzero(~training)))
+                f"no review of '{catalog.name}' is left to evaluate: {int(training.sum())} of its {len(catalog)} rows were "
+                "used to train this model (matched by id) and the others lack text or a 1-5 rating; evaluate on held-out "
+                "reviews, or pass include_training_rows=True to score training rows (optimistic)"
+            ) from None
         out = self.outputs_from_features(self.extractor.transform(rows))
         metrics = review_metrics(y, out["star_proba"], out["stars"], recommended, out.get("recommend_proba"))
         metrics["skipped"] = skipped
