@@ -1,4 +1,4 @@
-"""Tiny models for the service/UI tests: a catalog of PIL-drawn products in three categories."""
+"""Tiny real models for the service/UI tests: PIL-drawn products in three categories, a handful of reviews."""
 
 from __future__ import annotations
 
@@ -75,14 +75,43 @@ def train_tiny(folder: Path, encoders=("efficientnet-lite0", "tfidf"), name: str
     return predictor.save(folder / "models" / name)
 
 
+#: Short reviews whose words say their rating: tfidf learns them in a fraction of a second.
+REVIEWS = {
+    "good": ["love it, great fit", "perfect dress, beautiful colour", "great quality, so soft", "excellent, wear it daily"],
+    "bad": ["awful fabric, returned it", "terrible fit, cheap", "poor quality, tore quickly", "horrible, do not buy"],
+    "middling": ["it is okay, average", "fine but nothing special", "decent, runs a bit large"],
+}
+
+
+def tiny_reviews():
+    """60 reviews, 12 per star rating (1-2 bad words, 3 middling, 4-5 good), with a recommended flag."""
+    from skulens.catalog.schema import Catalog
+
+    rows = []
+    for i in range(60):
+        stars = i % 5 + 1
+        pool = REVIEWS["good"] if stars >= 4 else REVIEWS["bad"] if stars <= 2 else REVIEWS["middling"]
+        rows.append({"id": str(i), "review_text": pool[(i // 5) % len(pool)], "rating": stars, "recommended": int(stars >= 4)})
+    return Catalog(pd.DataFrame(rows), name="tiny-reviews")
+
+
+def train_tiny_reviews(folder: Path, name: str = "tiny-reviews") -> Path:
+    """Train and save a TF-IDF reviews model on :func:`tiny_reviews` in ``folder/models/name``."""
+    from skulens.tasks.reviews import ReviewPredictor
+
+    predictor = ReviewPredictor(encoders=["tfidf"], cache_dir=folder / "cache").fit(tiny_reviews())
+    return predictor.save(folder / "models" / name)
+
+
 def shared_models(tmp_path_factory) -> Path:
     """A models folder shared by the service and UI tests of one session (trained once):
-    ``tiny-categorizer`` (EfficientNet-Lite0 + TF-IDF) and ``text-only`` (TF-IDF)."""
+    ``tiny-categorizer`` (EfficientNet-Lite0 + TF-IDF), ``text-only`` (TF-IDF) and ``tiny-reviews``."""
     root = tmp_path_factory.getbasetemp() / "serve-shared"
     models = root / "models"
     done = root / "done"
     if not done.exists():
         train_tiny(root, encoders=("efficientnet-lite0", "tfidf"), name="tiny-categorizer")
         train_tiny(root, encoders=("tfidf",), name="text-only")
+        train_tiny_reviews(root)
         done.touch()
     return models

@@ -39,7 +39,7 @@ def serve(
     /v1/reviews, with OpenAPI docs at /docs."""
     import uvicorn
 
-    from skulens.runtime.models import ModelLoadError
+    from skulens.runtime import ModelLoadError
     from skulens.serve.app import create_app
 
     try:

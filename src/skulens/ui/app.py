@@ -1,7 +1,7 @@
 """The skulens web UI (Streamlit): categorize a product, read a review, run a CSV catalog, view reports.
 
 Run it with ``skulens ui --models DIR`` (or ``streamlit run src/skulens/ui/app.py -- --models DIR``).
-It loads the same predictors as the CLI and the service (through :mod:`skulens.runtime.models`) and holds
+It loads the same predictors as the CLI and the service (through :mod:`skulens.runtime`) and holds
 no modelling logic of its own.
 """
 
@@ -35,13 +35,13 @@ def settings() -> tuple[Path | None, Path | None]:
 
 @st.cache_resource(show_spinner="Loading models...")
 def load(models_dir: str):
-    from skulens.runtime.models import load_models
+    from skulens.runtime import load_models
 
     return load_models(models_dir, warm_up=True)
 
 
 def chosen_model(models: dict, task: str, key: str):
-    from skulens.runtime.models import default_models
+    from skulens.runtime import default_models
 
     default = default_models(models).get(task)
     names = sorted((m.name for m in models.values() if m.task == task), key=lambda n: (n != default, n))
@@ -62,7 +62,7 @@ def chosen_model(models: dict, task: str, key: str):
 
 def page_categorize(models: dict) -> None:
     from skulens.catalog.images import ImageLoadError, decode_image
-    from skulens.runtime.models import image_resolution, prepare_image, top_k_from_proba, uses_images
+    from skulens.runtime import image_resolution, prepare_image, top_k_from_proba, uses_images
 
     st.header("Categorize a product")
     model = chosen_model(models, "categorize", "categorize-model")
@@ -129,7 +129,7 @@ def page_reviews(models: dict) -> None:
 
 def categorize_frame(model, frame: pd.DataFrame, progress) -> pd.DataFrame:
     """Top category for each row of an uploaded CSV (text columns; image paths cannot be read from an upload)."""
-    from skulens.runtime.models import top_k_from_proba
+    from skulens.runtime import top_k_from_proba
 
     texts = [
         model.text_of(row.get("title") if pd.notna(row.get("title")) else None,
