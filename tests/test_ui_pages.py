@@ -178,7 +178,7 @@ def test_csv_upload_with_column_mapping(app):
     assert list(result.columns[:4]) == ["id", "title", "predicted category", "confidence"]
     assert result["id"].tolist() == ["A1", "A2", "A3"]
     assert result["predicted category"].tolist()[0] == "Kitchen" and result["predicted category"].tolist()[2] == "Toys"
-    assert result["note"].tolist()[1] == "no title or description"
+    assert result["note"].tolist() == ["", "no title or description", ""]
     assert any("--columns id=sku,title=product_name,description=about" in c.value for c in app.caption)
     assert app.get("download_button")
 

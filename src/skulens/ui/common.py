@@ -61,7 +61,7 @@ def model_details(model: LoadedModel) -> None:
 
 def bar_chart(frame: pd.DataFrame, label: str, value: str, title: str, percent: bool = True, largest_first: bool = True) -> None:
     """Horizontal bars (largest first, or in the frame's order) with labels never cut off, one per row."""
-    axis = alt.Axis(format=".0%") if percent else alt.Axis(format="d", tickMinStep=1)
+    axis = alt.Axis(format=".0%", tickCount=5) if percent else alt.Axis(format="d", tickMinStep=1)
     chart = (
         alt.Chart(frame)
         .mark_bar()

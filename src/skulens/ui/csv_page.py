@@ -80,7 +80,7 @@ def categorize_catalog(model: LoadedModel, catalog: Catalog, progress=None) -> p
         out["title"] = None
     out["predicted category"] = categories
     out["confidence"] = confidence
-    out["note"] = [None if text else "no title or description" for text in texts]
+    out["note"] = ["" if text else "no title or description" for text in texts]
     rest = [c for c in out.columns if c not in RESULT_COLUMNS and c != "note"]
     return out[RESULT_COLUMNS + rest + ["note"]].reset_index(drop=True)
 
@@ -138,8 +138,15 @@ def show_result(result: pd.DataFrame, issues: list, name: str) -> None:
         st.caption(f"{int((~done).sum()):,} rows have no title or description; see the `note` column.")
     counts = result.loc[done, "predicted category"].value_counts().rename_axis("category").reset_index(name="products")
     if len(counts):
+        st.subheader("Predicted categories")
         bar_chart(counts, "category", "products", "products", percent=False)
-    st.dataframe(result, hide_index=True, column_config={"confidence": st.column_config.NumberColumn(format="percent")})
+    columns = {
+        "id": st.column_config.TextColumn(width="small"),
+        "title": st.column_config.TextColumn(width="medium"),
+        "predicted category": st.column_config.TextColumn(width="medium"),
+        "confidence": st.column_config.NumberColumn(format="percent", width="small"),
+    }
+    st.dataframe(result, hide_index=True, column_config=columns)
     st.download_button(
         "Download results (CSV)",
         result.to_csv(index=False).encode(),

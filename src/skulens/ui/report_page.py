@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -49,7 +50,7 @@ def show_report(folder: Path, root: Path) -> None:
         for column, (key, value) in zip(st.columns(len(report.headline)), report.headline.items()):
             column.metric(HEADLINE_NAMES[key], f"{value:.3f}" if isinstance(value, float) else f"{value:,}")
     if report.markdown:
-        st.markdown(report.markdown)
+        st.markdown(re.sub(r"^(#{1,4}) ", r"##\1 ", report.markdown, flags=re.MULTILINE))  # below the page's own header
     elif report.html:
         components.html(report.html, height=900, scrolling=True)
     per_class = report.per_class()
@@ -57,4 +58,4 @@ def show_report(folder: Path, root: Path) -> None:
         st.subheader("Per-class metrics")
         st.dataframe(per_class, width="stretch")
     for png in report.images:
-        st.image(str(png), caption=png.name)
+        st.image(str(png), caption=png.name, width=640)

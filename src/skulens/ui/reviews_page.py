@@ -91,7 +91,9 @@ def show_result(result: dict) -> None:
     view = star_view(result)
     stars, sentiment, recommend = st.columns(3)
     with stars:
-        st.markdown(f"**Rating**  \n:{view.colour}[{view.stars}]  \n{view.rating:.1f} out of 5 (expected)")
+        st.markdown("**Rating**")
+        st.markdown(f"### :{view.colour}[{view.stars}]")
+        st.markdown(f"{view.rating:.1f} out of 5 (expected)")
     with sentiment:
         score = float(result.get("sentiment_score", 0.0))
         st.markdown(
