@@ -108,7 +108,7 @@ def browser():
 @pytest.fixture
 def page(browser, ui_url):
     """A fresh tab on the UI's first page; fails the test if the browser console logged an error."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1600})
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
     tab = context.new_page()
     errors: list[str] = []
     tab.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
@@ -134,9 +134,14 @@ def settle(tab: Page) -> None:
 
 
 def screenshot(tab: Page, name: str) -> Path:
+    """``tests/artifacts/ui-NAME.png`` of the whole page (Streamlit scrolls inside its main block, so the
+    window is sized to the content first)."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"ui-{name}.png"
-    tab.screenshot(path=str(path))  # Streamlit scrolls inside the page: the tall viewport holds it all
+    height = tab.get_by_test_id("stMainBlockContainer").evaluate("element => element.scrollHeight")
+    tab.set_viewport_size({"width": 1400, "height": max(700, min(int(height) + 40, 4000))})
+    settle(tab)
+    tab.screenshot(path=str(path))
     print(f"screenshot: {path}")
     assert path.stat().st_size > 10_000
     return path
