@@ -340,6 +340,20 @@ def test_broken_model_folder_fails_fast(tmp_path, models_dir):
         create_app(tmp_path / "empty")
 
 
+def test_model_that_cannot_predict_fails_at_start(tmp_path, models_dir):
+    """Weights that do not fit the model's encoders stop start-up (warm-up) with the folder named."""
+    import shutil
+
+    broken = tmp_path / "models" / "misfit"
+    shutil.copytree(models_dir / "text-only", broken)
+    with np.load(broken / "weights.npz", allow_pickle=False) as weights:
+        arrays = {name: weights[name] for name in weights.files}
+    arrays["fusion.tfidf.coef"] = arrays["fusion.tfidf.coef"][:, :5]
+    np.savez(broken / "weights.npz", **arrays)
+    with pytest.raises(ModelLoadError, match="misfit"):
+        create_app(tmp_path / "models")
+
+
 # ----- concurrency -------------------------------------------------------------------------------
 
 

@@ -62,7 +62,7 @@ def ui(
     models: Path = typer.Option(..., "--models", help="Folder of saved model folders (or one model folder)."),
     port: int = typer.Option(8501, help="Port for the web UI."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
-    reports: Path | None = typer.Option(None, help="Folder of saved evaluation reports to browse (default: MODELS)."),
+    reports: Path | None = typer.Option(None, help="Folder of saved reports to browse (default: the folder holding MODELS)."),
 ) -> None:
     """Open the Streamlit UI on the models under MODELS (categorize, reviews, CSV batches, reports)."""
     if not models.is_dir():

@@ -151,7 +151,11 @@ def load_models(models_dir: str | Path, max_batch: int = 8, warm_up: bool = True
             raise ModelLoadError(f"model folder {folder} is broken: {exc}") from None
         model = LoadedModel(folder.name, task, predictor, folder).start(max_batch)
         if warm_up:
-            model.warm_up()
+            try:
+                model.warm_up()
+            except Exception as exc:  # noqa: BLE001 - e.g. weights that do not fit the encoders
+                model.close()
+                raise ModelLoadError(f"model folder {folder} loads but cannot predict: {exc}") from None
         models[model.name] = model
         log.info("loaded %s (%s) from %s in %.2fs", model.name, task, folder, time.perf_counter() - started)
     if not models:

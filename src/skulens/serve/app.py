@@ -304,7 +304,7 @@ def create_app(
             model=chosen.name,
             categories=scores(chosen, proba, k),
             used_image=picture is not None and chosen.reads_images,
-            used_text=bool(text),
+            used_text=bool(text) and chosen.reads_text,
         )
 
     @v1.post("/categorize/batch", response_model=BatchResponse, tags=["categorize"], summary="Categorize many products")
