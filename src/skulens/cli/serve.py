@@ -54,7 +54,7 @@ def serve(
     """
     import uvicorn
 
-    from skulens.runtime.models import ModelLoadError
+    from skulens.runtime import ModelLoadError
     from skulens.serve.app import create_app
 
     try:
@@ -77,7 +77,7 @@ def ui(
     port: Annotated[int, typer.Option(metavar="PORT", help="Port for the web UI.")] = 8501,
     host: Host = "127.0.0.1",
     reports: Annotated[
-        Path | None, typer.Option(metavar="DIR", help="Folder of saved evaluation reports to browse (default: MODELS).")
+        Path | None, typer.Option(metavar="DIR", help="Folder of saved reports to browse (default: the folder holding MODELS).")
     ] = None,
 ) -> None:
     """Open the web UI (Streamlit) on the models under MODELS: categorize, reviews, CSV batches, reports.
