@@ -624,7 +624,7 @@ def test_read_reviews_from_json_lines(tmp_path):
     path = tmp_path / "reviews.jsonl"
     path.write_text("\n".join(json.dumps(row) for row in AMAZON_STYLE) + "\n")
     catalog = read_reviews(path)
-    assert catalog.ids == ["0", "1", "2"]  # asin names the product, not the review: it never becomes the id
+    assert catalog.ids == ["reviews:0", "reviews:1", "reviews:2"]  # asin names the product, not the review: ids are file:row
     assert catalog.frame["review_text"].tolist() == ["Great fit, soft.", "Ripped after a wash", ""]
     assert catalog.frame["rating"].tolist() == [5, 1, 3]
     assert catalog.frame["title"].tolist() == ["Love it", "Bad", "Meh"]
@@ -645,7 +645,7 @@ def test_read_reviews_csv_with_original_clothing_names(tmp_path):
     pd.DataFrame({"Review Text": ["nice", "poor"], "Rating": [5, 2], "Clothing ID": [7, 7]}).to_csv(path, index=False)
     catalog = read_reviews(path)
     assert catalog.frame["review_text"].tolist() == ["nice", "poor"] and catalog.frame["rating"].tolist() == [5, 2]
-    assert catalog.ids == ["0", "1"]
+    assert catalog.ids == ["reviews:0", "reviews:1"]
 
 
 def test_reviews_and_json_errors_name_the_file(tmp_path):

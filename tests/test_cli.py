@@ -392,7 +392,8 @@ def test_predict_with_a_bad_image_fails_or_says_it_used_the_text(runner, photo_m
 
 def test_evaluate_writes_a_report_and_says_what_it_left_out(runner, photo_model, own_catalog, tmp_path):
     frame = pd.read_csv(own_catalog, dtype={"sku": str})
-    frame.loc[:2, "dept"] = "Gloves"  # a class the model has never seen
+    frame.loc[12:, "sku"] = frame.loc[12:, "sku"] + "-new"  # 12 products the model was not trained on
+    frame.loc[12:14, "dept"] = "Gloves"  # 3 of them in a class the model has never seen
     holdout = tmp_path / "holdout.csv"
     frame.to_csv(holdout, index=False)
     out = tmp_path / "report"
@@ -401,7 +402,8 @@ def test_evaluate_writes_a_report_and_says_what_it_left_out(runner, photo_model,
     text = _text(result)
     assert "3 rows have a class the model does not know and were not scored" in text
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["n"] + int(metrics.get("excluded_training_rows", 0)) == 21
+    assert metrics["n"] == 9 and metrics["excluded_training_rows"] == 12 and metrics["unknown_class_rows"] == 3
+    assert "12 rows excluded: the model was trained on them" in text
     report = (out / "report.md").read_text()
     assert report.startswith("# photo-model on ") and "| class | precision | recall | F1 | support |" in report
     assert "3 rows have a class the model does not know" in report

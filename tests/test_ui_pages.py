@@ -168,9 +168,10 @@ def test_csv_upload_with_column_mapping(app):
     go(app, "CSV catalog")
     csv = "sku,product_name,about\nA1,frying pan,for the kitchen\nA2,,\nA3,teddy bear,a toy\n"
     app.file_uploader(key="csv").set_value(("shop.csv", csv.encode(), "text/csv")).run()
-    assert app.selectbox(key="csv-title").value == "(none)"  # no column called title: the user maps one
-    app.selectbox(key="csv-id").set_value("sku")
-    app.selectbox(key="csv-title").set_value("product_name")
+    # common names are detected (sku -> id, product_name -> title); an unusual one is mapped by the user
+    assert app.selectbox(key="csv-id").value == "sku"
+    assert app.selectbox(key="csv-title").value == "product_name"
+    assert app.selectbox(key="csv-description").value == "(none)"
     app.selectbox(key="csv-description").set_value("about")
     submit(app, "Categorize 3 products")
     assert successes(app) == ["Categorized 2 of 3 products."]
@@ -185,7 +186,7 @@ def test_csv_upload_with_column_mapping(app):
 
 def test_csv_mapping_errors(app):
     go(app, "CSV catalog")
-    app.file_uploader(key="csv").set_value(("shop.csv", b"name,text\npan,kitchen\n", "text/csv")).run()
+    app.file_uploader(key="csv").set_value(("shop.csv", b"colour,weight\nred,2kg\n", "text/csv")).run()
     submit(app, "Categorize 1 products")
     assert any("title" in e.value for e in app.error)
     app.file_uploader(key="csv").set_value(("bad.csv", b"", "text/csv")).run()

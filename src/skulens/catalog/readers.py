@@ -159,13 +159,14 @@ def frame_to_catalog(
 ) -> Catalog:
     """A validated catalog from any table: columns mapped and detected, rows checked.
 
-    With ``reviews=True`` product keys are not taken as ids and a table without an id gets row numbers.
+    With ``reviews=True`` product keys are not taken as ids and a table without an id gets ``<name>:<row>`` ids.
     ``source`` (default ``name``) names the input in error messages.
     """
     mapping = resolve_columns(frame.columns, columns, source or name, REVIEW_NAMES if reviews else CATALOG_NAMES)
     frame = apply_columns(frame, mapping)
     if reviews and "id" not in frame.columns:
-        frame.insert(0, "id", [str(i) for i in range(len(frame))])
+        # ids name the file and the row, so rows of another file never pass for training rows
+        frame.insert(0, "id", [f"{name}:{i}" for i in range(len(frame))])
     root_path = Path(root).resolve() if root is not None else None
     return build_catalog(frame, root=root_path, name=name, image_roots=image_roots, mapping=mapping)
 

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from skulens.catalog import Catalog, CatalogError
-from skulens.catalog.readers import map_columns
+from skulens.catalog.readers import apply_columns, resolve_columns
 from skulens.catalog.validation import build_catalog
 from skulens.runtime import LoadedModel, top_k_from_proba
 from skulens.ui.common import MAX_CSV_MB, bar_chart, pick_model
@@ -39,8 +39,14 @@ def read_upload(data: bytes, name: str) -> pd.DataFrame:
 
 
 def default_mapping(columns: list[str]) -> dict[str, str]:
-    """Each schema field mapped to the column of the same name when there is one."""
-    return {field: field if field in columns else (ROW_NUMBER if field == "id" else NONE) for field in FIELDS}
+    """Each schema field mapped to the column of the same name, else to a common name the readers detect
+    (``product_name`` -> title, ``sku`` -> id, ...), else to nothing (row numbers for the id)."""
+    try:
+        detected = resolve_columns(columns, None, "upload").detected
+    except CatalogError:
+        detected = {}
+    found = {field: field if field in columns else detected.get(field) for field in FIELDS}
+    return {field: column or (ROW_NUMBER if field == "id" else NONE) for field, column in found.items()}
 
 
 def mapping_text(mapping: dict[str, str]) -> str:
@@ -56,7 +62,8 @@ def to_catalog(frame: pd.DataFrame, mapping: dict[str, str], name: str) -> Catal
     if not {"title", "description"} & set(chosen):
         raise CatalogError("choose the column that holds the title and/or the one with the description")
     unused = {f: f"{f} (not used)" for f in FIELDS if f not in chosen and f in frame.columns}
-    frame = map_columns(frame.rename(columns=unused), chosen, name)
+    frame = frame.rename(columns=unused)
+    frame = apply_columns(frame, resolve_columns(frame.columns, chosen, name, names={}))
     if "id" not in chosen:
         frame.insert(0, "id", [str(i) for i in range(1, len(frame) + 1)])
     return build_catalog(frame, root=None, name=Path(name).stem)
