@@ -186,8 +186,9 @@ class EmbeddingCache:
             self._warn(target, reason, dropped)
         return result
 
-    def shard_count(self) -> int:
-        return len(self._index.shards())
+    def shard_files(self) -> list[str]:
+        """The shard files the index lists, oldest first."""
+        return [file for _, file, _ in self._index.shards()]
 
     # ----- lifetime ---------------------------------------------------------------------------
     def close(self) -> None:
