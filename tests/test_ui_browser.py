@@ -158,7 +158,7 @@ def test_categorize_photo_and_title(page, trained, tmp_path):
     expected, _ = predictor.predict_product(image=image, title=product["title"])[0]
 
     page.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(str(image))
-    page.get_by_label("Title").fill(product["title"])
+    page.get_by_label("Title", exact=True).fill(product["title"])
     page.get_by_role("button", name="Categorize", exact=True).click()
     expect(page.get_by_text(f"Top category: {expected} (")).to_be_visible(timeout=TIMEOUT_MS)
     expect(page.get_by_text("From the photo and the title;")).to_be_visible()
@@ -172,12 +172,12 @@ def test_categorize_example_product(page):
     page.get_by_role("button", name="Wrist watch").click()
     expect(page.get_by_text("Top category: ")).to_be_visible(timeout=TIMEOUT_MS)
     expect(page.get_by_text("From the photo, the title and the description;")).to_be_visible()
-    expect(page.get_by_label("Title")).to_have_value("Analog wrist watch with leather strap")
+    expect(page.get_by_label("Title", exact=True)).to_have_value("Analog wrist watch with leather strap")
 
 
 def test_reviews_with_the_submit_button(page):
     open_page(page, "Reviews", "Read a review")
-    page.get_by_label("Review text").fill("Awful fabric, cheap, returned it")
+    page.get_by_label("Review text", exact=True).fill("Awful fabric, cheap, returned it")
     expect(page.get_by_text("Sentiment")).to_have_count(0)  # nothing happens until the button
     page.get_by_role("button", name="Read review").click()
     expect(page.get_by_text("Negative", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
