@@ -185,7 +185,9 @@ def run_categorize_benchmark(
     inner_val_size: float = 0.2,
     resamples: int = 1000,
 ) -> dict:
-    """Grouped, nested CV of every config (per seed); writes metrics.json, report.md, report.html and PNGs."""
+    """Grouped, nested CV of every config (per seed); writes metrics.json, report.md, report.html, PNGs and
+    ``predictions.npz`` (the first seed's out-of-fold probabilities: ``selected_<kind>`` and ``config_<i>`` in
+    ``configs`` order, with ``ids``, ``y``, ``classes`` and ``groups``)."""
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     rows, y = CategoryPredictor(label=label, min_class_count=min_class_count).training_rows(catalog)
@@ -275,6 +277,15 @@ def run_categorize_benchmark(
     }
     _write_reports(summary, out, rows, y, {k: selected[head_seed][k] for k in selection}, classes)
     write_json(summary, out / "metrics.json")
+    np.savez_compressed(
+        out / "predictions.npz",
+        ids=np.array(rows.ids, dtype=str),
+        y=y.astype(str),
+        classes=classes.astype(str),
+        groups=groups,
+        **{f"selected_{k}": selected[head_seed][k].astype(np.float32) for k in selection},
+        **{f"config_{i}": oof[head_seed][c.name].astype(np.float32) for i, c in enumerate(configs)},
+    )
     return summary
 
 
