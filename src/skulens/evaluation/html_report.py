@@ -82,14 +82,18 @@ class Report:
 
     def table(self, rows: Sequence[dict], columns: Sequence[tuple[str, str]]) -> None:
         """``columns`` are (key, header); floats get 3 decimals, lists are joined with ' + '."""
+        cells = self._markdown_table(rows, columns)
+        head = "".join(f"<th>{html.escape(h)}</th>" for _, h in columns)
+        body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in cells)
+        self.html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+    def _markdown_table(self, rows: Sequence[dict], columns: Sequence[tuple[str, str]]) -> list[list[str]]:
         cells = [[_cell(row.get(key)) for key, _ in columns] for row in rows]
         self.md.append("| " + " | ".join(h for _, h in columns) + " |")
         self.md.append("|" + "|".join("---" for _ in columns) + "|")
         self.md += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
         self.md.append("")
-        head = "".join(f"<th>{html.escape(h)}</th>" for _, h in columns)
-        body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in cells)
-        self.html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        return cells
 
     def figures(self, figures: Sequence[tuple[Path, str]]) -> None:
         """PNG files (written beside the report) shown side by side, each with a caption."""
@@ -103,7 +107,9 @@ class Report:
     def gallery(self, items: Sequence[dict]) -> None:
         """Product cards: ``thumbnail`` (data URI or None), ``title``, ``true``, ``predicted``, ``confidence``.
         The markdown gets the same rows as a table (no thumbnails)."""
-        self.table(items, [("title", "title"), ("true", "true class"), ("predicted", "predicted"), ("confidence", "confidence")])
+        self._markdown_table(
+            items, [("title", "title"), ("true", "true class"), ("predicted", "predicted"), ("confidence", "confidence")]
+        )
         self.md.append("(Thumbnails are in report.html.)")
         self.md.append("")
         cards = []
