@@ -223,3 +223,19 @@ def test_categorize_benchmark_records_nested_grouped_bootstrapped_results(small_
     assert "<script" not in html and "http://" not in html and "https://" not in html
     assert html.count("data:image/png;base64,") >= 7
     assert summary["rows"] == 60
+
+
+def test_several_seeds_get_one_interval_each(small_catalog, tmp_path):
+    configs = (Config("tfidf LR", "baseline-text", ("tfidf",)),)
+    summary = run_categorize_benchmark(
+        small_catalog, 0, tmp_path / "seeds", folds=3, seeds=(0, 1), configs=configs, log=lambda _: None, resamples=100
+    )
+    per_seed = summary["selected"]["text"]["per_seed"]
+    assert [s["seed"] for s in per_seed] == [0, 1]
+    assert per_seed[0]["macro_f1"] == summary["selected"]["text"]["macro_f1"]  # the headline is the first seed's
+    assert all(0.0 <= s["macro_f1_ci95"][0] <= s["macro_f1_ci95"][1] <= 1.0 for s in per_seed)
+    assert len(summary["results"][0]["fold_macro_f1"]) == 6
+    assert summary["selected"]["text"]["chosen_per_fold"] == [
+        {"fold": i, "config": "tfidf LR", "inner_macro_f1": c["inner_macro_f1"]}
+        for i, c in enumerate(summary["selected"]["text"]["chosen_per_fold"])
+    ]
