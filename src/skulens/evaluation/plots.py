@@ -96,13 +96,13 @@ def confusion_pair(matrix: Sequence[Sequence[int]], classes: Sequence[str], path
     support = matrix.sum(axis=1, keepdims=True)
     recall = np.divide(matrix, support, out=np.zeros_like(matrix), where=support > 0)
     k = len(classes)
-    size = max(4.0, 0.32 * k + 2.2)
+    size = max(4.0, 0.36 * k + 2.4)
     fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size + 0.6))
     labels = [str(c)[:24] for c in classes]
     for ax, data, name, fmt in ((axes[0], matrix, "counts", "{:.0f}"), (axes[1], recall, "row-normalised (recall)", "{:.2f}")):
         ax.imshow(data, cmap="Blues", vmin=0, vmax=data.max() if data.max() > 0 else 1)
-        ax.set_xticks(range(k), labels=labels, rotation=60, ha="right", fontsize=7 if k <= 20 else 5)
-        ax.set_yticks(range(k), labels=labels, fontsize=7 if k <= 20 else 5)
+        ax.set_xticks(range(k), labels=labels, rotation=60, ha="right", fontsize=7 if k <= 20 else 6)
+        ax.set_yticks(range(k), labels=labels, fontsize=7 if k <= 20 else 6)
         if k <= 20:
             top = data.max() if data.max() > 0 else 1
             for (i, j), value in np.ndenumerate(data):
