@@ -339,7 +339,7 @@ def test_cli_train_predict_evaluate(shop, tmp_path):
     assert len(predictions) == 48 and (predictions["category_1"] == shop.labels(1).to_numpy()).mean() > 0.9
     result = runner.invoke(app, ["evaluate", str(model), str(csv), "--out", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "report" / "confusion.png").is_file()
+    assert (tmp_path / "report" / "report.html").is_file()
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert metrics["n"] == 12 and metrics["excluded_training_rows"] == 36  # trained on 36 of 48 rows
     result = runner.invoke(app, ["predict", str(tmp_path), "--text", "x"])

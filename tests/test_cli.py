@@ -407,7 +407,7 @@ def test_evaluate_writes_a_report_and_says_what_it_left_out(runner, photo_model,
     report = (out / "report.md").read_text()
     assert report.startswith("# photo-model on ") and "| class | precision | recall | F1 | support |" in report
     assert "3 rows have a class the model does not know" in report
-    assert (out / "confusion.png").is_file() and (out / "issues.csv").is_file()
+    assert (out / "confusion_model.png").is_file() and (out / "report.html").is_file() and (out / "issues.csv").is_file()
 
 
 def test_evaluation_notes_name_every_exclusion():

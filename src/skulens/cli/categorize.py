@@ -235,11 +235,12 @@ def evaluate(
     try:
         found = check_images(catalog) if images else []
         with step(f"scoring {len(catalog):,} products"):
-            metrics = predictor.evaluate(catalog, **options)
+            evaluation = predictor.evaluate_rows(catalog, **options)
     except CatalogError as exc:
         raise fail(str(exc)) from None
+    metrics = evaluation.metrics
     lines = evaluation_notes(metrics, source, include_training_rows)
-    _write_report(metrics, lines, out, f"{model.name} on {source}")
+    _write_report(evaluation, predictor.classes_, lines, out, f"{model.name} on {source}")
     console.print(
         f"{metrics['n']:,} rows scored: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, "
         f"ECE {metrics['ece']:.3f}"
@@ -275,30 +276,24 @@ def evaluation_notes(metrics: dict, source: str, include_training_rows: bool) ->
     return lines
 
 
-def _write_report(metrics: dict, notes: list[str], out: Path, title: str) -> None:
-    """The report folder of an evaluation: metrics.json, confusion.png, report.md."""
-    from skulens.evaluation.report import confusion_png, markdown_table, write_json
+def _write_report(evaluation, classes, notes: list[str], out: Path, title: str) -> None:
+    """The report folder of an evaluation: metrics.json, report.md, report.html and plots."""
+    from skulens.evaluation.model_report import write_evaluation_report
+    from skulens.progress import step
 
-    write_json(metrics, out / "metrics.json")
-    classes = metrics["classes"]
-    confusion_png(metrics["confusion_matrix"], classes, out / "confusion.png", title)
-    per_class = [{"class": c, **v} for c, v in metrics["per_class"].items()]
-    summary = (
-        f"accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, ECE {metrics['ece']:.3f} "
-        f"({metrics['n']:,} rows)"
-    )
-    (out / "report.md").write_text(
-        f"# {title}\n\n{summary}\n\n"
-        + "".join(f"- {line}\n" for line in notes)
-        + "\n"
-        + markdown_table(
-            per_class,
-            [("class", "class"), ("precision", "precision"), ("recall", "recall"), ("f1", "F1"), ("support", "support")],
+    y_pred = classes[evaluation.proba.argmax(axis=1)]
+    with step("writing the report (bootstrap intervals, plots)"):
+        write_evaluation_report(
+            evaluation.metrics,
+            evaluation.y_true,
+            y_pred,
+            evaluation.proba,
+            classes,
+            evaluation.rows,
+            out,
+            title,
+            given_notes=notes,
         )
-        + "\n\n![confusion matrix](confusion.png)\n",
-        encoding="utf-8",
-    )
-    # report.html: the evaluation package's HTML report writer is called here, on (metrics, out, title).
 
 
 def benchmark(

@@ -130,6 +130,7 @@ def write_evaluation_report(
     title: str,
     resamples: int = 1000,
     seed: int = 0,
+    given_notes: Sequence[str] | None = None,
 ) -> Path:
     """Write ``metrics.json``, ``report.md``, ``report.html`` and PNGs for one model on labelled rows.
 
@@ -137,6 +138,7 @@ def write_evaluation_report(
     (the evaluated rows, used for titles and thumbnails of the misclassified gallery; may be ``None``).
     ``metrics`` is what the predictor's ``evaluate`` returned (its counts of excluded, unknown-class and
     unlabelled rows are reported when present); bootstrap intervals are added under ``"intervals"``.
+    ``given_notes`` (e.g. the CLI's sentences about what was left out) replace the generated ones when given.
     Returns the HTML path.
     """
     out = Path(out)
@@ -161,6 +163,7 @@ def write_evaluation_report(
             notes.append(f"{metrics[key]} {text}")
     if scored["absent_classes"]:
         notes.append("classes without rows here (not scored): " + ", ".join(scored["absent_classes"]))
+    notes = list(given_notes) if given_notes is not None else notes
     if notes:
         report.paragraph("; ".join(notes) + ".")
     summary = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,16 @@ def top_k_from_proba(classes: Sequence[str], proba: np.ndarray, k: int) -> list[
     """For each row of ``proba``, the ``k`` most likely classes with their probabilities."""
     order = np.argsort(-proba, axis=1)[:, :k]
     return [[(str(classes[j]), float(proba[i, j])) for j in row] for i, row in enumerate(order)]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What :meth:`CategoryPredictor.evaluate_rows` scored: metrics, the rows, their labels and probabilities."""
+
+    metrics: dict
+    rows: Catalog
+    y_true: np.ndarray
+    proba: np.ndarray
 
 
 class CategoryPredictor:
@@ -177,6 +188,10 @@ class CategoryPredictor:
         ``unknown_class_rows`` / ``unknown_classes`` (labels the model does not know, class -> rows).
         ``n`` + these three counts = the rows of ``data``.
         """
+        return self.evaluate_rows(data, include_training_rows).metrics
+
+    def evaluate_rows(self, data: Data, include_training_rows: bool = False) -> Evaluation:
+        """:meth:`evaluate` plus the scored rows, their true labels and probabilities (for reports)."""
         self._check_fitted()
         catalog = as_catalog(data)
         labels = catalog.labels(self.label)
@@ -201,7 +216,7 @@ class CategoryPredictor:
         metrics = classification_metrics(y_true, self.classes_[proba.argmax(axis=1)], self.classes_, proba)
         metrics.update(counts)
         self.metrics_ = metrics
-        return metrics
+        return Evaluation(metrics, rows, y_true, proba)
 
     def _nothing_to_evaluate(self, catalog: Catalog, counts: dict) -> str:
         reason = f"no row of '{catalog.name}' ({len(catalog)} rows) can be evaluated: "
