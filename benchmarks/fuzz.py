@@ -25,7 +25,11 @@ RESULTS = ROOT / "benchmarks" / "results" / "reliability.json"
 
 def atheris_child(target: str, runs: int, corpus: Path, artifacts: Path) -> None:
     """Run one atheris target in this process (it exits when done or at the first crash)."""
+    import warnings
+
     import atheris
+
+    warnings.simplefilter("ignore")  # Pillow warns on every corrupt EXIF block
 
     with atheris.instrument_imports(include=["skulens", "PIL", "fuzz_targets"]):
         import fuzz_targets
@@ -92,7 +96,11 @@ def run_atheris(target: str, runs: int) -> dict:
         executions = int(done.group(1)) if done else max(counts, default=0)
         crashes = sorted(p.name for p in artifacts.iterdir())
         if child.returncode != 0 or crashes:
-            print(log[-4000:], file=sys.stderr)
+            kept = Path(tempfile.mkdtemp(prefix=f"skulens-fuzz-crashes-{target}-"))
+            for path in artifacts.iterdir():
+                path.replace(kept / path.name)
+            (kept / "log.txt").write_text(log)
+            print(f"{target}: crash inputs and the log kept in {kept}", file=sys.stderr)
         return {
             "engine": "atheris",
             "executions": executions,

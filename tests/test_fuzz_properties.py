@@ -110,3 +110,24 @@ def test_targets_can_fail(tmp_path: Path):
     """The targets let a foreign exception through (else the properties above could never fail)."""
     with pytest.raises(TypeError):
         image_target("not bytes")  # type: ignore[arg-type]
+
+
+#: A 501-byte TIFF found by benchmarks/fuzz.py: Pillow's TIFF parser raised TypeError (IFDRational) on it.
+FUZZ_FOUND_TIFF = (
+    "SUkqAAgAAAAKEAABBAABAAAACgAAAAEBBAABAAAADAAAAAIBAwADAAAAhgAAAAMBAwABAAAAAQAAAAYBAwABAAAAAgAAABEBBQAB"
+    "AAAAjAAAABUBAwABAAAAAwAAABYBBAABAAAADAAAABcBBAABAAAAaAEAABwBAwABAAAAAQAAAAAAAAAIAAgACABegcHYzuoOoiDW"
+    "2IH3vA9Et+fMTag8fAkc70EStSY6AzpQ3St3eTHPTRs/pXhYqeh+sex/cHpLmkSZgfdeSL+5vn7boOYAKorsvlWOBudf7ks2RkzG"
+    "2s+vj72qZ3ey7/TlY77XfdoelOaMcg+YB3jSzsIGsslLpSa410jD9isNftoVOUr42y14pwTYMpyJNxGUEx/quEvw1SV6zjk0awui"
+    "OWY89D4GZ8ldAF8G0B6n6h0BqAmtqrrhjYU5Na2kMGXdQO+InN9kGZjCMrA3YRn0/XR8JUj+PsQSzVUFF/oscCdg8qx+rj3FOPLF"
+    "foOlu6Qd1n8KPa+uaDgns7tZj2K5OgnfPa6UIRQDMpO4dLK3Omlw1/CdfIUXTRpf9AFrThcMRmvAs157QrIDt4V4tOKRpasR0Xgc"
+    "7psfBYdLdpda0KQ3q2rGTpHs3SxASwdlUaLVMLf4CiOXQZMggJ1YgFW7kbnBjiNAY+lI"
+)
+
+
+def test_tiff_found_by_fuzzing_is_refused():
+    import base64
+
+    from skulens.catalog.images import ImageLoadError, decode_image
+
+    with pytest.raises(ImageLoadError, match="corrupt"):
+        decode_image(base64.b64decode(FUZZ_FOUND_TIFF))

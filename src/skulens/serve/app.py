@@ -381,9 +381,6 @@ def create_app(
         """Stars distribution, expected rating, sentiment and recommend probability for each review text."""
         if len(request.texts) > max_batch:
             raise ServiceError(413, "batch_too_large", f"{len(request.texts)} texts is over the batch limit of {max_batch}")
-        empty = [i for i, t in enumerate(request.texts) if not t.strip()]
-        if empty:
-            raise ServiceError(422, "empty_input", f"review text(s) at index {', '.join(map(str, empty[:10]))} are empty")
         chosen = pick("reviews", request.model)
         futures = [chosen.batcher.submit(text) for text in request.texts]
         results = []

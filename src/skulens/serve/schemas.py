@@ -16,8 +16,18 @@ def _valid_unicode(text: str) -> str:
     return text
 
 
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("is empty (or only spaces); give the review text")
+    return text
+
+
 #: A string of a request: valid Unicode (no lone surrogates).
 Text = Annotated[str, AfterValidator(_valid_unicode)]
+#: One review text: not blank (declared in the schema too, so generated clients know), at most 100,000 characters.
+ReviewText = Annotated[
+    Text, AfterValidator(_not_blank), Field(max_length=100_000, json_schema_extra={"minLength": 1, "pattern": "\\S"})
+]
 
 
 class ErrorResponse(BaseModel):
@@ -99,7 +109,7 @@ class ReviewsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: Text | None = Field(None, max_length=200, description="Reviews model name; the default one if omitted.")
-    texts: list[Annotated[Text, Field(max_length=100_000)]] = Field(
+    texts: list[ReviewText] = Field(
         ..., min_length=1, description="Review texts (at most the service's batch limit)."
     )
 
