@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from reliability_results import update_results
-from reliability_service import ROOT, Service, products, train_models
+from reliability_service import ROOT, Service, train_models
 
 RESULTS = ROOT / "benchmarks" / "results" / "reliability.json"
 MAX_UPLOAD = 10 * 1024 * 1024
@@ -175,7 +175,6 @@ def bytes_read_in_process(models: Path) -> dict[str, int]:
 
 async def abuse_service(service: Service, record: Recorder, connections: int, detail: dict) -> None:
     port = service.port
-    limit = MAX_UPLOAD + 256 * 1024
     memory = {"start": service.memory_mb()}
 
     # 1. chunked bodies of 200 MB with no Content-Length, every route
@@ -354,7 +353,7 @@ def main() -> None:
     detail["server_alive_after"] = alive
     detail["server_log_tracebacks"] = log.count("Traceback")
     detail["tampered_models"] = tampered_models(models, work)
-    for name, outcome in detail["tampered_models"].items():
+    for outcome in detail["tampered_models"].values():
         record.add(
             "tampered_model", "clean_error" if outcome["exit_code"] not in (0, None) and not outcome["traceback"] else "unclear"
         )
