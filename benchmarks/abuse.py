@@ -185,7 +185,7 @@ async def abuse_service(service: Service, record: Recorder, connections: int, de
         (
             "/v1/categorize",
             "multipart/form-data; boundary=abuse",
-            b'--abuse\r\nContent-Disposition: form-data; name="title"\r\n\r\n',
+            b'--abuse\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n',
             b"\r\n--abuse--\r\n",
         ),
     ):
