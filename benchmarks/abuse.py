@@ -149,11 +149,7 @@ def bytes_read_in_process(models: Path) -> dict[str, int]:
 
     from skulens.serve.app import create_app
 
-    text_only = Path(tempfile.mkdtemp()) / "models"
-    text_only.mkdir()
-    for name in ("flipkart-text", "reviews"):
-        shutil.copytree(models / name, text_only / name)
-    app = create_app(text_only, max_upload_bytes=MAX_UPLOAD)
+    app = create_app(text_models(models), max_upload_bytes=MAX_UPLOAD)
     total = 200 * 1024 * 1024 // CHUNK
     filler = [b"a" * CHUNK] * total
     routes = {
@@ -270,6 +266,71 @@ async def abuse_service(service: Service, record: Recorder, connections: int, de
     detail["memory_mb"] = memory
 
 
+def schemathesis_run(models: Path, examples: int) -> dict:
+    """schemathesis on every operation, positive and negative cases: ``failures`` counts what ``make test``
+    forbids (a 5xx, or a 4xx that is not JSON ``{"error", "detail"}``); ``conformance`` counts, by check,
+    the stricter schema-conformance findings of ``call_and_validate`` (e.g. ST202, a schema-valid request
+    answered 4xx)."""
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import strategies as st
+
+    from skulens.serve.app import create_app
+
+    app = create_app(text_models(models), max_upload_bytes=100_000, max_batch=8)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    counts = {"cases": 0, "failures": 0}
+    conformance: Counter = Counter()
+    examples_of: dict[str, str] = {}
+    modes = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
+
+    def run(operation) -> None:
+        strategy = st.one_of([operation.as_strategy(generation_mode=mode) for mode in modes])
+
+        @given(case=strategy)
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+            phases=[Phase.explicit, Phase.generate],
+        )
+        def check(case):
+            counts["cases"] += 1
+            response = case.call()
+            bad = response.status_code >= 500
+            if 400 <= response.status_code < 500:
+                try:
+                    body = json.loads(response.text)
+                    bad = bad or not ({"error", "detail"} <= set(body))
+                except ValueError:
+                    bad = True
+            counts["failures"] += int(bad)
+            try:
+                case.validate_response(response)
+            except BaseException as exc:  # noqa: BLE001 - schemathesis raises a group of findings
+                for code in sorted(set(re.findall(r"ST\d{3}[^\n]*", str(exc)))) or [type(exc).__name__]:
+                    conformance[f"{operation.label}: {code}"] += 1
+                    examples_of.setdefault(f"{operation.label}: {code}", f"{response.status_code} {response.text[:200]}")
+
+        check()
+
+    for result in schema.get_all_operations():
+        run(result.ok())
+    for model in app.state.models.values():
+        model.close()
+    return {**counts, "conformance_findings": dict(conformance), "conformance_examples": examples_of}
+
+
+def text_models(models: Path) -> Path:
+    """A models folder with only the text models (quick to load in this process)."""
+    folder = Path(tempfile.mkdtemp()) / "models"
+    folder.mkdir()
+    for name in ("flipkart-text", "reviews"):
+        shutil.copytree(models / name, folder / name)
+    return folder
+
+
 def tampered_models(models: Path, work: Path) -> dict[str, dict]:
     """``skulens serve`` on tampered copies of the text model: each must stop with one clear error."""
     from skulens.tasks.model_folder import CONFIG, WEIGHTS
@@ -353,6 +414,7 @@ def main() -> None:
     detail["server_alive_after"] = alive
     detail["server_log_tracebacks"] = log.count("Traceback")
     detail["tampered_models"] = tampered_models(models, work)
+    schemathesis_result = schemathesis_run(models, args.schemathesis_examples)
     for outcome in detail["tampered_models"].values():
         record.add(
             "tampered_model", "clean_error" if outcome["exit_code"] not in (0, None) and not outcome["traceback"] else "unclear"
@@ -364,6 +426,7 @@ def main() -> None:
     detail["statuses"] = {case: dict(counts) for case, counts in record.cases.items()}
     for case, counts in detail["statuses"].items():
         print(f"{case}: {counts}")
+    print(f"schemathesis: {schemathesis_result['cases']} cases, {schemathesis_result['failures']} failures")
     print(f"peak RSS {memory.get('peak_rss_mb')} MB; chunked oversize rejected: {rejected}; 5xx: {record.server_errors}")
     update_results(
         RESULTS,
@@ -375,6 +438,10 @@ def main() -> None:
             "abuse_rss_after_mb": memory.get("rss_mb"),
             "chunked_oversize_rejected": rejected,
             "abuse_detail": detail,
+            "schemathesis_cases": schemathesis_result["cases"],
+            "schemathesis_failures": schemathesis_result["failures"],
+            "schemathesis_conformance_findings": sum(schemathesis_result["conformance_findings"].values()),
+            "schemathesis_detail": schemathesis_result,
         },
         "abuse",
         "OMP_NUM_THREADS=1 python benchmarks/abuse.py " + " ".join(sys.argv[1:]),
