@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -191,28 +192,22 @@ def check_restored(fusion: Any, zero_row: Mapping[str, Any], n_classes: int, fol
         )
 
 
-def restoring(folder: str | Path):
-    """A context turning the errors of restoring a damaged folder (missing arrays, wrong types) into
-    one :class:`ModelFolderError` naming it."""
-    return _Restoring(Path(folder))
-
-
-class _Restoring:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, exc, tb) -> bool:
-        if exc is None or isinstance(exc, ModelFolderError):
-            return False
-        if isinstance(exc, (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError)):
-            what = f"missing array or key {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
-            raise ModelFolderError(
-                f"model {self.folder} is damaged or not written by this skulens ({what}); retrain it"
-            ) from None
-        return False
+@contextmanager
+def restoring(folder: str | Path) -> Iterator[None]:
+    """Turn the errors of restoring a damaged folder (missing arrays, wrong types) into one
+    :class:`ModelFolderError` naming it."""
+    try:
+        yield
+    except ModelFolderError:
+        raise
+    except KeyError as exc:
+        raise ModelFolderError(
+            f"model {folder} is damaged or not written by this skulens (missing array or key {exc}); retrain it"
+        ) from None
+    except (IndexError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+        raise ModelFolderError(
+            f"model {folder} is damaged or not written by this skulens ({type(exc).__name__}: {exc}); retrain it"
+        ) from None
 
 
 def read_task(folder: str | Path) -> str:
