@@ -106,6 +106,22 @@ def test_tampered_reviews_model_gives_one_clear_error(shared, tmp_path, kind):
         ReviewPredictor.load(tmp_path / "b" / "tiny-reviews")
 
 
+REVIEW_CONFIG_TAMPERS = {  # found by benchmarks/fuzz.py: each loaded, then failed on the first review
+    "no alpha": lambda c: c["selection"].pop("alpha"),
+    "empty prior": lambda c: c.update(prior=[]),
+    "unknown stars": lambda c: c.update(stars_classes=[7, 8]),
+    "no text fields": lambda c: c.update(text_fields=[]),
+}
+
+
+@pytest.mark.parametrize("kind", list(REVIEW_CONFIG_TAMPERS))
+def test_tampered_reviews_config_gives_one_clear_error(shared, tmp_path, kind):
+    folder = copy_model(shared, "tiny-reviews", tmp_path)
+    rewrite_config(folder, REVIEW_CONFIG_TAMPERS[kind])
+    with pytest.raises(ModelFolderError, match="damaged"):
+        ReviewPredictor.load(folder)
+
+
 def test_tampered_model_stops_serve_at_load_with_its_name(shared, tmp_path):
     models = tmp_path / "models"
     copy_model(shared, "text-only", models)

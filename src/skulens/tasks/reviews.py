@@ -104,6 +104,23 @@ def prior_corrected_stars(star_proba: np.ndarray, prior: np.ndarray, alpha: floa
     return STARS[scores.argmax(axis=1)]
 
 
+def _check_review_config(config: dict, folder: str | Path) -> None:
+    """The reviews-specific values of a saved config: stars within 1..5, a prior per star, a finite
+    prior-correction ``alpha`` and at least one text field (else every review would read as empty)."""
+    stars, prior, alpha = config["stars_classes"], config["prior"], config["selection"].get("alpha")
+    problems = []
+    if len(stars) < 2 or len(set(stars)) != len(stars) or not set(stars) <= set(STARS.tolist()):
+        problems.append(f"'stars_classes' should be distinct stars within 1..5, not {str(stars)[:100]}")
+    if len(prior) != len(STARS) or any(p < 0 for p in prior):
+        problems.append(f"'prior' should hold {len(STARS)} non-negative numbers, one per star")
+    if type(alpha) not in (int, float) or not np.isfinite(alpha) or alpha < 0:
+        problems.append("'selection.alpha' should be a non-negative number")
+    if not config["text_fields"]:
+        problems.append("'text_fields' is empty")
+    if problems:
+        raise ModelFolderError(f"model {folder}: {'; '.join(problems)}; the folder is damaged (retrain the model)")
+
+
 def review_metrics(
     stars_true: np.ndarray,
     star_proba: np.ndarray,
@@ -537,6 +554,7 @@ class ReviewPredictor:
             folder,
         )
         check_config(config, {"selection": "dict", "prior": "float_list"}, folder)
+        _check_review_config(config, folder)
         if config.get("fusion") not in FUSIONS:
             raise ModelFolderError(
                 f"review model {folder} uses the '{config.get('fusion')}' fusion, which this version of skulens "
