@@ -392,6 +392,7 @@ def tampered_models(models: Path, work: Path) -> dict[str, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connections", type=int, default=1000, help="Concurrent connections (scaled to the open-file limit).")
+    parser.add_argument("--schemathesis-examples", type=int, default=100, help="schemathesis cases per operation.")
     parser.add_argument(
         "--work", type=Path, default=None, help="Folder for the trained models (default /tmp/skulens-reliability)."
     )
