@@ -109,9 +109,7 @@ class ReviewsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: Text | None = Field(None, max_length=200, description="Reviews model name; the default one if omitted.")
-    texts: list[ReviewText] = Field(
-        ..., min_length=1, description="Review texts (at most the service's batch limit)."
-    )
+    texts: list[ReviewText] = Field(..., min_length=1, description="Review texts (at most the service's batch limit).")
 
 
 class ReviewResult(BaseModel):
