@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -16,8 +17,14 @@ def _valid_unicode(text: str) -> str:
     return text
 
 
+#: At least one character that is not whitespace, for Python (``str.isspace``) and for JSON Schema
+#: (ECMA-262 ``\\s``, which also counts U+FEFF) alike, so the schema and the service agree on "blank".
+NOT_BLANK_PATTERN = "[^\\s\\x1c-\\x1f\\x85]"
+_NOT_BLANK = re.compile("[^\\s\\x1c-\\x1f\\x85\\ufeff]")
+
+
 def _not_blank(text: str) -> str:
-    if not text.strip():
+    if not _NOT_BLANK.search(text):
         raise ValueError("is empty (or only spaces); give the review text")
     return text
 
@@ -26,7 +33,7 @@ def _not_blank(text: str) -> str:
 Text = Annotated[str, AfterValidator(_valid_unicode)]
 #: One review text: not blank (declared in the schema too, so generated clients know), at most 100,000 characters.
 ReviewText = Annotated[
-    Text, AfterValidator(_not_blank), Field(max_length=100_000, json_schema_extra={"minLength": 1, "pattern": "\\S"})
+    Text, AfterValidator(_not_blank), Field(max_length=100_000, json_schema_extra={"minLength": 1, "pattern": NOT_BLANK_PATTERN})
 ]
 
 
