@@ -173,7 +173,7 @@ def predict(
     import pandas as pd
 
     from skulens.catalog import CatalogError, check_images
-    from skulens.tasks.categorize import CategoryPredictor
+    from skulens.tasks.categorize import CategoryPredictor, top_k_from_proba
     from skulens.tasks.model_folder import ModelFolderError
 
     if input is not None and output is None:
@@ -189,9 +189,12 @@ def predict(
     images = _modalities(predictor)[0]
     try:
         found = check_images(catalog) if images else []
-        rows = predictor.top_k(catalog, k)
+        features = predictor.extractor.transform(catalog)
+        rows = top_k_from_proba(predictor.classes_, predictor.proba_from_features(features), k)
     except CatalogError as exc:
         raise fail(str(exc)) from None
+    seen = {(issue.row, issue.column) for issue in found}
+    found += [issue for issue in features.issues if (issue.row, issue.column) not in seen]  # e.g. images that fail to decode
     frame = pd.DataFrame({"id": catalog.ids})
     for rank in range(k):
         frame[f"category_{rank + 1}"] = [r[rank][0] if len(r) > rank else None for r in rows]
@@ -199,7 +202,7 @@ def predict(
     output.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(output, index=False)
     report_images(catalog, found, output.with_name(output.stem + ".issues.csv"), images=images)
-    console.print(f"{len(frame)} predictions written to {output}; {len(catalog.issues)} row issue(s)")
+    console.print(f"{len(frame)} predictions written to {output}; {len(catalog.issues) + len(found)} row issue(s)")
 
 
 def evaluate(

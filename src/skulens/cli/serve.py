@@ -52,10 +52,9 @@ def serve(
 
     Example: skulens serve --models runs/demo/models
     """
-    import uvicorn
-
     from skulens.runtime import ModelLoadError
     from skulens.serve.app import create_app
+    from skulens.serve.server import exposure_warning, run_server
 
     try:
         service = create_app(
@@ -69,7 +68,10 @@ def serve(
         raise fail(str(exc)) from None
     names = ", ".join(f"{m.name} ({m.task})" for m in service.state.models.values())
     typer.echo(f"skulens: serving {names} on http://{host}:{port} (docs at /docs)")
-    uvicorn.run(service, host=host, port=port, log_level=log_level)
+    warning = exposure_warning(host, api_key or os.environ.get("SKULENS_API_KEY"))
+    if warning:
+        typer.secho(warning, err=True, fg="yellow")
+    run_server(service, host=host, port=port, log_level=log_level)
 
 
 def ui(

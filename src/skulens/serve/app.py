@@ -12,17 +12,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hmac
+import ctypes
 import json
 import logging
 import os
+import re
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, Response, UploadFile
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -30,6 +31,7 @@ from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartParser
 
 from skulens import __version__
 from skulens.catalog.images import DEFAULT_MAX_PIXELS, ImageLoadError, decode_image
@@ -41,6 +43,7 @@ from skulens.runtime import (
     prepare_image,
     top_k_from_proba,
 )
+from skulens.serve.guard import MAX_QUOTED_CHARS, RequestGuard, error_response, media_type, safe_text
 from skulens.serve.schemas import (
     BatchItem,
     BatchRequest,
@@ -61,6 +64,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_BATCH = 64
+#: Pixels an uploaded image may decode to (after JPEG draft decoding): 16 MP, e.g. 4,000 x 4,000.
+DEFAULT_MAX_DECODED_PIXELS = 16_000_000
+#: Images decoded at the same time (each can take up to about 4 bytes x the decoded-pixel cap).
+DEFAULT_DECODE_SLOTS = 2
+#: Seconds a request body may take to arrive.
+DEFAULT_BODY_TIMEOUT_S = 60.0
 API_KEY_ENV = "SKULENS_API_KEY"
 #: Room for the form fields and multipart boundaries on top of the image itself.
 FORM_OVERHEAD_BYTES = 256 * 1024
@@ -76,8 +85,7 @@ class ServiceError(Exception):
         self.status, self.error, self.detail = status, error, detail
 
 
-def _error(status: int, error: str, detail: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+_error = error_response
 
 
 ERROR_RESPONSES = {
@@ -86,42 +94,12 @@ ERROR_RESPONSES = {
         400: "Bad input (e.g. an unreadable image)",
         401: "Missing or wrong X-API-Key",
         404: "Unknown model",
+        408: "The request body did not arrive in time",
         413: "Upload or batch over the limit",
+        415: "Content-Type not accepted",
         422: "Invalid request (e.g. neither text nor image)",
     }.items()
 }
-
-
-class GuardMiddleware:
-    """Pure ASGI middleware: API key on ``/v1/*`` and a request-size ceiling, before any body is read."""
-
-    def __init__(self, app, api_key: str | None, max_body_bytes: int) -> None:
-        self.app, self.api_key, self.max_body_bytes = app, api_key, max_body_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        path = scope.get("path", "")
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        if self.api_key and path.startswith("/v1/"):
-            given = headers.get("x-api-key", "")
-            if not hmac.compare_digest(given.encode(), self.api_key.encode()):
-                what = "missing" if not given else "wrong"
-                response = _error(401, "unauthorized", f"X-API-Key header is {what}; send the service's API key")
-                return await response(scope, receive, send)
-        length = headers.get("content-length")
-        if length is not None:
-            try:
-                too_big = int(length) > self.max_body_bytes
-            except ValueError:
-                response = _error(400, "bad_request", "Content-Length header is not a number")
-                return await response(scope, receive, send)
-            if too_big:
-                response = _error(
-                    413, "too_large", f"request body is {int(length):,} bytes, over the {self.max_body_bytes:,}-byte limit"
-                )
-                return await response(scope, receive, send)
-        return await self.app(scope, receive, send)
 
 
 def create_app(
@@ -132,8 +110,15 @@ def create_app(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     warm_up: bool = True,
     model_batch: int = 8,
+    max_decoded_pixels: int = DEFAULT_MAX_DECODED_PIXELS,
+    decode_slots: int = DEFAULT_DECODE_SLOTS,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
 ) -> FastAPI:
-    """The service for the model folders under ``models_dir`` (loaded now; raises ``ModelLoadError``)."""
+    """The service for the model folders under ``models_dir`` (loaded now; raises ``ModelLoadError``).
+
+    Limits: request bodies of at most ``max_upload_bytes`` plus form overhead (counted as read, 413),
+    arriving within ``body_timeout_s`` (408); images of at most ``max_pixels`` in their header and
+    ``max_decoded_pixels`` once decoded, at most ``decode_slots`` decoded at a time."""
     started = time.perf_counter()
     api_key = api_key or os.environ.get(API_KEY_ENV) or None
     models = load_models(models_dir, max_batch=model_batch, warm_up=warm_up)
@@ -161,7 +146,11 @@ def create_app(
     app.state.models = models
     app.state.max_upload_bytes = max_upload_bytes
     app.state.max_batch = max_batch
-    app.add_middleware(GuardMiddleware, api_key=api_key, max_body_bytes=max_upload_bytes + FORM_OVERHEAD_BYTES)
+    max_body_bytes = max_upload_bytes + FORM_OVERHEAD_BYTES
+    app.add_middleware(RequestGuard, api_key=api_key, max_body_bytes=max_body_bytes, body_timeout_s=body_timeout_s)
+    # Uploads stay in memory (bounded by the guard's body limit): no temporary files on disk.
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_body_bytes)
+    decode_slot = threading.BoundedSemaphore(max(1, decode_slots))
     app.mount("/static/swagger-ui", StaticFiles(directory=SWAGGER_ASSETS), name="swagger-ui")
 
     # ----- errors: always JSON, always saying what is wrong ---------------------------------------
@@ -171,23 +160,27 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
-        errors = jsonable_encoder(exc.errors(), custom_encoder={Exception: str, bytes: lambda b: f"<{len(b)} bytes>"})
-        parts = []
-        for e in errors:
-            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "request"
-            parts.append(f"{where}: {e.get('msg', 'invalid')}")
-        body = {"error": "invalid_request", "detail": "; ".join(parts) or "invalid request", "errors": errors}
+        """Says where and what, never the input itself (it may be huge or not even valid Unicode)."""
+        errors, parts = [], []
+        for e in exc.errors()[:20]:
+            loc = [p if isinstance(p, int) else safe_text(p, MAX_QUOTED_CHARS) for p in e.get("loc", ())]
+            msg = safe_text(e.get("msg", "invalid"), MAX_QUOTED_CHARS)
+            errors.append({"loc": loc, "msg": msg, "type": safe_text(e.get("type", "invalid"), 50)})
+            where = ".".join(str(p) for p in loc if p != "body") or "request"
+            parts.append(f"{where}: {msg}")
+        body = {"error": "invalid_request", "detail": safe_text("; ".join(parts) or "invalid request"), "errors": errors}
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
-        codes = {404: "not_found", 405: "method_not_allowed"}
-        return _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), getattr(exc, "headers", None))
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        error = getattr(exc, "error", None) or codes.get(exc.status_code, "http_error")
+        return _error(exc.status_code, error, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):  # pragma: no cover - a bug, but still JSON
         log.exception("unhandled error on %s", request.url.path)
-        return _error(500, "internal_error", f"{type(exc).__name__}: {exc}")
+        return _error(500, "internal_error", f"the service failed on this request ({type(exc).__name__}); see its log")
 
     # ----- helpers ---------------------------------------------------------------------------------
     def pick(task: str, name: str | None) -> LoadedModel:
@@ -206,17 +199,43 @@ def create_app(
             raise ServiceError(413, "too_large", f"image '{name}' is over the {max_upload_bytes:,}-byte upload limit")
         if not data:
             raise ServiceError(400, "invalid_image", f"image '{name}' is empty (0 bytes)")
-        try:
-            image = decode_image(data, name=name, max_pixels=max_pixels, draft_size=image_resolution(model.predictor))
-        except ImageLoadError as exc:
-            raise ServiceError(400, "invalid_image", str(exc)) from None
-        except Exception as exc:  # noqa: BLE001 - any decoder failure is the upload's fault
-            raise ServiceError(400, "invalid_image", f"image '{name}' cannot be decoded: {exc}") from None
-        return prepare_image(model.predictor, image)
+        name = safe_text(name, MAX_QUOTED_CHARS)
+        with decode_slot:
+            try:
+                image = decode_image(
+                    data,
+                    name=name,
+                    max_pixels=max_pixels,
+                    draft_size=image_resolution(model.predictor),
+                    max_decoded_pixels=max_decoded_pixels,
+                )
+            except ImageLoadError as exc:
+                raise ServiceError(400, "invalid_image", str(exc)) from None
+            except Exception as exc:  # noqa: BLE001 - any decoder failure is the upload's fault
+                raise ServiceError(400, "invalid_image", f"image '{name}' cannot be decoded: {type(exc).__name__}") from None
+            large = image.width * image.height >= LARGE_DECODE_PIXELS
+            prepared = prepare_image(model.predictor, image)
+            del image
+        if large:
+            release_memory()
+        return prepared
 
     def scores(model: LoadedModel, proba, k: int) -> list[CategoryScore]:
         top = top_k_from_proba(model.classes, proba[None, :], min(k, len(model.classes)))[0]
         return [CategoryScore(category=c, probability=min(max(p, 0.0), 1.0)) for c, p in top]
+
+    def require_media(*accepted: str):
+        """A dependency refusing (415) a request whose Content-Type is given and not one of ``accepted``."""
+
+        def check(request: Request) -> None:
+            kind = media_type({k.lower(): v for k, v in request.headers.items()})
+            if kind and kind not in accepted:
+                raise ServiceError(415, "unsupported_media_type", f"this route takes {' or '.join(accepted)}, not {kind[:100]!r}")
+
+        return Depends(check)
+
+    form_body = require_media("multipart/form-data", "application/x-www-form-urlencoded")
+    json_body = require_media("application/json")
 
     # ----- open routes ------------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
@@ -267,7 +286,13 @@ def create_app(
     deps = [Depends(documented_key)] if api_key else []
     v1 = APIRouter(prefix="/v1", dependencies=deps, responses=ERROR_RESPONSES)
 
-    @v1.post("/categorize", response_model=CategorizeResponse, tags=["categorize"], summary="Categorize one product")
+    @v1.post(
+        "/categorize",
+        response_model=CategorizeResponse,
+        tags=["categorize"],
+        summary="Categorize one product",
+        dependencies=[form_body],
+    )
     async def categorize(
         image: UploadFile | None = File(None, description="Product image (JPEG, PNG, WebP...)."),
         title: str | None = Form(None, max_length=10_000),
@@ -307,7 +332,13 @@ def create_app(
             used_text=bool(text) and chosen.reads_text,
         )
 
-    @v1.post("/categorize/batch", response_model=BatchResponse, tags=["categorize"], summary="Categorize many products")
+    @v1.post(
+        "/categorize/batch",
+        response_model=BatchResponse,
+        tags=["categorize"],
+        summary="Categorize many products",
+        dependencies=[json_body],
+    )
     async def categorize_batch(request: BatchRequest) -> BatchResponse:
         """Up to the batch limit of products (text and/or base64 image). A bad product gets an ``error``, the rest results."""
         if len(request.products) > max_batch:
@@ -322,9 +353,9 @@ def create_app(
             picture = None
             if product.image_base64:
                 try:
-                    data = base64.b64decode(product.image_base64, validate=True)
+                    data = decode_base64(product.image_base64)
                 except (binascii.Error, ValueError):
-                    raise ServiceError(400, "invalid_image", "image_base64 is not valid base64") from None
+                    raise ServiceError(400, "invalid_image", "image_base64 is not valid base64 (or a data: URI)") from None
                 picture = decode(data, product.id or "image_base64", chosen)
             text = chosen.text_of(product.title, product.description)
             if picture is None and not text:
@@ -345,14 +376,11 @@ def create_app(
             items[position].categories = scores(chosen, proba, request.k)
         return BatchResponse(model=chosen.name, results=items)
 
-    @v1.post("/reviews", response_model=ReviewsResponse, tags=["reviews"], summary="Read reviews")
+    @v1.post("/reviews", response_model=ReviewsResponse, tags=["reviews"], summary="Read reviews", dependencies=[json_body])
     async def reviews(request: ReviewsRequest) -> ReviewsResponse:
         """Stars distribution, expected rating, sentiment and recommend probability for each review text."""
         if len(request.texts) > max_batch:
             raise ServiceError(413, "batch_too_large", f"{len(request.texts)} texts is over the batch limit of {max_batch}")
-        empty = [i for i, t in enumerate(request.texts) if not t.strip()]
-        if empty:
-            raise ServiceError(422, "empty_input", f"review text(s) at index {', '.join(map(str, empty[:10]))} are empty")
         chosen = pick("reviews", request.model)
         futures = [chosen.batcher.submit(text) for text in request.texts]
         results = []
@@ -363,7 +391,40 @@ def create_app(
         return ReviewsResponse(model=chosen.name, results=results)
 
     app.include_router(v1)
+    generated_openapi = app.openapi
+
+    def openapi() -> dict:
+        """The generated schema, plus what the form parameters cannot say: categorize needs an image, a
+        title or a description."""
+        if app.openapi_schema is None:
+            schemas = generated_openapi().get("components", {}).get("schemas", {})
+            body = next((v for k, v in schemas.items() if k.startswith("Body_categorize")), None)
+            if body is not None:
+                body["anyOf"] = [{"required": [name]} for name in ("image", "title", "description")]
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app
+
+
+#: A ``data:image/png;base64,`` style prefix.
+DATA_URI = re.compile(r"^data:[\w.+/-]*(;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNORECASE)
+#: Decoded images at least this large have their memory handed back to the system afterwards.
+LARGE_DECODE_PIXELS = 4_000_000
+
+
+def decode_base64(text: str) -> bytes:
+    """Bytes of plain, line-wrapped (MIME) or data-URI base64; raises ``binascii.Error`` on anything else."""
+    text = DATA_URI.sub("", text.strip(), count=1)
+    return base64.b64decode("".join(text.split()), validate=True)
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the system (glibc keeps it otherwise); a no-op elsewhere."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _plain(value):
@@ -384,4 +445,5 @@ def app_from_env() -> FastAPI:
         models,
         max_upload_bytes=int(os.environ.get("SKULENS_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)),
         max_batch=int(os.environ.get("SKULENS_MAX_BATCH", DEFAULT_MAX_BATCH)),
+        max_decoded_pixels=int(os.environ.get("SKULENS_MAX_DECODED_PIXELS", DEFAULT_MAX_DECODED_PIXELS)),
     )

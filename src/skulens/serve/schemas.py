@@ -2,7 +2,39 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _valid_unicode(text: str) -> str:
+    """Refuse text with lone surrogates (JSON lets ``"\\ud800"`` through; it is not Unicode text)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains an unpaired surrogate (e.g. \\ud800), which is not valid Unicode text") from None
+    return text
+
+
+#: At least one character that is not whitespace, for Python (``str.isspace``) and for JSON Schema
+#: (ECMA-262 ``\\s``, which also counts U+FEFF) alike, so the schema and the service agree on "blank".
+NOT_BLANK_PATTERN = "[^\\s\\x1c-\\x1f\\x85]"
+_NOT_BLANK = re.compile("[^\\s\\x1c-\\x1f\\x85\\ufeff]")
+
+
+def _not_blank(text: str) -> str:
+    if not _NOT_BLANK.search(text):
+        raise ValueError("is empty (or only spaces); give the review text")
+    return text
+
+
+#: A string of a request: valid Unicode (no lone surrogates).
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+#: One review text: not blank (declared in the schema too, so generated clients know), at most 100,000 characters.
+ReviewText = Annotated[
+    Text, AfterValidator(_not_blank), Field(max_length=100_000, json_schema_extra={"minLength": 1, "pattern": NOT_BLANK_PATTERN})
+]
 
 
 class ErrorResponse(BaseModel):
@@ -50,10 +82,10 @@ class CategorizeResponse(BaseModel):
 class ProductIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str | None = Field(None, max_length=200, description="Echoed back in the result.")
-    title: str | None = Field(None, max_length=10_000)
-    description: str | None = Field(None, max_length=100_000)
-    image_base64: str | None = Field(
+    id: Text | None = Field(None, max_length=200, description="Echoed back in the result.")
+    title: Text | None = Field(None, max_length=10_000)
+    description: Text | None = Field(None, max_length=100_000)
+    image_base64: Text | None = Field(
         None, description="Optional image file (JPEG/PNG/WebP...) encoded as base64; same limits as uploads."
     )
 
@@ -61,7 +93,9 @@ class ProductIn(BaseModel):
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str | None = Field(None, description="Model name from GET /models; the default categorizer if omitted.")
+    model: Text | None = Field(
+        None, max_length=200, description="Model name from GET /models; the default categorizer if omitted."
+    )
     k: int = Field(5, ge=1, le=1000, description="How many categories per product.")
     products: list[ProductIn] = Field(..., min_length=1, description="The products (at most the service's batch limit).")
 
@@ -81,8 +115,8 @@ class BatchResponse(BaseModel):
 class ReviewsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str | None = Field(None, description="Reviews model name; the default one if omitted.")
-    texts: list[str] = Field(..., min_length=1, description="Review texts (at most the service's batch limit).")
+    model: Text | None = Field(None, max_length=200, description="Reviews model name; the default one if omitted.")
+    texts: list[ReviewText] = Field(..., min_length=1, description="Review texts (at most the service's batch limit).")
 
 
 class ReviewResult(BaseModel):

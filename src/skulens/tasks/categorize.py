@@ -23,7 +23,14 @@ from skulens.tasks.inputs import (
     product_text,
     training_id_mask,
 )
-from skulens.tasks.model_folder import read_model_folder, write_model_folder
+from skulens.tasks.model_folder import (
+    check_config,
+    check_restored,
+    encoder_sources,
+    read_model_folder,
+    restoring,
+    write_model_folder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -261,23 +268,40 @@ class CategoryPredictor:
     def load(cls, folder: str | Path, cache_dir: str | Path | None = None) -> CategoryPredictor:
         """Load a folder written by :meth:`save`; fails clearly if it is not one or an encoder is missing."""
         config, arrays = read_model_folder(folder, TASK)
-        predictor = cls(
-            encoders=list(config["encoders"]),
-            head=config["head"],
-            label=config["label"],
-            fusion=config["fusion"],
-            text_fields=config["text_fields"],
-            cache_dir=cache_dir,
+        check_config(
+            config,
+            {
+                "encoders": "encoders",
+                "head": "str",
+                "label": "label",
+                "fusion": "str",
+                "text_fields": "str_list",
+                "classes": "classes",
+            },
+            folder,
         )
-        predictor.extractor.restore({k[8:]: v for k, v in arrays.items() if k.startswith("encoder.")})
-        predictor.extractor.check_identities(config["encoders"], folder)
-        predictor.classes_ = np.array(config["classes"])
-        predictor.parents_ = config.get("parents", {})
-        predictor.dropped_classes_ = config.get("dropped_classes", {})
-        predictor.metrics_ = config.get("metrics", {})
-        predictor.training_ids_ = np.asarray(arrays.get("training.id_sha256", np.zeros(0, dtype="S64")), dtype="S64")
-        fusion_arrays = {k[7:]: v for k, v in arrays.items() if k.startswith("fusion.")}
-        predictor.model_ = restore_fusion(config["fusion"], fusion_arrays, predictor.encoders, predictor.classes_, config["head"])
+        with restoring(folder):
+            predictor = cls(
+                encoders=list(config["encoders"]),
+                head=config["head"],
+                label=config["label"],
+                fusion=config["fusion"],
+                text_fields=config["text_fields"],
+                cache_dir=cache_dir,
+            )
+            predictor.extractor.sources = encoder_sources(predictor.encoders, folder)
+            predictor.extractor.restore({k[8:]: v for k, v in arrays.items() if k.startswith("encoder.")})
+            predictor.extractor.check_identities(config["encoders"], folder)
+            predictor.classes_ = np.array(config["classes"])
+            predictor.parents_ = config.get("parents", {})
+            predictor.dropped_classes_ = config.get("dropped_classes", {})
+            predictor.metrics_ = config.get("metrics", {})
+            predictor.training_ids_ = np.asarray(arrays.get("training.id_sha256", np.zeros(0, dtype="S64")), dtype="S64")
+            fusion_arrays = {k[7:]: v for k, v in arrays.items() if k.startswith("fusion.")}
+            predictor.model_ = restore_fusion(
+                config["fusion"], fusion_arrays, predictor.encoders, predictor.classes_, config["head"]
+            )
+            check_restored(predictor.model_, predictor.extractor.zero_row(), len(predictor.classes_), folder)
         return predictor
 
     # ----- single products ------------------------------------------------------------------

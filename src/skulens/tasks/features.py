@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 from PIL import Image
 
 from skulens.catalog.schema import Catalog, CatalogError, RowIssue
@@ -44,8 +45,12 @@ class FeatureExtractor:
         cache_dir: str | Path | None = None,
         use_cache: bool = True,
         progress: bool = False,
+        sources: dict[str, str] | None = None,
     ) -> None:
+        """``sources[name]`` is what to create encoder ``name`` from when it differs (a path-named
+        encoder of a saved model, resolved inside its folder; see ``encoder_sources``)."""
         self.names = list(encoders)
+        self.sources = dict(sources or {})
         self.text_fields = tuple(text_fields)
         self.cache_dir = cache_dir
         self.use_cache = use_cache
@@ -54,10 +59,14 @@ class FeatureExtractor:
 
     def encoder(self, name: str) -> Encoder:
         if name not in self._encoders:
+            source = self.sources.get(name, name)
             try:
-                self._encoders[name] = create_encoder(name)
-            except (EncoderError, ImportError, OSError) as exc:
+                encoder = create_encoder(source)
+            except (EncoderError, ImportError, OSError, ValueError) as exc:
                 raise ModelFolderError(f"encoder '{name}' is not available: {exc}") from None
+            if source != name:  # created from a resolved path, it keeps the name (and identity) it was saved with
+                encoder.name = name
+            self._encoders[name] = encoder
         return self._encoders[name]
 
     def fit(self, catalog: Catalog) -> FeatureExtractor:
@@ -114,6 +123,15 @@ class FeatureExtractor:
                 vectors[rows[start : start + step]] = as_float32(encoder.encode(items[start : start + step]))
             blocks[name], present[name] = vectors, mask
         return Features(blocks, present)
+
+    def zero_row(self) -> dict:
+        """One all-zero feature row per encoder, dense or sparse as the encoder gives it (to check heads)."""
+        return {
+            name: sp.csr_matrix((1, enc.dim), dtype=np.float32)
+            if isinstance(enc, TfidfEncoder)
+            else np.zeros((1, enc.dim), np.float32)
+            for name, enc in ((name, self.encoder(name)) for name in self.names)
+        }
 
     def identities(self) -> dict[str, str]:
         return {name: self.encoder(name).identity for name in self.names}

@@ -40,7 +40,15 @@ from skulens.heads.fusion import LateFusion, make_fusion, restore_fusion
 from skulens.metrics import classification_metrics, regression_metrics
 from skulens.tasks.features import FeatureExtractor, Features
 from skulens.tasks.inputs import Data, as_catalog, hash_ids, training_id_mask
-from skulens.tasks.model_folder import ModelFolderError, read_model_folder, write_model_folder
+from skulens.tasks.model_folder import (
+    ModelFolderError,
+    check_config,
+    check_restored,
+    encoder_sources,
+    read_model_folder,
+    restoring,
+    write_model_folder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +102,23 @@ def prior_corrected_stars(star_proba: np.ndarray, prior: np.ndarray, alpha: floa
     """``argmax_k p(k) / prior(k) ** alpha`` (alpha 0: plain argmax; 1: divide out the class prior)."""
     scores = np.log(np.clip(star_proba, 1e-12, 1.0)) - alpha * np.log(np.clip(prior, 1e-12, 1.0))
     return STARS[scores.argmax(axis=1)]
+
+
+def _check_review_config(config: dict, folder: str | Path) -> None:
+    """The reviews-specific values of a saved config: stars within 1..5, a prior per star, a finite
+    prior-correction ``alpha`` and at least one text field (else every review would read as empty)."""
+    stars, prior, alpha = config["stars_classes"], config["prior"], config["selection"].get("alpha")
+    problems = []
+    if len(stars) < 2 or len(set(stars)) != len(stars) or not set(stars) <= set(STARS.tolist()):
+        problems.append(f"'stars_classes' should be distinct stars within 1..5, not {str(stars)[:100]}")
+    if len(prior) != len(STARS) or any(p < 0 for p in prior):
+        problems.append(f"'prior' should hold {len(STARS)} non-negative numbers, one per star")
+    if type(alpha) not in (int, float) or not np.isfinite(alpha) or alpha < 0:
+        problems.append("'selection.alpha' should be a non-negative number")
+    if not config["text_fields"]:
+        problems.append("'text_fields' is empty")
+    if problems:
+        raise ModelFolderError(f"model {folder}: {'; '.join(problems)}; the folder is damaged (retrain the model)")
 
 
 def review_metrics(
@@ -523,36 +548,47 @@ class ReviewPredictor:
     def load(cls, folder: str | Path, cache_dir: str | Path | None = None) -> ReviewPredictor:
         """Load a folder written by :meth:`save`; fails clearly if it is not a reviews model."""
         config, arrays = read_model_folder(folder, TASK)
+        check_config(
+            config,
+            {"encoders": "encoders", "head": "str", "fusion": "str", "text_fields": "str_list", "stars_classes": "int_list"},
+            folder,
+        )
+        check_config(config, {"selection": "dict", "prior": "float_list"}, folder)
+        _check_review_config(config, folder)
         if config.get("fusion") not in FUSIONS:
             raise ModelFolderError(
                 f"review model {folder} uses the '{config.get('fusion')}' fusion, which this version of skulens "
                 "replaced by late fusion; retrain it (skulens reviews train ...)"
             )
-        predictor = cls(
-            encoders=list(config["encoders"]),
-            head=config["head"],
-            class_weight=config.get("class_weight", "auto"),
-            fusion=config["fusion"],
-            text_fields=config["text_fields"],
-            cache_dir=cache_dir,
-            encoder_params=config.get("encoder_params"),
-        )
-        predictor.extractor.restore({k[8:]: v for k, v in arrays.items() if k.startswith("encoder.")})
-        predictor.extractor.check_identities(config["encoders"], folder)
-        predictor.selection_ = config["selection"]
-        predictor.prior_ = np.asarray(config["prior"], dtype=float)
-        predictor.metrics_ = config.get("metrics", {})
-        predictor.training_ids_ = np.asarray(arrays.get("training.id_sha256", np.zeros(0, dtype="S64")), dtype="S64")
-
-        def part(prefix: str) -> dict[str, np.ndarray]:
-            return {k[len(prefix) + 1 :]: v for k, v in arrays.items() if k.startswith(f"{prefix}.")}
-
-        predictor.stars_model_ = restore_fusion(
-            config["fusion"], part("stars"), predictor.encoders, np.array(config["stars_classes"]), config["head"]
-        )
-        predictor.recommend_model_ = None
-        if config.get("recommend"):
-            predictor.recommend_model_ = restore_fusion(
-                config["fusion"], part("recommend"), predictor.encoders, np.array([0, 1]), config["head"]
+        with restoring(folder):
+            predictor = cls(
+                encoders=list(config["encoders"]),
+                head=config["head"],
+                class_weight=config.get("class_weight", "auto"),
+                fusion=config["fusion"],
+                text_fields=config["text_fields"],
+                cache_dir=cache_dir,
+                encoder_params=config.get("encoder_params"),
             )
+            predictor.extractor.sources = encoder_sources(predictor.encoders, folder)
+            predictor.extractor.restore({k[8:]: v for k, v in arrays.items() if k.startswith("encoder.")})
+            predictor.extractor.check_identities(config["encoders"], folder)
+            predictor.selection_ = config["selection"]
+            predictor.prior_ = np.asarray(config["prior"], dtype=float)
+            predictor.metrics_ = config.get("metrics", {})
+            predictor.training_ids_ = np.asarray(arrays.get("training.id_sha256", np.zeros(0, dtype="S64")), dtype="S64")
+
+            def part(prefix: str) -> dict[str, np.ndarray]:
+                return {k[len(prefix) + 1 :]: v for k, v in arrays.items() if k.startswith(f"{prefix}.")}
+
+            stars = np.array(config["stars_classes"])
+            predictor.stars_model_ = restore_fusion(config["fusion"], part("stars"), predictor.encoders, stars, config["head"])
+            zero_row = predictor.extractor.zero_row()
+            check_restored(predictor.stars_model_, zero_row, len(stars), folder)
+            predictor.recommend_model_ = None
+            if config.get("recommend"):
+                predictor.recommend_model_ = restore_fusion(
+                    config["fusion"], part("recommend"), predictor.encoders, np.array([0, 1]), config["head"]
+                )
+                check_restored(predictor.recommend_model_, zero_row, 2, folder)
         return predictor

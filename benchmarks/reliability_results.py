@@ -1,0 +1,52 @@
+"""Shared by benchmarks/fuzz.py, abuse.py and soak.py: merge their numbers into
+``benchmarks/results/reliability.json`` and re-render ``reliability.md`` from it."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+#: The issue-16 targets each top-level number is checked against in the Markdown summary.
+TARGETS = {
+    "fuzz_executions": (">=", 100_000),
+    "fuzz_crashes": ("==", 0),
+    "abuse_5xx": ("==", 0),
+    "abuse_peak_rss_mb": ("<=", 1_500),
+    "chunked_oversize_rejected": ("==", True),
+    "soak_errors": ("==", 0),
+    "soak_rss_growth_mb": ("<=", 50),
+    "schemathesis_failures": ("==", 0),
+}
+
+
+def _meets(value, op: str, target) -> bool:
+    return {">=": value >= target, "<=": value <= target, "==": value == target}[op]
+
+
+def update_results(path: Path, values: dict, section: str, command: str) -> dict:
+    """Merge ``values`` (top-level keys) into the results file and record ``command`` for ``section``."""
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    results.update(values)
+    results.setdefault("command", {})[section] = command
+    results["machine"] = f"{platform.machine()}, {platform.system()}, Python {platform.python_version()}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    path.with_suffix(".md").write_text(render(results))
+    return results
+
+
+def render(results: dict) -> str:
+    lines = ["# Reliability (issue 16)", "", "| key | value | target | met |", "|---|---|---|---|"]
+    for key, value in results.items():
+        if isinstance(value, (dict, list)) or key == "machine":
+            continue
+        op, target = TARGETS.get(key, (None, None))
+        met = "" if op is None else ("yes" if _meets(value, op, target) else "**no**")
+        lines.append(f"| {key} | {value} | {'' if op is None else f'{op} {target}'} | {met} |")
+    lines += ["", f"Machine: {results.get('machine', '')}", "", "## Commands", ""]
+    lines += [f"- {section}: `{command}`" for section, command in results.get("command", {}).items()]
+    for key in ("fuzz_targets", "abuse_detail", "soak_detail", "schemathesis_detail"):
+        if key in results:
+            lines += ["", f"## {key}", "", "```json", json.dumps(results[key], indent=2, default=str), "```"]
+    return "\n".join(lines) + "\n"
