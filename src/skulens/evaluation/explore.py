@@ -183,11 +183,14 @@ def explore_catalog(
     out: str | Path,
     max_images: int = 2000,
     examples_per_class: int = 6,
-    example_level: int = 0,
+    example_level: int | None = None,
     seed: int = 0,
     maps_page: str | None = None,
 ) -> Path:
-    """Write ``explore.html`` and ``explore.json`` for ``catalog`` into ``out``; returns the HTML path."""
+    """Write ``explore.html`` and ``explore.json`` for ``catalog`` into ``out``; returns the HTML path.
+
+    Example images are shown per class of ``example_level`` (default: the coarsest level with two or more classes).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     frame = catalog.frame
@@ -197,6 +200,8 @@ def explore_catalog(
         if c != "id"
     ]
     balance = class_balance(catalog)
+    if example_level is None:
+        example_level = next((b["level"] for b in balance if b["classes"] > 1), 0)
     lengths = text_lengths(catalog)
     images = image_stats(catalog, max_images, seed)
     duplicates = duplicate_groups(catalog, images)
