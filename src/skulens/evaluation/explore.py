@@ -276,3 +276,18 @@ def explore_catalog(
     path.write_text(page(f"Catalog exploration: {catalog.name}", "".join(sections), with_plotly=True))
     (out / "explore.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return path
+
+
+def catalog_thumbnails(catalog: Catalog, size: int = 64) -> list[str | None]:
+    """A ``data:`` URI thumbnail per row (None where a row has no readable image)."""
+    out: list[str | None] = [None] * len(catalog)
+    if "image" not in catalog.frame.columns:
+        return out
+    for row, path in enumerate(catalog.frame["image"]):
+        if not isinstance(path, str) or not path:
+            continue
+        try:
+            out[row] = thumbnail_uri(decode_image(read_image_bytes(path, catalog.root), name=path, draft_size=size), size)
+        except (ImageLoadError, OSError):
+            continue
+    return out

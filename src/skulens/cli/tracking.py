@@ -1,0 +1,50 @@
+"""Tracking options shared by the training and benchmark commands, and the tracker they build."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from skulens.cli.commands import flag
+from skulens.cli.output import note, warn
+
+if TYPE_CHECKING:
+    from skulens.tracking import MlflowTracker, NoopTracker
+
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow store: a folder (SQLite inside), sqlite:///file.db or http://server. "
+        "Default: $MLFLOW_TRACKING_URI, else ./mlruns.",
+        show_default=False,
+    ),
+]
+NoTrack = Annotated[bool, flag("--no-track", help="Do not log this run to MLflow.")]
+Register = Annotated[
+    str | None,
+    typer.Option(
+        "--register", metavar="NAME", help="Register the trained model folder in the MLflow model registry.", show_default=False
+    ),
+]
+
+
+def make_cli_tracker(no_track: bool, tracking_uri: str | None) -> MlflowTracker | NoopTracker:
+    """The tracker a command uses; its failures are printed as warnings and never stop the command."""
+    from skulens.tracking import make_tracker
+
+    return make_tracker(enabled=not no_track, uri=tracking_uri, warn=warn)
+
+
+def report_run(tracker: MlflowTracker | NoopTracker, run_id: str | None, version: str | None = None) -> None:
+    """Say where the run went and how to look at it."""
+    if run_id is None or not tracker.enabled:
+        return
+    where = tracker.store.describe()
+    option = "" if tracker.store.folder is not None and where.endswith("/mlruns") else f" --tracking-uri {tracker.store.uri}"
+    registered = f"; registered as version {version}" if version else ""
+    note(
+        f"MLflow run {run_id} logged to {where}{registered}; see it with `skulens runs list{option}` or `skulens runs ui{option}`"
+    )
