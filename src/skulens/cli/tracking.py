@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from skulens.cli.commands import flag
 from skulens.cli.output import note, warn
 
 if TYPE_CHECKING:
@@ -22,7 +21,12 @@ TrackingUri = Annotated[
         show_default=False,
     ),
 ]
-NoTrack = Annotated[bool, flag("--no-track", help="Do not log this run to MLflow.")]
+NoTrack = Annotated[
+    bool,
+    typer.Option(
+        "--no-track", envvar="SKULENS_NO_TRACK", metavar="", help="Do not log this run to MLflow (or set SKULENS_NO_TRACK=1)."
+    ),
+]
 Register = Annotated[
     str | None,
     typer.Option(
