@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -52,3 +55,38 @@ def report_run(tracker: MlflowTracker | NoopTracker, run_id: str | None, version
     note(
         f"MLflow run {run_id} logged to {where}{registered}; see it with `skulens runs list{option}` or `skulens runs ui{option}`"
     )
+
+
+class RunLog:
+    """What a command records inside :func:`tracked_run`: metrics, report folders and the model folder."""
+
+    def __init__(self, tracker: MlflowTracker | NoopTracker, register: str | None) -> None:
+        self.tracker = tracker
+        self.register = register
+        self.version: str | None = None
+
+    def metrics(self, metrics: Mapping[str, Any]) -> None:
+        self.tracker.log_metrics(metrics)
+
+    def artifacts(self, folder: Path, path: str | None = None) -> None:
+        if folder.is_dir():
+            self.tracker.log_artifacts(folder, path)
+
+    def model(self, folder: Path) -> None:
+        """Log the model folder as the run's ``model`` artifacts, registered under ``--register NAME`` if given."""
+        if self.register:
+            self.version = self.tracker.register_model(self.register, folder)
+        else:
+            self.tracker.log_artifacts(folder, "model")
+
+
+@contextmanager
+def tracked_run(
+    name: str, params: Mapping[str, Any], no_track: bool, tracking_uri: str | None, register: str | None = None
+) -> Iterator[RunLog]:
+    """An MLflow run around a command's work (a no-op with ``--no-track``); prints where it went at the end."""
+    tracker = make_cli_tracker(no_track, tracking_uri)
+    log = RunLog(tracker, register)
+    with tracker.start_run(name, params) as run_id:
+        yield log
+    report_run(tracker, run_id, log.version)
