@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from skulens.catalog.images import ImageLoadError, decode_image, read_image_bytes
 from skulens.catalog.schema import Catalog
 from skulens.embed import embed_catalog
-from skulens.encoders import create_encoder
+from skulens.encoders import create_encoder, encoder_info
 from skulens.evaluation.clustering import score_clustering
 from skulens.evaluation.embedding_space import reduce_vectors
 from skulens.evaluation.study_features import BagOfWords, ImageDescriptors, OrbBagOfVisualWords, Word2VecMean
@@ -111,7 +111,9 @@ def representations(
         encoder = create_encoder(name)
         result = embed_catalog(catalog, encoder, text_fields=TEXT_FIELDS, progress=True)
         vectors = np.asarray(result.vectors)
-        reps.append(Representation(name, encoder.modality, encoder.name, lambda train, rows, v=vectors: v[rows]))
+        reps.append(
+            Representation(name, encoder.modality, encoder_info(name).description, lambda train, rows, v=vectors: v[rows])
+        )
         if encoder.modality == "image":
             present &= result.present
     return reps, present
