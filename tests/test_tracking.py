@@ -95,11 +95,15 @@ def test_failed_block_marks_run_failed_and_reraises(store):
     assert MlflowClient(uri).get_run(run_id).info.status == "FAILED"
 
 
-@pytest.mark.parametrize("kind", ["unwritable", "bogus-scheme"])
+@pytest.mark.parametrize("kind", ["unwritable", "bogus-scheme", "unreachable-server"])
 def test_tracking_failure_warns_and_keeps_the_model(tmp_path, kind):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    uri = str(blocker / "mlruns") if kind == "unwritable" else "bogus-scheme://nowhere"
+    uri = {
+        "unwritable": str(blocker / "mlruns"),
+        "bogus-scheme": "bogus-scheme://nowhere",
+        "unreachable-server": "http://127.0.0.1:9",
+    }[kind]
     warnings: list[str] = []
     tracker = MlflowTracker(uri, warn=warnings.append)
     with tracker.start_run("train", {"lr": 1}) as run_id:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -21,6 +22,11 @@ from typing import Any, Protocol
 from skulens.tracking.store import DEFAULT_EXPERIMENT, TrackingStore, resolve_store
 
 MAX_PARAM_LENGTH = 500
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
 _KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-. /]")
 
 
@@ -126,6 +132,8 @@ class MlflowTracker:
         if self._client is None:
             for name in ("mlflow", "alembic"):
                 logging.getLogger(name).setLevel(logging.WARNING)
+            for variable, value in HTTP_DEFAULTS.items():  # an unreachable server fails in seconds, not minutes
+                os.environ.setdefault(variable, value)
             from mlflow import MlflowClient
 
             if self.store.folder is not None:
