@@ -25,7 +25,10 @@ def _print_frame(frame, index: bool = False) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(*(["key"] if index else []), *map(str, frame.columns), header_style="bold")
+    table = Table(header_style="bold")
+    for column in (["key"] if index else []) + [str(c) for c in frame.columns]:
+        whole = column in ("run_id", "key")  # ids and keys are copied into other commands: never cut them
+        table.add_column(column, no_wrap=whole, min_width=32 if column == "run_id" else None)
     for key, row in frame.iterrows():
         cells = [f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v)) for v in row.tolist()]
         table.add_row(*([str(key)] if index else []), *map(escape, cells))

@@ -11,6 +11,9 @@ import pandas as pd
 
 from skulens.tracking.store import DEFAULT_EXPERIMENT, TrackingStore, resolve_store
 
+#: Metrics shown first by ``list_runs`` when a run has them.
+PREFERRED_METRICS = ("macro_f1", "accuracy", "ece", "star_accuracy", "star_macro_f1", "rating_mae", "recommend_auc")
+
 
 class RunsError(ValueError):
     """A store, experiment or run that cannot be read; the message says what to check."""
@@ -25,9 +28,10 @@ def _client(store: TrackingStore):
 
 
 def list_runs(
-    uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT, max_results: int = 50, metrics: int = 4
+    uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT, max_results: int = 50, metrics: int = 3
 ) -> pd.DataFrame:
-    """The newest runs of ``experiment``: id, name, status, start time and their first ``metrics`` metrics."""
+    """The newest runs of ``experiment``: id, name, status, start time and up to ``metrics`` metrics each
+    (:data:`PREFERRED_METRICS` first)."""
     store = resolve_store(uri)
     client = _client(store)
     found = client.get_experiment_by_name(experiment)
@@ -42,7 +46,8 @@ def list_runs(
             "status": run.info.status,
             "started": pd.Timestamp(run.info.start_time, unit="ms").strftime("%Y-%m-%d %H:%M:%S"),
         }
-        for key in sorted(run.data.metrics)[:metrics]:
+        keys = [k for k in PREFERRED_METRICS if k in run.data.metrics] + sorted(set(run.data.metrics) - set(PREFERRED_METRICS))
+        for key in keys[:metrics]:
             row[key] = run.data.metrics[key]
         rows.append(row)
     return pd.DataFrame(rows)
