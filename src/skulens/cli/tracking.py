@@ -45,15 +45,23 @@ def make_cli_tracker(no_track: bool, tracking_uri: str | None) -> MlflowTracker 
     return make_tracker(enabled=not no_track, uri=tracking_uri, warn=warn)
 
 
+def store_option(tracker: MlflowTracker) -> str:
+    """`` --tracking-uri X`` for commands that must find this store again ('' for the default ./mlruns)."""
+    folder = tracker.store.folder
+    if folder is not None and folder == Path("mlruns").resolve():
+        return ""
+    return f" --tracking-uri {folder if folder is not None else tracker.store.uri}"
+
+
 def report_run(tracker: MlflowTracker | NoopTracker, run_id: str | None, version: str | None = None) -> None:
     """Say where the run went and how to look at it."""
     if run_id is None or not tracker.enabled:
         return
-    where = tracker.store.describe()
-    option = "" if tracker.store.folder is not None and where.endswith("/mlruns") else f" --tracking-uri {tracker.store.uri}"
+    option = store_option(tracker)
     registered = f"; registered as version {version}" if version else ""
     note(
-        f"MLflow run {run_id} logged to {where}{registered}; see it with `skulens runs list{option}` or `skulens runs ui{option}`"
+        f"MLflow run {run_id} logged to {tracker.store.describe()}{registered}; "
+        f"see it with `skulens runs list{option}` or `skulens runs ui{option}`"
     )
 
 
