@@ -27,6 +27,7 @@ def demo(
     no_track: NoTrack = False,
 ) -> None:
     """End to end: Flipkart categorizers (photo, text, both) trained, evaluated and used; a review model.
+
     Every model is logged to MLflow (./mlruns by default; the fused one registered as flipkart-categorizer)."""
     from rich.markup import escape
 
