@@ -130,3 +130,37 @@ def test_drift_flags_a_changed_catalog(runner, tmp_path):
     assert result.exit_code == 1, _text(result)
     assert "verdict: drift" in _text(result) and "Verdict: drift" in (out / "drift.html").read_text()
     assert json.loads((out / "drift.json").read_text())["verdict"] == "drift"
+
+
+def test_benchmark_and_reviews_train_are_tracked(runner, tmp_path):
+    from mlflow import MlflowClient
+
+    from skulens.tracking import resolve_store
+
+    catalog = _catalog(tmp_path, rows=45)
+    store = tmp_path / "mlruns"
+    bench = tmp_path / "bench"
+    args = ["categorize", "benchmark", "--dataset", str(catalog), "--label", "1", "--folds", "3", "--configs", "tfidf LR"]
+    result = runner.invoke(app, [*args, "--out", str(bench), "--min-class-count", "2", "--tracking-uri", str(store)], env=ENV)
+    assert result.exit_code == 0, _text(result)
+    reviews = tmp_path / "reviews.csv"
+    words = {1: "awful broke refund", 3: "okay average fine", 5: "excellent perfect love"}
+    rows = [{"id": f"r{i}", "review_text": f"{words[s]} thing{i}", "rating": s} for i, s in enumerate([1, 3, 5] * 20)]
+    pd.DataFrame(rows).to_csv(reviews, index=False)
+    trained = runner.invoke(
+        app,
+        ["reviews", "train", str(reviews), "-e", "tfidf", "--out", str(tmp_path / "rm"), "--tracking-uri", str(store)],
+        env=ENV,
+    )
+    assert trained.exit_code == 0, _text(trained)
+
+    uri = resolve_store(str(store)).uri
+    client = MlflowClient(uri)
+    runs = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("skulens").experiment_id])}
+    assert set(runs) == {"categorize-benchmark", "reviews-train"}
+    bench_run = runs["categorize-benchmark"]
+    assert bench_run.data.params["configs"] == "tfidf LR" and "tfidf LR.macro_f1" in bench_run.data.metrics
+    assert {a.path for a in client.list_artifacts(bench_run.info.run_id, "report")} >= {"report/metrics.json", "report/report.md"}
+    review_run = runs["reviews-train"]
+    assert "star_accuracy" in review_run.data.metrics
+    assert "model/config.json" in {a.path for a in client.list_artifacts(review_run.info.run_id, "model")}
