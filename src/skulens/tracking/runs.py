@@ -83,7 +83,7 @@ def ui_command(uri: str | None = None, port: int = 5000) -> list[str]:
     store = resolve_store(uri)
     executable = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or shutil.which("mlflow")
     base = [executable] if executable else [sys.executable, "-m", "mlflow"]
-    command = base + ["ui", "--backend-store-uri", store.uri, "--host", "127.0.0.1", "--port", str(port)]
+    command = base + ["ui", "--backend-store-uri", store.uri, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     if store.artifact_root is not None:
         command += ["--default-artifact-root", store.artifact_root]
     return command
