@@ -30,7 +30,9 @@ def _print_frame(frame, index: bool = False) -> None:
         whole = column in ("run_id", "key")  # ids and keys are copied into other commands: never cut them
         table.add_column(column, no_wrap=whole, min_width=32 if column == "run_id" else None)
     for key, row in frame.iterrows():
-        cells = [f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v)) for v in row.tolist()]
+        cells = [
+            "" if v is None or v != v else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.tolist()
+        ]  # v != v: NaN
         table.add_row(*([str(key)] if index else []), *map(escape, cells))
     console.print(table)
 
