@@ -228,9 +228,22 @@ def benchmark(
     out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Report folder (metrics.json + metrics.md).")],
     seed: Annotated[int, typer.Option(metavar="N", help="Random seed.")] = 0,
     limit: Annotated[int | None, typer.Option(metavar="N", help="Only the first N reviews (quick check).")] = None,
+    tracking_uri: TrackingUri = None,
+    no_track: NoTrack = False,
 ) -> None:
-    """Star rating, sentiment and recommendation on the clothing reviews: VADER / TF-IDF / MiniLM / fused."""
-    path = benchmark_reviews(out, seed=seed, limit=limit)
+    """Star rating, sentiment and recommendation on the clothing reviews: VADER / TF-IDF / MiniLM / fused (logged to MLflow)."""
+    params = {"command": "reviews benchmark", "seed": seed, "limit": limit}
+    with tracked_run("reviews-benchmark", params, no_track, tracking_uri) as run:
+        path = benchmark_reviews(out, seed=seed, limit=limit)
+        report = json.loads(path.read_text())
+        for result in report.get("results", []):
+            run.metrics(
+                {
+                    f"{result['name']}.{key}": result.get(key)
+                    for key in ("star_accuracy", "star_macro_f1", "rating_mae", "recommend_auc")
+                }
+            )
+        run.artifacts(Path(out), "report")
     print_report_tables(path.with_name("metrics.md"))
     console.print(f"outputs in {out}: metrics.json, metrics.md")
 
