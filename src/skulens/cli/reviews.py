@@ -239,7 +239,7 @@ def benchmark(
         for result in report.get("results", []):
             run.metrics(
                 {
-                    f"{result['name']}.{key}": result.get(key)
+                    f"{result['model']}.{key}": result.get(key)
                     for key in ("star_accuracy", "star_macro_f1", "rating_mae", "recommend_auc")
                 }
             )
