@@ -34,4 +34,4 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache tests/artifacts
+	rm -rf $(VENV) runs mlruns .pytest_cache tests/artifacts

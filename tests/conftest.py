@@ -36,9 +36,12 @@ def _modest_threads():
 
 @pytest.fixture(autouse=True)
 def _no_user_env(monkeypatch, tmp_path_factory):
-    """Tests never read the user's dataset/cache settings; the cache default points into a temp folder."""
+    """Tests never read the user's dataset/cache settings; the cache default points into a temp folder.
+    Commands do not track to MLflow unless a test turns it on (and then into a temp store, never the repo)."""
     monkeypatch.delenv("SKULENS_DATA", raising=False)
     monkeypatch.setenv("SKULENS_CACHE", str(tmp_path_factory.getbasetemp() / "default-cache"))
+    monkeypatch.setenv("SKULENS_NO_TRACK", "1")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", str(tmp_path_factory.getbasetemp() / "mlruns"))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import typer
 from skulens.cli.commands import add_commands, flag, group
 from skulens.cli.output import console, err, fail, note, print_report_tables, warn
 from skulens.cli.sources import Columns, ImageRoots, Label, Source, label_value, load_source, reads_images, report_images
+from skulens.cli.tracking import NoTrack, Register, TrackingUri, tracked_run
 
 if TYPE_CHECKING:
     from skulens.tasks.categorize import CategoryPredictor
@@ -45,8 +46,11 @@ def train(
     seed: Annotated[int, typer.Option(metavar="N", help="Random seed (split and heads).")] = 0,
     columns: Columns = None,
     image_root: ImageRoots = None,
+    tracking_uri: TrackingUri = None,
+    no_track: NoTrack = False,
+    register: Register = None,
 ) -> None:
-    """Train a categorizer on a labelled catalog and save it; reports held-out metrics.
+    """Train a categorizer on a labelled catalog and save it; reports held-out metrics (logged to MLflow).
 
     Example: skulens categorize train myntra --label masterCategory --out runs/myntra-model
     """
@@ -59,30 +63,35 @@ def train(
     level = label_value(label)
     catalog = load_source(source, columns, image_root, uses=[label])
     images = reads_images(encoders)
-    try:
-        catalog.labels(level)
-        found = check_images(catalog) if images else []
-        predictor = CategoryPredictor(
-            encoders, head=head, label=level, fusion=fusion, min_class_count=min_class_count, seed=seed, progress=True
-        )
-        if test_size > 0:
-            split = split_catalog(catalog, label=level, val_size=0.0, test_size=test_size, seed=seed)
-            with step(f"training on {len(split.train):,} products ({', '.join(encoders)}; {head} head, {fusion} fusion)"):
-                predictor.fit(split.train)
-            with step(f"scoring {len(split.test):,} held-out products"):
-                metrics = predictor.evaluate(split.test)
-            console.print(
-                f"held-out {metrics['n']} rows: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, "
-                f"ECE {metrics['ece']:.3f}"
+    params = {"command": "categorize train", "data": source, "label": label, "encoders": encoders, "head": head, "fusion": fusion}
+    params |= {"min_class_count": min_class_count, "test_size": test_size, "seed": seed}
+    with tracked_run("categorize-train", params, no_track, tracking_uri, register) as run:
+        try:
+            catalog.labels(level)
+            found = check_images(catalog) if images else []
+            predictor = CategoryPredictor(
+                encoders, head=head, label=level, fusion=fusion, min_class_count=min_class_count, seed=seed, progress=True
             )
-        else:
-            with step(f"training on {len(catalog):,} products ({', '.join(encoders)}; {head} head, {fusion} fusion)"):
-                predictor.fit(catalog)
-        saved = predictor.save(out)
-    except (CatalogError, HeadError, ModelFolderError, ValueError) as exc:
-        raise fail(str(exc)) from None
-    report_images(catalog, found, out / "issues.csv", images=images)
-    console.print(f"model saved to {saved} ({len(predictor.classes_)} classes)")
+            if test_size > 0:
+                split = split_catalog(catalog, label=level, val_size=0.0, test_size=test_size, seed=seed)
+                with step(f"training on {len(split.train):,} products ({', '.join(encoders)}; {head} head, {fusion} fusion)"):
+                    predictor.fit(split.train)
+                with step(f"scoring {len(split.test):,} held-out products"):
+                    metrics = predictor.evaluate(split.test)
+                console.print(
+                    f"held-out {metrics['n']} rows: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, "
+                    f"ECE {metrics['ece']:.3f}"
+                )
+                run.metrics(metrics)
+            else:
+                with step(f"training on {len(catalog):,} products ({', '.join(encoders)}; {head} head, {fusion} fusion)"):
+                    predictor.fit(catalog)
+            saved = predictor.save(out)
+        except (CatalogError, HeadError, ModelFolderError, ValueError) as exc:
+            raise fail(str(exc)) from None
+        report_images(catalog, found, out / "issues.csv", images=images)
+        run.model(out)
+        console.print(f"model saved to {saved} ({len(predictor.classes_)} classes)")
 
 
 def _unusable_image(path: Path) -> str | None:
@@ -309,8 +318,10 @@ def benchmark(
     min_class_count: Annotated[int, typer.Option(metavar="N", help="Classes with fewer rows are left out.")] = 5,
     columns: Columns = None,
     image_root: ImageRoots = None,
+    tracking_uri: TrackingUri = None,
+    no_track: NoTrack = False,
 ) -> None:
-    """Cross-validated comparison of image, text and fused categorizers (plus baselines).
+    """Cross-validated comparison of image, text and fused categorizers (plus baselines); logged to MLflow.
 
     Example: skulens categorize benchmark --dataset flipkart --label 0 --folds 5 --out runs/bench
     """
@@ -327,20 +338,27 @@ def benchmark(
         if len(chosen) != len(wanted):
             raise fail(f"unknown config in {wanted}; known: {[c.name for c in DEFAULT_CONFIGS]}")
     catalog = load_source(dataset, columns, image_root, uses=[label])
-    try:
-        summary = run_categorize_benchmark(
-            catalog,
-            label_value(label),
-            out,
-            folds=folds,
-            seeds=seeds,
-            configs=chosen,
-            min_class_count=min_class_count,
-            command="skulens " + shlex.join(sys.argv[1:]),
-            log=note,
-        )
-    except CatalogError as exc:
-        raise fail(str(exc)) from None
+    params = {"command": "categorize benchmark", "data": dataset, "label": label, "folds": folds, "seeds": seeds}
+    params |= {"configs": [c.name for c in chosen], "min_class_count": min_class_count}
+    with tracked_run("categorize-benchmark", params, no_track, tracking_uri) as run:
+        try:
+            summary = run_categorize_benchmark(
+                catalog,
+                label_value(label),
+                out,
+                folds=folds,
+                seeds=seeds,
+                configs=chosen,
+                min_class_count=min_class_count,
+                command="skulens " + shlex.join(sys.argv[1:]),
+                log=note,
+            )
+        except CatalogError as exc:
+            raise fail(str(exc)) from None
+        for result in summary.get("results", []):
+            run.metrics({f"{result['name']}.{key}": result.get(key) for key in ("macro_f1", "accuracy", "ece")})
+        run.metrics({"total_seconds": summary.get("total_seconds")})
+        run.artifacts(out, "report")
     print_report_tables(out / "report.md")
     seconds = summary.get("total_seconds")
     console.print((f"done in {seconds}s; " if seconds is not None else "") + f"report in {out / 'report.md'}")

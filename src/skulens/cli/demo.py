@@ -11,6 +11,7 @@ import typer
 from skulens.cli.commands import add_commands
 from skulens.cli.output import console, markdown_tables
 from skulens.cli.sources import load_source
+from skulens.cli.tracking import NoTrack, TrackingUri, make_cli_tracker, store_option
 
 VARIANTS = {
     "image": ["efficientnet-lite0"],
@@ -22,8 +23,12 @@ VARIANTS = {
 def demo(
     out: Annotated[Path, typer.Option(metavar="DIR", help="Where the demo writes models and reports.")] = Path("runs/demo"),
     seed: Annotated[int, typer.Option(metavar="N", help="Random seed (split and models).")] = 0,
+    tracking_uri: TrackingUri = None,
+    no_track: NoTrack = False,
 ) -> None:
-    """End to end: Flipkart categorizers (photo, text, both) trained, evaluated and used; a review model."""
+    """End to end: Flipkart categorizers (photo, text, both) trained, evaluated and used; a review model.
+
+    Every model is logged to MLflow (./mlruns by default; the fused one registered as flipkart-categorizer)."""
     from rich.markup import escape
 
     from skulens.catalog import split_catalog
@@ -94,10 +99,42 @@ def demo(
     examples = ["Love it, fits perfectly and the fabric is soft.", "Cheap fabric, ripped after one wash."]
     for text, result in zip(examples, reviewer.predict_texts(examples)):
         console.print(f"  {text:<50} -> {result['expected_rating']:.1f} stars, {result['sentiment']}")
+    runs = [
+        {"name": f"demo-{row['model']}", "params": {"encoders": row["encoders"], "seed": seed}, "metrics": row} for row in rows
+    ]
+    runs[-1] |= {"metrics": fused.metrics_, "model": out / "models" / "flipkart-categorizer", "register": "flipkart-categorizer"}
+    runs[-1]["reports"] = report
+    runs.append({"name": "demo-reviews", "params": {"encoders": ["tfidf"], "seed": seed}, "metrics": scores})
+    runs[-1]["model"] = out / "models" / "reviews-tfidf"
+    log_demo_runs(runs, no_track, tracking_uri)
     console.print(
         f"[bold]done[/]: models in {out / 'models'} (serve them: skulens serve --models {out / 'models'}), "
         f"report {report / 'report.md'}"
     )
+
+
+def log_demo_runs(runs: list[dict], no_track: bool, tracking_uri: str | None) -> None:
+    """One MLflow run per demo model (params, held-out metrics, report, model folder or registered model);
+    says how to open them."""
+    tracker = make_cli_tracker(no_track, tracking_uri)
+    if not tracker.enabled:
+        return
+    for run in runs:
+        with tracker.start_run(run["name"], run["params"]):
+            tracker.log_metrics(run["metrics"])
+            if run.get("reports"):
+                tracker.log_artifacts(run["reports"], "report")
+            if run.get("register"):
+                tracker.register_model(run["register"], run["model"])
+            elif run.get("model"):
+                tracker.log_artifacts(run["model"], "model")
+    if tracker.enabled:
+        option = store_option(tracker)
+        console.print(
+            f"[bold]6. tracking[/]: {len(runs)} MLflow runs logged to {tracker.store.describe()}; "
+            f"list them with `skulens runs list{option}`, "
+            f"open the MLflow UI with `skulens runs ui{option}` (http://127.0.0.1:5000)"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -24,6 +24,8 @@ COMMAND_MODULES = (
     "skulens.cli.categorize",  # categorize train|predict|evaluate|benchmark
     "skulens.cli.reviews",  # reviews train|predict|evaluate|summary|benchmark
     "skulens.cli.serve",  # serve, ui
+    "skulens.cli.explore",  # explore, drift
+    "skulens.cli.runs",  # runs list|compare|ui
     "skulens.cli.aliases",  # hidden: train, predict, evaluate, benchmark (earlier names)
 )
 

@@ -14,6 +14,7 @@ import typer
 from skulens.cli.commands import add_commands, group
 from skulens.cli.output import console, fail, note, print_report_tables
 from skulens.cli.sources import Columns, load_reviews_source
+from skulens.cli.tracking import NoTrack, Register, TrackingUri, tracked_run
 
 reviews_app = group(
     "Star rating, sentiment and recommendation from review text.\n\n"
@@ -49,8 +50,11 @@ def train(
     limit: Annotated[int | None, typer.Option(metavar="N", help="Only the first N rows.")] = None,
     seed: Annotated[int, typer.Option(metavar="N", help="Random seed.")] = 0,
     columns: Columns = None,
+    tracking_uri: TrackingUri = None,
+    no_track: NoTrack = False,
+    register: Register = None,
 ) -> None:
-    """Train a review model (stars, sentiment, recommendation) and save it; reports held-out metrics."""
+    """Train a review model (stars, sentiment, recommendation) and save it; reports held-out metrics (logged to MLflow)."""
     from skulens.catalog import CatalogError
     from skulens.catalog.splits import group_split
     from skulens.heads import HeadError
@@ -62,27 +66,34 @@ def train(
     catalog = load_reviews_source(source, columns)
     if limit is not None:
         catalog = catalog.head(limit)
-    try:
-        predictor = ReviewPredictor(encoders, head=head, class_weight=weight, seed=seed, progress=True)
-        train_part, test_part = (catalog, None) if test_size <= 0 else group_split(catalog, test_size, label="rating", seed=seed)
-        started = time.perf_counter()
-        with step(f"training on {len(train_part):,} reviews ({', '.join(encoders)})"):
-            predictor.fit(train_part)
-        metrics = {}
-        if test_part is not None:
-            with step(f"scoring {len(test_part):,} held-out reviews"):
-                metrics = predictor.evaluate(test_part)
-        predictor.save(out)
-    except (CatalogError, HeadError, ModelFolderError) as exc:
-        raise fail(str(exc)) from None
-    sel = predictor.selection_
-    console.print(
-        f"trained on {len(train_part):,} rows in {time.perf_counter() - started:.0f}s; class weight {sel['class_weight']}, "
-        f"alpha {sel['alpha']}, fusion weights {sel.get('weights')}"
-    )
-    if metrics:
-        _print_metrics(metrics, "held-out")
-    console.print(f"model written to {out}")
+    params = {"command": "reviews train", "data": source, "encoders": encoders, "head": head, "class_weight": class_weight}
+    params |= {"test_size": test_size, "limit": limit, "seed": seed}
+    with tracked_run("reviews-train", params, no_track, tracking_uri, register) as run:
+        try:
+            predictor = ReviewPredictor(encoders, head=head, class_weight=weight, seed=seed, progress=True)
+            train_part, test_part = (
+                (catalog, None) if test_size <= 0 else group_split(catalog, test_size, label="rating", seed=seed)
+            )
+            started = time.perf_counter()
+            with step(f"training on {len(train_part):,} reviews ({', '.join(encoders)})"):
+                predictor.fit(train_part)
+            metrics = {}
+            if test_part is not None:
+                with step(f"scoring {len(test_part):,} held-out reviews"):
+                    metrics = predictor.evaluate(test_part)
+            predictor.save(out)
+        except (CatalogError, HeadError, ModelFolderError) as exc:
+            raise fail(str(exc)) from None
+        sel = predictor.selection_
+        console.print(
+            f"trained on {len(train_part):,} rows in {time.perf_counter() - started:.0f}s; class weight {sel['class_weight']}, "
+            f"alpha {sel['alpha']}, fusion weights {sel.get('weights')}"
+        )
+        if metrics:
+            _print_metrics(metrics, "held-out")
+            run.metrics(metrics)
+        run.model(out)
+        console.print(f"model written to {out}")
 
 
 def _print_metrics(metrics: dict, what: str) -> None:
@@ -217,9 +228,22 @@ def benchmark(
     out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Report folder (metrics.json + metrics.md).")],
     seed: Annotated[int, typer.Option(metavar="N", help="Random seed.")] = 0,
     limit: Annotated[int | None, typer.Option(metavar="N", help="Only the first N reviews (quick check).")] = None,
+    tracking_uri: TrackingUri = None,
+    no_track: NoTrack = False,
 ) -> None:
-    """Star rating, sentiment and recommendation on the clothing reviews: VADER / TF-IDF / MiniLM / fused."""
-    path = benchmark_reviews(out, seed=seed, limit=limit)
+    """Star rating, sentiment and recommendation on the clothing reviews: VADER / TF-IDF / MiniLM / fused (logged to MLflow)."""
+    params = {"command": "reviews benchmark", "seed": seed, "limit": limit}
+    with tracked_run("reviews-benchmark", params, no_track, tracking_uri) as run:
+        path = benchmark_reviews(out, seed=seed, limit=limit)
+        report = json.loads(path.read_text())
+        for result in report.get("results", []):
+            run.metrics(
+                {
+                    f"{result['model']}.{key}": result.get(key)
+                    for key in ("star_accuracy", "star_macro_f1", "rating_mae", "recommend_auc")
+                }
+            )
+        run.artifacts(Path(out), "report")
     print_report_tables(path.with_name("metrics.md"))
     console.print(f"outputs in {out}: metrics.json, metrics.md")
 
