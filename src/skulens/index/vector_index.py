@@ -131,7 +131,7 @@ class VectorIndex:
         if kind == "flat":
             index = faiss.IndexFlatIP(dim)
         elif kind == "ivf":
-            nlist = nlist or max(1, min(4096, int(4 * math.sqrt(len(array)))))
+            nlist = nlist or max(1, min(4096, int(math.sqrt(len(array)))))
             if len(array) < nlist:
                 raise SearchIndexError(f"an IVF index with {nlist} lists needs at least {nlist} vectors; use kind='flat'")
             quantizer = faiss.IndexFlatIP(dim)
