@@ -30,8 +30,8 @@ class AlignConfig:
     hidden: int = 0  # 0 = linear projection; > 0 = MLP with one hidden layer of this width
     dropout: float = 0.3
     lr: float = 1e-3
-    weight_decay: float = 0.1
-    batch_size: int = 256
+    weight_decay: float = 0.5
+    batch_size: int = 512
     max_epochs: int = 30
     patience: int = 5
     init_temperature: float = 0.07

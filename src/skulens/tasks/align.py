@@ -39,12 +39,18 @@ MIN_PAIRS = 64
 DEFAULT_IMAGE_ENCODERS = ("efficientnet-lite0", "classical-image")
 DEFAULT_TEXT_ENCODERS = ("minilm", "tfidf")
 TFIDF_MAX_FEATURES = 4096
+#: Prompt ensemble: generic phrasings plus the gender / colour words product titles carry.
 DEFAULT_TEMPLATES = (
     "{label}",
     "a photo of {label}",
     "a product photo of {label}",
     "{label} for men",
     "{label} for women",
+    "men {label}",
+    "women {label}",
+    "black {label}",
+    "blue {label}",
+    "white {label}",
 )
 
 
