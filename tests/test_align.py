@@ -108,6 +108,15 @@ def test_real_encoders_train_and_round_trip(shop, tmp_path):
     assert np.allclose(loaded.encode_texts(["green triangle"]), trained.encode_texts(["green triangle"]), atol=1e-6)
 
 
+def test_validation_picks_epochs_then_refits_on_every_pair(tmp_path):
+    larger = _shop(tmp_path, per_kind=11)
+    config = AlignConfig(dim=16, max_epochs=4, patience=4, batch_size=32)
+    trained = AlignmentModel(**FAST, config=config, cache_dir=tmp_path).fit(larger)
+    assert "val_recall1" in trained.heads.history[0]
+    assert trained.heads.history[-1] == {"refit_on_all_pairs": len(larger), "epochs": trained.heads.best_epoch + 1}
+    assert trained.trained_pairs == len(larger)
+
+
 def test_too_small_catalog_says_how_many_pairs_are_needed(tmp_path):
     small = _shop(tmp_path, per_kind=2)
     with pytest.raises(AlignmentError, match=f"24 products.*at least {MIN_PAIRS}"):

@@ -17,7 +17,7 @@ import hashlib
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +107,7 @@ class AlignmentModel:
         text_fields: Sequence[str] = ("title",),
         config: AlignConfig | None = None,
         val_fraction: float = 0.1,
+        refit: bool = True,
         cache_dir: str | Path | None = None,
         use_cache: bool = True,
         progress: bool = False,
@@ -118,6 +119,7 @@ class AlignmentModel:
         self.text_fields = tuple(text_fields)
         self.config = config or AlignConfig()
         self.val_fraction = val_fraction
+        self.refit = refit
         self.cache_dir = cache_dir
         self.use_cache = use_cache
         self.progress = progress
@@ -180,7 +182,8 @@ class AlignmentModel:
     def fit(self, data: Catalog | pd.DataFrame, log=None) -> AlignmentModel:
         """Train the projections on the catalog's rows that have an image and a text.
 
-        A group-aware ``val_fraction`` of the pairs (no normalised title on both sides) drives early stopping.
+        A group-aware ``val_fraction`` of the pairs (no normalised title on both sides) drives early stopping;
+        with ``refit`` the heads are then retrained on every pair for the number of epochs chosen there.
         """
         catalog = _as_catalog(data)
         for name in self.text_encoders:
@@ -207,6 +210,14 @@ class AlignmentModel:
         image, text = image[usable], text[usable]
         self.heads = AlignmentHeads(image.shape[1], text.shape[1], self.config)
         self.heads.fit(image[train_rows], text[train_rows], image[val_rows], text[val_rows], log=log)
+        if self.refit and len(val_rows):
+            chosen = self.heads
+            epochs = chosen.best_epoch + 1
+            self.heads = AlignmentHeads(image.shape[1], text.shape[1], replace(self.config, max_epochs=epochs))
+            self.heads.fit(image, text, log=log)
+            self.heads.history = chosen.history + [{"refit_on_all_pairs": len(usable), "epochs": epochs}]
+            self.heads.best_epoch = chosen.best_epoch
+        train_rows = np.arange(len(usable)) if self.refit and len(val_rows) else train_rows
         scripts = Counter()
         for title in pairs.texts(self.text_fields):
             scripts.update(_scripts(title))
