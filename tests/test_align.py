@@ -263,3 +263,12 @@ def test_load_refuses_other_task(tmp_path):
     write_model_folder(tmp_path / "m", {"task": "categorize"}, {"x": np.zeros(1)})
     with pytest.raises(ModelFolderError, match="not a 'align' model"):
         AlignmentModel.load(tmp_path / "m")
+
+
+def test_zero_shot_for_one_product_in_memory(model):
+    image = io.BytesIO()
+    _draw("green", "square", seed=5).save(image, format="PNG")
+    top = model.zero_shot_inputs(["red", "green", "blue", "yellow"], image=image.getvalue(), text="green square sticker", k=2)
+    assert len(top) == 2 and top[0][0] == "green" and top[0][1] >= top[1][1]
+    with pytest.raises(AlignmentError, match="photo or a title"):
+        model.zero_shot_inputs(["red", "green"])

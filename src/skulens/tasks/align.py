@@ -363,6 +363,30 @@ class AlignmentModel:
         order = np.argsort(-probs, axis=1)[:, : min(k, len(labels))]
         return [[(str(labels[j]), float(p[j])) for j in row] for row, p in zip(order, probs)]
 
+    def zero_shot_inputs(
+        self,
+        labels: Sequence[str],
+        image: Image.Image | bytes | str | Path | None = None,
+        text: str | None = None,
+        templates: Sequence[str] = DEFAULT_TEMPLATES,
+        k: int = 5,
+    ) -> list[tuple[str, float]]:
+        """Top-``k`` (label, probability) for one product given in memory: a photo, a text or both."""
+        if image is None and (text is None or not text.strip()):
+            raise AlignmentError("give a product photo or a title to categorise")
+        classes = self.label_embeddings(labels, templates)
+        parts = []
+        if image is not None:
+            parts.append(self.encode_images([image])[0])
+        if text is not None and text.strip():
+            parts.append(self.encode_texts([text])[0])
+        query = _normalise_rows(np.sum(parts, axis=0, keepdims=True))[0]
+        logits = self.logit_scale * classes @ query
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        order = np.argsort(-probs)[: min(k, len(labels))]
+        return [(str(labels[j]), float(probs[j])) for j in order]
+
     # ---- search -----------------------------------------------------------------------------------
     def build_index(
         self,
