@@ -108,6 +108,8 @@ def zero_shot(
 ) -> dict:
     truth = catalog.labels(level).astype(str).to_numpy()
     keep = np.isin(truth, labels)
+    if use != "text":  # rows without a readable photo are left out of photo-based zero-shot
+        keep &= np.array([bool(p) and (catalog.root / str(p)).is_file() for p in catalog.frame["image"].fillna("")])
     probs = model.zero_shot_scores(catalog.subset(np.flatnonzero(keep)), labels, templates, use=use)
     predicted = np.array(labels)[probs.argmax(axis=1)]
     present = sorted(set(truth[keep]))
@@ -129,40 +131,31 @@ def timed(fn, repeats: int) -> tuple[float, float]:
     return float(np.percentile(times, 50)), float(np.percentile(times, 99))
 
 
-def latency(model: AlignmentModel, gallery: Catalog, train: Catalog, n_vectors: int, seed: int) -> dict:
-    """Text-query latency on the gallery index (end to end) and on a synthetic ``n_vectors`` IVF index."""
+def synthetic_search(base: np.ndarray, tune: np.ndarray, queries: np.ndarray, n_vectors: int, noise: float, seed: int) -> dict:
+    """IVF search on ``n_vectors`` synthetic vectors: real image embeddings (``base``) plus Gaussian noise of
+    norm about ``noise``, renormalised, so the collection keeps a real catalog's clustered structure
+    (``noise`` 1.0: the noise is as large as the product vector). ``nprobe`` is the smallest reaching
+    recall@10 0.97 on ``tune`` (training-title queries); recall is then measured on ``queries``."""
     import faiss
 
-    faiss.omp_set_num_threads(1)
-    index = model.build_index(gallery)
-    titles = gallery.texts(("title",))
-    p50, p99 = timed(lambda i: model.search(index, text=titles[i % len(titles)], k=10), 200)
-    encode_p50, _ = timed(lambda i: model.encode_texts([titles[i % len(titles)]]), 200)
-    # Synthetic collection: real image embeddings of the training products plus Gaussian noise, so the
-    # vectors keep the clustered structure of a real catalog; queries are the gallery titles' embeddings.
-    base, base_ok, tune_queries, _ = model.encode_catalog(train)
-    base = base[base_ok]
     rng = np.random.default_rng(seed)
-    vectors = np.empty((n_vectors, base.shape[1]), dtype=np.float32)
-    step = 100_000
-    for start in range(0, n_vectors, step):
-        n = min(step, n_vectors - start)
-        chunk = base[rng.integers(0, len(base), n)] + rng.normal(0, 0.6 / np.sqrt(base.shape[1]), (n, base.shape[1]))
+    dim = base.shape[1]
+    vectors = np.empty((n_vectors, dim), dtype=np.float32)
+    for start in range(0, n_vectors, 100_000):
+        n = min(100_000, n_vectors - start)
+        chunk = base[rng.integers(0, len(base), n)] + rng.normal(0, noise / np.sqrt(dim), (n, dim))
         vectors[start : start + n] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
-    queries = model.encode_texts(titles)
-    tune = tune_queries[rng.choice(len(tune_queries), 300, replace=False)]
-    log(f"building a {n_vectors:,}-vector index")
+    log(f"building a {n_vectors:,}-vector index (noise {noise})")
     start = time.perf_counter()
-    big = VectorIndex.build(vectors, [str(i) for i in range(n_vectors)], identity=model.identity, kind="ivf")
+    big = VectorIndex.build(vectors, [str(i) for i in range(n_vectors)], identity="synthetic", kind="ivf", seed=seed)
     build_s = time.perf_counter() - start
-    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat = faiss.IndexFlatIP(dim)
     flat.add(vectors)
-    log("exact neighbours for recall")
+    del vectors
     _, tune_exact = flat.search(np.ascontiguousarray(tune), 10)
     _, exact = flat.search(np.ascontiguousarray(queries), 10)
-    # nprobe is chosen on training-title queries (not the gallery queries): the smallest reaching 0.97
     tried = {}
-    for nprobe in (8, 16, 32, 64, 128):
+    for nprobe in (8, 16, 32, 64, 128, 256):
         big.index.nprobe = nprobe
         _, found = big.index.search(np.ascontiguousarray(tune), 10)
         tried[nprobe] = neighbour_recall(found, tune_exact)
@@ -170,19 +163,43 @@ def latency(model: AlignmentModel, gallery: Catalog, train: Catalog, n_vectors: 
             break
     big.index.nprobe = nprobe
     _, found = big.index.search(np.ascontiguousarray(queries), 10)
-    big_p50, big_p99 = timed(lambda i: big.search(queries[i % len(queries)], 10), 300)
+    p50, p99 = timed(lambda i: big.search(queries[i % len(queries)], 10), 300)
     flat_p50, _ = timed(lambda i: flat.search(queries[i % len(queries)][None], 10), 20)
+    return {
+        "noise": noise,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "recall10": neighbour_recall(found, exact),
+        "exact_p50_ms": flat_p50,
+        "index": {"kind": big.kind, "params": {**big.manifest["params"], "nprobe": nprobe}, "build_s": round(build_s, 1)},
+        "nprobe_recall_on_training_queries": tried,
+    }
+
+
+def latency(model: AlignmentModel, gallery: Catalog, train: Catalog, n_vectors: int, seed: int) -> dict:
+    """Text-query latency on the gallery index (end to end) and on synthetic ``n_vectors`` IVF indexes; the
+    headline 1M numbers are those of the harder (noisier) collection."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    index = model.build_index(gallery)
+    titles = gallery.texts(("title",))
+    p50, p99 = timed(lambda i: model.search(index, text=titles[i % len(titles)], k=10), 200)
+    encode_p50, _ = timed(lambda i: model.encode_texts([titles[i % len(titles)]]), 200)
+    base, base_ok, train_text, _ = model.encode_catalog(train)
+    tune = train_text[np.random.default_rng(seed).choice(len(train_text), 300, replace=False)]
+    queries = model.encode_texts(titles)
+    runs = [synthetic_search(base[base_ok], tune, queries, n_vectors, noise, seed) for noise in (0.6, 1.0)]
+    hard = runs[-1]
     return {
         "search_p50_ms_1k": p50,
         "search_p99_ms_1k": p99,
         "text_encode_p50_ms": encode_p50,
-        "search_p50_ms_1m": big_p50,
-        "search_p99_ms_1m": big_p99,
-        "search_recall10_1m": neighbour_recall(found, exact),
-        "exact_search_p50_ms_1m": flat_p50,
-        "index_1m": {"kind": big.kind, "params": {**big.manifest["params"], "nprobe": nprobe}, "build_s": build_s},
-        "nprobe_recall_on_training_queries": tried,
-        "synthetic_1m": "real training-image embeddings + Gaussian noise (sigma 0.6/sqrt(dim)), renormalised",
+        "search_p50_ms_1m": hard["p50_ms"],
+        "search_p99_ms_1m": hard["p99_ms"],
+        "search_recall10_1m": hard["recall10"],
+        "synthetic_runs": runs,
+        "synthetic_1m": "real training-image embeddings + Gaussian noise of norm ~noise, renormalised; queries: gallery titles",
         "latency_note": "1k: end to end (text encoders + projection + search); 1M: index search for an embedded query",
     }
 
@@ -282,6 +299,7 @@ def main() -> None:
         "unseen_classes": {"held_out": unseen, "unseen_gallery": unseen_zs, "seen_classes_only": seen_zs},
         "flipkart_zero_shot": {"labels": flip_labels, "by_input": flip},
         "search": speed,
+        "search_vectors": args.vectors,
         "machine": {"cpus": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
         "runtime_s": round(time.perf_counter() - started, 1),
     }
@@ -289,6 +307,10 @@ def main() -> None:
     (args.out / "align_myntra.json").write_text(json.dumps(report, indent=2))
     (args.out / "align_myntra.md").write_text(to_markdown(report))
     print(to_markdown(report))
+
+
+def args_n(r: dict) -> str:
+    return f"{r['search_vectors']:,}"
 
 
 def to_markdown(r: dict) -> str:
@@ -315,7 +337,7 @@ def to_markdown(r: dict) -> str:
         f"| zero-shot articleType macro-F1 | {f(r['zero_shot_macro_f1'])} | |",
         f"| zero-shot accuracy on unseen classes | {f(r['unseen_class_accuracy'])} | |",
         f"| Flipkart level-0 zero-shot accuracy (image) | {f(r['flipkart_zero_shot_accuracy'])} | |",
-        f"| search p50 ms, 1M vectors ({r['search']['index_1m']['kind']}) | {f(r['search_p50_ms_1m'])} | <= 20 |",
+        f"| search p50 ms, 1M vectors (IVF) | {f(r['search_p50_ms_1m'])} | <= 20 |",
         f"| search recall@10, 1M vectors | {f(r['search_recall10_1m'])} | >= 0.95 |",
         "",
         "## Variants (gallery numbers; the choice used validation recall only)",
@@ -346,11 +368,14 @@ def to_markdown(r: dict) -> str:
         "",
         f"- 1,000-item gallery, end to end per text query: p50 {f(r['search']['search_p50_ms_1k'])} ms, "
         f"p99 {f(r['search']['search_p99_ms_1k'])} ms (text encoding alone p50 {f(r['search']['text_encode_p50_ms'])} ms).",
-        f"- 1,000,000 synthetic vectors ({r['search']['synthetic_1m']}): {r['search']['index_1m']['kind']} "
-        f"{r['search']['index_1m']['params']}, built in {r['search']['index_1m']['build_s']:.0f} s; "
-        f"p50 {f(r['search']['search_p50_ms_1m'])} ms, p99 {f(r['search']['search_p99_ms_1m'])} ms per query, "
-        f"recall@10 vs exact {f(r['search']['search_recall10_1m'])}; exact flat search p50 {f(r['search']['exact_search_p50_ms_1m'])} ms.",
-        f"- nprobe chosen on training-title queries: {r['search']['nprobe_recall_on_training_queries']}.",
+        *[
+            f"- {args_n(r)} synthetic vectors, noise {run['noise']} ({r['search']['synthetic_1m']}): {run['index']['kind']} "
+            f"{run['index']['params']}, built in {run['index']['build_s']:.0f} s; p50 {f(run['p50_ms'])} ms, "
+            f"p99 {f(run['p99_ms'])} ms per query, recall@10 vs exact {f(run['recall10'])}; exact flat search p50 "
+            f"{f(run['exact_p50_ms'])} ms; nprobe chosen on training-title queries: {run['nprobe_recall_on_training_queries']}."
+            for run in r["search"]["synthetic_runs"]
+        ],
+        "- The 1M keys in the JSON are the noise-1.0 collection (the harder one).",
         "",
     ]
     return "\n".join(lines)

@@ -2,7 +2,7 @@
 image-title pairs (LiT-style), and what it gives: zero-shot categories, text/image search, similar
 products and near-duplicate listings.
 
-The frozen features are the concatenation of the chosen image encoders (default EfficientNet-Lite0 +
+The frozen features are the concatenation of the chosen image encoders (default EfficientNet-Lite0 + Lite2 +
 the colour/HOG/LBP classical features) and text encoders (default MiniLM + a TF-IDF fitted on the
 training titles). A saved model is a folder: ``config.json`` + ``weights.npz`` (numeric and string arrays,
 read without pickle).
@@ -36,7 +36,7 @@ from skulens.tasks.model_folder import ModelFolderError, read_model_folder, writ
 
 TASK = "align"
 MIN_PAIRS = 64
-DEFAULT_IMAGE_ENCODERS = ("efficientnet-lite0", "classical-image")
+DEFAULT_IMAGE_ENCODERS = ("efficientnet-lite0", "efficientnet-lite2", "classical-image")
 DEFAULT_TEXT_ENCODERS = ("minilm", "tfidf")
 TFIDF_MAX_FEATURES = 4096
 #: Prompt ensemble: generic phrasings plus the gender / colour words product titles carry.
