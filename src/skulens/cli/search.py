@@ -86,7 +86,7 @@ def train(
     source: str = typer.Argument(..., metavar="DATASET_OR_FILE", help="Catalog with images and titles."),
     out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (config.json + weights.npz)."),
     image_encoders: list[str] = typer.Option(
-        ["efficientnet-lite0", "classical-image"], "--image-encoder", help="Repeat for several."
+        ["efficientnet-lite0", "efficientnet-lite2", "classical-image"], "--image-encoder", help="Repeat for several."
     ),
     text_encoders: list[str] = typer.Option(["minilm", "tfidf"], "--text-encoder", help="Repeat for several."),
     dim: int = typer.Option(256, help="Dimension of the shared space."),
