@@ -1,4 +1,4 @@
-"""Tiny models for the service/UI tests: a catalog of PIL-drawn products in three categories."""
+"""Tiny real models for the service/UI tests: PIL-drawn products in three categories, a handful of reviews."""
 
 from __future__ import annotations
 
@@ -71,18 +71,91 @@ def train_tiny(folder: Path, encoders=("efficientnet-lite0", "tfidf"), name: str
     catalog = tiny_catalog(folder / "data")
     predictor = CategoryPredictor(encoders=list(encoders), min_class_count=2, cache_dir=cache_dir or folder / "cache")
     predictor.fit(catalog)
-    predictor.evaluate(catalog)
+    predictor.evaluate(catalog, include_training_rows=True)  # scores its own training rows
+    return predictor.save(folder / "models" / name)
+
+
+#: Short reviews whose words say their rating: tfidf learns them in a fraction of a second.
+REVIEWS = {
+    "good": ["love it, great fit", "perfect dress, beautiful colour", "great quality, so soft", "excellent, wear it daily"],
+    "bad": ["awful fabric, returned it", "terrible fit, cheap", "poor quality, tore quickly", "horrible, do not buy"],
+    "middling": ["it is okay, average", "fine but nothing special", "decent, runs a bit large"],
+}
+
+
+def tiny_reviews():
+    """60 reviews, 12 per star rating (1-2 bad words, 3 middling, 4-5 good), with a recommended flag."""
+    from skulens.catalog.schema import Catalog
+
+    rows = []
+    for i in range(60):
+        stars = i % 5 + 1
+        pool = REVIEWS["good"] if stars >= 4 else REVIEWS["bad"] if stars <= 2 else REVIEWS["middling"]
+        rows.append({"id": str(i), "review_text": pool[(i // 5) % len(pool)], "rating": stars, "recommended": int(stars >= 4)})
+    return Catalog(pd.DataFrame(rows), name="tiny-reviews")
+
+
+def train_tiny_reviews(folder: Path, name: str = "tiny-reviews") -> Path:
+    """Train and save a TF-IDF reviews model on :func:`tiny_reviews` in ``folder/models/name``."""
+    from skulens.tasks.reviews import ReviewPredictor
+
+    predictor = ReviewPredictor(encoders=["tfidf"], cache_dir=folder / "cache").fit(tiny_reviews())
     return predictor.save(folder / "models" / name)
 
 
 def shared_models(tmp_path_factory) -> Path:
     """A models folder shared by the service and UI tests of one session (trained once):
-    ``tiny-categorizer`` (EfficientNet-Lite0 + TF-IDF) and ``text-only`` (TF-IDF)."""
+    ``tiny-categorizer`` (EfficientNet-Lite0 + TF-IDF), ``text-only`` (TF-IDF) and ``tiny-reviews``."""
     root = tmp_path_factory.getbasetemp() / "serve-shared"
     models = root / "models"
     done = root / "done"
     if not done.exists():
         train_tiny(root, encoders=("efficientnet-lite0", "tfidf"), name="tiny-categorizer")
         train_tiny(root, encoders=("tfidf",), name="text-only")
+        train_tiny_reviews(root)
         done.touch()
     return models
+
+
+def write_report(folder: Path, predictor, catalog, title: str) -> Path:
+    """A report folder like the one ``skulens evaluate`` / ``make demo`` write (metrics.json, report.md
+    with the per-class table, confusion.png), from ``predictor`` evaluated on ``catalog``."""
+    from skulens.evaluation.report import confusion_png, markdown_table, write_json
+
+    metrics = predictor.evaluate(catalog)
+    write_json(metrics, folder / "metrics.json")
+    confusion_png(metrics["confusion_matrix"], metrics["classes"], folder / "confusion.png", title)
+    per_class = [{"class": c, **v} for c, v in metrics["per_class"].items()]
+    table = markdown_table(per_class, [("class", "class"), ("precision", "precision"), ("recall", "recall"), ("f1", "F1")])
+    (folder / "report.md").write_text(
+        f"# {title}\n\naccuracy {metrics['accuracy']:.3f} on {metrics['n']} held-out products\n\n{table}\n\n"
+        "![confusion matrix](confusion.png)\n"
+    )
+    return folder
+
+
+def ui_models(root: Path, flipkart: bool, per_class: int = 10):
+    """A folder laid out like ``make demo``'s (``models/`` + ``report/``) for the browser tests.
+
+    The categorizer (EfficientNet-Lite0 + TF-IDF) is trained on ``per_class`` Flipkart products of each
+    category when ``flipkart`` (the real data set is there), else on the PIL-drawn catalog; the reviews
+    model is the tiny TF-IDF one. Returns ``(models folder, held-out catalog)``; held-out products have images.
+    """
+    from skulens.tasks.categorize import CategoryPredictor
+
+    if flipkart:
+        from skulens.catalog import load_catalog
+
+        catalog, name = load_catalog("flipkart"), "flipkart-small"
+    else:
+        catalog, name = tiny_catalog(root / "data", per_class=per_class + 2), "tiny"
+    labels = catalog.labels(0)
+    rows = {c: np.flatnonzero(labels == c) for c in sorted(labels.unique())}
+    train = catalog.subset([int(i) for r in rows.values() for i in r[:per_class]])
+    held_out = catalog.subset([int(i) for r in rows.values() for i in r[per_class : per_class + 2]])
+    predictor = CategoryPredictor(["efficientnet-lite0", "tfidf"], min_class_count=2, cache_dir=root / "cache").fit(train)
+    predictor.save(root / "models" / f"{name}-categorizer")
+    (root / "report").mkdir(parents=True, exist_ok=True)
+    write_report(root / "report", predictor, held_out, f"{name} categorizer on {len(held_out)} held-out products")
+    train_tiny_reviews(root)
+    return root / "models", held_out

@@ -490,3 +490,176 @@ def test_flipkart_ids_stay_verbatim_strings(flipkart_root):
     raw["uniq_id"] = ["0012", "12e4", "55"]
     raw.to_csv(path, index=False)
     assert load_catalog("flipkart").ids == ["0012", "12e4", "55"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Column mapping: explicit, detected, ignored
+# --------------------------------------------------------------------------------------------------
+
+
+def test_common_column_names_are_detected(tmp_path):
+    path = tmp_path / "shop.csv"
+    pd.DataFrame(
+        {
+            "SKU": ["007", "010"],
+            "Product Name": ["Red Shirt", "Blue Jeans"],
+            "desc": ["soft cotton", "denim"],
+            "img_path": ["a.jpg", "b.jpg"],
+            "categories": ["Apparel >> Tops", "Apparel >> Bottoms"],
+            "stars": ["4", "5"],
+            "price": [9.5, 20.0],
+        }
+    ).to_csv(path, index=False)
+    catalog = read_catalog(path)
+    assert catalog.ids == ["007", "010"]  # the detected id column is read as text: zeros kept
+    assert catalog.frame["title"].tolist() == ["Red Shirt", "Blue Jeans"]
+    assert catalog.frame["description"].tolist() == ["soft cotton", "denim"]
+    assert catalog.frame["image"].tolist() == ["a.jpg", "b.jpg"]
+    assert catalog.frame["category"][1] == ("Apparel", "Bottoms")
+    assert catalog.frame["rating"].tolist() == [4.0, 5.0]
+    assert catalog.mapping.given == {}
+    assert catalog.mapping.detected == {
+        "id": "SKU",
+        "title": "Product Name",
+        "description": "desc",
+        "image": "img_path",
+        "category": "categories",
+        "rating": "stars",
+    }
+    assert catalog.mapping.ignored == {"price": "not a schema column (kept as an extra column)"}
+    assert catalog.extra_columns == ["price"]
+
+
+def test_detection_prefers_the_schema_name_and_the_first_common_name(tmp_path):
+    path = tmp_path / "shop.csv"
+    pd.DataFrame({"id": ["1"], "name": ["short"], "product_name": ["long name"], "title": ["the title"]}).to_csv(
+        path, index=False
+    )
+    catalog = read_catalog(path)
+    assert catalog.frame["title"].tolist() == ["the title"]
+    assert catalog.mapping.detected == {}
+    assert set(catalog.mapping.ignored) == {"name", "product_name"}
+    path.write_text("id,name,product_name\n1,short,long name\n")
+    catalog = read_catalog(path)
+    assert catalog.frame["title"].tolist() == ["long name"]  # product_name ranks before name
+    assert catalog.mapping.detected == {"title": "product_name"} and "name" in catalog.mapping.ignored
+
+
+def test_explicit_mapping_replaces_a_same_named_column(tmp_path):
+    path = tmp_path / "shop.csv"
+    pd.DataFrame({"id": ["1", "2"], "title": ["code A1", "code B2"], "label_text": ["Red Shirt", "Blue Jeans"]}).to_csv(
+        path, index=False
+    )
+    catalog = read_catalog(path, columns={"title": "label_text"})
+    assert catalog.frame["title"].tolist() == ["Red Shirt", "Blue Jeans"]
+    assert list(catalog.frame.columns) == ["id", "title"]
+    assert catalog.mapping.given == {"title": "label_text"}
+    assert catalog.mapping.ignored == {"title": "replaced by the mapping title=label_text"}
+
+
+def test_parse_columns():
+    from skulens.catalog import parse_columns
+
+    assert parse_columns("title=product_name, image = img") == {"title": "product_name", "image": "img"}
+    assert parse_columns(None) == {} and parse_columns(" ") == {}
+    for bad in ("title", "title=", "=img", "title=a,image"):
+        with pytest.raises(CatalogError, match="SCHEMA=COLUMN"):
+            parse_columns(bad)
+
+
+def test_builtin_dataset_refuses_a_column_mapping(flipkart_root):
+    with pytest.raises(CatalogError, match="built-in dataset with its own column mapping"):
+        load_catalog("flipkart", columns={"title": "product_name"})
+
+
+# --------------------------------------------------------------------------------------------------
+# Labels: flat columns, named levels
+# --------------------------------------------------------------------------------------------------
+
+
+def test_flat_label_column(tmp_path):
+    path = tmp_path / "shop.csv"
+    pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d"],
+            "title": ["w", "x", "y", "z"],
+            "dept": [" Shoes", "Bags", None, "Shoes "],
+            "code": [3, 7.0, None, 3],
+        }
+    ).to_csv(path, index=False)
+    catalog = read_catalog(path)
+    assert catalog.labels("dept").tolist() == ["Shoes", "Bags", None, "Shoes"]
+    assert catalog.labels("code").tolist() == ["3", "7", None, "3"]  # whole numbers read as floats stay "3"
+    flat = read_catalog(path, columns={"category": "dept"})
+    assert flat.frame["category"].tolist() == [("Shoes",), ("Bags",), None, ("Shoes",)]
+    assert flat.labels(0).fillna("-").tolist() == ["Shoes", "Bags", "-", "Shoes"]
+
+
+def test_category_column_as_label_is_the_whole_path():
+    catalog = build_catalog(pd.DataFrame({"id": ["a", "b"], "category": ["A >> B", '["C >> D >> E"]']}))
+    assert catalog.frame["category"].tolist() == [("A", "B"), ("C", "D", "E")]  # a JSON list holding one path
+    assert catalog.labels("category").tolist() == ["A >> B", "C >> D >> E"]
+
+
+def test_myntra_levels_are_label_columns(myntra_root):
+    catalog = load_catalog("myntra")
+    assert catalog.labels("masterCategory").tolist() == catalog.labels(0).tolist() == ["Apparel", "Footwear", "Accessories"]
+    assert catalog.labels("articleType").tolist() == catalog.labels(2).tolist()
+
+
+# --------------------------------------------------------------------------------------------------
+# Reviews files: the catalog formats plus JSON Lines, with the same mapping
+# --------------------------------------------------------------------------------------------------
+
+AMAZON_STYLE = [
+    {"asin": "B001", "reviewerID": "u1", "reviewText": "Great fit, soft.", "overall": 5, "summary": "Love it"},
+    {"asin": "B001", "reviewerID": "u2", "reviewText": "Ripped after a wash", "overall": 1, "summary": "Bad"},
+    {"asin": "B002", "reviewerID": "u3", "reviewText": "", "overall": 3, "summary": "Meh"},
+]
+
+
+def test_read_reviews_from_json_lines(tmp_path):
+    from skulens.catalog import read_reviews
+
+    path = tmp_path / "reviews.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in AMAZON_STYLE) + "\n")
+    catalog = read_reviews(path)
+    assert catalog.ids == ["reviews:0", "reviews:1", "reviews:2"]  # asin names the product, not the review: ids are file:row
+    assert catalog.frame["review_text"].tolist() == ["Great fit, soft.", "Ripped after a wash", ""]
+    assert catalog.frame["rating"].tolist() == [5, 1, 3]
+    assert catalog.frame["title"].tolist() == ["Love it", "Bad", "Meh"]
+    assert catalog.frame["asin"].tolist() == ["B001", "B001", "B002"]
+    assert catalog.mapping.detected == {"title": "summary", "rating": "overall", "review_text": "reviewText"}
+
+    array = tmp_path / "reviews.json"
+    array.write_text(json.dumps(AMAZON_STYLE))
+    assert read_reviews(array).frame["review_text"].tolist() == catalog.frame["review_text"].tolist()
+    mapped = read_reviews(path, columns={"id": "reviewerID", "review_text": "summary"})
+    assert mapped.ids == ["u1", "u2", "u3"] and mapped.frame["review_text"].tolist() == ["Love it", "Bad", "Meh"]
+
+
+def test_read_reviews_csv_with_original_clothing_names(tmp_path):
+    from skulens.catalog import read_reviews
+
+    path = tmp_path / "reviews.csv"
+    pd.DataFrame({"Review Text": ["nice", "poor"], "Rating": [5, 2], "Clothing ID": [7, 7]}).to_csv(path, index=False)
+    catalog = read_reviews(path)
+    assert catalog.frame["review_text"].tolist() == ["nice", "poor"] and catalog.frame["rating"].tolist() == [5, 2]
+    assert catalog.ids == ["reviews:0", "reviews:1"]
+
+
+def test_reviews_and_json_errors_name_the_file(tmp_path):
+    from skulens.catalog import read_reviews
+
+    path = tmp_path / "numbers.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(CatalogError, match=r"numbers.csv has no review text column .*--columns review_text="):
+        read_reviews(path)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"reviewText": "fine"}\n{not json\n')
+    with pytest.raises(CatalogError, match=r"cannot read .*broken.jsonl"):
+        read_reviews(broken)
+    catalog_lines = tmp_path / "products.jsonl"
+    catalog_lines.write_text('{"sku": "007", "name": "Hat"}\n')
+    products = read_catalog(catalog_lines)
+    assert products.ids == ["007"] and products.frame["title"].tolist() == ["Hat"]

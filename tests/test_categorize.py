@@ -1,7 +1,9 @@
-"""CategoryPredictor, heads, fusion, hierarchy roll-up and metrics on tiny self-made catalogs."""
+"""CategoryPredictor on tiny self-made catalogs: training, in-memory prediction, DataFrames, honest
+evaluation (training rows, unknown classes), hierarchy roll-up, persistence and metrics."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -9,19 +11,20 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
-from skulens.catalog import Catalog, CatalogError, build_catalog
-from skulens.heads import EarlyFusion, HeadError, LateFusion, LinearProbe, MLPProbe
+from skulens.catalog import Catalog, CatalogError, ImageLoadError, build_catalog, decode_image
+from skulens.heads import HeadError
 from skulens.metrics import classification_metrics, expected_calibration_error, mean_std_ci, regression_metrics
 from skulens.tasks.categorize import CategoryPredictor, rollup
 from skulens.tasks.features import Features
+from skulens.tasks.inputs import as_catalog
 from skulens.tasks.model_folder import ModelFolderError
 
 # Each fine class has a colour (what the image shows) and words (what the text says).
 KINDS = {
     ("Kitchen", "Knives"): ("red", "steel chef knife blade"),
-    ("Kitchen", "Pans"): ("orange", "nonstick frying pan skillet"),
+    ("Kitchen", "Pans"): ("green", "nonstick frying pan skillet"),
     ("Watches", "Analog"): ("blue", "analog wrist watch leather strap"),
-    ("Watches", "Smart"): ("navy", "smart watch fitness tracker"),
+    ("Watches", "Smart"): ("yellow", "smart watch fitness tracker"),
 }
 
 
@@ -71,8 +74,144 @@ def test_fit_predict_top_k_and_metrics(shop, trained):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
     metrics = predictor.evaluate(test)
     assert metrics["accuracy"] >= 0.9 and metrics["n"] == 24
+    assert metrics["excluded_training_rows"] == 0 and metrics["unknown_class_rows"] == 0 and metrics["unlabelled_rows"] == 0
     top = predictor.top_k(test.head(1), k=3)[0]
     assert len(top) == 3 and top[0][1] >= top[1][1] >= top[2][1]
+
+
+def test_evaluate_excludes_training_rows_by_default(shop, trained, tmp_path):
+    predictor, cache = trained
+    metrics = predictor.evaluate(shop)  # trained on the 24 even rows
+    assert metrics["excluded_training_rows"] == 24 and metrics["n"] == 24
+    assert predictor.evaluate(shop, include_training_rows=True)["n"] == 48
+    with pytest.raises(CatalogError, match="all 24 labelled rows were used to train.*include_training_rows=True"):
+        predictor.evaluate(shop.subset(range(0, 48, 2)))
+    folder = predictor.save(tmp_path / "model")
+    with np.load(folder / "weights.npz", allow_pickle=False) as weights:
+        hashes = weights["training.id_sha256"]
+    assert hashes.dtype == np.dtype("S64") and len(hashes) == 24
+    assert hashlib.sha256(b"Knives-0").hexdigest().encode() in set(hashes)
+    assert hashlib.sha256(b"Knives-1").hexdigest().encode() not in set(hashes)
+    assert json.loads((folder / "config.json").read_text())["training_rows"] == 24
+    loaded = CategoryPredictor.load(folder, cache_dir=cache)
+    assert loaded.evaluate(shop)["excluded_training_rows"] == 24
+
+
+def test_evaluate_counts_unknown_classes_and_unlabelled_rows(shop, trained):
+    predictor, _ = trained
+    frame = shop.subset(range(1, 48, 2)).frame.copy()
+    frame.loc[[0, 1, 2], "category"] = [("Garden", "Hose")] * 3
+    frame.loc[3, "category"] = ("Garden", "Rake")
+    frame.loc[[4, 5], "category"] = None
+    metrics = predictor.evaluate(Catalog(frame, root=shop.root, name="odd"))
+    assert metrics["unknown_class_rows"] == 4 and metrics["unknown_classes"] == {"Hose": 3, "Rake": 1}
+    assert metrics["unlabelled_rows"] == 2 and metrics["n"] == 24 - 6
+    only_unknown = Catalog(frame.iloc[:4], root=shop.root, name="garden")
+    with pytest.raises(CatalogError, match="4 carry classes the model does not know"):
+        predictor.evaluate(only_unknown)
+
+
+def test_absent_classes_are_listed_not_scored(shop, trained):
+    predictor, _ = trained
+    kitchen = shop.subset([i for i in range(1, 48, 2) if shop.ids[i].startswith(("Knives", "Pans"))])
+    metrics = predictor.evaluate(kitchen)
+    assert metrics["absent_classes"] == ["Analog", "Smart"] and metrics["n"] == 12
+    present_f1 = [metrics["per_class"][c]["f1"] for c in ("Knives", "Pans")]
+    assert metrics["macro_f1"] == pytest.approx(np.mean(present_f1))
+
+
+def _decoded(catalog: Catalog, row: int) -> Image.Image:
+    return decode_image((catalog.root / catalog.frame.at[row, "image"]).read_bytes())
+
+
+def test_predict_inputs_equals_predict_proba(shop, trained):
+    predictor, _ = trained
+    test = shop.subset([1, 14, 27, 40])
+    images = [_decoded(test, 0), None, _decoded(test, 2), _decoded(test, 3)]
+    texts = test.texts(predictor.text_fields)
+    texts[3] = ""  # image only
+    frame = test.frame.copy()
+    frame.loc[1, "image"] = None  # text only
+    frame.loc[3, ["title", "description"]] = None
+    catalog = Catalog(frame, root=test.root)
+    np.testing.assert_allclose(predictor.predict_inputs(images, texts), predictor.predict_proba(catalog), atol=1e-6)
+    prepared = predictor.extractor.encoder("efficientnet-lite0").prepare(images[0])
+    np.testing.assert_allclose(predictor.predict_inputs([prepared], [texts[0]]), predictor.predict_inputs(images[:1], texts[:1]))
+    with pytest.raises(CatalogError, match="2 images for 1 texts"):
+        predictor.predict_inputs(images[:2], texts[:1])
+
+
+def test_predict_product_from_path_bytes_or_pil_is_identical(shop, trained):
+    predictor, cache = trained
+    path = shop.root / "knives-1.jpg"
+    row = shop.ids.index("Knives-1")
+    title, description = shop.frame.at[row, "title"], shop.frame.at[row, "description"]
+    before = sorted(p.name for p in cache.rglob("*"))
+    from_path = predictor.predict_product(image=path, title=title, description=description, k=4)
+    from_bytes = predictor.predict_product(image=path.read_bytes(), title=title, description=description, k=4)
+    from_pil = predictor.predict_product(image=Image.open(path), title=title, description=description, k=4)
+    from_str = predictor.predict_product(image=str(path), title=title, description=description, k=4)
+    assert from_path == from_bytes == from_pil == from_str
+    from_catalog = predictor.top_k(shop.subset([row]), k=4)[0]
+    assert [c for c, _ in from_path] == [c for c, _ in from_catalog]
+    np.testing.assert_allclose([p for _, p in from_path], [p for _, p in from_catalog], atol=1e-6)
+    assert sorted(p.name for p in cache.rglob("*")) == before, "single predictions must not touch the embedding cache"
+
+
+def test_predict_product_from_image_path_or_text(shop, trained):
+    predictor, _ = trained
+    image = shop.root / "knives-1.jpg"
+    assert predictor.predict_product(image=image)[0][0] == "Knives"
+    assert predictor.predict_product(title="smart watch fitness tracker")[0][0] == "Smart"
+    with pytest.raises(CatalogError, match="image, a title or a description"):
+        predictor.predict_product()
+
+
+def test_predict_product_bad_image_fails_naming_it(shop, trained, tmp_path):
+    predictor, _ = trained
+    with pytest.raises(ImageLoadError, match="missing-photo.jpg"):
+        predictor.predict_product(image=tmp_path / "missing-photo.jpg", title="steel chef knife")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"this is not a jpeg")
+    with pytest.raises(ImageLoadError, match="broken.jpg.*not an image"):
+        predictor.predict_product(image=broken, title="steel chef knife")
+    with pytest.raises(ImageLoadError, match="not an image"):
+        predictor.predict_product(image=b"\x00\x01 no image", title="steel chef knife")
+    with pytest.raises(CatalogError, match="file path, image bytes or a PIL image"):
+        predictor.predict_product(image=42)
+    with pytest.raises(CatalogError, match="image, a title or a description"):
+        predictor.predict_product(title="   ", description="")
+
+
+def test_predict_product_with_nothing_the_model_reads_is_an_error(shop, caplog):
+    text_only = CategoryPredictor(["tfidf"], label=1).fit(shop)
+    with pytest.raises(CatalogError, match=r"reads only text \(title, description\)"):
+        text_only.predict_product(image=shop.root / "knives-1.jpg")
+    assert text_only.predict_product(image=shop.root / "knives-1.jpg", title="steel chef knife")[0][0] == "Knives"
+    assert "the image is not used" in caplog.text
+
+
+def test_dataframe_input_equals_catalog_input(shop, tmp_path):
+    frame = shop.frame.drop(columns=["image"]).assign(category=shop.frame["category"].map(" >> ".join))
+    from_frame = CategoryPredictor(["tfidf"], label=1).fit(frame)
+    from_catalog = CategoryPredictor(["tfidf"], label=1).fit(build_catalog(frame, name="shop"))
+    np.testing.assert_allclose(from_frame.predict_proba(frame), from_catalog.predict_proba(shop), atol=1e-9)
+    assert list(from_frame.predict(frame.head(3))) == ["Knives", "Knives", "Knives"]
+    assert len(from_frame.top_k(frame.head(2), k=2)) == 2
+    with pytest.raises(CatalogError, match="all 48 labelled rows were used to train"):
+        from_frame.evaluate(frame)
+    assert from_frame.evaluate(frame, include_training_rows=True)["n"] == 48
+    with pytest.raises(CatalogError, match="no 'id' column"):
+        from_frame.predict(frame.drop(columns=["id"]))
+    with pytest.raises(CatalogError, match="Catalog or a pandas DataFrame"):
+        from_frame.predict([{"id": "1"}])
+
+
+def test_dataframe_image_paths_are_not_used_silently(shop, caplog):
+    frame = shop.frame.assign(category=shop.frame["category"].map(" >> ".join))
+    catalog = as_catalog(frame)
+    assert catalog.frame["image"].isna().all()
+    assert "48 image path(s) in the DataFrame were not used" in caplog.text
 
 
 def test_save_load_round_trip(shop, trained, tmp_path):
@@ -93,16 +232,7 @@ def test_missing_modality_is_predicted_from_what_remains(shop, trained):
     no_text = Catalog(test.frame.assign(title=None, description=None), root=test.root, name="no-text")
     truth = test.labels(1).to_numpy()
     assert (predictor.predict(no_image) == truth).mean() >= 0.9
-    assert (predictor.predict(no_text) == truth).mean() >= 0.7
-
-
-def test_predict_product_from_image_path_or_text(shop, trained):
-    predictor, _ = trained
-    image = shop.root / "knives-1.jpg"
-    assert predictor.predict_product(image=image)[0][0] in ("Knives", "Pans")  # red vs orange: close colours
-    assert predictor.predict_product(title="smart watch fitness tracker")[0][0] == "Smart"
-    with pytest.raises(CatalogError, match="image, a title or a description"):
-        predictor.predict_product()
+    assert (predictor.predict(no_text) == truth).mean() >= 0.9
 
 
 def test_hierarchy_roll_up(shop, trained):
@@ -120,57 +250,6 @@ def test_level_zero_training_and_parent_recorded(shop, tmp_path):
     assert list(predictor.classes_) == ["Kitchen", "Watches"]
     fine = CategoryPredictor(["tfidf"], label=1).fit(shop)
     assert fine.parents_["Knives"] == ["Kitchen"] and fine.parents_["Smart"] == ["Watches"]
-
-
-def test_late_fusion_beats_each_weak_modality():
-    """Two noisy views of the same signal: fusing them must beat either alone."""
-    rng = np.random.default_rng(0)
-    n, classes = 600, 3
-    y = rng.integers(0, classes, n)
-    centers = rng.normal(size=(classes, 8)) * 1.2
-    view_a = centers[y] + rng.normal(size=(n, 8)) * 2.0
-    view_b = centers[y] + rng.normal(size=(n, 8)) * 2.0
-    train, test = np.arange(400), np.arange(400, n)
-    present = {"a": np.ones(n, bool), "b": np.ones(n, bool)}
-    blocks = {"a": view_a, "b": view_b}
-    fused = LateFusion().fit({k: v[train] for k, v in blocks.items()}, {k: v[train] for k, v in present.items()}, y[train])
-    acc_fused = (
-        fused.classes_[
-            fused.predict_proba({k: v[test] for k, v in blocks.items()}, {k: v[test] for k, v in present.items()}).argmax(1)
-        ]
-        == y[test]
-    ).mean()
-    acc_a = (LinearProbe().fit(view_a[train], y[train]).predict(view_a[test]) == y[test]).mean()
-    acc_b = (LinearProbe().fit(view_b[train], y[train]).predict(view_b[test]) == y[test]).mean()
-    assert acc_fused > max(acc_a, acc_b)
-    early = EarlyFusion().fit({k: v[train] for k, v in blocks.items()}, {k: v[train] for k, v in present.items()}, y[train])
-    assert early.predict_proba({k: v[test] for k, v in blocks.items()}, {k: v[test] for k, v in present.items()}).shape == (
-        200,
-        3,
-    )
-
-
-def test_mlp_probe_is_seeded_and_round_trips():
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(120, 10)).astype(np.float32)
-    y = np.where(X[:, 0] + X[:, 1] > 0, "pos", "neg")
-    a = MLPProbe(hidden=16, max_epochs=30, seed=3).fit(X, y)
-    b = MLPProbe(hidden=16, max_epochs=30, seed=3).fit(X, y)
-    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-6)
-    assert (a.predict(X) == y).mean() > 0.85
-    restored = MLPProbe.from_arrays(a.to_arrays(), a.classes_)
-    np.testing.assert_allclose(restored.predict_proba(X), a.predict_proba(X), atol=1e-6)
-
-
-def test_linear_probe_binary_probabilities_match_sklearn():
-    rng = np.random.default_rng(2)
-    X = rng.normal(size=(80, 4))
-    y = np.where(X[:, 0] > 0, 1, 0)
-    probe = LinearProbe(Cs=(1.0,)).fit(X, y)
-    from sklearn.linear_model import LogisticRegression
-
-    reference = LogisticRegression(C=1.0, max_iter=2000).fit((X - probe.mean_) / probe.scale_, y)
-    np.testing.assert_allclose(probe.predict_proba(X), reference.predict_proba((X - probe.mean_) / probe.scale_), atol=1e-4)
 
 
 def test_metrics_match_hand_computed_values():
@@ -260,7 +339,8 @@ def test_cli_train_predict_evaluate(shop, tmp_path):
     assert len(predictions) == 48 and (predictions["category_1"] == shop.labels(1).to_numpy()).mean() > 0.9
     result = runner.invoke(app, ["evaluate", str(model), str(csv), "--out", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "report" / "confusion.png").is_file()
-    assert json.loads((tmp_path / "report" / "metrics.json").read_text())["n"] == 48
+    assert (tmp_path / "report" / "report.html").is_file()
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["n"] == 12 and metrics["excluded_training_rows"] == 36  # trained on 36 of 48 rows
     result = runner.invoke(app, ["predict", str(tmp_path), "--text", "x"])
     assert result.exit_code == 2 and "is not a skulens model" in " ".join(result.output.split())

@@ -1,15 +1,26 @@
-"""Encoder registry and the real encoders: bundled EfficientNet-Lite and MiniLM weights, TF-IDF, CLIP."""
+"""Encoder registry and the real encoders: bundled EfficientNet-Lite and MiniLM weights, TF-IDF, CLIP;
+identities that follow the weights; fast, quiet start-up."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
+import string
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 from PIL import Image
 from skimage import data as skdata
 
+from skulens.catalog import read_catalog
+from skulens.embed import embed_catalog
 from skulens.encoders import EncoderError, create_encoder, encoder_info, list_encoders
 from skulens.encoders.base import as_float32
 from skulens.encoders.text import TfidfEncoder
@@ -225,3 +236,173 @@ def test_onnx_backend_matches_pytorch_reference(lite0, chelsea, coffee):
     cosine = (fast * slow).sum(1) / (np.linalg.norm(fast, axis=1) * np.linalg.norm(slow, axis=1))
     assert cosine.min() > 0.9999
     assert reference.classify([chelsea]).argmax() == 285
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry start-up and registered dimensions
+# --------------------------------------------------------------------------------------------------
+
+MODEL_LIBRARIES = ("torch", "transformers", "sentence_transformers", "onnxruntime", "sklearn", "skimage")
+
+
+def test_importing_encoders_loads_no_model_library():
+    code = (
+        "import sys, skulens.encoders as e; e.list_encoders(); e.encoder_info('minilm'); "
+        f"print([m for m in {MODEL_LIBRARIES!r} if m in sys.modules])"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_registered_dimensions_match_the_encoders(lite0, minilm):
+    classical = create_encoder("classical-image")
+    for encoder in (lite0, minilm, classical):
+        assert encoder_info(encoder.name).dim == encoder.dim
+    assert classical.encode([Image.new("RGB", (50, 40), (10, 200, 30))]).shape == (1, classical.dim)
+    from skulens.encoders.efficientnet_lite import VARIANTS
+
+    assert {f"efficientnet-{v}" for v in VARIANTS} == {i.name for i in list_encoders("efficientnet-*")}
+    for variant, spec in VARIANTS.items():
+        assert f"({spec.resolution}px)" in encoder_info(f"efficientnet-{variant}").description
+
+
+# --------------------------------------------------------------------------------------------------
+# Identities carry a hash of the weights
+# --------------------------------------------------------------------------------------------------
+
+
+def _save_tiny_sentence_transformer(folder: Path, seed: int) -> Path:
+    """A randomly initialised 1-layer BERT sentence-transformers model with a real WordPiece tokenizer."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    base = folder.parent / f"{folder.name}-hf"
+    base.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *string.ascii_lowercase, *string.digits]
+    vocab += [f"##{c}" for c in string.ascii_lowercase]
+    (base / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizerFast(str(base / "vocab.txt")).save_pretrained(str(base))
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(str(base))
+    transformer = models.Transformer(str(base), max_seq_length=32)
+    pooling = models.Pooling(transformer.get_embedding_dimension())
+    SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(folder))
+    return folder
+
+
+def test_lite0_identity_holds_its_weight_hash(lite0):
+    from skulens.encoders.efficientnet_lite import pretrained_weights_path
+    from skulens.encoders.fingerprint import sha256_file, weights_fingerprint
+
+    path = pretrained_weights_path("lite0")
+    assert lite0.identity.endswith(f"-w{weights_fingerprint([path])}")
+    combined = hashlib.sha256(f"{path.name}\0{sha256_file(path)}\n".encode()).hexdigest()[:12]
+    assert weights_fingerprint([path]) == combined
+
+
+def test_sentence_transformer_identity_follows_weights(tmp_path, counting):
+    folder = _save_tiny_sentence_transformer(tmp_path / "st", seed=0)
+    first = create_encoder(f"st:{folder}")
+    assert first.dim == 16 and first.identity == create_encoder(f"st:{folder}").identity  # stable
+    pd.DataFrame({"id": ["a", "b"], "title": ["red shirt", "steel knife"]}).to_csv(tmp_path / "c.csv", index=False)
+    catalog = read_catalog(tmp_path / "c.csv")
+    before = embed_catalog(catalog, counting(first), cache_dir=tmp_path / "cache")
+    assert before.encoded == 2
+
+    shutil.rmtree(folder)
+    _save_tiny_sentence_transformer(folder, seed=1)  # fine-tuned in place: same path, new weights
+    second = create_encoder(f"st:{folder}")
+    assert second.name == first.name and second.identity != first.identity
+    encoder = counting(second)
+    after = embed_catalog(catalog, encoder, cache_dir=tmp_path / "cache")
+    assert encoder.items == 2 and after.encoded == 2 and after.cached == 0  # no stale vectors
+    np.testing.assert_allclose(after.vectors, second.encode(["red shirt", "steel knife"]), atol=1e-5)
+    assert not np.allclose(after.vectors, before.vectors, atol=1e-3)
+
+
+def test_clip_identity_follows_weights(tiny_clip_dir, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    folder = tmp_path / "clip"
+    shutil.copytree(tiny_clip_dir, folder)
+    original = create_encoder(f"hf-clip:{folder}")
+    image = Image.new("RGB", (32, 32), (200, 30, 30))
+    before = original.encode([image])
+    weights = load_file(folder / "model.safetensors")
+    scaled = {
+        name: np.asarray(value * 1.5, dtype=value.dtype) if value.dtype.kind == "f" else value for name, value in weights.items()
+    }
+    save_file(scaled, folder / "model.safetensors")
+    changed = create_encoder(f"hf-clip:{folder}")
+    assert changed.identity != original.identity
+    assert changed.identity != create_encoder(f"hf-clip:{tiny_clip_dir}").identity
+    assert not np.allclose(changed.encode([image]), before, atol=1e-4)  # the new weights were loaded
+
+
+def test_weight_hashes_are_memoised(tmp_path, monkeypatch):
+    from skulens.encoders import fingerprint
+
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"\x01" * 1000)
+    reads = []
+    real = fingerprint.sha256_file
+    monkeypatch.setattr(fingerprint, "sha256_file", lambda path: reads.append(path) or real(path))
+    first = fingerprint.weights_fingerprint([weights])
+    assert fingerprint.weights_fingerprint([weights]) == first and len(reads) == 1
+    fingerprint._memory.clear()  # a new process: the JSON memo next to the cache answers
+    assert fingerprint.weights_fingerprint([weights]) == first and len(reads) == 1
+    assert str(weights.resolve()) in json.loads(fingerprint.memo_path().read_text())
+
+    weights.write_bytes(b"\x02" * 1000)  # same size, new content and mtime
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert fingerprint.weights_fingerprint([weights]) != first and len(reads) == 2
+
+
+def test_folder_fingerprint_covers_weights_configs_and_tokenizers(tmp_path):
+    from skulens.encoders.fingerprint import folder_fingerprint
+
+    for name in ("model.safetensors", "config.json", "vocab.txt", "1_Pooling/config.json", "README.md", ".cache/x.bin"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    start = folder_fingerprint(tmp_path)
+    for name in ("README.md", ".cache/x.bin"):  # documentation and hidden folders do not count
+        (tmp_path / name).write_text("changed")
+        assert folder_fingerprint(tmp_path) == start
+    for name in ("vocab.txt", "1_Pooling/config.json", "model.safetensors"):
+        before = folder_fingerprint(tmp_path)
+        (tmp_path / name).write_text(f"{name} changed")
+        assert folder_fingerprint(tmp_path) != before
+
+
+def test_classical_identity_names_its_feature_code():
+    from skulens.encoders.classical import feature_code_version
+
+    encoder = create_encoder("classical-image")
+    assert encoder.identity.endswith(f"-code{feature_code_version()}") and len(feature_code_version()) == 12
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading prints nothing of its own
+# --------------------------------------------------------------------------------------------------
+
+
+def test_loading_models_prints_no_progress_lines(tmp_path, tiny_clip_dir, capfd):
+    folder = _save_tiny_sentence_transformer(tmp_path / "st", seed=2)
+    clip_folder = tmp_path / "clip"
+    shutil.copytree(tiny_clip_dir, clip_folder)
+    capfd.readouterr()
+    create_encoder(f"st:{folder}")
+    create_encoder(f"hf-clip-text:{clip_folder}")
+    out, err = capfd.readouterr()
+    assert "Loading weights" not in out + err and "it/s" not in out + err
+    assert out == ""

@@ -111,11 +111,11 @@ def test_resolve_image_path_confines_to_root(tmp_path, write_jpeg):
     assert resolve_image_path("img/a.jpg", root) == good.resolve()
     assert resolve_image_path(good, root) == good.resolve()  # absolute inside the root
     for bad in ("../../etc/passwd", "img/../../outside.jpg", "/etc/passwd"):
-        with pytest.raises(ImageLoadError, match="outside the catalog root"):
+        with pytest.raises(ImageLoadError, match="outside the image roots"):
             resolve_image_path(bad, root)
     outside = write_jpeg(tmp_path / "outside" / "secret.jpg")
     (root / "img" / "link.jpg").symlink_to(outside)
-    with pytest.raises(ImageLoadError, match="'img/link.jpg' is outside the catalog root"):
+    with pytest.raises(ImageLoadError, match="'img/link.jpg' is outside the image roots"):
         resolve_image_path("img/link.jpg", root)
     with pytest.raises(ImageLoadError, match="no image root"):
         resolve_image_path("img/a.jpg", None)
@@ -178,7 +178,7 @@ def test_catalog_build_refuses_paths_outside_root(mixed_catalog):
     assert set(refused) == {"passwd", "link", "absolute"}
     for issue in refused.values():
         assert issue.column == "image"
-        assert "outside the catalog root" in issue.message and "image dropped, text kept" in issue.message
+        assert "outside the image roots" in issue.message and "image dropped, text kept" in issue.message
     assert "'../../etc/passwd'" in refused["passwd"].message
     frame = catalog.frame.set_index("id")
     for row_id in ("passwd", "link", "absolute", "noimage"):
@@ -245,3 +245,81 @@ def load_image_for(catalog, row_id):
 
     path = catalog.frame.set_index("id").at[row_id, "image"]
     return load_image(path, catalog.root)
+
+
+# --------------------------------------------------------------------------------------------------
+# Declared image roots
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def linked_shop(tmp_path, write_jpeg):
+    """A catalog whose images/ folder is a symlink to a folder outside the catalog; returns (csv, real folder)."""
+    pictures = tmp_path / "storage" / "pictures"
+    for i in range(3):
+        write_jpeg(pictures / f"p{i}.jpg", seed=40 + i)
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    (shop / "images").symlink_to(pictures, target_is_directory=True)
+    pd.DataFrame(
+        {"id": ["a", "b", "c", "d"], "title": ["one", "two", "three", "four"], "image": [f"images/p{i}.jpg" for i in range(4)]}
+    ).to_csv(shop / "products.csv", index=False)
+    return shop / "products.csv", pictures
+
+
+def test_symlinked_image_folder_needs_a_declared_root(linked_shop, lite0, tmp_path):
+    path, pictures = linked_shop
+    refused = read_catalog(path)
+    assert refused.image_roots == (path.parent.resolve(),)
+    assert refused.frame["image"].isna().all()
+    assert [i.id for i in refused.issues] == ["a", "b", "c", "d"]
+    assert all("outside the image roots" in i.message and "--image-root" in i.message for i in refused.issues)
+
+    catalog = read_catalog(path, image_roots=[pictures])
+    assert catalog.image_roots == (path.parent.resolve(), pictures.resolve())
+    assert catalog.frame["image"].tolist() == [f"images/p{i}.jpg" for i in range(4)]
+    assert catalog.issues == []
+    assert catalog.head(2).image_roots == catalog.image_roots  # subsets keep the roots
+    [missing] = check_images(catalog)
+    assert missing.id == "d" and "not found" in missing.message
+
+    result = embed_catalog(catalog, lite0, cache_dir=tmp_path / "cache")
+    assert result.present.tolist() == [True, True, True, False]
+    direct = lite0.encode([load_image(pictures / "p1.jpg", pictures)])[0]
+    np.testing.assert_allclose(result.vectors[1], direct, rtol=1e-3, atol=1e-4)
+
+    # declaring the link itself works too: roots are compared after resolving symlinks
+    assert read_catalog(path, image_roots=[path.parent / "images"]).issues == []
+
+
+def test_read_image_bytes_takes_one_root_or_several(tmp_path, write_jpeg):
+    from skulens.catalog import read_image_bytes
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    data = write_jpeg(second / "only-here.jpg").read_bytes()
+    with pytest.raises(ImageLoadError, match="not found"):
+        read_image_bytes("only-here.jpg", first)  # one root: looked up there only
+    assert read_image_bytes("only-here.jpg", [first, second]) == data  # a relative path is tried under each root
+    assert read_image_bytes(second / "only-here.jpg", (first, second)) == data
+    with pytest.raises(ImageLoadError, match="outside the image roots"):
+        read_image_bytes(second / "only-here.jpg", [first])
+    with pytest.raises(ImageLoadError, match="no image root"):
+        read_image_bytes("only-here.jpg", [])
+    with pytest.raises(ImageLoadError, match="is a URL"):
+        read_image_bytes("https://example.invalid/a.jpg", first)
+
+
+def test_image_summary_is_one_line_by_reason(mixed_catalog):
+    from skulens.catalog import image_summary
+    from skulens.catalog.images import image_problem
+
+    found = check_images(mixed_catalog)
+    line = image_summary(mixed_catalog, found, "issues.csv")
+    # 12 rows name an image: 3 refused at read time, 3 found by the header check (text, huge, missing)
+    assert line == (
+        "6 of 12 images could not be used: 3 outside the image roots, 1 not an image, 1 too large, 1 missing — see issues.csv"
+    )
+    assert image_summary(mixed_catalog.subset([0, 2, 4]), found) is None  # only good rows
+    assert image_problem("image 'x.jpg' is corrupt or truncated: broken data") == "corrupt"
+    assert image_problem("permission denied") == "unreadable"

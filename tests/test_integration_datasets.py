@@ -63,6 +63,9 @@ def test_myntra(datasets_root):
     assert catalog.frame["title"].notna().sum() > 8400
     assert catalog.frame["image"].str.fullmatch(r"images/\d+\.jpg").all()
     assert (catalog.root / catalog.frame["image"][0]).is_file()
+    # each level is also a column, so --label masterCategory names the same classes as --label 0
+    assert Counter(catalog.labels("masterCategory")) == masters
+    assert catalog.labels("articleType").tolist() == catalog.labels(2).tolist()
 
 
 def test_reviews(datasets_root):
@@ -91,3 +94,20 @@ def test_embed_first_flipkart_rows(flipkart, lite0, minilm, tmp_path):
 
     again = embed_catalog(head, lite0, cache_dir=tmp_path / "cache")
     assert again.encoded == 0 and again.cached == images.encoded
+
+
+def test_cli_trains_on_a_named_myntra_level(datasets_root, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from skulens.cli import app
+
+    model = tmp_path / "model"
+    args = ["categorize", "train", "myntra", "--label", "masterCategory", "-e", "tfidf", "--out", str(model)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    config = json.loads((model / "config.json").read_text())
+    assert config["label"] == "masterCategory"
+    assert set(config["classes"]) == {"Apparel", "Footwear", "Accessories", "Personal Care", "Free Items"}  # 1 Sporting Goods row
+    assert "held-out 16" in result.output  # 20% of 8,448 rows

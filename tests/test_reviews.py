@@ -1,6 +1,6 @@
 """Review intelligence: the predictor, the sentiment rule, the VADER baseline, leakage-safe splits, the
 aspect view, product-rating regression and the reviews CLI. Fast tests use a tiny fixture CSV and TF-IDF;
-one test uses the real MiniLM; tests on the real data are marked ``integration``."""
+one test uses the real MiniLM (late fusion with TF-IDF); tests on the real data are marked ``integration``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skulens.catalog import Catalog, CatalogError, load_catalog, read_catalog
+from skulens.catalog import Catalog, CatalogError, build_catalog, load_catalog, read_catalog
 from skulens.catalog.splits import group_split, text_groups
 from skulens.tasks.model_folder import ModelFolderError
 from skulens.tasks.reviews import (
@@ -149,9 +149,12 @@ def test_predict_frame_and_texts(tfidf_model):
     results = tfidf_model.predict_texts(["terrible quality, returned it", "love this dress, perfect fit"])
     assert results[0]["sentiment"] == "negative" and results[1]["sentiment"] == "positive"
     assert results[0]["expected_rating"] < results[1]["expected_rating"]
+    assert results[0]["recommend_proba"] < 0.5 < results[1]["recommend_proba"]
     for r in results:
-        assert 1 <= r["stars"] <= 5 and 0 <= r["recommend_proba"] <= 1 and -1 <= r["sentiment_score"] <= 1
-        assert abs(sum(r["star_proba"].values()) - 1) < 1e-3
+        p = r["star_proba"]
+        assert r["sentiment_score"] == pytest.approx(p["4"] + p["5"] - p["1"] - p["2"], abs=1e-3)
+        assert r["expected_rating"] == pytest.approx(sum(int(k) * v for k, v in p.items()), abs=1e-3)
+        assert abs(sum(p.values()) - 1) < 1e-3
 
 
 def test_empty_and_whitespace_text(tfidf_model):
@@ -197,48 +200,80 @@ def test_fixed_class_weight_and_fusion(catalog, tmp_path):
     assert predictor.selection_["class_weight"] == "balanced" and predictor.selection_["criterion"] == "fixed"
 
 
-def test_minilm_probe_fused_with_tfidf(catalog, tmp_path):
+def test_training_rows_are_excluded_from_evaluation(tfidf_model, catalog, tmp_path):
+    train, test = group_split(catalog, 0.25, label="rating", seed=0)
+    held_out = tfidf_model.evaluate(test)
+    everything = tfidf_model.evaluate(catalog)
+    assert everything["excluded_training_rows"] == len(train) and everything["n"] == held_out["n"] == len(test)
+    assert everything["star_accuracy"] == held_out["star_accuracy"]
+    assert tfidf_model.evaluate(catalog, include_training_rows=True)["n"] == len(catalog)
+    with pytest.raises(
+        CatalogError, match=f"{len(train)} of its {len(train)} rows were used to train.*include_training_rows=True"
+    ):
+        tfidf_model.evaluate(train)
+    loaded = ReviewPredictor.load(tfidf_model.save(tmp_path / "model"))
+    assert loaded.evaluate(catalog)["excluded_training_rows"] == len(train)
+
+
+def test_dataframe_input_equals_catalog_input(tfidf_model, catalog):
+    frame = catalog.frame.assign(category=catalog.frame["category"].map(" >> ".join))
+    pd.testing.assert_frame_equal(tfidf_model.predict(frame), tfidf_model.predict(catalog))
+    np.testing.assert_allclose(tfidf_model.predict_proba(frame.head(5)), tfidf_model.predict_proba(catalog.head(5)))
+    frame_model = ReviewPredictor(encoders=("tfidf",), class_weight=None, alphas=(0.0,)).fit(frame)
+    catalog_model = ReviewPredictor(encoders=("tfidf",), class_weight=None, alphas=(0.0,)).fit(build_catalog(frame))
+    np.testing.assert_allclose(frame_model.predict_proba(frame), catalog_model.predict_proba(catalog))
+
+
+def test_minilm_mlp_fused_with_tfidf_round_trip(catalog, tmp_path):
     predictor = ReviewPredictor(
         encoders=("tfidf", "minilm"),
         class_weight=None,
+        alphas=(0.0,),
         cache_dir=tmp_path / "cache",
-        encoder_params={"tfidf": {"Cs": (3.0,)}, "minilm": {"Cs": (0.1,)}},
+        encoder_params={"tfidf": {"Cs": (3.0,)}, "minilm": {"head": "mlp", "hidden": 32, "max_epochs": 20}},
     ).fit(catalog)
-    weights = predictor.selection_["weights"]
-    assert set(weights) == {"tfidf", "minilm"} and abs(sum(weights.values()) - 1) < 1e-9
+    model = predictor.stars_model_
+    assert type(model).__name__ == "LateFusion" and model.head_kinds_ == {"tfidf": "linear", "minilm": "mlp"}
+    assert predictor.selection_["weights"] == model.block_weights and set(model.block_weights) == {"tfidf", "minilm"}
     out = predictor.predict_texts(["love this dress", "terrible quality, returned it"])
     assert out[0]["expected_rating"] > out[1]["expected_rating"]
+    loaded = ReviewPredictor.load(predictor.save(tmp_path / "model"), cache_dir=tmp_path / "cache")
+    assert loaded.stars_model_.head_kinds_ == {"tfidf": "linear", "minilm": "mlp"}
+    pd.testing.assert_frame_equal(loaded.predict(catalog), predictor.predict(catalog))
 
 
-def test_weighted_fusion_round_trip():
-    from skulens.tasks.reviews import WeightedFusion
-
-    rng = np.random.default_rng(0)
-    y = rng.integers(1, 6, 200)
-    blocks = {"a": rng.normal(size=(200, 6)) + y[:, None], "b": rng.normal(size=(200, 4))}
-    present = {"a": np.ones(200, bool), "b": np.r_[np.ones(150, bool), np.zeros(50, bool)]}
-    fusion = WeightedFusion(block_params={"a": {"Cs": (1.0,)}, "b": {"head": "mlp", "hidden": 8, "max_epochs": 3}})
-    fusion.weights_ = {"a": 0.75, "b": 0.25}
-    fusion.fit(blocks, present, y)
-    restored = WeightedFusion.from_arrays(fusion.to_arrays(), ["a", "b"], fusion.classes_, "linear")
-    np.testing.assert_allclose(fusion.predict_proba(blocks, present), restored.predict_proba(blocks, present), rtol=1e-6)
-    assert restored.weights_ == {"a": 0.75, "b": 0.25}
-    assert type(restored.heads_["b"]).__name__ == "MLPProbe"
+def test_old_weighted_fusion_model_is_refused(tfidf_model, tmp_path):
+    folder = tfidf_model.save(tmp_path / "old")
+    config = json.loads((folder / "config.json").read_text())
+    config["fusion"] = "weighted"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFolderError, match="'weighted' fusion.*retrain"):
+        ReviewPredictor.load(folder)
+    with pytest.raises(CatalogError, match="fusion must be one of late, early"):
+        ReviewPredictor(fusion="weighted")
 
 
 # ----- VADER -----------------------------------------------------------------------------------------
 
 
-def test_vader_baseline(catalog):
+def test_vader_baseline_on_hand_computable_reviews():
     from skulens.tasks.review_lexicon import VaderBaseline
 
-    vader = VaderBaseline(bins=5).fit(catalog)
-    assert np.all(np.diff(vader.cuts_) >= 0)
-    out = vader.outputs(["I love it, it is wonderful", "This is terrible and ugly"])
-    assert out["stars"][0] > out["stars"][1]
-    assert out["recommend_proba"][0] > out["recommend_proba"][1]
-    metrics = vader.evaluate(catalog)
-    assert 0 <= metrics["star_accuracy"] <= 1 and metrics["recommend_auc"] > 0.5
+    # One text per star level (4 rows each) whose VADER compound scores rise with the stars.
+    texts = {1: "terrible, awful, horrible", 2: "bad", 3: "a dress", 4: "good", 5: "wonderful, I love it"}
+    rows = [(f"{k}-{i}", texts[k], k) for k in texts for i in range(4)]
+    frame = pd.DataFrame(rows, columns=["id", "review_text", "rating"]).assign(recommended=lambda f: (f.rating >= 4).astype(int))
+    vader = VaderBaseline(bins=5).fit(Catalog(frame))
+    assert np.all(np.diff(vader.compound(list(texts.values()))) > 0)
+    metrics = vader.evaluate(Catalog(frame))
+    # cuts fall between the levels, so every star is right; each of the 5 bins holds one level, so its
+    # add-one smoothed distribution is 5/9 on that star and 1/9 elsewhere: expected rating (4k + 15) / 9,
+    # whose mean absolute error over k = 1..5 is (10 + 5 + 0 + 5 + 10) / 9 / 5 = 2/3
+    assert metrics["star_accuracy"] == 1.0 and metrics["star_macro_f1"] == 1.0
+    assert metrics["rating_mae"] == pytest.approx(2 / 3)
+    assert metrics["recommend_auc"] == 1.0
+    reversed_stars = frame.assign(rating=6 - frame["rating"])
+    assert vader.evaluate(Catalog(reversed_stars))["star_accuracy"] == pytest.approx(0.2)  # only the 3-star rows
 
 
 def test_review_metrics_keys():
@@ -278,43 +313,42 @@ def test_review_summary_by_product_and_department(catalog):
     assert {s["group"] for s in by_product} == {f"p{i}" for i in range(6)}
     first = by_product[0]
     assert sum(first["rating_distribution"].values()) == first["n_rated"] == first["n_reviews"]
-    assert 0 <= first["share_negative"] <= 1
+    frame = _fixture_frame()
+    own = frame[frame["product_id"] == first["group"]]
+    assert first["n_reviews"] == len(own) and first["share_negative"] == pytest.approx((own["rating"] <= 2).mean())
     negative_words = " ".join(s for item in by_product for s in item["negative_phrases"])
     assert any(word in negative_words for word in ("terrible", "awful", "returned", "ugly", "worst", "disappointed", "horrible"))
     by_department = review_summary(catalog, by="department")
     assert {s["group"] for s in by_department} == {"Dresses", "Tops"}
 
 
-def test_product_rating_cv_on_tiny_catalog(monkeypatch):
+def test_product_rating_cv_on_a_linear_fixture():
+    from sklearn.model_selection import KFold
+
+    from skulens.tasks.product_rating import rating_cv
+
     rng = np.random.default_rng(0)
-    words = ["great", "poor", "steel", "cotton", "watch", "mug"]
-    frame = pd.DataFrame(
-        {
-            "id": [str(i) for i in range(40)],
-            "title": [" ".join(rng.choice(words, 3)) for _ in range(40)],
-            "rating": rng.uniform(1, 5, 40).round(1),
-        }
-    )
-    from skulens.tasks import product_rating
+    X = rng.uniform(-1, 1, size=(40, 3))
+    y = 3 + 1.5 * X[:, 0] + 0.5 * X[:, 1]  # in [1, 5], exactly linear in the features
+    results = {r["name"]: r for r in rating_cv({"x": X}, y, folds=4)}
+    assert list(results) == ["mean baseline", "median baseline", "huber:x"]
+    mean_pred, median_pred = np.zeros(40), np.zeros(40)
+    for train, test in KFold(4, shuffle=True, random_state=0).split(y):
+        mean_pred[test], median_pred[test] = y[train].mean(), np.median(y[train])
+    assert results["mean baseline"]["mae"] == pytest.approx(np.abs(mean_pred - y).mean())
+    assert results["median baseline"]["mae"] == pytest.approx(np.abs(median_pred - y).mean())
+    assert results["huber:x"]["mae"] < 1e-3 and results["huber:x"]["r2"] > 0.999
+    assert len(results["huber:x"]["alphas_chosen"]) == 4 and results["huber:x"]["per_fold"]["mae"]["n"] == 4
 
-    class _Stub:  # a fixed random embedding instead of a real encoder keeps this test fast
-        def __init__(self, *a, **k):
-            pass
 
-        def transform(self, catalog):
-            from skulens.tasks.features import Features
+def test_product_rating_cv_needs_enough_rated_rows():
+    from skulens.tasks.product_rating import product_rating_cv
 
-            X = np.random.default_rng(1).normal(size=(len(catalog), 8)).astype(np.float32)
-            return Features({"stub": X}, {"stub": np.ones(len(catalog), bool)})
-
-    monkeypatch.setattr(product_rating, "FeatureExtractor", _Stub)
-    result = product_rating.product_rating_cv(Catalog(frame), encoders=("stub",), folds=4)
-    names = [r["name"] for r in result["results"]]
-    assert names == ["mean baseline", "median baseline", "huber:stub"]
-    for r in result["results"]:
-        assert r["mae"] > 0 and "per_fold" in r
-    with pytest.raises(CatalogError):
-        product_rating.product_rating_cv(Catalog(frame.head(5)), encoders=("stub",), folds=4)
+    frame = pd.DataFrame({"id": [str(i) for i in range(5)], "title": ["mug"] * 5, "rating": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    with pytest.raises(CatalogError, match="only 5 rated rows.*4-fold CV needs at least 8"):
+        product_rating_cv(Catalog(frame), encoders=("tfidf",), folds=4)
+    with pytest.raises(CatalogError, match="no 'rating' column"):
+        product_rating_cv(Catalog(frame.drop(columns=["rating"])), encoders=("tfidf",), folds=4)
 
 
 # ----- CLI -----------------------------------------------------------------------------------------------

@@ -16,71 +16,26 @@ pytest.importorskip("multipart")
 from fastapi.testclient import TestClient  # noqa: E402
 from serve_helpers import image_bytes, shared_models  # noqa: E402
 
-from skulens.runtime import models as runtime  # noqa: E402
-from skulens.runtime.models import MicroBatcher, ModelLoadError  # noqa: E402
+from skulens.runtime import MicroBatcher, ModelLoadError  # noqa: E402
 from skulens.serve.app import create_app  # noqa: E402
 
 MAX_UPLOAD = 200_000
 MAX_BATCH = 4
 
 
-class FakeReviewPredictor:
-    """Stands in for the reviews predictor (same load/predict_texts contract)."""
-
-    classes_ = np.array(["1", "2", "3", "4", "5"])
-    metrics_ = {"accuracy": 0.5}
-
-    @classmethod
-    def load(cls, folder):
-        return cls()
-
-    def predict_texts(self, texts):
-        out = []
-        for text in texts:
-            good = "good" in text.lower()
-            stars = (
-                {"1": 0.05, "2": 0.05, "3": 0.1, "4": 0.2, "5": 0.6}
-                if good
-                else {"1": 0.6, "2": 0.2, "3": 0.1, "4": 0.05, "5": 0.05}
-            )
-            out.append(
-                {
-                    "stars": 5 if good else 1,
-                    "star_proba": stars,
-                    "expected_rating": float(sum(int(k) * v for k, v in stars.items())),
-                    "sentiment": "positive" if good else "negative",
-                    "sentiment_score": 0.7 if good else -0.7,
-                    "recommend_proba": np.float32(0.9 if good else 0.1),
-                }
-            )
-        return out
-
-
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory) -> Path:
+    """The shared tiny models (two categorizers, a reviews model) and a folder that is not a model."""
     import shutil
 
     models = tmp_path_factory.mktemp("serve") / "models"
     shutil.copytree(shared_models(tmp_path_factory), models)
-    reviews = models / "fake-reviews"
-    reviews.mkdir()
-    (reviews / "config.json").write_text(json.dumps({"task": "reviews"}))
-    (reviews / "weights.npz").write_bytes(b"")
     (models / "notes").mkdir()  # not a model folder: ignored
     return models
 
 
 @pytest.fixture(scope="module")
-def fake_reviews():
-    saved = dict(runtime.TASK_PREDICTORS)
-    runtime.TASK_PREDICTORS["reviews"] = ("test_serve", "FakeReviewPredictor")
-    yield
-    runtime.TASK_PREDICTORS.clear()
-    runtime.TASK_PREDICTORS.update(saved)
-
-
-@pytest.fixture(scope="module")
-def client(models_dir, fake_reviews):
+def client(models_dir):
     app = create_app(models_dir, max_upload_bytes=MAX_UPLOAD, max_batch=MAX_BATCH)
     with TestClient(app) as c:
         yield c
@@ -102,19 +57,49 @@ def upload(data: bytes, name: str = "product.jpg", **fields):
 # ----- status routes ---------------------------------------------------------------------------------
 
 
-def test_health_ready_models_docs(client):
+def test_health_ready_models(client):
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready").json()
     assert ready["ready"] is True and ready["models"] == 3
     models = {m["name"]: m for m in client.get("/models").json()["models"]}
-    assert set(models) == {"tiny-categorizer", "text-only", "fake-reviews"}
+    assert set(models) == {"tiny-categorizer", "text-only", "tiny-reviews"}
     tiny = models["tiny-categorizer"]
     assert tiny["task"] == "categorize" and tiny["classes"] == ["Garden", "Kitchen", "Toys"]
     assert set(tiny["encoders"]) == {"efficientnet-lite0", "tfidf"} and tiny["metrics"]["accuracy"] == 1.0
-    assert models["fake-reviews"]["task"] == "reviews" and models["fake-reviews"]["default"]
-    assert client.get("/docs").status_code == 200
+    assert tiny["default"] and not models["text-only"]["default"]
+    assert models["tiny-reviews"]["task"] == "reviews" and models["tiny-reviews"]["default"]
     schema = client.get("/openapi.json").json()
     assert {"/health", "/ready", "/models", "/v1/categorize", "/v1/categorize/batch", "/v1/reviews"} <= set(schema["paths"])
+    assert "/" not in schema["paths"] and "/docs" not in schema["paths"]
+
+
+def test_root_redirects_to_docs(client):
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code in (302, 307) and response.headers["location"] == "/docs"
+    assert client.get("/").url.path == "/docs"
+
+
+def test_docs_work_offline(client):
+    """/docs loads Swagger UI from the service itself: no external host, every asset answers 200."""
+    import re
+
+    response = client.get("/docs")
+    assert response.status_code == 200 and "text/html" in response.headers["content-type"]
+    html = response.text
+    assert "SwaggerUIBundle" in html and "'/openapi.json'" in html
+    urls = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert len(urls) == 3, urls  # the script, the stylesheet, the favicon
+    assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}", html, re.IGNORECASE), "docs reference an external host"
+    kinds = {}
+    for url in urls:
+        assert url.startswith("/static/swagger-ui/"), url
+        asset = client.get(url)
+        assert asset.status_code == 200 and len(asset.content) > 500, url
+        kinds[url.rsplit(".", 1)[-1]] = asset.headers["content-type"]
+    assert "javascript" in kinds["js"] and kinds["css"].startswith("text/css") and kinds["png"] == "image/png"
+    assert b"SwaggerUIBundle" in client.get("/static/swagger-ui/swagger-ui-bundle.js").content
+    assert_error(client.get("/redoc"), 404)
+    assert_error(client.get("/static/swagger-ui/../../app.py"), 404)
 
 
 def test_unknown_route_is_json_404(client):
@@ -161,7 +146,7 @@ def test_categorize_text_only_and_model_choice(client):
 def test_categorize_unknown_model(client):
     assert_error(client.post("/v1/categorize", data={"title": "pan", "model": "nope"}), 404, "nope", "tiny-categorizer")
     # a model of another task is not a categorizer either
-    assert_error(client.post("/v1/categorize", data={"title": "pan", "model": "fake-reviews"}), 404, "fake-reviews")
+    assert_error(client.post("/v1/categorize", data={"title": "pan", "model": "tiny-reviews"}), 404, "tiny-reviews")
 
 
 @pytest.mark.parametrize("data", [{}, {"title": ""}, {"title": "   ", "description": ""}])
@@ -261,15 +246,22 @@ def test_batch_unknown_model(client):
 
 
 def test_reviews(client):
-    response = client.post("/v1/reviews", json={"texts": ["Good dress, fits well", "awful fabric"]})
+    """The real tiny TF-IDF reviews model reads a good and a bad review the way its training data says."""
+    response = client.post("/v1/reviews", json={"texts": ["Love it, great fit and so soft", "Awful fabric, cheap, returned it"]})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["model"] == "fake-reviews"
+    assert body["model"] == "tiny-reviews"
     good, bad = body["results"]
+    assert [good["index"], bad["index"]] == [0, 1]
     assert good["sentiment"] == "positive" and bad["sentiment"] == "negative"
-    assert good["stars"] == 5 and bad["stars"] == 1
-    assert good["expected_rating"] > bad["expected_rating"] and abs(sum(good["star_proba"].values()) - 1) < 1e-6
-    assert 0 <= good["recommend_proba"] <= 1
+    assert good["stars"] in (4, 5) and bad["stars"] in (1, 2)
+    assert good["expected_rating"] >= 4 and bad["expected_rating"] <= 2
+    assert good["sentiment_score"] > 0.5 and bad["sentiment_score"] < -0.5
+    assert good["recommend_proba"] > 0.5 > bad["recommend_proba"]
+    for result in (good, bad):
+        assert set(result["star_proba"]) == {"1", "2", "3", "4", "5"} and abs(sum(result["star_proba"].values()) - 1) < 1e-3
+        expected = sum(int(k) * p for k, p in result["star_proba"].items())
+        assert abs(expected - result["expected_rating"]) < 1e-2
 
 
 def test_reviews_bad_input(client):
@@ -312,9 +304,12 @@ def test_api_key(models_dir, monkeypatch, from_env):
 def test_app_survives_lifespan_restart(models_dir):
     """Servers and test clients may run the ASGI lifespan more than once; model workers come back."""
     app = create_app(models_dir / "text-only", warm_up=False)
+    worker = app.state.models["text-only"].batcher
     for _ in range(2):
         with TestClient(app) as c:
             assert c.post("/v1/categorize", data={"title": "pan"}).status_code == 200
+            assert worker.thread.is_alive()
+        assert not worker.thread.is_alive()  # the lifespan's shutdown stopped the model worker
 
 
 def test_no_api_key_by_default(models_dir, monkeypatch):
@@ -343,6 +338,20 @@ def test_broken_model_folder_fails_fast(tmp_path, models_dir):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError, match="no servable model"):
         create_app(tmp_path / "empty")
+
+
+def test_model_that_cannot_predict_fails_at_start(tmp_path, models_dir):
+    """Weights that do not fit the model's encoders stop start-up (warm-up) with the folder named."""
+    import shutil
+
+    broken = tmp_path / "models" / "misfit"
+    shutil.copytree(models_dir / "text-only", broken)
+    with np.load(broken / "weights.npz", allow_pickle=False) as weights:
+        arrays = {name: weights[name] for name in weights.files}
+    arrays["fusion.tfidf.coef"] = arrays["fusion.tfidf.coef"][:, :5]
+    np.savez(broken / "weights.npz", **arrays)
+    with pytest.raises(ModelLoadError, match="misfit"):
+        create_app(tmp_path / "models")
 
 
 # ----- concurrency -------------------------------------------------------------------------------
@@ -414,33 +423,11 @@ def test_event_loop_not_blocked_by_model(client):
     assert result["r"].status_code == 200
 
 
-# ----- the real reviews predictor, when this install has it -----------------------------------------------
-
-
-def test_reviews_with_real_predictor(tmp_path):
-    reviews = pytest.importorskip("skulens.tasks.reviews")
-    import pandas as pd
-
-    from skulens.catalog.schema import Catalog
-
-    good = ["love it, great fit", "perfect dress, beautiful", "great quality, so soft", "excellent, wear it daily"]
-    bad = ["awful fabric, returned it", "terrible fit, cheap", "poor quality, tore quickly", "horrible, do not buy"]
-    rows = []
-    for i in range(60):
-        stars = i % 5 + 1
-        text = (good if stars >= 4 else bad)[i % 4] if stars != 3 else "it is okay, average"
-        rows.append({"id": str(i), "review_text": f"{text} {i}", "rating": stars, "recommended": int(stars >= 4)})
-    catalog = Catalog(pd.DataFrame(rows), name="tiny-reviews")
-    predictor = reviews.ReviewPredictor(encoders=["tfidf"], cache_dir=tmp_path / "cache").fit(catalog)
-    predictor.save(tmp_path / "models" / "tiny-reviews")
-    with TestClient(create_app(tmp_path / "models")) as c:
-        response = c.post("/v1/reviews", json={"texts": ["love it, great fit", "awful fabric, returned it"]})
-        assert response.status_code == 200, response.text
-        happy, sad = response.json()["results"]
-        assert 1 <= happy["expected_rating"] <= 5 and 1 <= sad["expected_rating"] <= 5  # quality is not tested here
-        assert happy["sentiment"] in {"positive", "neutral", "negative"} and 1 <= happy["stars"] <= 5
-        assert abs(sum(happy["star_proba"].values()) - 1) < 1e-3 and 0 <= happy["recommend_proba"] <= 1
-        assert c.get("/models").json()["models"][0]["task"] == "reviews"
+def test_reviews_only_folder(models_dir):
+    """A models folder holding only a reviews model serves reviews and says no categorizer is loaded."""
+    with TestClient(create_app(models_dir / "tiny-reviews", warm_up=False)) as c:
+        assert c.post("/v1/reviews", json={"texts": ["terrible fit, cheap"]}).json()["results"][0]["sentiment"] == "negative"
+        assert [m["task"] for m in c.get("/models").json()["models"]] == ["reviews"]
         assert_error(c.post("/v1/categorize", data={"title": "pan"}), 404, "no 'categorize' model")
 
 
@@ -464,15 +451,17 @@ def test_cli_fails_fast_on_broken_models(tmp_path):
     assert {c.name for c in main.registered_commands} == {"serve", "ui"}
 
 
-def test_in_memory_path_matches_predictor(models_dir, tmp_path):
-    """The service's in-memory inputs give the same probabilities as predict_proba on a catalog."""
+def test_in_memory_path_matches_predictor(client, models_dir, tmp_path):
+    """What the service computes from in-memory inputs (decoded, prepared image + joined text, through the
+    model's worker) equals what the predictor gives for the same product read from files."""
     import pandas as pd
 
     from skulens.catalog.images import decode_image
     from skulens.catalog.schema import Catalog
-    from skulens.runtime.models import categorize_inputs, image_resolution, prepare_image
+    from skulens.runtime import image_resolution, prepare_image
     from skulens.tasks.categorize import CategoryPredictor
 
+    model = client.app.state.models["tiny-categorizer"]
     predictor = CategoryPredictor.load(models_dir / "tiny-categorizer", cache_dir=tmp_path / "cache")
     data = image_bytes("Toys", seed=303)
     (tmp_path / "p.jpg").write_bytes(data)
@@ -480,6 +469,6 @@ def test_in_memory_path_matches_predictor(models_dir, tmp_path):
     frame["description"] = pd.Series(["red", None], dtype=object)
     frame["image"] = pd.Series(["p.jpg", None], dtype=object)
     expected = predictor.predict_proba(Catalog(frame, root=tmp_path))
-    image = prepare_image(predictor, decode_image(data, draft_size=image_resolution(predictor)))
-    got = categorize_inputs(predictor, [image, None], ["toy car. red", "rake"])
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    image = prepare_image(model.predictor, decode_image(data, draft_size=image_resolution(model.predictor)))
+    got = model.batcher([(image, model.text_of("toy car", "red")), (None, model.text_of("rake", None))])
+    np.testing.assert_allclose(np.stack(got), expected, atol=1e-5)

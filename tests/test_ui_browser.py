@@ -1,9 +1,10 @@
-"""End-to-end: start ``skulens ui`` on localhost, drive it in headless Chromium, upload an image.
+"""End-to-end: ``skulens ui`` on localhost driven in headless Chromium, every page, a screenshot of each.
 
-Skips cleanly without Streamlit, Playwright for Python or a Chromium binary (Debian: ``apt-get install
-chromium``; Playwright is pointed at it because browser downloads are not possible here). Set
-``SKULENS_UI_MODELS=<demo models>`` to also categorize a real Flipkart product, and
-``SKULENS_UPDATE_SCREENSHOT=1`` with it to refresh ``docs/ui.png``.
+The UI serves its own small models, trained here: a categorizer on a few Flipkart products per category
+when ``../shared/datasets`` is there (else on PIL-drawn products) and a tiny reviews model, laid out
+like ``make demo``'s output (``models/`` + ``report/``). Chromium is required: ``make test`` installs it,
+and without it these tests fail (they never skip). Screenshots are kept in ``tests/artifacts/``;
+``SKULENS_UPDATE_SCREENSHOT=1`` also copies the categorize page to ``docs/ui.png``.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from serve_helpers import image_bytes, shared_models
-
-pytest.importorskip("streamlit")
-pytest.importorskip("playwright.sync_api")
+from conftest import DATASETS
+from playwright.sync_api import Page, expect, sync_playwright
+from serve_helpers import ui_models
 
 REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "tests" / "artifacts"
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 CHROMIUM_FLAGS = [
     "--headless",
@@ -35,14 +36,16 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
 ]
+TIMEOUT_MS = 90_000
 
 
-def chromium_path() -> str | None:
+def chromium_path() -> str:
+    """The Chromium binary ($SKULENS_CHROMIUM, Debian's, or on PATH); a missing browser fails the test."""
     env = os.environ.get("SKULENS_CHROMIUM")
     for candidate in ([env] if env else []) + list(CHROMIUM_CANDIDATES) + [shutil.which("chromium") or ""]:
         if candidate and Path(candidate).is_file():
             return candidate
-    return None
+    pytest.fail("Chromium is not installed: `make test` installs it (apt-get install chromium), or set SKULENS_CHROMIUM")
 
 
 def free_port() -> int:
@@ -56,7 +59,7 @@ def running_ui(models: Path, log: Path):
     """``skulens ui --models MODELS`` on a free localhost port; yields its URL."""
     port = free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    command = [sys.executable, "-m", "skulens.cli.serve", "ui", "--models", str(models), "--port", str(port)]
+    command = [sys.executable, "-m", "skulens.cli.main", "ui", "--models", str(models), "--port", str(port)]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -82,63 +85,147 @@ def running_ui(models: Path, log: Path):
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def screenshot_path(tmp_path: Path) -> Path:
-    if os.environ.get("SKULENS_UPDATE_SCREENSHOT") == "1":
-        (REPO / "docs").mkdir(exist_ok=True)
-        return REPO / "docs" / "ui.png"
-    return tmp_path / "ui.png"
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(models folder, held-out products) — Flipkart when the data set is there, else drawn products."""
+    return ui_models(tmp_path_factory.mktemp("ui"), flipkart=(DATASETS / "flipkart").is_dir(), per_class=20)
 
 
-def categorize_in_browser(url: str, image: Path, expected: str, screenshot: Path, title: str | None = None) -> None:
-    """Open the UI, upload ``image`` (and type ``title``), see ``expected`` as the top category."""
-    from playwright.sync_api import expect, sync_playwright
+@pytest.fixture(scope="module")
+def ui_url(trained, tmp_path_factory):
+    with running_ui(trained[0], tmp_path_factory.mktemp("ui-log") / "streamlit.log") as url:
+        yield url
 
+
+@pytest.fixture(scope="module")
+def browser():
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url, wait_until="domcontentloaded")
-            expect(page.get_by_text("Categorize a product")).to_be_visible(timeout=90_000)
-            upload = page.locator("input[type=file]").first
-            upload.wait_for(state="attached", timeout=90_000)  # after the models are loaded
-            upload.set_input_files(str(image), timeout=60_000)
-            expect(page.get_by_text(f"Top category: {expected}")).to_be_visible(timeout=90_000)
-            if title:
-                page.get_by_label("Title").fill(title)
-                page.get_by_label("Title").press("Enter")
-                expect(page.get_by_text("From image + text")).to_be_visible(timeout=60_000)
-                expect(page.get_by_text(f"Top category: {expected}")).to_be_visible(timeout=60_000)
-            expect(page.locator("[data-testid=stStatusWidget]")).to_have_count(0, timeout=60_000)
-            page.wait_for_timeout(1000)  # let the bar chart finish drawing
-            page.screenshot(path=str(screenshot))
-        finally:
-            browser.close()
-    assert screenshot.stat().st_size > 10_000
+        yield browser
+        browser.close()
 
 
-def test_upload_image_shows_top_category(tmp_path, tmp_path_factory):
-    if chromium_path() is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    image = tmp_path / "garden-product.jpg"
-    image.write_bytes(image_bytes("Garden", seed=202))
-    with running_ui(shared_models(tmp_path_factory), tmp_path / "streamlit.log") as url:
-        categorize_in_browser(url, image, "Garden", tmp_path / "ui.png", title="flower pot for the garden")
+@pytest.fixture
+def page(browser, ui_url):
+    """A fresh tab on the UI's first page; fails the test if the browser console logged an error."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.goto(ui_url, wait_until="domcontentloaded")
+    expect(tab.get_by_role("heading", name="Categorize a product")).to_be_visible(timeout=TIMEOUT_MS)
+    yield tab
+    context.close()
+    assert not errors, f"browser console errors: {errors}"
 
 
-def test_flipkart_image_with_demo_models(tmp_path):
-    """With ``SKULENS_UI_MODELS`` (e.g. the ``make demo`` models) and the Flipkart data: a real product."""
-    models = os.environ.get("SKULENS_UI_MODELS")
-    if not models:
-        pytest.skip("set SKULENS_UI_MODELS to a models folder trained on Flipkart (e.g. the demo models)")
-    if chromium_path() is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    from skulens.catalog import CatalogError, load_catalog
+def open_page(tab: Page, name: str, heading: str) -> None:
+    """Switch to another page in the sidebar and wait until it has replaced the previous one."""
+    tab.get_by_test_id("stSidebar").get_by_text(name, exact=True).click()
+    expect(tab.get_by_role("heading", name=heading)).to_be_visible(timeout=TIMEOUT_MS)
+    settle(tab)
 
-    try:
-        catalog = load_catalog("flipkart")
-    except CatalogError as exc:
-        pytest.skip(str(exc))
-    row = catalog.frame.iloc[int(os.environ.get("SKULENS_UI_ROW", "0"))]
-    image = catalog.root / row["image"]
-    with running_ui(Path(models), tmp_path / "streamlit.log") as url:
-        categorize_in_browser(url, image, row["category"][0], screenshot_path(tmp_path), title=row["title"])
+
+def settle(tab: Page) -> None:
+    """Wait until Streamlit has finished running the script (and charts have drawn)."""
+    expect(tab.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=TIMEOUT_MS)
+    tab.wait_for_timeout(800)
+
+
+def screenshot(tab: Page, name: str) -> Path:
+    """``tests/artifacts/ui-NAME.png`` of the whole page (Streamlit scrolls inside its main block, so the
+    window is sized to the content first)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"ui-{name}.png"
+    height = tab.get_by_test_id("stMainBlockContainer").evaluate("element => element.scrollHeight")
+    tab.set_viewport_size({"width": 1400, "height": max(700, min(int(height) + 40, 4000))})
+    settle(tab)
+    tab.screenshot(path=str(path))
+    print(f"screenshot: {path}")
+    assert path.stat().st_size > 10_000
+    return path
+
+
+def test_categorize_photo_and_title(page, trained, tmp_path):
+    from skulens.tasks.categorize import CategoryPredictor
+
+    models, held_out = trained
+    [folder] = [p for p in models.iterdir() if p.name.endswith("-categorizer")]
+    product = held_out.frame.iloc[len(held_out) - 1]  # Flipkart: a watch
+    image = held_out.root / product["image"]
+    predictor = CategoryPredictor.load(folder, cache_dir=tmp_path / "cache")
+    expected, _ = predictor.predict_product(image=image, title=product["title"])[0]
+
+    page.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(str(image))
+    page.get_by_label("Title", exact=True).fill(product["title"])
+    page.get_by_role("button", name="Categorize", exact=True).click()
+    expect(page.get_by_text(f"Top category: {expected} (")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text("From the photo and the title;")).to_be_visible()
+    settle(page)
+    path = screenshot(page, "categorize")
+    if os.environ.get("SKULENS_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(path, REPO / "docs" / "ui.png")
+
+
+def test_categorize_example_product(page):
+    page.get_by_role("button", name="Wrist watch").click()
+    expect(page.get_by_text("Top category: ")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text("From the photo, the title and the description;")).to_be_visible()
+    expect(page.get_by_label("Title", exact=True)).to_have_value("Analog wrist watch with leather strap")
+
+
+def test_reviews_with_the_submit_button(page):
+    open_page(page, "Reviews", "Read a review")
+    page.get_by_label("Review text", exact=True).fill("Awful fabric, cheap, returned it")
+    expect(page.get_by_text("Sentiment")).to_have_count(0)  # nothing happens until the button
+    page.get_by_role("button", name="Read review").click()
+    expect(page.get_by_text("Negative", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
+    stars = page.get_by_text("☆☆☆")
+    expect(stars).to_be_visible()
+    assert stars.inner_text().strip() in ("★☆☆☆☆", "★★☆☆☆")
+    expect(page.get_by_test_id("stMetricDelta")).to_have_count(0)  # no up/down arrows
+    settle(page)
+    screenshot(page, "reviews")
+
+
+def test_csv_with_column_mapping(page, trained, tmp_path):
+    _, held_out = trained
+    rows = held_out.frame.head(6)
+    csv = tmp_path / "my-shop.csv"
+    csv.write_text(
+        rows.rename(columns={"id": "sku", "title": "product_name", "description": "about"})[["sku", "product_name", "about"]]
+        .assign(about=lambda f: f["about"].str.slice(0, 300))
+        .to_csv(index=False)
+    )
+    open_page(page, "CSV catalog", "Categorize a CSV catalog")
+    page.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(str(csv))
+    for label, column in (("Product id", "sku"), ("Title", "product_name"), ("Description", "about")):
+        page.get_by_test_id("stSelectbox").filter(has_text=label).click()
+        page.get_by_role("option", name=column, exact=True).click()
+    page.get_by_role("button", name="Categorize 6 products").click()
+    expect(page.get_by_text("Categorized 6 of 6 products.")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text("--columns id=sku,title=product_name,description=about")).to_be_visible()
+    grid = page.get_by_test_id("stDataFrame")
+    expect(grid).to_be_visible()
+    # The grid draws on a canvas; its accessible table holds the columns on screen: these four come first.
+    expect(grid.locator("[role=columnheader]").nth(3)).to_have_text("confidence", timeout=TIMEOUT_MS)
+    headers = grid.locator("[role=columnheader]").all_text_contents()
+    assert headers[:4] == ["id", "title", "predicted category", "confidence"], headers
+    cells = [c.strip() for c in grid.locator("[role=gridcell]").all_text_contents()]
+    assert str(rows.iloc[0]["id"]) in cells and str(rows.iloc[5]["id"]) in cells, cells
+    expect(page.get_by_role("button", name="Download results (CSV)")).to_be_visible()
+    settle(page)
+    screenshot(page, "csv")
+
+
+def test_report_found_without_typing_a_path(page):
+    open_page(page, "Report", "Evaluation reports")
+    expect(page.get_by_test_id("stSelectbox").filter(has_text="report")).to_be_visible()
+    expect(page.get_by_role("heading", name="categorizer on")).to_be_visible()  # report.md's title
+    expect(page.get_by_text("Accuracy", exact=True)).to_be_visible()
+    expect(page.get_by_text("Per-class metrics")).to_have_count(0)  # report.md's table is the only one
+    expect(page.locator("[data-testid=stMarkdown] table")).to_have_count(1)
+    expect(page.get_by_test_id("stImage")).to_have_count(1)
+    settle(page)
+    screenshot(page, "report")

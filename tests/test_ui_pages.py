@@ -1,72 +1,238 @@
-"""The Streamlit UI's pages, run headless with Streamlit's AppTest (no browser)."""
+"""The Streamlit UI's pages, run headless with Streamlit's AppTest (no browser), on real tiny models."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-import pandas as pd
 import pytest
+from serve_helpers import image_bytes, shared_models
+from streamlit.testing.v1 import AppTest
 
-pytest.importorskip("streamlit")
-from serve_helpers import shared_models  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from skulens.ui.reports import ReportPathError, find_reports, read_report, subfolder
+from skulens.ui.reviews_page import star_view
 
 UI = Path(__file__).resolve().parents[1] / "src" / "skulens" / "ui" / "app.py"
+PER_CLASS = {
+    "Garden": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 8},
+    "Kitchen": {"precision": 0.9, "recall": 1.0, "f1": 0.947, "support": 9},
+}
 
 
-@pytest.fixture
-def app(tmp_path_factory, monkeypatch, tmp_path):
-    report = tmp_path / "reports" / "tiny-eval"
-    report.mkdir(parents=True)
-    (report / "report.md").write_text("# tiny on tiny\n\naccuracy 1.000\n\n![confusion matrix](confusion.png)\n")
-    metrics = {
-        "accuracy": 1.0,
-        "macro_f1": 1.0,
-        "n": 24,
-        "per_class": {"Garden": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 8}},
-    }
-    (report / "metrics.json").write_text(json.dumps(metrics))
-    monkeypatch.setenv("SKULENS_MODELS", str(shared_models(tmp_path_factory)))
-    monkeypatch.setenv("SKULENS_REPORTS", str(tmp_path / "reports"))
+def write_reports(root: Path) -> Path:
+    """A reports root laid out like ``make demo`` + a benchmark: ``demo/report`` (report.md with the
+    per-class table, metrics.json, a PNG), ``bench`` (metrics.json only) and ``demo/models`` (no report)."""
+    demo = root / "demo" / "report"
+    demo.mkdir(parents=True)
+    table = "| class | precision |\n|---|---|\n| Garden | 1.000 |\n| Kitchen | 0.900 |\n"
+    (demo / "report.md").write_text(f"# tiny on tiny\n\naccuracy 0.950\n\n{table}\n![confusion matrix](confusion.png)\n")
+    (demo / "metrics.json").write_text(json.dumps({"accuracy": 0.95, "macro_f1": 0.97, "n": 17, "per_class": PER_CLASS}))
+    (demo / "confusion.png").write_bytes(image_bytes("Garden", fmt="PNG"))
+    (root / "demo" / "models").mkdir()
+    bench = root / "bench"
+    bench.mkdir()
+    (bench / "metrics.json").write_text(json.dumps({"fused": {"accuracy": 0.9, "per_class": PER_CLASS}}))
+    os.utime(bench / "metrics.json", (1, 1))  # older: the demo report is listed first
+    return root
+
+
+def start(monkeypatch, models: Path, reports: Path) -> AppTest:
+    monkeypatch.setenv("SKULENS_MODELS", str(models))
+    monkeypatch.setenv("SKULENS_REPORTS", str(reports))
     at = AppTest.from_file(str(UI), default_timeout=120)
     at.run()
     assert not at.exception, at.exception
     return at
 
 
-def test_categorize_page_from_text(app):
+@pytest.fixture
+def app(tmp_path_factory, monkeypatch, tmp_path):
+    return start(monkeypatch, shared_models(tmp_path_factory), write_reports(tmp_path / "reports"))
+
+
+def go(at: AppTest, page: str) -> AppTest:
+    at.sidebar.radio(key="page").set_value(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def submit(at: AppTest, label: str) -> AppTest:
+    [button] = [b for b in at.button if b.label == label]
+    button.click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def successes(at: AppTest) -> list[str]:
+    return [s.value for s in at.success]
+
+
+def image_captions(at: AppTest) -> list[str]:
+    return [image.caption for element in at.image for image in element.proto.imgs]
+
+
+# ----- categorize -------------------------------------------------------------------------------------
+
+
+def test_categorize_waits_for_the_button(app):
     assert app.header[0].value == "Categorize a product"
-    app.text_input(key="title").input("frying pan").run()
-    assert not app.exception
-    assert any(s.value.startswith("Top category: Kitchen") for s in app.success), [s.value for s in app.success]
+    app.text_input(key="cat_title").input("frying pan").run()
+    assert not successes(app)  # typing alone does not categorize
+    app.text_input(key="cat_title").input("frying pan")
+    submit(app, "Categorize")
+    [message] = successes(app)
+    assert message.startswith("Top category: Kitchen (") and message.endswith("%)")
+    assert any(c.value.startswith("From the title;") for c in app.caption), [c.value for c in app.caption]
 
 
-def test_reviews_page_without_model(app):
-    app.sidebar.radio[0].set_value("Reviews").run()
-    assert any("No reviews model" in i.value for i in app.info)
+def test_categorize_photo_upload(app):
+    app.file_uploader(key="cat_image").set_value(("toy.jpg", image_bytes("Toys", seed=404), "image/jpeg"))
+    app.text_input(key="cat_title").input("teddy bear")
+    submit(app, "Categorize")
+    assert successes(app)[0].startswith("Top category: Toys")
+    assert any(c.value.startswith("From the photo and the title;") for c in app.caption)
+    assert image_captions(app) == ["toy.jpg"]
 
 
-def test_report_page(app):
-    app.sidebar.radio[0].set_value("Report").run()
-    assert not app.exception
+def test_model_picker_and_plain_words(app):
+    picker = app.selectbox(key="categorize-model")
+    assert picker.options == ["tiny-categorizer", "text-only"]  # the default (more encoders) first
+    assert any("reads the photo and the title and description" in c.value for c in app.caption)
+    assert not any("efficientnet" in c.value or "tfidf" in c.value for c in app.caption)  # names live in the expander
+    assert app.expander[0].label == "Model details"
+    picker.set_value("text-only").run()
+    assert any("Model **text-only** reads the title and description." == c.value for c in app.caption)
+    assert not app.file_uploader  # a text-only model asks for no photo
+    app.text_input(key="cat_title").input("garden hose")
+    submit(app, "Categorize")
+    assert successes(app)[0].startswith("Top category: Garden")
+
+
+def test_example_product(app):
+    submit(app, "Wrist watch")
+    assert app.text_input(key="cat_title").value == "Analog wrist watch with leather strap"
+    assert image_captions(app) == ["Example: Wrist watch"]
+    assert successes(app)[0].startswith("Top category: ")
+    assert any(c.value.startswith("From the photo, the title and the description;") for c in app.caption)
+
+
+# ----- reviews --------------------------------------------------------------------------------------------
+
+
+def test_reviews_form_and_examples(app):
+    go(app, "Reviews")
+    app.text_area(key="review_text").input("awful fabric, cheap, returned it").run()
+    assert not [m for m in app.markdown if "Sentiment" in m.value]  # nothing read before the button
+    app.text_area(key="review_text").input("awful fabric, cheap, returned it")
+    submit(app, "Read review")
+    text = " ".join(m.value for m in app.markdown)
+    assert ":red[Negative]" in text and (":red[★☆☆☆☆]" in text or ":red[★★☆☆☆]" in text), text
+    assert not app.metric  # no metric deltas (arrows) on ratings or scores
+    submit(app, "Happy customer")
+    text = " ".join(m.value for m in app.markdown)
+    assert ":green[Positive]" in text and (":green[★★★★☆]" in text or ":green[★★★★★]" in text), text
+    assert "likely" in text
+
+
+def test_reviews_page_without_model(tmp_path_factory, monkeypatch, tmp_path):
+    at = start(monkeypatch, shared_models(tmp_path_factory) / "text-only", tmp_path)
+    go(at, "Reviews")
+    assert any("No reviews model" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize(
+    "result, filled, note",
+    [
+        ({"expected_rating": 2.26, "sentiment": "negative"}, 2, False),
+        ({"expected_rating": 4.6, "sentiment": "positive"}, 5, False),
+        ({"expected_rating": 3.0, "sentiment": "neutral"}, 3, False),
+        # a split review: 40% one star, 60% five stars -> expected 3.4 but sentiment positive
+        ({"expected_rating": 3.4, "sentiment": "positive", "star_proba": {"1": 0.4, "5": 0.6}}, 4, True),
+        ({"expected_rating": 3.6, "sentiment": "negative", "star_proba": {"1": 0.55, "5": 0.45}}, 2, True),
+    ],
+)
+def test_star_view_agrees_with_sentiment(result, filled, note):
+    view = star_view(result)
+    assert view.filled == filled and len(view.stars) == 5 and view.stars.count("★") == filled
+    assert (view.note is not None) == note
+    assert view.colour == {"negative": "red", "neutral": "gray", "positive": "green"}[result["sentiment"]]
+    if note:
+        assert "mixed" in view.note.lower()
+
+
+# ----- CSV ----------------------------------------------------------------------------------------------
+
+
+def test_csv_upload_with_column_mapping(app):
+    go(app, "CSV catalog")
+    csv = "sku,product_name,about\nA1,frying pan,for the kitchen\nA2,,\nA3,teddy bear,a toy\n"
+    app.file_uploader(key="csv").set_value(("shop.csv", csv.encode(), "text/csv")).run()
+    # common names are detected (sku -> id, product_name -> title); an unusual one is mapped by the user
+    assert app.selectbox(key="csv-id").value == "sku"
+    assert app.selectbox(key="csv-title").value == "product_name"
+    assert app.selectbox(key="csv-description").value == "(none)"
+    app.selectbox(key="csv-description").set_value("about")
+    submit(app, "Categorize 3 products")
+    assert successes(app) == ["Categorized 2 of 3 products."]
+    result = app.dataframe[0].value
+    assert list(result.columns[:4]) == ["id", "title", "predicted category", "confidence"]
+    assert result["id"].tolist() == ["A1", "A2", "A3"]
+    assert result["predicted category"].tolist()[0] == "Kitchen" and result["predicted category"].tolist()[2] == "Toys"
+    assert result["note"].tolist() == ["", "no title or description", ""]
+    assert any("--columns id=sku,title=product_name,description=about" in c.value for c in app.caption)
+    assert app.get("download_button")
+
+
+def test_csv_mapping_errors(app):
+    go(app, "CSV catalog")
+    app.file_uploader(key="csv").set_value(("shop.csv", b"colour,weight\nred,2kg\n", "text/csv")).run()
+    submit(app, "Categorize 1 products")
+    assert any("title" in e.value for e in app.error)
+    app.file_uploader(key="csv").set_value(("bad.csv", b"", "text/csv")).run()
+    assert any("empty" in e.value for e in app.error)
+
+
+# ----- reports ------------------------------------------------------------------------------------------
+
+
+def test_report_page_finds_reports(app):
+    go(app, "Report")
+    picker = app.selectbox(key="report")
+    assert [str(p).split("reports/")[-1] for p in picker.options] == ["demo/report", "bench"]
     assert any("tiny on tiny" in m.value for m in app.markdown)
-    assert any(m.label == "accuracy" for m in app.metric)
+    assert {m.label for m in app.metric} == {"Accuracy", "Macro-F1", "Products"}
+    assert not [s for s in app.subheader if s.value == "Per-class metrics"]  # report.md already has the table
+    assert image_captions(app) == ["confusion.png"]
+    picker.set_value(picker.options[1]).run()
+    assert [s.value for s in app.subheader] == ["Per-class metrics"]  # shown once, from metrics.json
+    assert len(app.dataframe) == 1 and app.dataframe[0].value.index.tolist() == ["Garden", "Kitchen"]
 
 
-def test_csv_rows_are_categorized(tmp_path_factory):
-    import skulens.ui.app as ui
-    from skulens.runtime.models import load_models
+def test_report_folder_box_stays_under_the_root(app, tmp_path):
+    go(app, "Report")
+    app.text_input(key="report-folder").input("../..").run()
+    assert any("outside the reports folder" in e.value for e in app.error)
+    app.text_input(key="report-folder").input("/etc").run()
+    assert any("outside the reports folder" in e.value for e in app.error)
+    app.text_input(key="report-folder").input("bench").run()
+    assert not app.error and [str(p).split("reports/")[-1] for p in app.selectbox(key="report").options] == ["bench"]
 
-    class Progress:
-        value = 0.0
 
-        def progress(self, value, text=""):
-            self.value = value
-
-    models = load_models(shared_models(tmp_path_factory) / "text-only", warm_up=False)
-    frame = pd.DataFrame({"id": [1, 2, 3], "title": ["frying pan", None, "teddy bear"], "description": ["", None, "toy"]})
-    progress = Progress()
-    out = ui.categorize_frame(models["text-only"], frame, progress)
-    assert out["category"].tolist() == ["Kitchen", None, "Toys"]
-    assert out["error"].tolist()[1] == "no title or description" and progress.value == 1.0
+def test_reports_symlinks_out_of_the_root_are_refused(tmp_path):
+    root = write_reports(tmp_path / "reports")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "report.md").write_text("# secret\n")
+    (outside / "secret.png").write_bytes(image_bytes("Toys", fmt="PNG"))
+    (root / "linked").symlink_to(outside, target_is_directory=True)
+    (root / "demo" / "report" / "leak.png").symlink_to(outside / "secret.png")
+    assert all("elsewhere" not in str(p) for p in find_reports(root, root))  # links are not followed
+    with pytest.raises(ReportPathError, match="outside"):
+        subfolder(root, "linked")
+    with pytest.raises(ReportPathError, match="outside"):
+        read_report(root / "linked", root)
+    report = read_report(root / "demo" / "report", root)
+    assert [p.name for p in report.images] == ["confusion.png"]
+    with pytest.raises(ReportPathError, match="not a folder"):
+        subfolder(root, "missing")

@@ -1,17 +1,18 @@
 """Catalog ingestion: the schema, readers, built-in datasets, safe images, validation and splits."""
 
 from skulens.catalog.datasets import ADAPTERS, data_root, load_catalog
-from skulens.catalog.images import ImageLoadError, decode_image, load_image, resolve_image_path
-from skulens.catalog.readers import read_catalog
-from skulens.catalog.schema import SCHEMA_COLUMNS, Catalog, CatalogError, RowIssue, write_issues
+from skulens.catalog.images import ImageLoadError, decode_image, load_image, read_image_bytes, resolve_image_path
+from skulens.catalog.readers import frame_to_catalog, parse_columns, read_catalog, read_reviews
+from skulens.catalog.schema import SCHEMA_COLUMNS, Catalog, CatalogError, ColumnMapping, RowIssue, write_issues
 from skulens.catalog.splits import Split, balance_catalog, split_catalog
-from skulens.catalog.validation import build_catalog, check_images
+from skulens.catalog.validation import build_catalog, check_images, image_summary
 
 __all__ = [
     "ADAPTERS",
     "SCHEMA_COLUMNS",
     "Catalog",
     "CatalogError",
+    "ColumnMapping",
     "ImageLoadError",
     "RowIssue",
     "Split",
@@ -20,9 +21,14 @@ __all__ = [
     "check_images",
     "data_root",
     "decode_image",
+    "frame_to_catalog",
+    "image_summary",
     "load_catalog",
     "load_image",
+    "parse_columns",
     "read_catalog",
+    "read_image_bytes",
+    "read_reviews",
     "resolve_image_path",
     "split_catalog",
     "write_issues",

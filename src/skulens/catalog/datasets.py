@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -49,7 +49,7 @@ def _flipkart_tree(value: object) -> str | None:
         return value.strip('[]"')
 
 
-def load_flipkart(folder: Path) -> Catalog:
+def load_flipkart(folder: Path, image_roots: Sequence[str | Path] = ()) -> Catalog:
     """The Flipkart sample: 1,050 products, image + title + description, category tree of 2-7 levels."""
     raw = read_table(folder / "flipkart_com-ecommerce_sample_1050.csv", id_column="uniq_id")
     frame = pd.DataFrame(
@@ -63,11 +63,12 @@ def load_flipkart(folder: Path) -> Catalog:
             "brand": raw["brand"],
         }
     )
-    return build_catalog(frame, root=folder.resolve(), name="flipkart")
+    return build_catalog(frame, root=folder.resolve(), name="flipkart", image_roots=image_roots)
 
 
-def load_myntra(folder: Path, with_images_only: bool = True) -> Catalog:
-    """Myntra fashion products; category = (masterCategory, subCategory, articleType)."""
+def load_myntra(folder: Path, with_images_only: bool = True, image_roots: Sequence[str | Path] = ()) -> Catalog:
+    """Myntra fashion products; category = (masterCategory, subCategory, articleType), each level also
+    kept as its own column (so ``label="masterCategory"`` works)."""
     raw = read_table(folder / ("styles_with_images.csv" if with_images_only else "styles.csv"))
     ids = raw["id"].astype(str)
     images = "images/" + ids + ".jpg"
@@ -79,16 +80,19 @@ def load_myntra(folder: Path, with_images_only: bool = True) -> Catalog:
             "title": raw["productDisplayName"],
             "image": images,
             "category": list(zip(raw["masterCategory"], raw["subCategory"], raw["articleType"])),
+            "masterCategory": raw["masterCategory"],
+            "subCategory": raw["subCategory"],
+            "articleType": raw["articleType"],
             "gender": raw["gender"],
             "colour": raw["baseColour"],
             "season": raw["season"],
             "usage": raw["usage"],
         }
     )
-    return build_catalog(frame, root=folder.resolve(), name="myntra")
+    return build_catalog(frame, root=folder.resolve(), name="myntra", image_roots=image_roots)
 
 
-def load_reviews(folder: Path) -> Catalog:
+def load_reviews(folder: Path, image_roots: Sequence[str | Path] = ()) -> Catalog:
     """Women's clothing reviews: title + text, 1-5 stars, recommended, (division, department, class)."""
     raw = read_table(folder / "womens_clothing_reviews.csv")
     frame = pd.DataFrame(
@@ -103,22 +107,30 @@ def load_reviews(folder: Path) -> Catalog:
         }
     )
     frame["category"] = frame["category"].map(lambda levels: tuple(v for v in levels if isinstance(v, str)))
-    return build_catalog(frame, root=folder.resolve(), name="reviews")
+    return build_catalog(frame, root=folder.resolve(), name="reviews", image_roots=image_roots)
 
 
-ADAPTERS: dict[str, Callable[[Path], Catalog]] = {
+ADAPTERS: dict[str, Callable[..., Catalog]] = {
     "flipkart": load_flipkart,
     "myntra": load_myntra,
     "reviews": load_reviews,
 }
 
 
-def load_catalog(name_or_path: str | Path, columns: dict[str, str] | None = None) -> Catalog:
-    """A built-in dataset by name (``flipkart``, ``myntra``, ``reviews``) or a catalog file by path."""
+def load_catalog(
+    name_or_path: str | Path, columns: Mapping[str, str] | None = None, image_roots: Sequence[str | Path] = ()
+) -> Catalog:
+    """A built-in dataset by name (``flipkart``, ``myntra``, ``reviews``) or a catalog file by path.
+
+    ``columns`` maps schema names to a file's columns (built-in datasets have their own mapping);
+    ``image_roots`` are folders besides the catalog's own that images may be read from.
+    """
     key = str(name_or_path)
     if key in ADAPTERS:
-        return ADAPTERS[key](_require(data_root() / key, key))
+        if columns:
+            raise CatalogError(f"'{key}' is a built-in dataset with its own column mapping; --columns applies to your own files")
+        return ADAPTERS[key](_require(data_root() / key, key), image_roots=image_roots)
     path = Path(key)
     if not path.exists():
         raise CatalogError(f"'{key}' is neither a built-in dataset ({', '.join(ADAPTERS)}) nor an existing catalog file")
-    return read_catalog(path, columns=columns)
+    return read_catalog(path, columns=columns, image_roots=image_roots)

@@ -1,10 +1,11 @@
-"""Safe image loading: paths stay inside the catalog root, bombs and corrupt files are refused."""
+"""Safe image loading: paths stay inside the declared image roots, bombs and corrupt files are refused."""
 
 from __future__ import annotations
 
 import io
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -19,25 +20,66 @@ class ImageLoadError(ValueError):
     """An image that cannot be used; the message names the file and the reason."""
 
 
-def resolve_image_path(path: str | os.PathLike, root: Path | None) -> Path:
-    """The absolute path of ``path`` under ``root``, refusing anything that escapes it.
+#: The reasons an image cannot be used, as counted in run summaries (see :func:`image_problem`).
+IMAGE_PROBLEMS: dict[str, tuple[str, ...]] = {
+    "missing": ("not found",),
+    "outside the image roots": ("outside the image roots",),
+    "a URL": ("is a URL",),
+    "not an image": ("not an image file",),
+    "corrupt": ("corrupt or truncated",),
+    "too large": ("over the", "decompression bomb"),
+}
 
-    Relative paths are taken relative to ``root``; absolute paths must lie inside it. Symlinks are
-    resolved before the check, so a link pointing outside the root is refused too.
+Roots = str | os.PathLike | Sequence[str | os.PathLike] | None
+
+
+def _as_roots(roots: Roots) -> tuple[Path, ...]:
+    if roots is None:
+        return ()
+    if isinstance(roots, (str, os.PathLike)):
+        roots = [roots]
+    return tuple(dict.fromkeys(Path(root).resolve() for root in roots))
+
+
+def image_problem(message: str) -> str:
+    """The kind of problem (a key of :data:`IMAGE_PROBLEMS`) an image error message describes."""
+    for kind, phrases in IMAGE_PROBLEMS.items():
+        if any(phrase in message for phrase in phrases):
+            return kind
+    return "unreadable"
+
+
+def resolve_image_path(path: str | os.PathLike, roots: Roots) -> Path:
+    """The absolute path of ``path``, refusing anything outside the image roots.
+
+    ``roots`` is one folder or a sequence of folders (the first is the catalog root). A relative path
+    is looked up under each root in turn (the first existing file wins; otherwise it is taken under the
+    first root); an absolute path is taken as is. Symlinks are resolved before the check, so a link
+    pointing outside every root is refused, and a link into a declared root is accepted.
     """
-    if root is None:
+    folders = _as_roots(roots)
+    if not folders:
         raise ImageLoadError(f"image '{path}': the catalog has no image root; pass root=<folder of images>")
-    root = Path(root).resolve()
+    text = str(path)
+    if text.lower().startswith(("http://", "https://", "ftp://")):
+        raise ImageLoadError(f"image '{path}' is a URL; skulens reads local files only: download the images and give their paths")
     candidate = Path(path)
-    full = (candidate if candidate.is_absolute() else root / candidate).resolve()
-    if full != root and root not in full.parents:
-        raise ImageLoadError(f"image '{path}' is outside the catalog root {root}; refusing to read it")
+    if candidate.is_absolute():
+        full = candidate.resolve()
+    else:
+        options = [(root / candidate).resolve() for root in folders]
+        full = options[0] if len(options) == 1 else next((option for option in options if option.is_file()), options[0])
+    if not any(full == root or root in full.parents for root in folders):
+        shown = ", ".join(map(str, folders))
+        raise ImageLoadError(
+            f"image '{path}' is outside the image roots ({shown}); refusing to read it (declare its folder with --image-root DIR)"
+        )
     return full
 
 
-def read_image_bytes(path: str | os.PathLike, root: Path | None, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """The raw bytes of a catalog image (inside ``root``, at most ``max_bytes``)."""
-    full = resolve_image_path(path, root)
+def read_image_bytes(path: str | os.PathLike, roots: Roots, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The raw bytes of a catalog image (inside one of ``roots``, at most ``max_bytes``)."""
+    full = resolve_image_path(path, roots)
     if not full.is_file():
         raise ImageLoadError(f"image '{path}' not found at {full}")
     size = full.stat().st_size
@@ -86,7 +128,7 @@ def decode_image(
 
 def load_image(
     path: str | os.PathLike,
-    root: Path | None,
+    root: Roots,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Image.Image:

@@ -1,29 +1,83 @@
-"""Read CSV/Parquet files into catalogs, with a mapping from your column names to the schema."""
+"""Read CSV/TSV/Parquet/JSON Lines files into catalogs, mapping your column names to the schema.
+
+Columns are mapped in two ways: an explicit mapping (``{"title": "product_name"}``, on the command line
+``--columns title=product_name``) and, for schema columns still missing, detection of common names
+(``product_name`` -> ``title``, ``reviewText`` -> ``review_text``, ``overall`` -> ``rating``...). The
+catalog's :class:`~skulens.catalog.schema.ColumnMapping` records what was used and what was ignored.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from skulens.catalog.schema import SCHEMA_COLUMNS, Catalog, CatalogError
+from skulens.catalog.schema import SCHEMA_COLUMNS, Catalog, CatalogError, ColumnMapping
 from skulens.catalog.validation import build_catalog
 
-SUPPORTED_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+SUPPORTED_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
+
+#: Common source names per schema column, in order of preference (compared without case, spaces or
+#: punctuation, so ``Review Text``, ``review_text`` and ``reviewText`` are the same name).
+CATALOG_NAMES: dict[str, tuple[str, ...]] = {
+    "id": ("id", "sku", "asin", "product_id", "uniq_id", "item_id", "style_id"),
+    "title": ("title", "product_name", "name", "product_title", "productDisplayName", "item_name"),
+    "description": ("description", "product_description", "desc", "product_desc", "details"),
+    "image": ("image", "img", "image_path", "img_path", "image_url", "img_url", "image_file", "filename", "file_name"),
+    "category": ("category", "category_path", "product_category_tree", "categories", "product_category", "category_tree"),
+    "rating": ("rating", "overall", "stars", "star_rating", "score", "product_rating"),
+    "review_text": ("review_text", "reviewText", "review", "text", "review_body", "body"),
+}
+#: Review files: a product key (asin, product_id...) names the product reviewed, not the review, so it
+#: never becomes the id; the review's own title may be called ``summary`` or ``headline``.
+REVIEW_NAMES: dict[str, tuple[str, ...]] = {
+    **CATALOG_NAMES,
+    "id": ("id", "review_id"),
+    "title": ("title", "review_title", "summary", "headline"),
+}
 
 
-def read_table(path: str | Path, id_column: str = "id") -> pd.DataFrame:
-    """A CSV, TSV or Parquet file as a DataFrame (all columns kept, ids in ``id_column`` read as strings)."""
+def _key(name: object) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+def parse_columns(text: str | None) -> dict[str, str]:
+    """``"title=product_name,image=img"`` -> ``{"title": "product_name", "image": "img"}``."""
+    if not text or not text.strip():
+        return {}
+    mapping: dict[str, str] = {}
+    for part in text.split(","):
+        schema, sep, source = part.partition("=")
+        if not sep or not schema.strip() or not source.strip():
+            raise CatalogError(
+                f"column mapping '{part.strip()}' is not SCHEMA=COLUMN; write e.g. --columns title=product_name,image=img"
+            )
+        mapping[schema.strip()] = source.strip()
+    return mapping
+
+
+def read_table(path: str | Path, id_column: str | Sequence[str] = "id") -> pd.DataFrame:
+    """A CSV, TSV, Parquet or JSON Lines file as a DataFrame (all columns kept).
+
+    CSV columns named in ``id_column`` (compared without case, spaces or punctuation) are read as
+    strings (leading zeros kept).
+    """
     path = Path(path)
     if not path.is_file():
         raise CatalogError(f"catalog file not found: {path}")
     suffix = path.suffix.lower()
+    wanted = {_key(id_column)} if isinstance(id_column, str) else {_key(name) for name in id_column}
     try:
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
         if suffix in (".csv", ".tsv"):
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype={id_column: str})
+            sep = "\t" if suffix == ".tsv" else ","
+            header = pd.read_csv(path, sep=sep, nrows=0).columns
+            return pd.read_csv(path, sep=sep, dtype={c: str for c in header if _key(c) in wanted})
+        if suffix in (".jsonl", ".ndjson", ".json"):
+            return _read_json(path, suffix)
     except pd.errors.EmptyDataError:
         raise CatalogError(f"catalog file {path} is empty; it needs a header row and at least one product") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
@@ -31,21 +85,97 @@ def read_table(path: str | Path, id_column: str = "id") -> pd.DataFrame:
     raise CatalogError(f"{path}: unsupported file type '{suffix}'; use one of {', '.join(SUPPORTED_SUFFIXES)}")
 
 
-def map_columns(frame: pd.DataFrame, columns: Mapping[str, str] | None, source: str) -> pd.DataFrame:
-    """Rename source columns to schema names. ``columns`` maps schema name -> source column.
+def _read_json(path: Path, suffix: str) -> pd.DataFrame:
+    """JSON Lines (one object per line); a ``.json`` file may also hold one array of objects."""
+    with open(path, "rb") as handle:
+        start = handle.read(4096).lstrip()
+    if not start:
+        raise pd.errors.EmptyDataError
+    if suffix == ".json" and start.startswith(b"["):
+        frame = pd.read_json(path, dtype=False)
+    else:
+        frame = pd.read_json(path, lines=True, dtype=False)
+    if any(not isinstance(c, str) for c in frame.columns):
+        raise ValueError("expected one JSON object per line (JSON Lines) or an array of objects")
+    return frame
 
-    Schema columns that already exist under their own name are kept; other source columns are kept
-    as extras. A mapped source column that does not exist is an error that lists what does.
+
+def resolve_columns(
+    columns: Sequence[object], given: Mapping[str, str] | None, source: str, names: Mapping[str, Sequence[str]] = CATALOG_NAMES
+) -> ColumnMapping:
+    """Which source column feeds each schema column: ``given`` first, then the common ``names``.
+
+    A schema column that already exists under its own name is used as is. Unknown schema names and
+    mapped columns that are not in the file are errors naming what the file has.
     """
-    columns = dict(columns or {})
-    unknown = sorted(set(columns) - set(SCHEMA_COLUMNS))
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(SCHEMA_COLUMNS))
     if unknown:
-        raise CatalogError(f"unknown schema column(s) {unknown} in the mapping; schema columns are {SCHEMA_COLUMNS}")
-    missing = [src for src in columns.values() if src not in frame.columns]
+        raise CatalogError(f"unknown schema column(s) {unknown} in the mapping; schema columns are {', '.join(SCHEMA_COLUMNS)}")
+    present = [str(c) for c in columns]
+    missing = [src for src in given.values() if src not in present]
     if missing:
-        raise CatalogError(f"{source}: column(s) {missing} not found; the file has: {', '.join(map(str, frame.columns))}")
-    renamed = frame.rename(columns={src: dst for dst, src in columns.items()})
-    return renamed.loc[:, ~renamed.columns.duplicated(keep="last")]
+        raise CatalogError(f"{source}: column(s) {missing} not found; the file has: {', '.join(present)}")
+    used = set(given.values())
+    detected: dict[str, str] = {}
+    for schema, candidates in names.items():
+        if schema in given or (schema in present and schema not in used):
+            continue
+        wanted = [_key(c) for c in candidates]
+        found = [c for c in present if c not in used and _key(c) in wanted]
+        if found:
+            choice = min(found, key=lambda c: wanted.index(_key(c)))
+            if choice != schema:
+                detected[schema] = choice
+            used.add(choice)
+    taken = {**{s: s for s in SCHEMA_COLUMNS if s in present}, **given, **detected}
+    ignored: dict[str, str] = {}
+    for column in present:
+        if column in taken.values():
+            continue
+        if column in taken and taken[column] != column:
+            ignored[column] = f"replaced by the mapping {column}={taken[column]}"
+        else:
+            ignored[column] = "not a schema column (kept as an extra column)"
+    return ColumnMapping(given=given, detected=detected, ignored=ignored)
+
+
+def apply_columns(frame: pd.DataFrame, mapping: ColumnMapping) -> pd.DataFrame:
+    """``frame`` with mapped columns renamed to schema names (a column they replace is dropped)."""
+    renames = {**mapping.given, **mapping.detected}
+    sources = set(renames.values())
+    replaced = [schema for schema, src in renames.items() if schema in frame.columns and schema != src and schema not in sources]
+    return frame.drop(columns=replaced).rename(columns={src: schema for schema, src in renames.items()})
+
+
+def frame_to_catalog(
+    frame: pd.DataFrame,
+    columns: Mapping[str, str] | None = None,
+    root: str | Path | None = None,
+    name: str = "catalog",
+    image_roots: Sequence[str | Path] = (),
+    reviews: bool = False,
+    source: str | None = None,
+) -> Catalog:
+    """A validated catalog from any table: columns mapped and detected, rows checked.
+
+    With ``reviews=True`` product keys are not taken as ids and a table without an id gets ``<name>:<row>`` ids.
+    ``source`` (default ``name``) names the input in error messages.
+    """
+    mapping = resolve_columns(frame.columns, columns, source or name, REVIEW_NAMES if reviews else CATALOG_NAMES)
+    frame = apply_columns(frame, mapping)
+    if reviews and "id" not in frame.columns:
+        # ids name the file and the row, so rows of another file never pass for training rows
+        frame.insert(0, "id", [f"{name}:{i}" for i in range(len(frame))])
+    root_path = Path(root).resolve() if root is not None else None
+    return build_catalog(frame, root=root_path, name=name, image_roots=image_roots, mapping=mapping)
+
+
+def _text_columns(columns: Mapping[str, str] | None, names: Mapping[str, Sequence[str]]) -> list[str]:
+    """Source columns to read as text: the mapped id column, else every common id name."""
+    if columns and "id" in columns:
+        return [columns["id"]]
+    return list(names["id"])
 
 
 def read_catalog(
@@ -53,14 +183,33 @@ def read_catalog(
     columns: Mapping[str, str] | None = None,
     root: str | Path | None = None,
     name: str | None = None,
+    image_roots: Sequence[str | Path] = (),
 ) -> Catalog:
-    """Read a catalog file. ``root`` (default: the file's folder) is where image paths resolve.
+    """Read a catalog file. ``root`` (default: the file's folder) is where relative image paths resolve;
+    ``image_roots`` are further folders images may be read from.
 
     >>> read_catalog("products.csv", columns={"id": "sku", "title": "name", "image": "img"})
     """
     path = Path(path)
-    frame = map_columns(read_table(path, id_column=(columns or {}).get("id", "id")), columns, str(path))
+    frame = read_table(path, id_column=_text_columns(columns, CATALOG_NAMES))
     if frame.empty:
         raise CatalogError(f"catalog file {path} has no rows; add at least one product")
-    root_path = Path(root) if root is not None else path.parent
-    return build_catalog(frame, root=root_path.resolve(), name=name or path.stem)
+    return frame_to_catalog(
+        frame, columns, root if root is not None else path.parent, name or path.stem, image_roots, source=str(path)
+    )
+
+
+def read_reviews(path: str | Path, columns: Mapping[str, str] | None = None, name: str | None = None) -> Catalog:
+    """Read a reviews file (any catalog format): ``review_text`` and/or ``title``, optional ``rating``
+    and ``id`` (row numbers when absent), with the same mapping and name detection as catalogs."""
+    path = Path(path)
+    frame = read_table(path, id_column=_text_columns(columns, REVIEW_NAMES))
+    if frame.empty:
+        raise CatalogError(f"reviews file {path} has no rows; add at least one review")
+    catalog = frame_to_catalog(frame, columns, path.parent, name or path.stem, reviews=True, source=str(path))
+    if "review_text" not in catalog.frame.columns and "title" not in catalog.frame.columns:
+        raise CatalogError(
+            f"{path} has no review text column (review_text, reviewText, review, text...); it has: "
+            f"{', '.join(map(str, frame.columns))}; map one with --columns review_text=<column>"
+        )
+    return catalog

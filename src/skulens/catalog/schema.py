@@ -46,26 +46,57 @@ def write_issues(issues: Iterable[RowIssue], path: str | Path) -> Path:
     return Path(path)
 
 
+def _label_text(value: object) -> str | None:
+    """A label value as text: paths joined with ``>>``, whole numbers without ``.0``, blanks as ``None``."""
+    if isinstance(value, (tuple, list)):
+        return " >> ".join(map(str, value)) or None
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """How a file's columns became schema columns.
+
+    ``given`` and ``detected`` map schema name -> source column (from the user's mapping, or found by
+    a common name such as ``product_name`` -> ``title``); ``ignored`` maps each source column the
+    reader does not use as a schema column to the reason.
+    """
+
+    given: dict[str, str] = field(default_factory=dict)
+    detected: dict[str, str] = field(default_factory=dict)
+    ignored: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class Catalog:
     """A table of products (or reviews) in the skulens schema.
 
     ``frame`` has the columns of :data:`SCHEMA_COLUMNS` that the source provides, plus any extra
-    columns the adapter keeps (e.g. ``recommended``). ``root`` is the folder image paths are resolved
-    against; no image outside it is ever read. ``issues`` lists rows that were skipped or fields that
-    were dropped while the catalog was built.
+    columns the adapter keeps (e.g. ``recommended``). ``root`` is the folder relative image paths are
+    resolved against; ``image_roots`` (``root`` first, then any folder the user declared) are the only
+    folders images are read from, after resolving symlinks. ``issues`` lists rows that were skipped or
+    fields that were dropped while the catalog was built; ``mapping`` says where its columns came from.
     """
 
     frame: pd.DataFrame
     root: Path | None = None
     name: str = "catalog"
     issues: list[RowIssue] = field(default_factory=list)
+    image_roots: tuple[Path, ...] = ()
+    mapping: ColumnMapping = field(default_factory=ColumnMapping)
 
     def __post_init__(self) -> None:
         if "id" not in self.frame.columns:
             raise CatalogError(f"catalog '{self.name}' has no 'id' column; map one with columns={{'id': '<your id column>'}}")
         self.frame = self.frame.reset_index(drop=True)
         self.frame["id"] = self.frame["id"].astype(str)
+        roots = ([self.root] if self.root is not None else []) + list(self.image_roots)
+        self.image_roots = tuple(dict.fromkeys(Path(r).resolve() for r in roots))
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -97,10 +128,12 @@ class Catalog:
     def labels(self, level: int | str) -> pd.Series:
         """The category at ``level`` for each row (``None`` where a row's path is shorter).
 
-        ``level`` is an index into the category path (0 = coarsest) or the name of any column.
+        ``level`` is an index into the category path (0 = coarsest) or the name of any column; a
+        column gives its values as stripped strings (``category`` itself gives the whole path).
         """
         if isinstance(level, str) and not level.isdigit():
-            return self.column(level)
+            values = self.column(level)
+            return pd.Series([_label_text(v) for v in values], index=values.index, dtype=object, name=level)
         index = int(level)
         if not self.has("category"):
             raise CatalogError(f"catalog '{self.name}' has no 'category' column to take level {index} from")
@@ -116,10 +149,22 @@ class Catalog:
         parts = self.frame[present].astype("string").fillna("")
         return [sep.join(p.strip() for p in row if p.strip()) for row in parts.itertuples(index=False)]
 
+    @property
+    def extra_columns(self) -> list[str]:
+        """Columns outside :data:`SCHEMA_COLUMNS` (kept, usable as a label or grouping column)."""
+        return [str(c) for c in self.frame.columns if c not in SCHEMA_COLUMNS]
+
     def subset(self, rows: Iterable[int] | pd.Series) -> Catalog:
         """A catalog with only the given positional rows (or a boolean mask)."""
         frame = self.frame[rows] if isinstance(rows, pd.Series) else self.frame.iloc[list(rows)]
-        return Catalog(frame.copy(), root=self.root, name=self.name, issues=list(self.issues))
+        return Catalog(
+            frame.copy(),
+            root=self.root,
+            name=self.name,
+            issues=list(self.issues),
+            image_roots=self.image_roots,
+            mapping=self.mapping,
+        )
 
     def head(self, n: int) -> Catalog:
         return self.subset(range(min(n, len(self))))

@@ -1,12 +1,18 @@
-"""Seeded, stratified splits and optional class balancing."""
+"""Seeded, stratified splits, duplicate groups for group-aware splits, and optional class balancing."""
 
 from __future__ import annotations
 
+import hashlib
+import re
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from skulens.catalog.schema import Catalog, CatalogError
 
@@ -79,11 +85,93 @@ def normalise_text(text: object) -> str:
     return " ".join(str(text).lower().split())
 
 
+def normalise_title(text: object) -> str:
+    """Lower-case text with every run of whitespace or punctuation collapsed to one space: the key under
+    which two product titles count as the same ("Blue T-Shirt!" == "blue t shirt")."""
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return ""
+    return re.sub(r"[\W_]+", " ", str(text).lower()).strip()
+
+
+def _image_digests(catalog: Catalog) -> list[str | None]:
+    """sha256 of each row's image file (``None`` where a row has no readable image)."""
+    from skulens.catalog.images import ImageLoadError, read_image_bytes
+
+    if "image" not in catalog.frame.columns:
+        return [None] * len(catalog)
+    roots = getattr(catalog, "image_roots", None) or catalog.root
+    digests: list[str | None] = []
+    for path in catalog.frame["image"]:
+        if path is None or (isinstance(path, float) and np.isnan(path)) or not str(path).strip():
+            digests.append(None)
+            continue
+        try:
+            digests.append(hashlib.sha256(read_image_bytes(path, roots)).hexdigest())
+        except (ImageLoadError, OSError):
+            digests.append(None)
+    return digests
+
+
+def duplicate_groups(catalog: Catalog, title_field: str = "title", images: bool = True) -> np.ndarray:
+    """A group id per row (0..groups-1): rows that share a normalised title (:func:`normalise_title`) or
+    identical image bytes (sha256 of the file) are in one group, transitively (connected components).
+
+    Rows without a title or a readable image only join groups through what they have; a row with
+    neither is a group of its own. Use the ids with a group-aware splitter so duplicates never
+    straddle train and test.
+    """
+    keys: list[list[str]] = [[] for _ in range(len(catalog))]
+    if title_field in catalog.frame.columns:
+        for row, title in enumerate(catalog.frame[title_field]):
+            norm = normalise_title(title)
+            if norm:
+                keys[row].append("t:" + norm)
+    if images:
+        for row, digest in enumerate(_image_digests(catalog)):
+            if digest:
+                keys[row].append("i:" + digest)
+    key_ids: dict[str, int] = {}
+    rows, cols = [], []
+    for row, row_keys in enumerate(keys):
+        for key in row_keys:
+            rows.append(row)
+            cols.append(len(catalog) + key_ids.setdefault(key, len(key_ids)))
+    size = len(catalog) + len(key_ids)
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(size, size))
+    _, labels = connected_components(graph, directed=False)
+    _, groups = np.unique(labels[: len(catalog)], return_inverse=True)
+    return groups.astype(np.int64)
+
+
+def grouping_summary(groups: Sequence, by: Sequence[str]) -> dict:
+    """What was grouped and how: ``{"by": [...], "groups": N, "rows_in_shared_groups": M}`` (M counts
+    rows whose group has at least two rows)."""
+    _, inverse, counts = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
+    return {"by": list(by), "groups": int(len(counts)), "rows_in_shared_groups": int((counts[inverse] > 1).sum())}
+
+
+def grouped_folds(y: Sequence, groups: Sequence, folds: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Seeded ``StratifiedGroupKFold`` (train, test) row indices: no group is on both sides."""
+    y, groups = np.asarray(y), np.asarray(groups)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        yield from splitter.split(np.zeros(len(y)), y, groups)
+
+
+def grouped_holdout(rows: np.ndarray, y: Sequence, groups: Sequence, val_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``rows`` (indices into ``y``/``groups``) into (fit, validation) parts, about ``val_size`` of
+    them in validation, stratified on ``y`` and grouped: one fold of a seeded ``StratifiedGroupKFold``."""
+    rows = np.asarray(rows)
+    folds = max(2, int(round(1 / val_size)))
+    y_rows, group_rows = np.asarray(y)[rows], np.asarray(groups)[rows]
+    fit, val = next(grouped_folds(y_rows, group_rows, folds, seed))
+    return rows[fit], rows[val]
+
+
 def text_groups(catalog: Catalog, fields: tuple[str, ...] = ("review_text",)) -> np.ndarray:
     """A group key per row: the hash of its normalised text in ``fields`` (rows without text get their id,
     so each is a group of its own). Rows with the same key must stay on one side of a split."""
-    import hashlib
-
     texts = catalog.texts(fields, sep=" ")
     keys = []
     for row_id, text in zip(catalog.ids, texts):

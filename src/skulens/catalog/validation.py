@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
-from skulens.catalog.images import DEFAULT_MAX_PIXELS, ImageLoadError, resolve_image_path
-from skulens.catalog.schema import Catalog, CatalogError, RowIssue
+from skulens.catalog.images import DEFAULT_MAX_PIXELS, ImageLoadError, image_problem, resolve_image_path
+from skulens.catalog.schema import Catalog, CatalogError, ColumnMapping, RowIssue
 
 CATEGORY_SEPARATOR = ">>"
 
 
 def parse_category(value: object, separator: str = CATEGORY_SEPARATOR) -> tuple[str, ...] | None:
-    """A category path from a string like ``"A >> B >> C"`` or a sequence of levels."""
+    """A category path from ``"A >> B >> C"``, a flat ``"Shoes"``, a sequence of levels, or a JSON list
+    holding one such path (Flipkart's ``'["A >> B >> C"]'``)."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return None
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, list):
+            value = parsed[0] if len(parsed) == 1 and isinstance(parsed[0], str) else parsed
     if isinstance(value, (list, tuple, np.ndarray)):  # Parquet gives list columns back as arrays
         levels = [str(v).strip() for v in value]
     else:
@@ -26,12 +37,18 @@ def parse_category(value: object, separator: str = CATEGORY_SEPARATOR) -> tuple[
     return tuple(levels) or None
 
 
-def build_catalog(frame: pd.DataFrame, root: Path | None = None, name: str = "catalog") -> Catalog:
+def build_catalog(
+    frame: pd.DataFrame,
+    root: Path | None = None,
+    name: str = "catalog",
+    image_roots: Sequence[str | Path] = (),
+    mapping: ColumnMapping | None = None,
+) -> Catalog:
     """A validated catalog from a frame already in the skulens schema.
 
-    Rows without an id or with a repeated id are skipped; image paths that escape ``root`` are
-    dropped from their row. Each is recorded in ``catalog.issues`` with the row number (0-based, in
-    the source order) and what to do about it.
+    Rows without an id or with a repeated id are skipped; image paths outside the image roots
+    (``root`` and ``image_roots``, symlinks resolved) are dropped from their row. Each is recorded in
+    ``catalog.issues`` with the row number (0-based, in the source order) and what to do about it.
     """
     if "id" not in frame.columns:
         raise CatalogError(
@@ -39,6 +56,7 @@ def build_catalog(frame: pd.DataFrame, root: Path | None = None, name: str = "ca
             "map one with columns={'id': '<your id column>'}"
         )
     frame = frame.reset_index(drop=True).copy()
+    roots = tuple(dict.fromkeys(Path(r).resolve() for r in ([root] if root is not None else []) + list(image_roots)))
     issues: list[RowIssue] = []
     keep = pd.Series(True, index=frame.index)
 
@@ -60,7 +78,7 @@ def build_catalog(frame: pd.DataFrame, root: Path | None = None, name: str = "ca
             if path is None or not keep[row]:
                 continue
             try:
-                resolve_image_path(path, root)
+                resolve_image_path(path, roots)
             except ImageLoadError as exc:
                 issues.append(RowIssue(int(row), ids[row], "image", f"{exc}; image dropped, text kept"))
                 frame.at[row, "image"] = None
@@ -70,7 +88,14 @@ def build_catalog(frame: pd.DataFrame, root: Path | None = None, name: str = "ca
     if "rating" in frame.columns:
         frame["rating"] = _numeric(frame, "rating", issues, ids)
 
-    return Catalog(frame[keep].reset_index(drop=True), root=root, name=name, issues=issues)
+    return Catalog(
+        frame[keep].reset_index(drop=True),
+        root=root,
+        name=name,
+        issues=issues,
+        image_roots=roots,
+        mapping=mapping or ColumnMapping(),
+    )
 
 
 def _object_column(frame: pd.DataFrame, column: str, convert) -> pd.Series:
@@ -101,7 +126,7 @@ def check_images(catalog: Catalog, max_pixels: int = DEFAULT_MAX_PIXELS) -> list
         if path is None:
             continue
         try:
-            full = resolve_image_path(path, catalog.root)
+            full = resolve_image_path(path, catalog.image_roots)
             if not full.is_file():
                 raise ImageLoadError(f"image '{path}' not found at {full}")
             with Image.open(full) as image:
@@ -110,6 +135,29 @@ def check_images(catalog: Catalog, max_pixels: int = DEFAULT_MAX_PIXELS) -> list
                 raise ImageLoadError(f"image '{path}' is {width}x{height}, over the {max_pixels:,}-pixel limit")
         except ImageLoadError as exc:
             issues.append(RowIssue(row, row_id, "image", str(exc)))
+        except UnidentifiedImageError:
+            issues.append(RowIssue(row, row_id, "image", f"image '{path}' is not an image file (unrecognised format)"))
         except (OSError, Image.DecompressionBombError) as exc:
             issues.append(RowIssue(row, row_id, "image", f"image '{path}' cannot be opened: {exc}"))
     return issues
+
+
+def image_summary(catalog: Catalog, found: Iterable[RowIssue] = (), where: str | None = None) -> str | None:
+    """One line counting the images of ``catalog`` that could not be used, by reason; ``None`` if all could.
+
+    ``found`` adds image issues found after the catalog was built (e.g. by :func:`check_images` or an
+    embedding run); ``where`` names the file that lists them row by row.
+    e.g. ``"12 of 1,050 images could not be used: 9 missing, 3 outside the image roots — see issues.csv"``.
+    """
+    ids = set(catalog.ids)
+    refused = [i for i in catalog.issues if i.column == "image" and i.id in ids]
+    bad: dict[str | None, RowIssue] = {}
+    for issue in [*refused, *found]:
+        if issue.column == "image" and issue.id in ids:
+            bad.setdefault(issue.id, issue)
+    if not bad:
+        return None
+    named = len(refused) + (int(catalog.frame["image"].notna().sum()) if "image" in catalog.frame.columns else 0)
+    kinds = Counter(image_problem(issue.message) for issue in bad.values())
+    reasons = ", ".join(f"{count:,} {kind}" for kind, count in kinds.most_common())
+    return f"{len(bad):,} of {named:,} images could not be used: {reasons}" + (f" — see {where}" if where else "")

@@ -1,45 +1,60 @@
 """``skulens serve`` (FastAPI + uvicorn) and ``skulens ui`` (Streamlit) commands.
 
-Register them on the main Typer app with :func:`register`, or run this module's own ``app``.
+Register them on the main Typer app with :func:`register`, or run this module's own ``app``
+(``python -m skulens.cli.serve ui ...``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from skulens.cli.commands import add_commands, group
+from skulens.cli.output import fail
+
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 UI_SCRIPT = Path(__file__).resolve().parents[1] / "ui" / "app.py"
 
-app = typer.Typer(help="Serve skulens models over HTTP or in a web UI.", no_args_is_help=True, add_completion=False)
+app = group("Serve skulens models over HTTP or in a web UI.")
+PANEL = "Serve"
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=2)
+Models = Annotated[Path, typer.Option("--models", metavar="DIR", help="Folder of saved model folders (or one model folder).")]
+Host = Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on (loopback by default).")]
 
 
-@app.command()
 def serve(
-    models: Path = typer.Option(..., "--models", help="Folder of saved model folders (or one model folder)."),
-    host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
-    port: int = typer.Option(8000, help="Port to listen on."),
-    api_key: str | None = typer.Option(
-        None, "--api-key", help="Require this X-API-Key on every /v1 route (default: $SKULENS_API_KEY, else none)."
-    ),
-    max_upload_mb: float = typer.Option(10.0, help="Largest accepted image upload, in MB."),
-    max_batch: int = typer.Option(64, help="Most products/texts per batch request."),
-    model_batch: int = typer.Option(8, help="Most queued requests one model call takes (micro-batching; 1 = off)."),
-    log_level: str = typer.Option("info", help="uvicorn log level."),
+    models: Models,
+    host: Host = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8000,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key", metavar="KEY", help="Require this X-API-Key on every /v1 route (default: $SKULENS_API_KEY, else none)."
+        ),
+    ] = None,
+    max_upload_mb: Annotated[float, typer.Option(metavar="MB", help="Largest accepted image upload.")] = 10.0,
+    max_batch: Annotated[int, typer.Option(metavar="N", help="Most products/texts per batch request.")] = 64,
+    model_batch: Annotated[
+        int, typer.Option(metavar="N", help="Most queued requests one model call takes (micro-batching; 1 = off).")
+    ] = 8,
+    log_level: Annotated[str, typer.Option(metavar="LEVEL", help="uvicorn log level.")] = "info",
 ) -> None:
-    """Serve the models under MODELS: /health, /ready, /models, /v1/categorize, /v1/categorize/batch,
-    /v1/reviews, with OpenAPI docs at /docs."""
+    """Serve the models under MODELS over HTTP: /health, /ready, /models, /v1/categorize,
+    /v1/categorize/batch, /v1/reviews, with OpenAPI docs at /docs.
+
+    Example: skulens serve --models runs/demo/models
+    """
     import uvicorn
 
-    from skulens.runtime.models import ModelLoadError
+    from skulens.runtime import ModelLoadError
     from skulens.serve.app import create_app
 
     try:
@@ -51,26 +66,28 @@ def serve(
             model_batch=model_batch,
         )
     except ModelLoadError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     names = ", ".join(f"{m.name} ({m.task})" for m in service.state.models.values())
     typer.echo(f"skulens: serving {names} on http://{host}:{port} (docs at /docs)")
     uvicorn.run(service, host=host, port=port, log_level=log_level)
 
 
-@app.command()
 def ui(
-    models: Path = typer.Option(..., "--models", help="Folder of saved model folders (or one model folder)."),
-    port: int = typer.Option(8501, help="Port for the web UI."),
-    host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
-    reports: Path | None = typer.Option(None, help="Folder of saved evaluation reports to browse (default: MODELS)."),
+    models: Models,
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port for the web UI.")] = 8501,
+    host: Host = "127.0.0.1",
+    reports: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Folder of saved reports to browse (default: the folder holding MODELS).")
+    ] = None,
 ) -> None:
-    """Open the Streamlit UI on the models under MODELS (categorize, reviews, CSV batches, reports)."""
+    """Open the web UI (Streamlit) on the models under MODELS: categorize, reviews, CSV batches, reports.
+
+    Example: skulens ui --models runs/demo/models
+    """
     if not models.is_dir():
-        raise _fail(f"models folder {models} does not exist; train one with `make demo`")
-    try:
-        import streamlit  # noqa: F401
-    except ImportError:
-        raise _fail("the UI needs Streamlit: pip install streamlit") from None
+        raise fail(f"models folder {models} does not exist; train one with `make demo`")
+    if importlib.util.find_spec("streamlit") is None:
+        raise fail("the UI needs Streamlit: pip install streamlit")
     env = dict(os.environ, SKULENS_MODELS=str(models.resolve()))
     if reports is not None:
         env["SKULENS_REPORTS"] = str(reports.resolve())
@@ -81,16 +98,43 @@ def ui(
         "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer",
     ]  # fmt: skip
     typer.echo(f"skulens: UI on http://{host}:{port}")
+    raise typer.Exit(run_forwarding_signals(command, env))
+
+
+def run_forwarding_signals(command: list[str], env: dict[str, str]) -> int:
+    """Run ``command`` as a child, pass SIGTERM/SIGINT on to it, and wait for it: no orphan is left.
+
+    Returns the child's exit code; after a forwarded signal, 0 if the child stopped cleanly, else the
+    shell's convention for "stopped by a signal" (128 + the signal number).
+    """
+    received: list[int] = []
+    child: list[subprocess.Popen] = []
+
+    def forward(signum: int, _frame) -> None:
+        received.append(signum)
+        if child and child[0].poll() is None:
+            child[0].send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
     try:
-        raise typer.Exit(subprocess.call(command, env=env))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+        child.append(subprocess.Popen(command, env=env))
+        if received:  # a signal arrived before the child existed
+            child[0].send_signal(received[0])
+        code = child[0].wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received and code != 0:
+        return 128 + received[0]
+    return code
 
 
 def register(main: typer.Typer) -> None:
     """Add ``serve`` and ``ui`` to the main ``skulens`` command line."""
-    main.command("serve")(serve)
-    main.command("ui")(ui)
+    add_commands(main, serve, ui, rich_help_panel=PANEL)
+
+
+add_commands(app, serve, ui)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,16 +5,18 @@ The baseline every report shows next to the pretrained encoders, so users see wh
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from collections.abc import Sequence
 
 import numpy as np
+import skimage
 from PIL import Image
 from skimage.color import rgb2gray, rgb2hsv
 from skimage.feature import hog, local_binary_pattern
 
 from skulens.encoders.base import Encoder
-from skulens.encoders.image import to_square_array
-from skulens.encoders.registry import register_encoder
+from skulens.encoders.pixels import to_square_array
 
 SIZE = 64
 HUE_BINS, SAT_BINS, VAL_BINS = 8, 4, 4
@@ -35,20 +37,27 @@ def classical_features(image: Image.Image) -> np.ndarray:
     return np.concatenate([colour.ravel() / hsv.shape[0], shape, texture / lbp.size]).astype(np.float32)
 
 
+def feature_code_version() -> str:
+    """A short hash of the feature code (:func:`classical_features` and the resize it uses) and of
+    scikit-image's version: this encoder has no weights, so its code is what the cache must key on."""
+    try:
+        source = inspect.getsource(classical_features) + inspect.getsource(to_square_array)
+    except OSError:  # no source shipped: fall back to this file's compiled form
+        source = classical_features.__code__.co_code.hex() + to_square_array.__code__.co_code.hex()
+    return hashlib.sha256(f"{source}|skimage {skimage.__version__}".encode()).hexdigest()[:12]
+
+
 class ClassicalImageEncoder(Encoder):
     name = "classical-image"
     modality = "image"
     dim = DIM
-    version = f"hsv{HUE_BINS}{SAT_BINS}{VAL_BINS}-hog-lbp{LBP_POINTS}-{SIZE}px"
     batch_size = 64
     resolution = SIZE * 2
+
+    def __init__(self) -> None:
+        self.version = f"hsv{HUE_BINS}{SAT_BINS}{VAL_BINS}-hog-lbp{LBP_POINTS}-{SIZE}px-code{feature_code_version()}"
 
     def encode(self, batch: Sequence[Image.Image]) -> np.ndarray:
         if len(batch) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([classical_features(image) for image in batch])
-
-
-register_encoder("classical-image", "image", DIM, "colour histogram + HOG + LBP (scikit-image; no weights)")(
-    ClassicalImageEncoder
-)

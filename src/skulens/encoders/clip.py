@@ -7,7 +7,6 @@ text, the tokenizer files).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from functools import lru_cache
@@ -19,8 +18,9 @@ import torch
 from PIL import Image
 
 from skulens.encoders.base import Encoder, EncoderError
-from skulens.encoders.image import to_square_array
-from skulens.encoders.registry import register_encoder
+from skulens.encoders.fingerprint import folder_fingerprint
+from skulens.encoders.pixels import to_square_array
+from skulens.encoders.quiet import quiet_loading
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -29,42 +29,36 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "spiece.model", 
 
 
 @lru_cache(maxsize=4)
-def _load(path: str) -> tuple[Any, Any]:
-    """(model, tokenizer or None) for a local CLIP folder, loaded once per process."""
+def _load(path: str, fingerprint: str) -> tuple[Any, Any]:
+    """(model, tokenizer or None) for a local CLIP folder, loaded once per process and weights hash."""
     folder = Path(path).expanduser()
-    if not (folder / "config.json").is_file():
-        raise EncoderError(f"'{path}' is not a CLIP checkpoint folder (no config.json); pass a local folder")
     os.environ["HF_HUB_OFFLINE"] = "1"
     from transformers import AutoTokenizer, CLIPModel
 
-    model = CLIPModel.from_pretrained(str(folder), local_files_only=True).eval()
-    tokenizer = None
-    # Without vocabulary files, recent transformers builds an empty CLIP tokenizer instead of failing.
-    if any((folder / name).is_file() for name in TOKENIZER_FILES):
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        except (OSError, ValueError):
-            tokenizer = None
+    with quiet_loading():
+        model = CLIPModel.from_pretrained(str(folder), local_files_only=True).eval()
+        tokenizer = None
+        # Without vocabulary files, recent transformers builds an empty CLIP tokenizer instead of failing.
+        if any((folder / name).is_file() for name in TOKENIZER_FILES):
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            except (OSError, ValueError):
+                tokenizer = None
     return model, tokenizer
 
 
-def _checkpoint_version(path: str) -> str:
-    """A short hash of the checkpoint's config and weight file sizes/times, for cache identity."""
-    digest = hashlib.sha256()
-    for file in sorted(Path(path).expanduser().glob("*")):
-        if file.is_file():
-            stat = file.stat()
-            digest.update(f"{file.name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
-    return digest.hexdigest()[:12]
-
-
 class _ClipTower(Encoder):
+    """:attr:`version` is a hash of the folder's weight, config and tokenizer files (the same for both towers)."""
+
     def __init__(self, path: str, prefix: str) -> None:
+        if not (Path(path).expanduser() / "config.json").is_file():
+            raise EncoderError(f"'{path}' is not a CLIP checkpoint folder (no config.json); pass a local folder")
         self.path = path
         self.name = f"{prefix}{path}"
-        self.model, self.tokenizer = _load(path)
+        fingerprint = folder_fingerprint(path)
+        self.model, self.tokenizer = _load(path, fingerprint)
         self.dim = int(self.model.config.projection_dim)
-        self.version = _checkpoint_version(path)
+        self.version = f"w{fingerprint}"
 
     @staticmethod
     def _normalise(features: torch.Tensor) -> np.ndarray:
@@ -111,7 +105,3 @@ class ClipTextEncoder(_ClipTower):
         return self._normalise(
             self.model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
         )
-
-
-register_encoder("hf-clip:", "image", None, "CLIP image tower from a local transformers checkpoint")(ClipImageEncoder)
-register_encoder("hf-clip-text:", "text", None, "CLIP text tower from a local transformers checkpoint")(ClipTextEncoder)

@@ -13,19 +13,20 @@ import torch
 from PIL import Image
 
 from skulens.encoders.base import Encoder, EncoderError
-from skulens.encoders.efficientnet_lite import HEAD_CHANNELS, VARIANTS, EfficientNetLite, load_pretrained, to_onnx
-from skulens.encoders.registry import register_encoder
+from skulens.encoders.efficientnet_lite import (
+    HEAD_CHANNELS,
+    VARIANTS,
+    EfficientNetLite,
+    load_pretrained,
+    pretrained_weights_path,
+    to_onnx,
+)
+from skulens.encoders.fingerprint import weights_fingerprint
+from skulens.encoders.pixels import to_square_array
 
 BACKENDS = ("auto", "onnx", "torch")
 #: Images per ONNX Runtime call; a batch runs as chunks of this size on parallel threads.
 CHUNK = 8
-
-
-def to_square_array(image: Image.Image, size: int) -> np.ndarray:
-    """``image`` resized (aspect not kept) to ``size`` x ``size``, as an HxWx3 uint8 array."""
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    return np.asarray(image.resize((size, size), Image.BILINEAR, reducing_gap=3.0), dtype=np.uint8)
 
 
 def available_cores() -> int:
@@ -51,7 +52,7 @@ class EfficientNetLiteEncoder(Encoder):
 
     ``backend="auto"`` runs the network with ONNX Runtime when onnxruntime and onnx are installed
     (3-6x faster on CPU than PyTorch eager) and otherwise with PyTorch; the two agree to float rounding,
-    and the backend is part of :attr:`version`. ``threads`` (default: all available cores) run chunks of
+    and the backend is part of :attr:`version`, as is a hash of the weight file. ``threads`` (default: all available cores) run chunks of
     a batch in parallel. :attr:`model` is always the PyTorch reference (Grad-CAM uses it).
     """
 
@@ -77,7 +78,10 @@ class EfficientNetLiteEncoder(Encoder):
                 "onnxruntime/onnx not installed; EfficientNet-Lite runs on PyTorch (several times slower)", stacklevel=2
             )
         self.backend = "torch" if self.session is None else "onnx"
-        self.version = f"imagenet-{self.resolution}px-squash" + ("-onnx" if self.session is not None else "")
+        backend_tag = "-onnx" if self.session is not None else ""
+        self.version = (
+            f"imagenet-{self.resolution}px-squash{backend_tag}-w{weights_fingerprint([pretrained_weights_path(variant)])}"
+        )
         self._pool = ThreadPoolExecutor(threads or available_cores()) if self.session is not None else None
 
     def prepare(self, image: Image.Image | np.ndarray) -> np.ndarray:
@@ -113,12 +117,3 @@ class EfficientNetLiteEncoder(Encoder):
     def classify(self, batch: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
         """ImageNet class probabilities, shape (n, 1000)."""
         return self.model._fc(torch.from_numpy(self.encode(batch))).softmax(-1).numpy()
-
-
-for _variant in VARIANTS:
-    register_encoder(
-        f"efficientnet-{_variant}",
-        "image",
-        HEAD_CHANNELS,
-        f"EfficientNet-Lite{_variant[-1]} ImageNet features ({VARIANTS[_variant].resolution}px)",
-    )(lambda variant=_variant, **kw: EfficientNetLiteEncoder(variant, **kw))

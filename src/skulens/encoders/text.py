@@ -5,15 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from importlib import import_module
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from skulens.encoders.base import Encoder, EncoderError
-from skulens.encoders.registry import register_encoder
-
-MINILM_DIM = 384
+from skulens.encoders.fingerprint import folder_fingerprint
+from skulens.encoders.quiet import quiet_loading
 
 
 def minilm_path() -> str:
@@ -26,7 +26,11 @@ def minilm_path() -> str:
 
 
 class SentenceTransformerEncoder(Encoder):
-    """Any local sentence-transformers folder; L2-normalised embeddings. The hub is never contacted."""
+    """Any local sentence-transformers folder; L2-normalised embeddings. The hub is never contacted.
+
+    :attr:`version` holds the maximum sequence length and a hash of the folder's weight, config and
+    tokenizer files, so another checkpoint at the same path never reuses cached vectors.
+    """
 
     modality = "text"
     batch_size = 64
@@ -35,12 +39,15 @@ class SentenceTransformerEncoder(Encoder):
         os.environ["HF_HUB_OFFLINE"] = "1"
         from sentence_transformers import SentenceTransformer
 
+        if not Path(path).expanduser().is_dir():
+            raise EncoderError(f"'{path}' is not a sentence-transformers model folder; pass a local folder")
         self.name = name
-        self.model = SentenceTransformer(path, device="cpu")
+        with quiet_loading():
+            self.model = SentenceTransformer(path, device="cpu")
         if max_seq_length:
             self.model.max_seq_length = max_seq_length
         self.dim = int(self.model.get_embedding_dimension())
-        self.version = f"maxlen{self.model.max_seq_length}"
+        self.version = f"maxlen{self.model.max_seq_length}-w{folder_fingerprint(path)}"
 
     def encode(self, batch: Sequence[str]) -> np.ndarray:
         if len(batch) == 0:
@@ -96,12 +103,3 @@ class TfidfEncoder(Encoder):
         encoder.vectorizer.idf_ = np.asarray(arrays["idf"], dtype=np.float32)
         encoder.dim = len(encoder.vectorizer.vocabulary_)
         return encoder
-
-
-register_encoder("minilm", "text", MINILM_DIM, "all-MiniLM-L6-v2 sentence embeddings (bundled weights)")(
-    lambda **kw: SentenceTransformerEncoder(minilm_path(), "minilm", **kw)
-)
-register_encoder("st:", "text", None, "any sentence-transformers model folder on disk")(
-    lambda path, **kw: SentenceTransformerEncoder(path, f"st:{path}", **kw)
-)
-register_encoder("tfidf", "text", None, "TF-IDF word 1-2 grams, fitted on training rows (sparse)")(TfidfEncoder)

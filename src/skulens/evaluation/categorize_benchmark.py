@@ -1,25 +1,46 @@
-"""Cross-validated comparison of categorization configurations (encoder x modality x head).
+"""Grouped, nested cross-validated comparison of categorization configurations (encoder x modality x head).
+
+- Grouping: rows sharing a normalised title or identical image bytes form one group
+  (:func:`skulens.catalog.splits.duplicate_groups`); outer folds are a seeded ``StratifiedGroupKFold``,
+  so duplicates never straddle train and test.
+- Nested selection: inside each outer training part, one seeded, stratified, grouped validation split;
+  every configuration is fitted on the inner-train rows and scored (macro-F1) on the inner-validation
+  rows. Per kind (image / text / fused; a baseline counts for its modality) the configuration with the
+  best inner score is the one whose outer-test predictions make that fold's "selected" prediction.
+  The outer test rows are never used to choose anything.
+- Scores: every configuration's out-of-fold predictions are pooled over the folds of one seed and
+  scored once; 95% intervals are a percentile bootstrap over these rows. With several seeds each seed
+  gets its own pooled score and interval (seeds are never pooled as independent data); the first seed
+  is the headline.
 
 Embeddings of the pretrained encoders are computed once (cached) and shared by every fold; TF-IDF is
-refitted inside each fold on that fold's training rows only, so no test text leaks into it.
+refitted on each (inner or outer) training part only, so no validation or test text leaks into it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
 from skulens.catalog.schema import Catalog
+from skulens.catalog.splits import duplicate_groups, grouped_folds, grouped_holdout, grouping_summary
 from skulens.encoders.text import TfidfEncoder
-from skulens.evaluation.report import confusion_png, markdown_table, write_json
-from skulens.metrics import classification_metrics, mean_std_ci
+from skulens.evaluation.html_report import Report
+from skulens.evaluation.model_report import add_model_sections, confident_mistakes, gallery_items
+from skulens.evaluation.plots import comparison_chart
+from skulens.evaluation.report import write_json
+from skulens.heads.base import align_proba
+from skulens.metrics import classification_intervals, classification_metrics
 from skulens.tasks.categorize import CategoryPredictor
 from skulens.tasks.features import FeatureExtractor, Features
+
+KINDS = ("image", "text", "fused")
+GROUPED_BY = ("normalised title", "image bytes")
 
 
 @dataclass(frozen=True)
@@ -35,6 +56,10 @@ class Config:
         image = any(e.startswith(("efficientnet", "classical", "hf-clip:")) for e in self.encoders)
         text = any(not e.startswith(("efficientnet", "classical", "hf-clip:")) for e in self.encoders)
         return [m for m, on in (("image", image), ("text", text)) if on]
+
+    def competes_as(self, kind: str) -> bool:
+        """Whether this configuration is a candidate when the best of ``kind`` is selected."""
+        return self.kind in (kind, f"baseline-{kind}")
 
 
 DEFAULT_CONFIGS = (
@@ -53,15 +78,97 @@ DEFAULT_CONFIGS = (
     Config("lite0+lite2+minilm+tfidf late", "fused", ("efficientnet-lite0", "efficientnet-lite2", "minilm", "tfidf")),
 )
 
+#: ``fit_predict(config, train_rows, predict_rows) -> proba`` (columns in the benchmark's class order).
+FitPredict = Callable[[Config, np.ndarray, np.ndarray], np.ndarray]
 
-def _fold_features(shared: Features, tfidf_texts: list[str], train: np.ndarray, test: np.ndarray, needs_tfidf: bool):
-    train_f, test_f = shared.subset(train), shared.subset(test)
-    if needs_tfidf:
-        tfidf = TfidfEncoder().fit([tfidf_texts[i] for i in train])
-        for part, rows in ((train_f, train), (test_f, test)):
-            part.blocks["tfidf"] = tfidf.encode([tfidf_texts[i] for i in rows])
-            part.present["tfidf"] = np.array([bool(tfidf_texts[i].strip()) for i in rows])
-    return train_f, test_f
+
+@dataclass(frozen=True)
+class Fold:
+    seed: int
+    index: int
+    train: np.ndarray
+    test: np.ndarray
+    inner_train: np.ndarray
+    inner_val: np.ndarray
+
+
+def nested_folds(y: np.ndarray, groups: np.ndarray, folds: int, seed: int, inner_val_size: float = 0.2) -> Iterator[Fold]:
+    """Outer grouped stratified folds, each with one grouped stratified inner split of its training rows."""
+    for index, (train, test) in enumerate(grouped_folds(y, groups, folds, seed)):
+        inner_train, inner_val = grouped_holdout(train, y, groups, inner_val_size, seed)
+        yield Fold(seed, index, train, test, inner_train, inner_val)
+
+
+def select_and_predict(
+    configs: Sequence[Config], y: np.ndarray, classes: np.ndarray, fold: Fold, fit_predict: FitPredict
+) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """One outer fold: every configuration's outer-test probabilities, and per kind the configuration
+    chosen on the inner split (``{"config", "inner_macro_f1"}``). Only ``fold.train`` rows are used to
+    fit and to choose; ``fold.test`` rows are only predicted."""
+    inner_scores: dict[str, float] = {}
+    test_proba: dict[str, np.ndarray] = {}
+    for config in configs:
+        proba = fit_predict(config, fold.inner_train, fold.inner_val)
+        inner_scores[config.name] = classification_metrics(y[fold.inner_val], classes[proba.argmax(axis=1)], classes)["macro_f1"]
+        test_proba[config.name] = fit_predict(config, fold.train, fold.test)
+    chosen = {}
+    for kind in KINDS:
+        candidates = [c.name for c in configs if c.competes_as(kind)]
+        if candidates:
+            best = max(candidates, key=lambda name: inner_scores[name])  # ties: the first listed
+            chosen[kind] = {"config": best, "inner_macro_f1": inner_scores[best]}
+    return test_proba, chosen
+
+
+def _block_features(
+    shared: Features, texts: list[str], config: Config, train: np.ndarray, rows: np.ndarray
+) -> tuple[Features, Features]:
+    """``config``'s blocks for the training rows and the rows to predict; TF-IDF fitted on ``train`` only."""
+    train_f, rows_f = shared.subset(train), shared.subset(rows)
+    if "tfidf" in config.encoders:
+        tfidf = TfidfEncoder().fit([texts[i] for i in train])
+        for part, idx in ((train_f, train), (rows_f, rows)):
+            part.blocks["tfidf"] = tfidf.encode([texts[i] for i in idx])
+            part.present["tfidf"] = np.array([bool(texts[i].strip()) for i in idx])
+    keep = list(config.encoders)
+    return (
+        Features({k: train_f.blocks[k] for k in keep}, {k: train_f.present[k] for k in keep}),
+        Features({k: rows_f.blocks[k] for k in keep}, {k: rows_f.present[k] for k in keep}),
+    )
+
+
+def _fit_predict(
+    shared: Features,
+    texts: list[str],
+    y: np.ndarray,
+    classes: np.ndarray,
+    seed: int,
+    config: Config,
+    train: np.ndarray,
+    predict: np.ndarray,
+) -> np.ndarray:
+    """Fit ``config`` on the ``train`` rows; its probabilities for the ``predict`` rows, columns in ``classes`` order."""
+    train_f, predict_f = _block_features(shared, texts, config, train, predict)
+    model = CategoryPredictor(list(config.encoders), head=config.head, fusion=config.fusion, seed=seed)
+    proba = model.fit_features(train_f, y[train]).proba_from_features(predict_f)
+    return align_proba(proba, np.asarray(model.classes_), classes)
+
+
+def _summary_metrics(y: np.ndarray, proba: np.ndarray, classes: np.ndarray, resamples: int, seed: int) -> dict:
+    pred = classes[proba.argmax(axis=1)]
+    pooled = classification_metrics(y, pred, classes, proba)
+    intervals = classification_intervals(y, pred, resamples=resamples, seed=seed)
+    return {
+        "macro_f1": pooled["macro_f1"],
+        "macro_f1_ci95": intervals["macro_f1"]["ci95"],
+        "accuracy": pooled["accuracy"],
+        "accuracy_ci95": intervals["accuracy"]["ci95"],
+        "micro_f1": pooled["micro_f1"],
+        "weighted_f1": pooled["weighted_f1"],
+        "ece": pooled["ece"],
+        "per_class": pooled["per_class"],
+        "confusion_matrix": pooled["confusion_matrix"],
+    }
 
 
 def run_categorize_benchmark(
@@ -75,65 +182,73 @@ def run_categorize_benchmark(
     text_fields: Sequence[str] = ("title", "description"),
     command: str = "",
     log: Callable[[str], None] = print,
+    inner_val_size: float = 0.2,
+    resamples: int = 1000,
 ) -> dict:
-    """Evaluate every config with stratified k-fold CV (per seed); write metrics.json, report.md, plots."""
+    """Grouped, nested CV of every config (per seed); writes metrics.json, report.md, report.html, PNGs and
+    ``predictions.npz`` (the first seed's out-of-fold probabilities: ``selected_<kind>`` and ``config_<i>`` in
+    ``configs`` order, with ``ids``, ``y``, ``classes`` and ``groups``)."""
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     rows, y = CategoryPredictor(label=label, min_class_count=min_class_count).training_rows(catalog)
+    classes = np.unique(y)
+    groups = duplicate_groups(rows)
+    grouping = grouping_summary(groups, GROUPED_BY)
     dense_names = sorted({e for c in configs for e in c.encoders if e != "tfidf"})
-    log(f"{catalog.name} label {label!r}: {len(rows)} rows, {len(np.unique(y))} classes; embedding {dense_names}")
+    log(
+        f"{catalog.name} label {label!r}: {len(rows)} rows, {len(classes)} classes, {grouping['groups']} groups "
+        f"({grouping['rows_in_shared_groups']} rows share one); embedding {dense_names}"
+    )
     shared = FeatureExtractor(dense_names, text_fields, progress=True).transform(rows)
     embed_seconds = time.perf_counter() - started
     texts = rows.texts(text_fields)
-    per_config: dict[str, list[dict]] = {c.name: [] for c in configs}
-    oof_pred: dict[str, np.ndarray] = {c.name: np.empty(len(y), dtype=object) for c in configs}
-    for seed in seeds:
-        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
-        for fold, (train, test) in enumerate(splitter.split(np.zeros(len(y)), y)):
-            for config in configs:
-                train_f, test_f = _fold_features(shared, texts, train, test, "tfidf" in config.encoders)
-                keep = list(config.encoders)
-                train_f = Features({k: train_f.blocks[k] for k in keep}, {k: train_f.present[k] for k in keep})
-                test_f = Features({k: test_f.blocks[k] for k in keep}, {k: test_f.present[k] for k in keep})
-                model = CategoryPredictor(list(config.encoders), head=config.head, fusion=config.fusion, seed=seed)
-                proba = model.fit_features(train_f, y[train]).proba_from_features(test_f)
-                pred = model.classes_[proba.argmax(axis=1)]
-                metrics = classification_metrics(y[test], pred, model.classes_, proba)
-                per_config[config.name].append(metrics)
-                if seed == seeds[0]:
-                    oof_pred[config.name][test] = pred
-            log(f"  seed {seed} fold {fold + 1}/{folds} done ({time.perf_counter() - started:.0f}s)")
 
-    classes = np.unique(y)
+    oof = {s: {c.name: np.zeros((len(y), len(classes))) for c in configs} for s in seeds}
+    selected = {s: {k: np.zeros((len(y), len(classes))) for k in KINDS} for s in seeds}
+    choices: dict[int, dict[str, list[dict]]] = {s: {k: [] for k in KINDS} for s in seeds}
+    fold_f1: dict[str, list[float]] = {c.name: [] for c in configs}
+    for seed in seeds:
+        for fold in nested_folds(y, groups, folds, seed, inner_val_size):
+            fit_predict = partial(_fit_predict, shared, texts, y, classes, seed)
+            test_proba, chosen = select_and_predict(configs, y, classes, fold, fit_predict)
+            for name, proba in test_proba.items():
+                oof[seed][name][fold.test] = proba
+                fold_f1[name].append(classification_metrics(y[fold.test], classes[proba.argmax(axis=1)], classes)["macro_f1"])
+            for kind, choice in chosen.items():
+                selected[seed][kind][fold.test] = test_proba[choice["config"]]
+                choices[seed][kind].append({"fold": fold.index, **choice})
+            log(f"  seed {seed} fold {fold.index + 1}/{folds} done ({time.perf_counter() - started:.0f}s)")
+
+    head_seed = seeds[0]
     results = []
     for config in configs:
-        runs = per_config[config.name]
-        f1 = mean_std_ci([r["macro_f1"] for r in runs])
-        pooled = classification_metrics(y, oof_pred[config.name], classes)
-        results.append(
-            {
-                "name": config.name,
-                "kind": config.kind,
-                "modalities": config.modalities,
-                "encoders": list(config.encoders),
-                "head": config.head,
-                "fusion": config.fusion if len(config.encoders) > 1 else None,
-                "macro_f1_mean": f1["mean"],
-                "macro_f1_std": f1["std"],
-                "macro_f1_ci95": f1["ci95"],
-                "accuracy_mean": float(np.mean([r["accuracy"] for r in runs])),
-                "micro_f1_mean": float(np.mean([r["micro_f1"] for r in runs])),
-                "weighted_f1_mean": float(np.mean([r["weighted_f1"] for r in runs])),
-                "ece_mean": float(np.mean([r["ece"] for r in runs])),
-                "per_class": pooled["per_class"],
-                "confusion_matrix": pooled["confusion_matrix"],
-            }
-        )
-    for kind in ("image", "text", "fused"):
-        candidates = [r for r in results if r["kind"] in (kind, f"baseline-{kind}")]
-        if candidates:
-            best = max(candidates, key=lambda r: r["macro_f1_mean"])
-            results.append({**best, "name": kind, "best_of": best["name"]})
+        entry = {
+            "name": config.name,
+            "kind": config.kind,
+            "modalities": config.modalities,
+            "encoders": list(config.encoders),
+            "head": config.head,
+            "fusion": config.fusion if len(config.encoders) > 1 else None,
+            **_summary_metrics(y, oof[head_seed][config.name], classes, resamples, head_seed),
+            "fold_macro_f1": fold_f1[config.name],
+        }
+        if len(seeds) > 1:
+            entry["per_seed"] = [_seed_entry(y, oof[s][config.name], classes, resamples, s) for s in seeds]
+        results.append(entry)
+    selection = {}
+    for kind in KINDS:
+        if not choices[head_seed][kind]:
+            continue
+        entry = {
+            "kind": kind,
+            "chosen_per_fold": choices[head_seed][kind],
+            **_summary_metrics(y, selected[head_seed][kind], classes, resamples, head_seed),
+        }
+        if len(seeds) > 1:
+            entry["per_seed"] = [
+                {**_seed_entry(y, selected[s][kind], classes, resamples, s), "chosen_per_fold": choices[s][kind]} for s in seeds
+            ]
+        selection[kind] = entry
     summary = {
         "dataset": catalog.name,
         "label": label,
@@ -142,52 +257,151 @@ def run_categorize_benchmark(
         "rows": int(len(y)),
         "classes": [str(c) for c in classes],
         "command": command,
+        "grouping": grouping,
+        "selection": "nested",
+        "selection_rule": (
+            f"per outer fold: one grouped, stratified inner split of the training rows ({inner_val_size:.0%} validation, "
+            "seeded); every configuration fitted on inner-train and scored on inner-validation; per kind the highest "
+            "inner macro-F1 wins and its outer-test predictions are used"
+        ),
+        "intervals": {
+            "method": "percentile bootstrap over test rows of the pooled out-of-fold predictions",
+            "resamples": resamples,
+            "seed": head_seed,
+            "seeds_note": "one pooled score and interval per CV seed; the headline is the first seed's",
+        },
         "embed_seconds": round(embed_seconds, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
         "results": results,
+        "selected": selection,
     }
+    _write_reports(summary, out, rows, y, {k: selected[head_seed][k] for k in selection}, classes)
     write_json(summary, out / "metrics.json")
-    _write_markdown(summary, out)
+    np.savez_compressed(
+        out / "predictions.npz",
+        ids=np.array(rows.ids, dtype=str),
+        y=y.astype(str),
+        classes=classes.astype(str),
+        groups=groups,
+        **{f"selected_{k}": selected[head_seed][k].astype(np.float32) for k in selection},
+        **{f"config_{i}": oof[head_seed][c.name].astype(np.float32) for i, c in enumerate(configs)},
+    )
     return summary
 
 
-def _write_markdown(summary: dict, out: Path) -> None:
-    table_rows = [r for r in summary["results"] if "best_of" not in r]
-    best = {r["name"]: r for r in summary["results"] if "best_of" in r}
-    columns = [
-        ("name", "configuration"),
-        ("kind", "kind"),
-        ("encoders", "encoders"),
-        ("head", "head"),
-        ("macro_f1", "macro-F1 (mean ± std)"),
-        ("ci", "95% CI"),
-        ("accuracy_mean", "accuracy"),
-        ("ece_mean", "ECE"),
-    ]
-    display = [
-        {
-            **row,
-            "macro_f1": f"{row['macro_f1_mean']:.3f} ± {row['macro_f1_std']:.3f}",
-            "ci": f"[{row['macro_f1_ci95'][0]:.3f}, {row['macro_f1_ci95'][1]:.3f}]",
-        }
-        for row in table_rows
-    ]
-    lines = [
-        f"# Categorization benchmark: {summary['dataset']}, label {summary['label']}",
-        "",
-        f"{summary['rows']} products, {len(summary['classes'])} classes, stratified {summary['folds']}-fold CV, "
-        f"seeds {summary['seeds']}. Embedding took {summary['embed_seconds']}s; everything {summary['total_seconds']}s.",
-        "",
-        f"Command: `{summary['command']}`",
-        "",
-        markdown_table(display, columns),
-        "",
-        "Best of each kind: " + "; ".join(f"**{k}** = {v['best_of']} ({v['macro_f1_mean']:.3f})" for k, v in best.items()),
-        "",
-    ]
-    for kind, row in best.items():
-        png = confusion_png(
-            row["confusion_matrix"], summary["classes"], out / f"confusion_{kind}.png", f"{kind}: {row['best_of']}"
+def _seed_entry(y: np.ndarray, proba: np.ndarray, classes: np.ndarray, resamples: int, seed: int) -> dict:
+    metrics = _summary_metrics(y, proba, classes, resamples, seed)
+    return {"seed": seed, **{k: metrics[k] for k in ("macro_f1", "macro_f1_ci95", "accuracy", "accuracy_ci95", "ece")}}
+
+
+def _ci(interval: Sequence[float]) -> str:
+    return f"[{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
+def _choice_text(choices: list[dict]) -> str:
+    names = [c["config"] for c in choices]
+    counts = {n: names.count(n) for n in dict.fromkeys(names)}
+    return ", ".join(f"{n} ({k}/{len(names)} folds)" for n, k in counts.items())
+
+
+def _write_reports(
+    summary: dict, out: Path, rows: Catalog, y: np.ndarray, selected: dict[str, np.ndarray], classes: np.ndarray
+) -> None:
+    grouping, selection = summary["grouping"], summary["selected"]
+    report = Report(f"Categorization benchmark: {summary['dataset']}, label {summary['label']}")
+    report.paragraph(
+        f"{summary['rows']} products, {len(summary['classes'])} classes, grouped stratified {summary['folds']}-fold CV, "
+        f"seeds {summary['seeds']}. Rows sharing a normalised title or identical image bytes form one group "
+        f"({grouping['groups']} groups; {grouping['rows_in_shared_groups']} rows share a group); a group never "
+        f"straddles train and test. Embedding took {summary['embed_seconds']}s; everything {summary['total_seconds']}s."
+    )
+    report.paragraph(f"Command: `{summary['command']}`")
+    report.paragraph(
+        "Scores are of the out-of-fold predictions pooled over the folds (each row predicted once, by a model that "
+        f"did not see it); 95% intervals are a percentile bootstrap over these rows ({summary['intervals']['resamples']} "
+        "resamples)."
+        + (
+            " With several seeds, the tables show the first seed; metrics.json has each seed's."
+            if len(summary["seeds"]) > 1
+            else ""
         )
-        lines.append(f"![{kind} confusion matrix]({png.name})")
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    )
+    report.heading("Selected model of each kind (nested selection)")
+    report.paragraph(
+        "Chosen inside each outer training fold on an inner validation split (never on the test fold): "
+        + summary["selection_rule"]
+        + ". The score is that of the chosen configurations' outer-test predictions."
+    )
+    report.table(
+        [
+            {
+                "kind": kind,
+                "macro_f1": entry["macro_f1"],
+                "ci": _ci(entry["macro_f1_ci95"]),
+                "accuracy": entry["accuracy"],
+                "acc_ci": _ci(entry["accuracy_ci95"]),
+                "ece": entry["ece"],
+                "chosen": _choice_text(entry["chosen_per_fold"]),
+            }
+            for kind, entry in selection.items()
+        ],
+        [
+            ("kind", "kind"),
+            ("macro_f1", "macro-F1"),
+            ("ci", "95% CI"),
+            ("accuracy", "accuracy"),
+            ("acc_ci", "95% CI"),
+            ("ece", "ECE"),
+            ("chosen", "configuration chosen per fold"),
+        ],
+    )
+    report.heading("All configurations")
+    report.paragraph("Every configuration's pooled out-of-fold score (a table for comparison, not a selection).")
+    report.table(
+        [
+            {
+                **r,
+                "ci": _ci(r["macro_f1_ci95"]),
+                "acc_ci": _ci(r["accuracy_ci95"]),
+                "folds_f1": f"{np.mean(r['fold_macro_f1']):.3f} ± {np.std(r['fold_macro_f1'], ddof=1) if len(r['fold_macro_f1']) > 1 else 0:.3f}",
+            }
+            for r in summary["results"]
+        ],
+        [
+            ("name", "configuration"),
+            ("kind", "kind"),
+            ("encoders", "encoders"),
+            ("head", "head"),
+            ("macro_f1", "macro-F1"),
+            ("ci", "95% CI"),
+            ("accuracy", "accuracy"),
+            ("acc_ci", "95% CI"),
+            ("ece", "ECE"),
+            ("folds_f1", "per-fold macro-F1 (mean ± std)"),
+        ],
+    )
+    chart_rows = list(summary["results"]) + [{**e, "name": f"selected {k}"} for k, e in selection.items()]
+    chart = comparison_chart(
+        [r["name"] for r in chart_rows],
+        [r["macro_f1"] for r in chart_rows],
+        [r["macro_f1_ci95"] for r in chart_rows],
+        out / "comparison.png",
+        "macro-F1 (pooled out-of-fold, 95% bootstrap CI)",
+        f"{summary['dataset']}, label {summary['label']}",
+    )
+    report.figures([(chart, "configurations and selected models: macro-F1 with 95% bootstrap intervals")])
+    class_names = [str(c) for c in classes]
+    for kind, proba in selected.items():
+        entry = selection[kind]
+        pred = classes[proba.argmax(axis=1)]
+        report.heading(f"Selected {kind} model", level=3)
+        add_model_sections(
+            report, out, kind, f"selected {kind}", y, pred, proba, class_names, entry["confusion_matrix"], entry["ece"]
+        )
+    gallery_kind = next((k for k in ("fused", "text", "image") if k in selected), None)
+    if gallery_kind:
+        proba = selected[gallery_kind]
+        pred, confidence = classes[proba.argmax(axis=1)], proba.max(axis=1)
+        report.heading(f"Most confident mistakes of the selected {gallery_kind} model")
+        report.gallery(gallery_items(rows, confident_mistakes(y, pred, confidence), y, pred, confidence))
+    report.write(out)

@@ -1,4 +1,5 @@
-"""Report folders: ``metrics.json``, ``report.md`` (comparison table) and plots (PNG)."""
+"""Small report helpers shared by the CLI and the benchmarks: JSON writing, markdown tables and a
+confusion-matrix heat map (PNG)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
-"""Shared checks for heads (scikit-learn estimator contract: ``fit`` returns self, fitted attrs end in _)."""
+"""Shared pieces of the heads (scikit-learn estimators: ``fit`` returns self, fitted attributes end in ``_``)."""
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn.model_selection import train_test_split
+from sklearn.utils.multiclass import check_classification_targets
 
 
 class HeadError(ValueError):
@@ -11,13 +12,27 @@ class HeadError(ValueError):
 
 
 def check_training_labels(y: np.ndarray) -> np.ndarray:
-    """The sorted classes of ``y``; refuses empty input and a single class."""
+    """The sorted classes of ``y``; refuses empty input, continuous targets and a single class."""
     if len(y) == 0:
         raise HeadError("no training rows: the catalog (after dropping rows without a label) is empty")
+    check_classification_targets(y)
     classes = np.unique(y)
     if len(classes) < 2:
         raise HeadError(f"only one class ({classes[0]!r}) in the training rows; a classifier needs at least two")
     return classes
+
+
+def head_tags(tags):
+    """scikit-learn tags shared by the probes: they accept sparse input (TF-IDF)."""
+    tags.input_tags.sparse = True
+    return tags
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, stable for large scores."""
+    scores = scores - scores.max(axis=1, keepdims=True)
+    exp = np.exp(scores)
+    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def validation_rows(y: np.ndarray, val_size: float, seed: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 from sklearn.preprocessing import normalize
 
-from skulens.heads.base import HeadError, align_proba, check_training_labels, validation_rows
+from skulens.heads.base import HeadError, align_proba, check_training_labels, softmax, validation_rows
 from skulens.heads.linear import LinearProbe
 from skulens.heads.mlp import MLPProbe
 
@@ -32,17 +32,13 @@ def make_head(kind: str, seed: int = 0, **params) -> LinearProbe | MLPProbe:
 
 
 def restore_head(kind: str, arrays: dict[str, np.ndarray], classes: np.ndarray) -> LinearProbe | MLPProbe:
+    if kind not in HEADS:
+        raise HeadError(f"saved head kind '{kind}' is unknown to this install; choose from {', '.join(HEADS)}")
     return HEADS[kind].from_arrays(arrays, classes)
 
 
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    scores = scores - scores.max(axis=1, keepdims=True)
-    exp = np.exp(scores)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
 def _nll(scores: np.ndarray, target: np.ndarray) -> float:
-    return float(-np.log(np.clip(_softmax(scores)[np.arange(len(target)), target], EPS, 1.0)).mean())
+    return float(-np.log(np.clip(softmax(scores)[np.arange(len(target)), target], EPS, 1.0)).mean())
 
 
 def _rows(X, mask: np.ndarray):
@@ -52,36 +48,55 @@ def _rows(X, mask: np.ndarray):
 class LateFusion:
     """One head per block, combined as a weighted product of experts.
 
-    The fused log-probability is ``sum_b w_b * log p_b`` over the blocks present in a row. All heads
-    share one seeded validation split: each picks its regularisation there and predicts those rows with
-    a model that did not see them; the weights ``w_b >= 0`` are fitted on these held-out predictions
-    (lowest log-loss), so a weak modality is down-weighted and the fused confidence stays calibrated.
-    A row missing a block is predicted from the blocks it has. (A logistic-regression stacker over the
-    same held-out probabilities scored lower on Flipkart: 0.952 vs 0.956 macro-F1, 5-fold CV.)
+    The fused log-probability is ``sum_b w_b * log p_b`` (renormalised) over the blocks present in a
+    row. All heads share one seeded, stratified validation split: each picks its regularisation (or
+    stopping epoch) there and predicts those rows with a model that did not train on them; the weights
+    ``w_b`` in [0, 5] are fitted on these held-out predictions by minimising log-loss, so a weak block
+    is down-weighted; their sum also acts as a temperature on the fused confidence. With a single block
+    the weight stays 1 (the head's probabilities as they are). A row missing a block is predicted from
+    the blocks it has.
+
+    Every block uses ``head`` with ``head_params``; ``block_params[name]`` overrides them for one block
+    and may name its own head kind, e.g. ``{"minilm": {"head": "mlp"}, "tfidf": {"Cs": (3.0,)}}``.
     """
 
-    def __init__(self, head: str = "linear", seed: int = 0, val_size: float = 0.2, head_params: dict | None = None) -> None:
-        self.head, self.seed, self.val_size, self.head_params = head, seed, val_size, head_params or {}
+    def __init__(
+        self,
+        head: str = "linear",
+        seed: int = 0,
+        val_size: float = 0.2,
+        head_params: dict | None = None,
+        block_params: dict[str, dict] | None = None,
+    ) -> None:
+        self.head, self.seed, self.val_size = head, seed, val_size
+        self.head_params = dict(head_params or {})
+        self.block_params = {name: dict(p) for name, p in (block_params or {}).items()}
+
+    def _block_head(self, name: str) -> tuple[str, dict]:
+        """(head kind, head parameters) of block ``name``."""
+        params = {**self.head_params, **self.block_params.get(name, {})}
+        return params.pop("head", self.head), params
 
     def fit(self, blocks: Blocks, present: Masks, y: np.ndarray) -> LateFusion:
         y = np.asarray(y)
         self.classes_ = check_training_labels(y)
         self.names_ = list(blocks)
-        self.heads_ = {}
+        self.heads_, self.head_kinds_ = {}, {}
         is_val = np.zeros(len(y), dtype=bool)
         is_val[validation_rows(y, self.val_size, self.seed)] = True
         held_out = {}
         for name in self.names_:
             rows = np.flatnonzero(present[name])
-            head = make_head(self.head, self.seed, **self.head_params)
+            kind, params = self._block_head(name)
+            head = make_head(kind, self.seed, **params)
             head.fit(_rows(blocks[name], present[name]), y[rows], val_rows=np.flatnonzero(is_val[rows]))
-            self.heads_[name] = head
+            self.heads_[name], self.head_kinds_[name] = head, kind
             proba = np.full((len(y), len(self.classes_)), np.nan)
             proba[rows[head.holdout_rows_]] = align_proba(head.holdout_proba_, head.classes_, self.classes_)
             held_out[name] = proba
         self.weights_ = np.ones(len(self.names_))
         usable = np.logical_and.reduce([~np.isnan(held_out[n][:, 0]) for n in self.names_])
-        if usable.any():
+        if usable.any() and len(self.names_) > 1:  # one block: nothing to weigh, its head is used as it is
             logs = np.stack([np.log(np.clip(held_out[n][usable], EPS, 1.0)) for n in self.names_])
             target = np.searchsorted(self.classes_, y[usable])
             fitted = minimize(
@@ -92,6 +107,11 @@ class LateFusion:
             )
             self.weights_ = fitted.x
         return self
+
+    @property
+    def block_weights(self) -> dict[str, float]:
+        """The fitted weight of each block."""
+        return {name: float(w) for name, w in zip(self.names_, self.weights_)}
 
     @staticmethod
     def _log_sum(probas: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
@@ -110,23 +130,27 @@ class LateFusion:
         n = next(iter(per_block.values())).shape[0]
         masks = np.stack([np.asarray(present[name], dtype=float) for name in self.names_])
         log_sum = self._log_sum([per_block[name] for name in self.names_], masks * self.weights_[:, None])
-        return _softmax(log_sum).reshape(n, len(self.classes_))
+        return softmax(log_sum).reshape(n, len(self.classes_))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"{name}.{k}": v for name in self.names_ for k, v in self.heads_[name].to_arrays().items()}
         for name in self.names_:
             arrays[f"{name}.class_index"] = np.searchsorted(self.classes_, self.heads_[name].classes_).astype(np.int64)
+            arrays[f"{name}.head_kind"] = np.array(self.head_kinds_[name])
         arrays["block_weights"] = self.weights_.astype(np.float32)
         return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], names: list[str], classes: np.ndarray, head: str) -> LateFusion:
+        """Restore :meth:`to_arrays`; a block without a saved ``head_kind`` uses ``head``."""
         fusion = cls(head=head)
         fusion.classes_, fusion.names_ = np.asarray(classes), list(names)
-        fusion.heads_ = {}
+        fusion.heads_, fusion.head_kinds_ = {}, {}
         for name in names:
             own = {k[len(name) + 1 :]: v for k, v in arrays.items() if k.startswith(f"{name}.")}
-            fusion.heads_[name] = restore_head(head, own, fusion.classes_[own.pop("class_index")])
+            kind = str(own.pop("head_kind", head))
+            fusion.heads_[name] = restore_head(kind, own, fusion.classes_[own.pop("class_index")])
+            fusion.head_kinds_[name] = kind
         fusion.weights_ = np.asarray(arrays["block_weights"], dtype=np.float64)
         return fusion
 
@@ -170,13 +194,18 @@ class EarlyFusion:
         return fusion
 
 
-def make_fusion(kind: str, head: str, seed: int = 0, head_params: dict | None = None) -> LateFusion | EarlyFusion:
+def make_fusion(
+    kind: str, head: str, seed: int = 0, head_params: dict | None = None, block_params: dict[str, dict] | None = None
+) -> LateFusion | EarlyFusion:
+    """A fusion of ``kind``; ``block_params`` (per-block head settings) apply to late fusion only."""
     if kind == "late":
-        return LateFusion(head=head, seed=seed, head_params=head_params)
+        return LateFusion(head=head, seed=seed, head_params=head_params, block_params=block_params)
     if kind == "early":
         return EarlyFusion(head=head, seed=seed, head_params=head_params)
     raise HeadError(f"unknown fusion '{kind}'; choose from {', '.join(FUSIONS)}")
 
 
 def restore_fusion(kind: str, arrays: dict[str, np.ndarray], names: list[str], classes: np.ndarray, head: str):
+    if kind not in FUSIONS:
+        raise HeadError(f"saved fusion '{kind}' is not supported by this version of skulens; retrain the model")
     return (LateFusion if kind == "late" else EarlyFusion).from_arrays(arrays, names, classes, head)

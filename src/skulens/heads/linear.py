@@ -7,8 +7,9 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skulens.heads.base import HeadError, align_proba, check_training_labels, validation_rows
+from skulens.heads.base import HeadError, align_proba, check_training_labels, head_tags, softmax, validation_rows
 
 #: C grids: standardised dense embeddings want strong regularisation, L2-normalised TF-IDF weak.
 DENSE_CS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
@@ -21,15 +22,15 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     ``C`` is searched over ``Cs`` (default: a grid for dense or sparse input) on a stratified validation
     split (lowest log-loss), then the probe is refitted on all training rows. The validation rows and
     their probabilities from the model that did not see them are kept in ``holdout_rows_`` and
-    ``holdout_proba_`` (fusion stacks on them). Dense inputs are standardised; sparse inputs (TF-IDF)
-    are used as is.
+    ``holdout_proba_`` (late fusion fits its block weights on them). Dense inputs are standardised;
+    sparse inputs (TF-IDF) are used as they are. ``class_weight`` is ``None``, ``"balanced"`` or a dict.
     """
 
     def __init__(
         self,
         Cs: tuple[float, ...] | None = None,
         val_size: float = 0.2,
-        class_weight: str | None = None,
+        class_weight: str | dict | None = None,
         max_iter: int = 2000,
         seed: int = 0,
     ) -> None:
@@ -38,6 +39,9 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.max_iter = max_iter
         self.seed = seed
+
+    def __sklearn_tags__(self):
+        return head_tags(super().__sklearn_tags__())
 
     def _scale(self, X):
         if sp.issparse(X):
@@ -49,12 +53,12 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y, val_rows: np.ndarray | None = None) -> LinearProbe:
         """Fit; ``val_rows`` (positions) fixes the validation split instead of drawing one."""
-        y = np.asarray(y)
+        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=(np.float32, np.float64))
         self.classes_ = check_training_labels(y)
         if sp.issparse(X):
             self.mean_ = self.scale_ = None
         else:
-            X = np.asarray(X, dtype=np.float32)
+            X = X.astype(np.float32, copy=False)
             self.mean_ = X.mean(axis=0)
             self.scale_ = X.std(axis=0) + 1e-6
         Xs = self._scale(X)
@@ -62,6 +66,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.C_ = self._search_C(Xs, y, grid, val_rows)
         model = self._model(self.C_).fit(Xs, y)
         self.coef_, self.intercept_ = model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
+        self.n_iter_ = model.n_iter_
         return self
 
     def _search_C(self, X, y, grid: tuple[float, ...], val_rows: np.ndarray | None) -> float:
@@ -81,19 +86,24 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.holdout_rows_, self.holdout_proba_ = va, best[2]
         return float(best[1])
 
-    def decision_function(self, X) -> np.ndarray:
-        scores = self._scale(X) @ self.coef_.T + self.intercept_
-        scores = np.asarray(scores)
+    def _logits(self, X) -> np.ndarray:
+        """One score per class (binary: ``[0, score]``), from validated input."""
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse="csr", dtype=(np.float32, np.float64), reset=False)
+        scores = np.asarray(self._scale(X) @ self.coef_.T + self.intercept_)
         return np.hstack([np.zeros_like(scores), scores]) if scores.shape[1] == 1 else scores
 
+    def decision_function(self, X) -> np.ndarray:
+        """Class scores, shape (rows, classes); for two classes the score of ``classes_[1]``, shape (rows,)."""
+        scores = self._logits(X)
+        return scores[:, 1] if scores.shape[1] == 2 else scores
+
     def predict_proba(self, X) -> np.ndarray:
-        scores = self.decision_function(X)
-        scores = scores - scores.max(axis=1, keepdims=True)
-        exp = np.exp(scores)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax(self._logits(X))
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        scores = self._logits(X)
+        return self.classes_[scores.argmax(axis=1)]
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {"coef": self.coef_, "intercept": self.intercept_, "C": np.array([self.C_], dtype=np.float32)}
@@ -108,6 +118,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         probe.coef_, probe.intercept_ = arrays["coef"], arrays["intercept"]
         probe.C_ = float(arrays["C"][0])
         probe.mean_, probe.scale_ = arrays.get("mean"), arrays.get("scale")
+        probe.n_features_in_ = int(probe.coef_.shape[1])
         if probe.coef_.shape[0] not in (len(classes), 1):
             raise HeadError(f"saved probe has {probe.coef_.shape[0]} outputs but {len(classes)} classes")
         return probe

@@ -6,9 +6,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from skulens.heads.base import HeadError, check_training_labels, validation_rows
+from skulens.heads.base import HeadError, check_training_labels, head_tags, validation_rows
 
 
 def _network(dim: int, hidden: int, classes: int, dropout: float) -> nn.Sequential:
@@ -18,7 +20,13 @@ def _network(dim: int, hidden: int, classes: int, dropout: float) -> nn.Sequenti
 
 
 class MLPProbe(ClassifierMixin, BaseEstimator):
-    """A small MLP on standardised frozen embeddings, deterministic on CPU for a given ``seed``."""
+    """A small MLP on standardised frozen embeddings, deterministic on CPU for a given ``seed``.
+
+    Trained with AdamW and cross-entropy (weighted by ``class_weight``: ``None``, ``"balanced"`` or a
+    dict); the epoch with the lowest validation loss is kept. The validation rows and their
+    probabilities are kept in ``holdout_rows_`` / ``holdout_proba_`` for late fusion (they chose the
+    stopping epoch, so they are slightly optimistic).
+    """
 
     def __init__(
         self,
@@ -30,7 +38,7 @@ class MLPProbe(ClassifierMixin, BaseEstimator):
         patience: int = 15,
         batch_size: int = 128,
         val_size: float = 0.15,
-        class_weight: str | None = None,
+        class_weight: str | dict | None = None,
         seed: int = 0,
     ) -> None:
         self.hidden = hidden
@@ -44,19 +52,21 @@ class MLPProbe(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.seed = seed
 
+    def __sklearn_tags__(self):
+        return head_tags(super().__sklearn_tags__())
+
     def _tensor(self, X) -> torch.Tensor:
         X = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float32)
         return torch.from_numpy(((X - self.mean_) / self.scale_).astype(np.float32))
 
     def fit(self, X, y, val_rows: np.ndarray | None = None) -> MLPProbe:
         """Fit with early stopping on ``val_rows`` (positions), or on a seeded stratified split."""
-        y = np.asarray(y)
+        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=(np.float32, np.float64))
         self.classes_ = check_training_labels(y)
-        dense = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float32)
+        dense = (X.toarray() if sp.issparse(X) else X).astype(np.float32, copy=False)
         self.mean_, self.scale_ = dense.mean(axis=0), dense.std(axis=0) + 1e-6
         targets = torch.from_numpy(np.searchsorted(self.classes_, y))
         inputs = self._tensor(dense)
-        counts = np.bincount(targets.numpy(), minlength=len(self.classes_))
         val = validation_rows(y, self.val_size, self.seed) if val_rows is None else np.asarray(val_rows, dtype=int)
         train = np.setdiff1d(np.arange(len(y)), val)
         if len(val) == 0:
@@ -65,8 +75,9 @@ class MLPProbe(ClassifierMixin, BaseEstimator):
         generator = torch.Generator().manual_seed(self.seed)
         net = _network(inputs.shape[1], self.hidden, len(self.classes_), self.dropout)
         weight = None
-        if self.class_weight == "balanced":
-            weight = torch.tensor(len(y) / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
+        if self.class_weight is not None:
+            weights = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+            weight = torch.tensor(weights, dtype=torch.float32)
         loss_fn = nn.CrossEntropyLoss(weight=weight)
         optimiser = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         best, best_state, waited = float("inf"), None, 0
@@ -82,7 +93,7 @@ class MLPProbe(ClassifierMixin, BaseEstimator):
                 optimiser.step()
             net.eval()
             with torch.no_grad():
-                val_loss = float(nn.functional.cross_entropy(net(inputs[val]), targets[val]))
+                val_loss = float(loss_fn(net(inputs[val]), targets[val]))  # the training objective, held out
             if val_loss < best - 1e-4:
                 best, waited = val_loss, 0
                 best_state = {k: v.clone() for k, v in net.state_dict().items()}
@@ -98,11 +109,14 @@ class MLPProbe(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse="csr", dtype=(np.float32, np.float64), reset=False)
         with torch.no_grad():
             return self.net_(self._tensor(X)).softmax(-1).numpy()
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"net.{k}": v.numpy() for k, v in self.net_.state_dict().items()}
@@ -115,6 +129,7 @@ class MLPProbe(ClassifierMixin, BaseEstimator):
         probe = cls(hidden=hidden or weight.shape[0])
         probe.classes_ = np.asarray(classes)
         probe.mean_, probe.scale_ = arrays["mean"], arrays["scale"]
+        probe.n_features_in_ = int(weight.shape[1])
         net = _network(weight.shape[1], weight.shape[0], len(classes), probe.dropout)
         try:
             net.load_state_dict({k[4:]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("net.")})

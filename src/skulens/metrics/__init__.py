@@ -1,4 +1,4 @@
-"""Metrics: classification, calibration, regression and intervals. Sits below tasks and evaluation."""
+"""Metrics: classification, calibration, regression and bootstrap intervals. Sits below tasks and evaluation."""
 
 from skulens.metrics.classification import (
     classification_metrics,
@@ -6,5 +6,14 @@ from skulens.metrics.classification import (
     mean_std_ci,
     regression_metrics,
 )
+from skulens.metrics.intervals import bootstrap_ci, classification_intervals, review_intervals
 
-__all__ = ["classification_metrics", "expected_calibration_error", "mean_std_ci", "regression_metrics"]
+__all__ = [
+    "bootstrap_ci",
+    "classification_intervals",
+    "classification_metrics",
+    "expected_calibration_error",
+    "mean_std_ci",
+    "regression_metrics",
+    "review_intervals",
+]

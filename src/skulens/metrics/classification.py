@@ -1,4 +1,4 @@
-"""Classification and regression metrics, calibration, and multi-run confidence intervals."""
+"""Classification and regression metrics, calibration (ECE), and a mean/std summary over runs."""
 
 from __future__ import annotations
 
@@ -53,7 +53,12 @@ def classification_metrics(y_true: Sequence, y_pred: Sequence, classes: Sequence
 
 
 def mean_std_ci(values: Sequence[float], confidence: float = 0.95) -> dict:
-    """Mean, sample std and a Student-t confidence interval of the mean over runs (folds or seeds)."""
+    """Mean, sample std and a Student-t interval of the mean over runs, treating runs as independent.
+
+    Folds of one cross-validation share training rows and seeds add no data, so this interval is too
+    narrow for fold or seed scores; benchmarks report :mod:`skulens.metrics.intervals` (a bootstrap over
+    test rows) instead and use this only to describe the spread of per-fold scores.
+    """
     values = np.asarray(values, dtype=float)
     mean = float(values.mean())
     std = float(values.std(ddof=1)) if len(values) > 1 else 0.0

@@ -3,7 +3,8 @@
 ``create_app(models_dir)`` loads every model folder under ``models_dir`` before it returns (a broken
 one stops start-up with a message naming it). Model calls run on one worker thread per model that
 micro-batches concurrent requests; image decoding runs in the thread pool; the event loop only
-awaits. Every bad input is answered with a 4xx JSON ``{"error", "detail"}``.
+awaits. Every bad input is answered with a 4xx JSON ``{"error", "detail"}``. ``/docs`` (Swagger UI)
+is served from local files, so it works offline; ``GET /`` redirects there.
 """
 
 from __future__ import annotations
@@ -16,26 +17,29 @@ import json
 import logging
 import os
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, Response, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.security import APIKeyHeader
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from skulens import __version__
 from skulens.catalog.images import DEFAULT_MAX_PIXELS, ImageLoadError, decode_image
-from skulens.runtime.models import (
+from skulens.runtime import (
     LoadedModel,
     default_models,
     image_resolution,
     load_models,
     prepare_image,
     top_k_from_proba,
-    uses_images,
 )
 from skulens.serve.schemas import (
     BatchItem,
@@ -60,6 +64,8 @@ DEFAULT_MAX_BATCH = 64
 API_KEY_ENV = "SKULENS_API_KEY"
 #: Room for the form fields and multipart boundaries on top of the image itself.
 FORM_OVERHEAD_BYTES = 256 * 1024
+#: Swagger UI's JavaScript, CSS and favicon, vendored from the swagger-ui-dist npm package (see its README).
+SWAGGER_ASSETS = Path(__file__).resolve().parent / "static" / "swagger-ui"
 
 
 class ServiceError(Exception):
@@ -134,6 +140,13 @@ def create_app(
     load_seconds = time.perf_counter() - started
     defaults = default_models(models)
 
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        """Model workers stop when the server does (and revive if the lifespan runs again)."""
+        yield
+        for model in models.values():
+            model.close()
+
     app = FastAPI(
         title="skulens",
         version=__version__,
@@ -141,17 +154,15 @@ def create_app(
             "Multimodal product intelligence: categorize products from an image and/or text, read reviews. "
             + ("Every /v1 route needs the `X-API-Key` header." if api_key else "")
         ),
+        lifespan=lifespan,
+        docs_url=None,  # served below from the vendored Swagger UI assets
+        redoc_url=None,
     )
     app.state.models = models
     app.state.max_upload_bytes = max_upload_bytes
     app.state.max_batch = max_batch
     app.add_middleware(GuardMiddleware, api_key=api_key, max_body_bytes=max_upload_bytes + FORM_OVERHEAD_BYTES)
-
-    @app.on_event("shutdown")
-    def _close() -> None:  # pragma: no cover - exercised when uvicorn stops
-        for model in models.values():
-            if model.batcher is not None:
-                model.batcher.close()
+    app.mount("/static/swagger-ui", StaticFiles(directory=SWAGGER_ASSETS), name="swagger-ui")
 
     # ----- errors: always JSON, always saying what is wrong ---------------------------------------
     @app.exception_handler(ServiceError)
@@ -208,6 +219,21 @@ def create_app(
         return [CategoryScore(category=c, probability=min(max(p, 0.0), 1.0)) for c, p in top]
 
     # ----- open routes ------------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title="skulens API",
+            swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/swagger-ui/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
     @app.get("/health", response_model=Health, tags=["status"], summary="Liveness")
     def health() -> Health:
         return Health(status="ok")
@@ -264,7 +290,7 @@ def create_app(
         text = chosen.text_of(title, description)
         if picture is None and not text:
             raise ServiceError(422, "empty_input", "give an image file, a title or a description to categorize")
-        if picture is not None and not uses_images(chosen.predictor) and not text:
+        if picture is not None and not chosen.reads_images and not text:
             raise ServiceError(422, "empty_input", f"model '{chosen.name}' reads text only; give a title or description")
         future = chosen.batcher.submit((picture, text))
         proba = await asyncio.wrap_future(future)
@@ -277,8 +303,8 @@ def create_app(
         return CategorizeResponse(
             model=chosen.name,
             categories=scores(chosen, proba, k),
-            used_image=picture is not None and uses_images(chosen.predictor),
-            used_text=bool(text),
+            used_image=picture is not None and chosen.reads_images,
+            used_text=bool(text) and chosen.reads_text,
         )
 
     @v1.post("/categorize/batch", response_model=BatchResponse, tags=["categorize"], summary="Categorize many products")

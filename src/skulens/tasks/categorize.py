@@ -1,19 +1,28 @@
-"""CategoryPredictor: categories from image, text or both, with calibrated probabilities."""
+"""CategoryPredictor: categories from image, text or both, with a probability (confidence) per class."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from skulens import __version__
 from skulens.catalog.schema import Catalog, CatalogError
 from skulens.heads.fusion import make_fusion, restore_fusion
 from skulens.metrics import classification_metrics
 from skulens.tasks.features import FeatureExtractor, Features
+from skulens.tasks.inputs import (
+    Data,
+    ImageInput,
+    as_catalog,
+    hash_ids,
+    load_product_image,
+    product_text,
+    training_id_mask,
+)
 from skulens.tasks.model_folder import read_model_folder, write_model_folder
 
 log = logging.getLogger(__name__)
@@ -31,13 +40,32 @@ def rollup(proba: np.ndarray, classes: Sequence[str], parents: dict[str, str]) -
     return parent_names, out
 
 
+def top_k_from_proba(classes: Sequence[str], proba: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+    """For each row of ``proba``, the ``k`` most likely classes with their probabilities."""
+    order = np.argsort(-proba, axis=1)[:, :k]
+    return [[(str(classes[j]), float(proba[i, j])) for j in row] for i, row in enumerate(order)]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What :meth:`CategoryPredictor.evaluate_rows` scored: metrics, the rows, their labels and probabilities."""
+
+    metrics: dict
+    rows: Catalog
+    y_true: np.ndarray
+    proba: np.ndarray
+
+
 class CategoryPredictor:
     """Train on a catalog with known categories, then categorize new products.
 
-    ``label`` is a category level (0 = coarsest) or a column name. ``encoders`` are registry names;
-    with more than one, their heads are combined by ``fusion`` (``late`` stacking or ``early``
-    concatenation). Classes with fewer than ``min_class_count`` training rows are dropped, and the
-    reason is logged and kept in ``dropped_classes_``.
+    Data is a :class:`Catalog` or a pandas DataFrame in the skulens schema. ``label`` is a category
+    level (0 = coarsest) or a column name. ``encoders`` are registry names; with more than one, their
+    heads are combined by ``fusion``: ``late`` (one head per encoder, a weighted product of experts with
+    weights fitted on held-out log-loss) or ``early`` (one head on the concatenated features). Classes
+    with fewer than ``min_class_count`` training rows are dropped, and the reason is logged and kept in
+    ``dropped_classes_``. The ids of the training rows are kept as sha256 hashes (``training_ids_``,
+    saved with the model) so :meth:`evaluate` can leave them out.
     """
 
     def __init__(
@@ -93,16 +121,18 @@ class CategoryPredictor:
                 if isinstance(path, tuple) and len(path) > level:
                     self.parents_.setdefault(path[level], list(path[:level]))
 
-    def fit(self, catalog: Catalog) -> CategoryPredictor:
-        """Embed the catalog (cached), fit any fitted encoders and the heads. Returns self."""
-        train, y = self.training_rows(catalog)
+    def fit(self, data: Data) -> CategoryPredictor:
+        """Embed the rows (cached), fit any fitted encoders and the heads. Returns self."""
+        train, y = self.training_rows(as_catalog(data))
         self.extractor.fit(train)
-        return self.fit_features(self.extractor.transform(train), y)
+        return self.fit_features(self.extractor.transform(train), y, ids=train.ids)
 
-    def fit_features(self, features: Features, y: np.ndarray) -> CategoryPredictor:
-        """Fit the heads on precomputed features (used by benchmarks that share embeddings across folds)."""
+    def fit_features(self, features: Features, y: np.ndarray, ids: Sequence[str] | None = None) -> CategoryPredictor:
+        """Fit the heads on precomputed features (used by benchmarks that share embeddings across folds);
+        ``ids`` are the training rows' ids, recorded (hashed) so :meth:`evaluate` can leave them out."""
         self.model_ = make_fusion(self.fusion, self.head, seed=self.seed).fit(features.blocks, features.present, np.asarray(y))
         self.classes_ = self.model_.classes_
+        self.training_ids_ = hash_ids(ids if ids is not None else [])
         return self
 
     # ----- prediction -----------------------------------------------------------------------
@@ -111,25 +141,34 @@ class CategoryPredictor:
             raise CatalogError("this CategoryPredictor is not trained yet; call fit(catalog) or load(folder)")
 
     def proba_from_features(self, features: Features) -> np.ndarray:
+        """Class probabilities of precomputed features, columns in ``classes_`` order."""
         self._check_fitted()
         return self.model_.predict_proba(features.blocks, features.present)
 
-    def predict_proba(self, catalog: Catalog) -> np.ndarray:
+    def predict_proba(self, data: Data) -> np.ndarray:
         """Class probabilities, shape (rows, classes), columns in ``classes_`` order."""
         self._check_fitted()
-        return self.proba_from_features(self.extractor.transform(catalog))
+        return self.proba_from_features(self.extractor.transform(as_catalog(data)))
 
-    def predict(self, catalog: Catalog) -> np.ndarray:
-        proba = self.predict_proba(catalog)
+    def predict_inputs(self, images: Sequence, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities for products held in memory (no embedding cache, no files).
+
+        ``images[i]`` is a decoded RGB PIL image, an array made by the image encoder's ``prepare``, or
+        ``None``; ``texts[i]`` is the product's text fields joined as in a catalog (see
+        :func:`skulens.tasks.inputs.product_text`). Equal to :meth:`predict_proba` on the same products.
+        """
+        self._check_fitted()
+        return self.proba_from_features(self.extractor.transform_inputs(images, texts))
+
+    def predict(self, data: Data) -> np.ndarray:
+        proba = self.predict_proba(data)
         return self.classes_[proba.argmax(axis=1)]
 
-    def top_k(self, catalog: Catalog, k: int = 5) -> list[list[tuple[str, float]]]:
+    def top_k(self, data: Data, k: int = 5) -> list[list[tuple[str, float]]]:
         """For each row, the ``k`` most likely categories with their probabilities."""
-        proba = self.predict_proba(catalog)
-        order = np.argsort(-proba, axis=1)[:, :k]
-        return [[(str(self.classes_[j]), float(proba[i, j])) for j in row] for i, row in enumerate(order)]
+        return top_k_from_proba(self.classes_, self.predict_proba(data), k)
 
-    def predict_parents(self, catalog: Catalog, level: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def predict_parents(self, data: Data, level: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Roll fine-level probabilities up to an ancestor ``level``: (parent classes, proba)."""
         self._check_fitted()
         mapping = {}
@@ -138,23 +177,61 @@ class CategoryPredictor:
             if level >= len(path):
                 raise CatalogError(f"class {cls!r} has no ancestor at level {level}; the model is trained at level {self.label}")
             mapping[str(cls)] = path[level]
-        return rollup(self.predict_proba(catalog), [str(c) for c in self.classes_], mapping)
+        return rollup(self.predict_proba(data), [str(c) for c in self.classes_], mapping)
 
     # ----- evaluation -----------------------------------------------------------------------
-    def evaluate(self, catalog: Catalog) -> dict:
-        """Metrics on labelled rows whose class the model knows (others are counted and skipped)."""
+    def evaluate(self, data: Data, include_training_rows: bool = False) -> dict:
+        """Metrics of :func:`skulens.metrics.classification_metrics` on the labelled rows of ``data``.
+
+        Rows are counted, not silently dropped: ``excluded_training_rows`` (ids the model was trained
+        on; left out unless ``include_training_rows``), ``unlabelled_rows`` (no label), and
+        ``unknown_class_rows`` / ``unknown_classes`` (labels the model does not know, class -> rows).
+        ``n`` + these three counts = the rows of ``data``.
+        """
+        return self.evaluate_rows(data, include_training_rows).metrics
+
+    def evaluate_rows(self, data: Data, include_training_rows: bool = False) -> Evaluation:
+        """:meth:`evaluate` plus the scored rows, their true labels and probabilities (for reports)."""
         self._check_fitted()
+        catalog = as_catalog(data)
         labels = catalog.labels(self.label)
-        known = labels.isin(self.classes_).to_numpy()
-        if known.sum() == 0:
-            raise CatalogError(f"no rows of '{catalog.name}' carry a class this model knows; nothing to evaluate")
+        training = np.zeros(len(catalog), dtype=bool)
+        if not include_training_rows:
+            training = training_id_mask(catalog.ids, self.training_ids_)
+        labelled = labels.notna().to_numpy() & ~training
+        known = labelled & labels.isin(self.classes_).to_numpy()
+        unknown = labels[labelled & ~known].astype(str).value_counts()
+        counts = {
+            "excluded_training_rows": int(training.sum()),
+            "unlabelled_rows": int((~training & ~labelled).sum()),
+            "unknown_class_rows": int(unknown.sum()),
+            "unknown_classes": {str(c): int(n) for c, n in unknown.items()},
+            "training_ids_recorded": int(len(self.training_ids_)),
+        }
+        if not known.any():
+            raise CatalogError(self._nothing_to_evaluate(catalog, counts))
         rows = catalog.subset(np.flatnonzero(known))
         proba = self.predict_proba(rows)
         y_true = labels[known].astype(str).to_numpy()
         metrics = classification_metrics(y_true, self.classes_[proba.argmax(axis=1)], self.classes_, proba)
-        metrics["skipped_unknown_class"] = int((~known & labels.notna().to_numpy()).sum())
+        metrics.update(counts)
         self.metrics_ = metrics
-        return metrics
+        return Evaluation(metrics, rows, y_true, proba)
+
+    def _nothing_to_evaluate(self, catalog: Catalog, counts: dict) -> str:
+        reason = f"no row of '{catalog.name}' ({len(catalog)} rows) can be evaluated: "
+        if counts["excluded_training_rows"] and not counts["unknown_class_rows"]:
+            return (
+                reason + f"all {counts['excluded_training_rows']} labelled rows were used to train this model (matched by id); "
+                "evaluate on held-out rows, or pass include_training_rows=True (CLI: --include-training-rows) "
+                "to score training rows (optimistic)"
+            )
+        known = ", ".join(map(str, self.classes_[:10])) + (" ..." if len(self.classes_) > 10 else "")
+        return (
+            reason + f"{counts['excluded_training_rows']} were training rows, {counts['unlabelled_rows']} have no label "
+            f"at {self.label!r}, {counts['unknown_class_rows']} carry classes the model does not know "
+            f"({', '.join(list(counts['unknown_classes'])[:5])}); the model knows: {known}"
+        )
 
     # ----- persistence ----------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
@@ -172,9 +249,12 @@ class CategoryPredictor:
             "parents": self.parents_,
             "dropped_classes": self.dropped_classes_ if hasattr(self, "dropped_classes_") else {},
             "metrics": {k: v for k, v in self.metrics_.items() if k in ("accuracy", "macro_f1", "ece", "n")},
+            "training_rows": int(len(self.training_ids_)),
+            "training_ids": "sha256 of each training row's id, in weights.npz 'training.id_sha256'",
         }
         arrays = {f"fusion.{k}": v for k, v in self.model_.to_arrays().items()}
         arrays.update({f"encoder.{k}": v for k, v in self.extractor.to_arrays().items()})
+        arrays["training.id_sha256"] = self.training_ids_
         return write_model_folder(folder, config, arrays)
 
     @classmethod
@@ -195,20 +275,38 @@ class CategoryPredictor:
         predictor.parents_ = config.get("parents", {})
         predictor.dropped_classes_ = config.get("dropped_classes", {})
         predictor.metrics_ = config.get("metrics", {})
+        predictor.training_ids_ = np.asarray(arrays.get("training.id_sha256", np.zeros(0, dtype="S64")), dtype="S64")
         fusion_arrays = {k[7:]: v for k, v in arrays.items() if k.startswith("fusion.")}
         predictor.model_ = restore_fusion(config["fusion"], fusion_arrays, predictor.encoders, predictor.classes_, config["head"])
         return predictor
 
     # ----- single products ------------------------------------------------------------------
+    def image_resolution(self) -> int | None:
+        """The largest input size of the model's image encoders (JPEGs are decoded at about this size)."""
+        encoders = [self.extractor.encoder(name) for name in self.encoders]
+        sizes = [getattr(e, "resolution", None) or 0 for e in encoders if e.modality == "image"]
+        return max(sizes) if sizes else None
+
     def predict_product(
-        self, image: str | Path | None = None, title: str | None = None, description: str | None = None, k: int = 5
+        self, image: ImageInput = None, title: str | None = None, description: str | None = None, k: int = 5
     ) -> list[tuple[str, float]]:
-        """Top-``k`` categories of one product given by an image path and/or text."""
-        if image is None and not (title or description):
-            raise CatalogError("give an image, a title or a description to categorize")
-        image_path = Path(image).resolve() if image is not None else None
-        frame = pd.DataFrame(
-            [{"id": "product", "title": title, "description": description, "image": image_path.name if image_path else None}]
-        )
-        catalog = Catalog(frame, root=image_path.parent if image_path else None, name="input")
-        return self.top_k(catalog, k)[0]
+        """Top-``k`` categories of one product from an image (file path, bytes or PIL image) and/or text.
+
+        Runs in memory, like :meth:`predict_inputs` (no embedding cache). An image that is missing or
+        cannot be read raises :class:`~skulens.catalog.images.ImageLoadError` naming it, and a product
+        with nothing this model reads raises :class:`CatalogError`: never a silent uniform answer.
+        """
+        self._check_fitted()
+        resolution = self.image_resolution()
+        pixels = load_product_image(image, draft_size=resolution)
+        text = product_text({"title": title, "description": description}, self.text_fields)
+        if pixels is None and not text:
+            fields = ", ".join(self.text_fields)
+            raise CatalogError(f"give an image, a title or a description to categorize (this model reads: images, {fields})")
+        features = self.extractor.transform_inputs([pixels], [text])
+        if not any(mask[0] for mask in features.present.values()):
+            reads = "images" if resolution else "text (" + ", ".join(self.text_fields) + ")"
+            raise CatalogError(f"this model ({', '.join(self.encoders)}) reads only {reads}; give the product's {reads}")
+        if pixels is not None and resolution is None:
+            log.warning("this model has no image encoder (%s); the image is not used", ", ".join(self.encoders))
+        return top_k_from_proba(self.classes_, self.proba_from_features(features), k)[0]

@@ -1,4 +1,4 @@
-"""Named encoders -> feature blocks for a catalog (the input every predictor's heads see)."""
+"""Named encoders -> feature blocks (the input every predictor's heads see), from a catalog or from memory."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from skulens.catalog.schema import Catalog, RowIssue
+from skulens.catalog.schema import Catalog, CatalogError, RowIssue
 from skulens.embed import embed_catalog
 from skulens.encoders import Encoder, EncoderError, create_encoder
+from skulens.encoders.base import as_float32
 from skulens.encoders.text import TfidfEncoder
 from skulens.tasks.model_folder import ModelFolderError
 
@@ -28,10 +30,11 @@ class Features:
 
 
 class FeatureExtractor:
-    """Creates the named encoders once (lazily) and turns catalogs into :class:`Features`.
+    """Creates the named encoders once (lazily) and turns catalogs (:meth:`transform`, through the
+    embedding cache) or in-memory products (:meth:`transform_inputs`, no cache) into :class:`Features`.
 
     Fitted encoders (``tfidf``) are fitted on the training catalog in :meth:`fit` and saved with the
-    model through :meth:`to_arrays` / :meth:`from_arrays`.
+    model through :meth:`to_arrays` / :meth:`restore`.
     """
 
     def __init__(
@@ -79,6 +82,39 @@ class FeatureExtractor:
             issues.extend(result.issues)
         return Features(blocks, present, issues)
 
+    def transform_inputs(self, images: Sequence, texts: Sequence[str]) -> Features:
+        """Features of products held in memory: the same blocks :meth:`transform` gives for a catalog
+        with these images and texts, without the embedding cache or any file.
+
+        ``images[i]`` is a decoded RGB PIL image, an array already made by the image encoder's
+        ``prepare`` (one image encoder), or ``None``; ``texts[i]`` is the product's joined text fields.
+        """
+        texts = ["" if t is None else str(t) for t in texts]
+        images = list(images)
+        if len(images) != len(texts):
+            raise CatalogError(f"got {len(images)} images for {len(texts)} texts; give one of each per product (None if absent)")
+        blocks, present = {}, {}
+        for name in self.names:
+            encoder = self.encoder(name)
+            if encoder.requires_fit and not getattr(encoder, "is_fitted", True):
+                raise CatalogError(f"encoder '{encoder.name}' must be fitted on training rows before use")
+            if encoder.modality == "image":
+                mask = np.array([image is not None for image in images], dtype=bool)
+                items = [_image_input(encoder, images[i]) for i in np.flatnonzero(mask)]
+            else:
+                mask = np.array([bool(t.strip()) for t in texts], dtype=bool)
+                if encoder.requires_fit:  # fitted encoders (tfidf) encode every row, as in a catalog
+                    blocks[name], present[name] = encoder.encode(texts), mask
+                    continue
+                items = [texts[i] for i in np.flatnonzero(mask)]
+            vectors = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+            step = max(1, encoder.batch_size)
+            rows = np.flatnonzero(mask)
+            for start in range(0, len(items), step):
+                vectors[rows[start : start + step]] = as_float32(encoder.encode(items[start : start + step]))
+            blocks[name], present[name] = vectors, mask
+        return Features(blocks, present)
+
     def identities(self) -> dict[str, str]:
         return {name: self.encoder(name).identity for name in self.names}
 
@@ -105,3 +141,13 @@ class FeatureExtractor:
             own = {k[len(name) + 1 :]: v for k, v in arrays.items() if k.startswith(f"{name}.")}
             if own:
                 self._encoders[name] = TfidfEncoder.from_arrays(own)
+
+
+def _image_input(encoder: Encoder, image) -> object:
+    """What ``encoder.encode`` takes for one product image (its ``prepare`` output when it has one)."""
+    prepare = getattr(encoder, "prepare", None)
+    if prepare is not None:
+        return prepare(image)
+    if isinstance(image, np.ndarray):  # prepared for another encoder: back to an image for this one
+        return Image.fromarray(image)
+    return image

@@ -57,8 +57,7 @@ def product_rating_cv(
     progress: bool = False,
 ) -> dict:
     """Cross-validated MAE/RMSE/R² of Huber heads on each encoder and on all of them concatenated,
-    against predict-the-mean and predict-the-median baselines. Pooled metrics are over all out-of-fold
-    predictions; ``per_fold`` gives mean, std and 95% CI over folds."""
+    against predict-the-mean and predict-the-median baselines (see :func:`rating_cv`)."""
     if "rating" not in catalog.frame.columns:
         raise CatalogError(f"catalog '{catalog.name}' has no 'rating' column")
     rating = pd.to_numeric(catalog.frame["rating"], errors="coerce").to_numpy(dtype=float)
@@ -70,7 +69,28 @@ def product_rating_cv(
     blocks = {name: _dense(features.blocks[name]) for name in encoders}
     if len(encoders) > 1:
         blocks["+".join(encoders)] = np.hstack([blocks[name] for name in encoders])
+    return {
+        "dataset": catalog.name,
+        "n_rated": int(len(y)),
+        "rating_mean": float(y.mean()),
+        "rating_std": float(y.std()),
+        "folds": folds,
+        "seed": seed,
+        "encoders": list(encoders),
+        "images_missing": int((~features.present[encoders[0]]).sum()) if encoders else 0,
+        "results": rating_cv(blocks, y, folds, seed, alphas),
+    }
 
+
+def rating_cv(
+    blocks: dict[str, np.ndarray], y: np.ndarray, folds: int = 5, seed: int = 0, alphas: Sequence[float] = ALPHAS
+) -> list:
+    """K-fold results of the mean and median baselines and a Huber head per feature block.
+
+    Pooled metrics are over all out-of-fold predictions; ``per_fold`` gives mean, std and 95% CI over
+    folds; ``alphas_chosen`` the inner-CV choice of each fold.
+    """
+    y = np.asarray(y, dtype=float)
     splitter = KFold(folds, shuffle=True, random_state=seed)
     predictions = {"mean baseline": np.zeros(len(y)), "median baseline": np.zeros(len(y))}
     predictions.update({f"huber:{name}": np.zeros(len(y)) for name in blocks})
@@ -94,14 +114,4 @@ def product_rating_cv(
         if name.startswith("huber:"):
             entry["alphas_chosen"] = chosen[name[6:]]
         results.append(entry)
-    return {
-        "dataset": catalog.name,
-        "n_rated": int(len(y)),
-        "rating_mean": float(y.mean()),
-        "rating_std": float(y.std()),
-        "folds": folds,
-        "seed": seed,
-        "encoders": list(encoders),
-        "images_missing": int((~features.present[encoders[0]]).sum()) if encoders else 0,
-        "results": results,
-    }
+    return results

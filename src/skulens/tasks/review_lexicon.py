@@ -1,4 +1,4 @@
-"""VADER lexicon baseline for reviews: no learned text model, only a calibration of its compound score.
+"""VADER lexicon baseline for reviews: no learned text model, only monotone maps of its compound score.
 
 VADER (PyPI ``vaderSentiment``) gives each text a compound score in [-1, 1]. Fitting on training reviews
 learns three small, monotone maps of that one number (nothing about words):

@@ -3,8 +3,10 @@
 What it predicts for each review (title and text joined as ``"title. text"``; a review without a title is
 just its text):
 
-- a 5-class star distribution ``p(1..5)`` (probabilities of the unweighted probe, so they stay calibrated)
-  and the expected rating ``sum_k k * p(k)``;
+- a 5-class star distribution ``p(1..5)`` from the heads (with several encoders, their late fusion: a
+  weighted product of experts, weights fitted on held-out log-loss) and the expected rating
+  ``sum_k k * p(k)``; when ``class_weight="balanced"`` is chosen the distribution leans towards rare
+  stars, so it is a confidence, not a calibrated probability, unless its ECE says otherwise;
 - the star decision ``argmax_k p(k) / prior(k) ** alpha``: ``alpha`` (0 = plain argmax, 1 = fully
   prior-corrected, close to ``class_weight="balanced"``) and the head's ``class_weight`` are chosen on a
   group-aware validation split of the training rows (criterion: accuracy + macro-F1) and recorded in
@@ -16,6 +18,8 @@ just its text):
   a ``recommended`` column).
 
 Rows without text are reported (``last_issues_``) and skipped in batches; a single empty text is an error.
+Data is a :class:`Catalog` or a pandas DataFrame with ``id``, ``review_text`` (and ``title``,
+``rating``, ``recommended``) columns.
 """
 
 from __future__ import annotations
@@ -31,12 +35,12 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from skulens import __version__
 from skulens.catalog.schema import Catalog, CatalogError, RowIssue
 from skulens.catalog.splits import group_split
-from skulens.heads.base import check_training_labels
-from skulens.heads.fusion import EPS, align_proba, make_fusion, make_head, restore_fusion, restore_head
-from skulens.heads.mlp import MLPProbe
+from skulens.heads.base import align_proba
+from skulens.heads.fusion import LateFusion, make_fusion, restore_fusion
 from skulens.metrics import classification_metrics, regression_metrics
 from skulens.tasks.features import FeatureExtractor, Features
-from skulens.tasks.model_folder import read_model_folder, write_model_folder
+from skulens.tasks.inputs import Data, as_catalog, hash_ids, training_id_mask
+from skulens.tasks.model_folder import ModelFolderError, read_model_folder, write_model_folder
 
 log = logging.getLogger(__name__)
 
@@ -49,88 +53,11 @@ CLASS_WEIGHTS = (None, "balanced")
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-FUSION_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+FUSIONS = ("late", "early")
 
 
 class EmptyReviewError(CatalogError):
     """A review with no text to read."""
-
-
-class WeightedFusion:
-    """One head per block; probabilities combined as a weighted geometric mean (``weights_``, summing to 1,
-    chosen by :class:`ReviewPredictor` on validation data). Cheaper than stacking (no out-of-fold fits).
-    Rows missing a block use the remaining blocks."""
-
-    def __init__(
-        self, head: str = "linear", seed: int = 0, head_params: dict | None = None, block_params: dict[str, dict] | None = None
-    ) -> None:
-        self.head, self.seed, self.head_params = head, seed, head_params or {}
-        self.block_params = block_params or {}
-
-    def fit(self, blocks, present, y) -> WeightedFusion:
-        y = np.asarray(y)
-        self.classes_ = check_training_labels(y)
-        self.names_ = list(blocks)
-        self.heads_ = {}
-        for name in self.names_:
-            mask = np.asarray(present[name], dtype=bool)
-            X = blocks[name][np.flatnonzero(mask)]
-            params = {**self.head_params, **self.block_params.get(name, {})}
-            kind = params.pop("head", self.head)  # a block may use its own head kind (e.g. mlp on minilm)
-            self.heads_[name] = make_head(kind, self.seed, **params).fit(X, y[mask])
-        if not hasattr(self, "weights_"):
-            self.weights_ = {name: 1.0 / len(self.names_) for name in self.names_}
-        return self
-
-    def block_proba(self, blocks) -> dict[str, np.ndarray]:
-        return {
-            name: align_proba(self.heads_[name].predict_proba(blocks[name]), self.heads_[name].classes_, self.classes_)
-            for name in self.names_
-        }
-
-    @staticmethod
-    def combine(per_block: dict[str, np.ndarray], weights: dict[str, float], present=None) -> np.ndarray:
-        names = list(per_block)
-        weights = weights or {name: 1.0 / len(names) for name in names}
-        n = per_block[names[0]].shape[0]
-        w = np.stack(
-            [np.full(n, weights[name]) * (np.asarray(present[name], float) if present is not None else 1.0) for name in names], 1
-        )
-        w = np.where(w.sum(1, keepdims=True) > 0, w, 1.0)
-        w = w / w.sum(1, keepdims=True)
-        log_p = sum(np.log(np.clip(per_block[name], EPS, 1.0)) * w[:, [i]] for i, name in enumerate(names))
-        log_p = log_p - log_p.max(axis=1, keepdims=True)
-        proba = np.exp(log_p)
-        return proba / proba.sum(axis=1, keepdims=True)
-
-    def predict_proba(self, blocks, present) -> np.ndarray:
-        return self.combine(self.block_proba(blocks), self.weights_, present)
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        arrays = {f"{name}.{k}": v for name in self.names_ for k, v in self.heads_[name].to_arrays().items()}
-        for name in self.names_:
-            arrays[f"{name}.class_index"] = np.searchsorted(self.classes_, self.heads_[name].classes_).astype(np.int64)
-            arrays[f"{name}.head_kind"] = np.array("mlp" if isinstance(self.heads_[name], MLPProbe) else "linear")
-        arrays["weights"] = np.array([self.weights_[name] for name in self.names_], dtype=np.float64)
-        return arrays
-
-    @classmethod
-    def from_arrays(cls, arrays, names, classes, head) -> WeightedFusion:
-        fusion = cls(head=head)
-        fusion.classes_, fusion.names_ = np.asarray(classes), list(names)
-        fusion.heads_ = {}
-        for name in names:
-            own = {k[len(name) + 1 :]: v for k, v in arrays.items() if k.startswith(f"{name}.")}
-            kind = str(own.pop("head_kind", head))
-            fusion.heads_[name] = restore_head(kind, own, fusion.classes_[own.pop("class_index")])
-        fusion.weights_ = {name: float(w) for name, w in zip(names, arrays["weights"])}
-        return fusion
-
-
-def _restore_fusion(kind: str, arrays, names, classes, head):
-    if kind == "weighted":
-        return WeightedFusion.from_arrays(arrays, names, classes, head)
-    return restore_fusion(kind, arrays, names, classes, head)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -223,7 +150,7 @@ def labelled_stars(catalog: Catalog) -> np.ndarray:
     """Star ratings as floats rounded to 1..5 (NaN where missing or out of range)."""
     if "rating" not in catalog.frame.columns:
         return np.full(len(catalog), np.nan)
-    rating = pd.to_numeric(catalog.frame["rating"], errors="coerce").round().to_numpy(dtype=float)
+    rating = pd.to_numeric(catalog.frame["rating"], errors="coerce").round().to_numpy(dtype=float, copy=True)
     rating[(rating < 1) | (rating > 5)] = np.nan
     return rating
 
@@ -253,8 +180,13 @@ class ReviewPredictor:
     """Train on reviews with star ratings (and optionally ``recommended``), then read new reviews.
 
     ``encoders`` are text encoders from the registry (``minilm``, ``tfidf``, ``st:<path>``); with more
-    than one, their heads are combined by ``fusion`` (late stacking by default). ``class_weight`` is
-    ``"auto"`` (choose ``None`` or ``"balanced"`` on validation data), ``None`` or ``"balanced"``.
+    than one, their heads are combined by ``fusion``: ``late`` (default: one head per encoder, a weighted
+    product of experts whose weights are fitted on held-out log-loss, see
+    :class:`~skulens.heads.fusion.LateFusion`) or ``early`` (one head on the concatenated features).
+    ``encoder_params[name]`` sets one encoder's head, e.g. ``{"minilm": {"head": "mlp"}}`` or
+    ``{"tfidf": {"Cs": (3.0,)}}``. ``class_weight`` is ``"auto"`` (choose ``None`` or ``"balanced"`` on
+    validation data), ``None`` or ``"balanced"``. The ids of the training rows are kept as sha256
+    hashes (``training_ids_``, saved with the model) so :meth:`evaluate` can leave them out.
     """
 
     def __init__(
@@ -262,7 +194,7 @@ class ReviewPredictor:
         encoders: Sequence[str] = ("minilm",),
         head: str = "linear",
         class_weight: str | None = "auto",
-        fusion: str = "weighted",
+        fusion: str = "late",
         text_fields: Sequence[str] = TEXT_FIELDS,
         val_size: float = 0.15,
         alphas: Sequence[float] = ALPHAS,
@@ -276,6 +208,8 @@ class ReviewPredictor:
             raise CatalogError("give at least one text encoder, e.g. encoders=['minilm']")
         if class_weight not in ("auto", None, "balanced"):
             raise CatalogError(f"class_weight must be 'auto', None or 'balanced', not {class_weight!r}")
+        if fusion not in FUSIONS:
+            raise CatalogError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
         self.encoders = list(encoders)
         self.head = head
         self.class_weight = class_weight
@@ -288,109 +222,94 @@ class ReviewPredictor:
         self.encoder_params = {name: dict(p) for name, p in (encoder_params or {}).items()}
         if head == "mlp" and "tfidf" in self.encoders:
             raise CatalogError("the mlp head needs dense embeddings; use head='linear' with tfidf (or drop tfidf)")
-        if fusion not in ("late", "early", "weighted"):
-            raise CatalogError(f"fusion must be 'late', 'early' or 'weighted', not {fusion!r}")
         self.extractor = FeatureExtractor(self.encoders, text_fields=self.text_fields, cache_dir=cache_dir, progress=progress)
         self.metrics_: dict = {}
         self.last_issues_: list[RowIssue] = []
 
     # ----- training -------------------------------------------------------------------------
-    def training_rows(self, catalog: Catalog) -> tuple[Catalog, np.ndarray, np.ndarray | None]:
-        """Rows with text and a 1-5 star rating: (rows, stars, recommended or None)."""
+    def _labelled_rows(self, catalog: Catalog) -> tuple[Catalog, np.ndarray, np.ndarray | None, dict[str, int]]:
+        """Rows with text and a 1-5 star rating: (rows, stars, recommended or None, counts of the others)."""
         if len(catalog) == 0:
-            raise CatalogError(f"catalog '{catalog.name}' is empty; nothing to train on")
+            raise CatalogError(f"catalog '{catalog.name}' is empty; nothing to train on or evaluate")
         if "rating" not in catalog.frame.columns:
-            raise CatalogError(f"catalog '{catalog.name}' has no 'rating' column (1-5 stars) to train on")
+            raise CatalogError(f"catalog '{catalog.name}' has no 'rating' column (1-5 stars)")
         has_text = np.array([bool(t.strip()) for t in review_texts(catalog, self.text_fields)])
         stars = labelled_stars(catalog)
         keep = has_text & ~np.isnan(stars)
-        self.skipped_ = {"no_text": int((~has_text).sum()), "no_rating": int((has_text & np.isnan(stars)).sum())}
+        skipped = {"no_text": int((~has_text).sum()), "no_rating": int((has_text & np.isnan(stars)).sum())}
         if keep.sum() == 0:
             raise CatalogError(f"no row of '{catalog.name}' has both review text and a 1-5 rating")
         rows = catalog.subset(np.flatnonzero(keep))
         recommended = recommended_labels(catalog)
-        return rows, stars[keep].astype(int), None if recommended is None else recommended[keep]
+        return rows, stars[keep].astype(int), None if recommended is None else recommended[keep], skipped
+
+    def training_rows(self, catalog: Catalog) -> tuple[Catalog, np.ndarray, np.ndarray | None]:
+        """Rows with text and a 1-5 star rating: (rows, stars, recommended or None); ``skipped_`` counts the others."""
+        rows, stars, recommended, self.skipped_ = self._labelled_rows(catalog)
+        return rows, stars, recommended
 
     def _params(self, class_weight: str | None, Cs: dict | None = None) -> tuple[dict, dict]:
-        """(shared head params, per-encoder head params) for one fit."""
+        """(shared head params, per-encoder head params) for one fit; ``Cs`` fixes a linear head's C."""
         shared = dict(self.head_params, class_weight=class_weight)
         per_block = {name: dict(self.encoder_params.get(name, {})) for name in self.encoders}
-        if Cs and self.head == "linear":
-            for name, C in Cs.items():
-                per_block.setdefault(name, {})["Cs"] = (C,)  # reuse the C the validation fit chose
+        for name, C in (Cs or {}).items():
+            per_block.setdefault(name, {})["Cs"] = (C,)  # reuse the C the validation fit chose
         if len(self.encoders) == 1:
             shared.update(per_block[self.encoders[0]])
         return shared, per_block
 
-    def _new_model(self, class_weight: str | None, Cs: dict | None = None, weights: dict | None = None):
+    def _new_model(self, class_weight: str | None, Cs: dict | None = None):
         shared, per_block = self._params(class_weight, Cs)
-        if self.fusion == "weighted":
-            model = WeightedFusion(self.head, self.seed, shared, per_block)
-            if weights:
-                model.weights_ = dict(weights)
-            return model
+        if self.fusion == "late":
+            return make_fusion("late", self.head, seed=self.seed, head_params=shared, block_params=per_block)
         head = shared.pop("head", self.head)
-        return make_fusion(self.fusion, head, seed=self.seed, head_params=shared)
+        return make_fusion("early", head, seed=self.seed, head_params=shared)
+
+    def _chosen_Cs(self, model) -> dict[str, float]:
+        """The C each linear head chose (an early fusion's one head gives its C to every encoder)."""
+        heads = getattr(model, "heads_", None) or {name: model.head_ for name in self.encoders}
+        return {name: float(head.C_) for name, head in heads.items() if hasattr(head, "C_")}
 
     def _star_proba(self, model, features: Features) -> np.ndarray:
         return align_proba(model.predict_proba(features.blocks, features.present), np.asarray(model.classes_), STARS)
 
-    def _weight_grid(self) -> list[dict | None]:
-        if self.fusion != "weighted" or len(self.encoders) == 1:
-            return [None]
-        if len(self.encoders) == 2:
-            a, b = self.encoders
-            return [{a: w, b: 1.0 - w} for w in FUSION_WEIGHTS]
-        return [{name: 1.0 / len(self.encoders) for name in self.encoders}]
-
     def _select(self, rows: Catalog, features: Features, y: np.ndarray) -> dict:
-        """Choose class weight, fusion weights and prior-correction alpha on a group-aware validation split."""
+        """Choose class weight and prior-correction alpha on a group-aware validation split."""
         candidates = list(CLASS_WEIGHTS) if self.class_weight == "auto" else [self.class_weight]
-        alphas, grid = self.alphas, self._weight_grid()
-        if len(candidates) == 1 and len(alphas) == 1 and len(grid) == 1:
-            return {"class_weight": candidates[0], "alpha": float(alphas[0]), "C": {}, "weights": grid[0], "criterion": "fixed"}
+        alphas = self.alphas
+        if len(candidates) == 1 and len(alphas) == 1:
+            return {"class_weight": candidates[0], "alpha": float(alphas[0]), "C": {}, "criterion": "fixed"}
         frame = rows.frame.assign(_row=np.arange(len(rows)))
         inner, val = group_split(
             Catalog(frame, name=rows.name), self.val_size, label="rating", fields=self.text_fields, seed=self.seed
         )
         inner_rows, val_rows = inner.frame["_row"].to_numpy(), val.frame["_row"].to_numpy()
         prior = np.bincount(y[inner_rows], minlength=6)[1:] / len(inner_rows)
-        val_features = features.subset(val_rows)
+        inner_features, val_features = features.subset(inner_rows), features.subset(val_rows)
         scores = []
         for class_weight in candidates:
-            model = self._new_model(class_weight).fit(
-                features.subset(inner_rows).blocks, features.subset(inner_rows).present, y[inner_rows]
-            )
-            Cs = {name: float(head.C_) for name, head in getattr(model, "heads_", {}).items() if hasattr(head, "C_")}
-            if not Cs and hasattr(getattr(model, "head_", None), "C_"):
-                Cs = {name: float(model.head_.C_) for name in self.encoders}
-            per_block = model.block_proba(val_features.blocks) if isinstance(model, WeightedFusion) else None
-            for weights in grid:
-                if per_block is not None:
-                    proba = align_proba(WeightedFusion.combine(per_block, weights, val_features.present), model.classes_, STARS)
-                else:
-                    proba = self._star_proba(model, val_features)
-                mae = float(np.abs(expected_rating(proba) - y[val_rows]).mean())
-                # prior correction only makes sense on the unweighted (calibrated) probabilities
-                for alpha in alphas if class_weight is None else (0.0,):
-                    metrics = classification_metrics(y[val_rows], prior_corrected_stars(proba, prior, alpha), STARS)
-                    scores.append(
-                        {
-                            "class_weight": class_weight,
-                            "alpha": float(alpha),
-                            "weights": weights,
-                            "C": Cs,
-                            "accuracy": metrics["accuracy"],
-                            "macro_f1": metrics["macro_f1"],
-                            "rating_mae": mae,
-                            "score": metrics["accuracy"] + metrics["macro_f1"],
-                        }
-                    )
+            model = self._new_model(class_weight).fit(inner_features.blocks, inner_features.present, y[inner_rows])
+            Cs = self._chosen_Cs(model)
+            proba = self._star_proba(model, val_features)
+            mae = float(np.abs(expected_rating(proba) - y[val_rows]).mean())
+            # prior correction divides out the class prior, which a class-weighted head has already done
+            for alpha in alphas if class_weight is None else (0.0,):
+                metrics = classification_metrics(y[val_rows], prior_corrected_stars(proba, prior, alpha), STARS)
+                scores.append(
+                    {
+                        "class_weight": class_weight,
+                        "alpha": float(alpha),
+                        "C": Cs,
+                        "accuracy": metrics["accuracy"],
+                        "macro_f1": metrics["macro_f1"],
+                        "rating_mae": mae,
+                        "score": metrics["accuracy"] + metrics["macro_f1"],
+                    }
+                )
         best = max(scores, key=lambda s: s["score"])
         return {
             "class_weight": best["class_weight"],
             "alpha": best["alpha"],
-            "weights": best["weights"],
             "C": best["C"],
             "criterion": f"max accuracy + macro-F1 on a group-aware {self.val_size:.0%} validation split of the training rows",
             "candidates": scores,
@@ -398,34 +317,34 @@ class ReviewPredictor:
             "n_val": int(len(val_rows)),
         }
 
-    def fit(self, catalog: Catalog) -> ReviewPredictor:
+    def fit(self, data: Data) -> ReviewPredictor:
         """Embed (cached), fit fitted encoders, choose class weighting on validation data, fit the heads."""
-        rows, y, recommended = self.training_rows(catalog)
+        rows, y, recommended = self.training_rows(as_catalog(data))
         self.extractor.fit(rows)
         return self.fit_features(self.extractor.transform(rows), y, recommended, rows)
 
     def fit_features(
         self, features: Features, y: np.ndarray, recommended: np.ndarray | None = None, rows: Catalog | None = None
     ) -> ReviewPredictor:
-        """Fit the heads on precomputed features (``rows`` is needed for the group-aware validation split)."""
+        """Fit the heads on precomputed features (``rows`` gives the group-aware validation split and the
+        training ids; without it, each row is its own group and no training ids are recorded).
+
+        ``selection_["weights"]`` records the late-fusion block weights the star model fitted."""
         y = np.asarray(y).astype(int)
         self.prior_ = np.bincount(y, minlength=6)[1:] / len(y)
+        self.training_ids_ = hash_ids(rows.ids if rows is not None else [])
         if rows is None:
             rows = Catalog(pd.DataFrame({"id": [str(i) for i in range(len(y))], "rating": y}), name="train")
         self.selection_ = self._select(rows, features, y)
         sel = self.selection_
-        self.stars_model_ = self._new_model(sel["class_weight"], sel.get("C"), sel.get("weights")).fit(
-            features.blocks, features.present, y
-        )
+        self.stars_model_ = self._new_model(sel["class_weight"], sel.get("C")).fit(features.blocks, features.present, y)
+        sel["weights"] = self.stars_model_.block_weights if isinstance(self.stars_model_, LateFusion) else None
         self.recommend_model_ = None
         if recommended is not None:
             known = ~np.isnan(recommended)
             if len(np.unique(recommended[known])) == 2:
-                self.recommend_model_ = self._new_model(None, None, sel.get("weights")).fit(
-                    features.subset(np.flatnonzero(known)).blocks,
-                    features.subset(np.flatnonzero(known)).present,
-                    recommended[known].astype(int),
-                )
+                part = features.subset(np.flatnonzero(known))
+                self.recommend_model_ = self._new_model(None).fit(part.blocks, part.present, recommended[known].astype(int))
             else:
                 log.warning("the 'recommended' column has fewer than two values; no recommendation head is trained")
         return self
@@ -471,17 +390,19 @@ class ReviewPredictor:
             return ok, {}
         return ok, self.outputs_from_features(self.extractor.transform(catalog.subset(np.flatnonzero(ok))))
 
-    def predict_proba(self, catalog: Catalog) -> np.ndarray:
+    def predict_proba(self, data: Data) -> np.ndarray:
         """Star distribution, shape (rows, 5) for stars 1..5; NaN rows where a review has no text."""
+        catalog = as_catalog(data)
         ok, out = self._outputs(catalog)
         proba = np.full((len(catalog), 5), np.nan)
         if out:
             proba[ok] = out["star_proba"]
         return proba
 
-    def predict(self, catalog: Catalog) -> pd.DataFrame:
+    def predict(self, data: Data) -> pd.DataFrame:
         """One row per review: id, stars, expected_rating, sentiment, sentiment_score, recommend_proba,
         p1..p5, and ``error`` (set, with the other fields empty, for reviews without text)."""
+        catalog = as_catalog(data)
         ok, out = self._outputs(catalog)
         frame = pd.DataFrame({"id": catalog.ids})
         frame["stars"] = pd.array([pd.NA] * len(catalog), dtype="Int64")
@@ -540,13 +461,32 @@ class ReviewPredictor:
         return results
 
     # ----- evaluation -----------------------------------------------------------------------
-    def evaluate(self, catalog: Catalog) -> dict:
-        """Star, expected-rating, sentiment and recommendation metrics on rows with text and a rating."""
+    def evaluate(self, data: Data, include_training_rows: bool = False) -> dict:
+        """Star, expected-rating, sentiment and recommendation metrics on rows with text and a rating.
+
+        Rows whose id the model was trained on are left out unless ``include_training_rows`` (counted in
+        ``excluded_training_rows``); rows without text or rating are counted in ``skipped``.
+        """
         self._check_fitted()
-        rows, y, recommended = self.training_rows(catalog)
+        catalog = as_catalog(data)
+        training = np.zeros(len(catalog), dtype=bool)
+        if not include_training_rows:
+            training = training_id_mask(catalog.ids, self.training_ids_)
+        try:
+            rows, y, recommended, skipped = self._labelled_rows(catalog.subset(np.flatnonzero(~training)))
+        except CatalogError:
+            if not training.any():
+                raise
+            raise CatalogError(
+                f"no review of '{catalog.name}' is left to evaluate: {int(training.sum())} of its {len(catalog)} rows were "
+                "used to train this model (matched by id) and the others lack text or a 1-5 rating; evaluate on held-out "
+                "reviews, or pass include_training_rows=True to score training rows (optimistic)"
+            ) from None
         out = self.outputs_from_features(self.extractor.transform(rows))
         metrics = review_metrics(y, out["star_proba"], out["stars"], recommended, out.get("recommend_proba"))
-        metrics["skipped"] = dict(self.skipped_)
+        metrics["skipped"] = skipped
+        metrics["excluded_training_rows"] = int(training.sum())
+        metrics["training_ids_recorded"] = int(len(self.training_ids_))
         self.metrics_ = metrics
         return metrics
 
@@ -569,8 +509,11 @@ class ReviewPredictor:
             "prior": [float(p) for p in self.prior_],
             "sentiment_rule": SENTIMENT_RULE,
             "metrics": {k: v for k, v in self.metrics_.items() if isinstance(v, (int, float)) or v is None},
+            "training_rows": int(len(self.training_ids_)),
+            "training_ids": "sha256 of each training row's id, in weights.npz 'training.id_sha256'",
         }
         arrays = {f"stars.{k}": v for k, v in self.stars_model_.to_arrays().items()}
+        arrays["training.id_sha256"] = self.training_ids_
         if self.recommend_model_ is not None:
             arrays.update({f"recommend.{k}": v for k, v in self.recommend_model_.to_arrays().items()})
         arrays.update({f"encoder.{k}": v for k, v in self.extractor.to_arrays().items()})
@@ -580,6 +523,11 @@ class ReviewPredictor:
     def load(cls, folder: str | Path, cache_dir: str | Path | None = None) -> ReviewPredictor:
         """Load a folder written by :meth:`save`; fails clearly if it is not a reviews model."""
         config, arrays = read_model_folder(folder, TASK)
+        if config.get("fusion") not in FUSIONS:
+            raise ModelFolderError(
+                f"review model {folder} uses the '{config.get('fusion')}' fusion, which this version of skulens "
+                "replaced by late fusion; retrain it (skulens reviews train ...)"
+            )
         predictor = cls(
             encoders=list(config["encoders"]),
             head=config["head"],
@@ -587,22 +535,24 @@ class ReviewPredictor:
             fusion=config["fusion"],
             text_fields=config["text_fields"],
             cache_dir=cache_dir,
+            encoder_params=config.get("encoder_params"),
         )
         predictor.extractor.restore({k[8:]: v for k, v in arrays.items() if k.startswith("encoder.")})
         predictor.extractor.check_identities(config["encoders"], folder)
         predictor.selection_ = config["selection"]
         predictor.prior_ = np.asarray(config["prior"], dtype=float)
         predictor.metrics_ = config.get("metrics", {})
+        predictor.training_ids_ = np.asarray(arrays.get("training.id_sha256", np.zeros(0, dtype="S64")), dtype="S64")
 
         def part(prefix: str) -> dict[str, np.ndarray]:
             return {k[len(prefix) + 1 :]: v for k, v in arrays.items() if k.startswith(f"{prefix}.")}
 
-        predictor.stars_model_ = _restore_fusion(
+        predictor.stars_model_ = restore_fusion(
             config["fusion"], part("stars"), predictor.encoders, np.array(config["stars_classes"]), config["head"]
         )
         predictor.recommend_model_ = None
         if config.get("recommend"):
-            predictor.recommend_model_ = _restore_fusion(
+            predictor.recommend_model_ = restore_fusion(
                 config["fusion"], part("recommend"), predictor.encoders, np.array([0, 1]), config["head"]
             )
         return predictor

@@ -1,0 +1,351 @@
+"""``skulens categorize train|predict|evaluate|benchmark``: product categorization from images and text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from skulens.cli.commands import add_commands, flag, group
+from skulens.cli.output import console, err, fail, note, print_report_tables, warn
+from skulens.cli.sources import Columns, ImageRoots, Label, Source, label_value, load_source, reads_images, report_images
+
+if TYPE_CHECKING:
+    from skulens.tasks.categorize import CategoryPredictor
+
+DEFAULT_ENCODERS = ["efficientnet-lite0", "minilm", "tfidf"]
+
+categorize_app = group(
+    "Categorize products from their photo and text: train a model, predict, evaluate, benchmark.\n\n"
+    "Examples:\n\n"
+    "  skulens categorize train flipkart --label 0 --out runs/flipkart-model\n\n"
+    "  skulens categorize predict runs/flipkart-model --image shirt.jpg --text 'Cotton shirt for men'\n\n"
+    "  skulens categorize evaluate runs/flipkart-model products.csv --out runs/eval"
+)
+
+Model = Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder written by `skulens categorize train`.")]
+
+
+def train(
+    source: Source,
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Model folder to write (config.json + weights.npz).")],
+    label: Label = "0",
+    encoders: Annotated[
+        list[str], typer.Option("--encoders", "-e", metavar="NAME", help="Repeat for several; see `skulens encoders`.")
+    ] = DEFAULT_ENCODERS,
+    head: Annotated[str, typer.Option(metavar="linear|mlp", help="linear (logistic-regression probe) or mlp.")] = "linear",
+    fusion: Annotated[
+        str, typer.Option(metavar="late|early", help="late (a head per encoder, combined) or early (one head on all).")
+    ] = "late",
+    min_class_count: Annotated[int, typer.Option(metavar="N", help="Classes with fewer rows are dropped (and reported).")] = 5,
+    test_size: Annotated[
+        float, typer.Option(metavar="SHARE", help="Share held out (seeded, stratified) to report metrics on; 0 = none.")
+    ] = 0.2,
+    seed: Annotated[int, typer.Option(metavar="N", help="Random seed (split and heads).")] = 0,
+    columns: Columns = None,
+    image_root: ImageRoots = None,
+) -> None:
+    """Train a categorizer on a labelled catalog and save it; reports held-out metrics.
+
+    Example: skulens categorize train myntra --label masterCategory --out runs/myntra-model
+    """
+    from skulens.catalog import CatalogError, check_images, split_catalog
+    from skulens.heads import HeadError
+    from skulens.progress import step
+    from skulens.tasks.categorize import CategoryPredictor
+    from skulens.tasks.model_folder import ModelFolderError
+
+    level = label_value(label)
+    catalog = load_source(source, columns, image_root, uses=[label])
+    images = reads_images(encoders)
+    try:
+        catalog.labels(level)
+        found = check_images(catalog) if images else []
+        predictor = CategoryPredictor(
+            encoders, head=head, label=level, fusion=fusion, min_class_count=min_class_count, seed=seed, progress=True
+        )
+        if test_size > 0:
+            split = split_catalog(catalog, label=level, val_size=0.0, test_size=test_size, seed=seed)
+            with step(f"training on {len(split.train):,} products ({', '.join(encoders)}; {head} head, {fusion} fusion)"):
+                predictor.fit(split.train)
+            with step(f"scoring {len(split.test):,} held-out products"):
+                metrics = predictor.evaluate(split.test)
+            console.print(
+                f"held-out {metrics['n']} rows: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, "
+                f"ECE {metrics['ece']:.3f}"
+            )
+        else:
+            with step(f"training on {len(catalog):,} products ({', '.join(encoders)}; {head} head, {fusion} fusion)"):
+                predictor.fit(catalog)
+        saved = predictor.save(out)
+    except (CatalogError, HeadError, ModelFolderError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    report_images(catalog, found, out / "issues.csv", images=images)
+    console.print(f"model saved to {saved} ({len(predictor.classes_)} classes)")
+
+
+def _unusable_image(path: Path) -> str | None:
+    """Why the image at ``path`` cannot be used (missing, not an image, corrupt, too large), or None."""
+    from skulens.catalog import ImageLoadError, decode_image, read_image_bytes
+
+    full = path.expanduser().resolve()
+    try:
+        decode_image(read_image_bytes(full, full.parent), name=str(path))
+    except ImageLoadError as exc:
+        return str(exc).replace(f"'{full}'", f"'{path}'")
+    except OSError as exc:
+        return f"image '{path}' cannot be read: {exc}"
+    return None
+
+
+def _modalities(predictor: CategoryPredictor) -> tuple[bool, bool]:
+    """Whether the model reads images, and whether it reads text."""
+    names = list(predictor.encoders)
+    images = [reads_images([name]) for name in names]
+    return any(images), not all(images)
+
+
+def _predict_one(predictor: CategoryPredictor, model: Path, image: Path | None, text: str | None, k: int) -> None:
+    """Top-k categories of one product; a bad image fails (exit 2) or, with text, is loudly left out."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from skulens.catalog import CatalogError, ImageLoadError
+
+    with_images, with_text = _modalities(predictor)
+    if image is not None and not with_images:
+        warn(f"model {model} reads no images (encoders: {', '.join(predictor.encoders)}); --image {image} is not used")
+        image = None
+    if text and not with_text:
+        warn(f"model {model} reads no text (encoders: {', '.join(predictor.encoders)}); --text is not used")
+        text = None
+    if image is not None:
+        problem = _unusable_image(image)
+        if problem and not text:
+            raise fail(f"{problem}; nothing else to categorize from (give --text too, or a readable image)")
+        if problem:
+            _image_not_used(problem)
+            image = None
+    if image is None and not text:
+        raise fail(f"nothing model {model} can read: give --image FILE and/or --text 'title'")
+    try:
+        top = predictor.predict_product(image=image, title=text, k=k)
+    except (ImageLoadError, CatalogError) as exc:
+        if image is None or not text:
+            raise fail(str(exc)) from None
+        _image_not_used(str(exc))
+        image = None
+        top = predictor.predict_product(image=None, title=text, k=k)
+    used = " and ".join(part for part, on in (("the photo", image is not None), ("the text", bool(text))) if on)
+    table = Table("category", "probability", header_style="bold")
+    for name, p in top:
+        table.add_row(escape(str(name)), f"{p:.3f}")
+    console.print(f"categories from {used}:")
+    console.print(table)
+
+
+def _image_not_used(problem: str) -> None:
+    from rich.markup import escape
+
+    err.print(
+        f"[bold red]WARNING: the image was NOT used[/] — {escape(problem)}\n"
+        "[bold red]The prediction below comes from the text alone.[/]"
+    )
+
+
+def predict(
+    model: Model,
+    image: Annotated[Path | None, typer.Option(metavar="FILE", help="Product photo.")] = None,
+    text: Annotated[str | None, typer.Option(metavar="TITLE", help="Product title (and description).")] = None,
+    input: Annotated[
+        str | None, typer.Option("--input", "-i", metavar="DATA", help="A catalog to categorize in batch (any DATA format).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", metavar="FILE", help="Where batch predictions go (CSV).")] = None,
+    k: Annotated[int, typer.Option("-k", "--k", metavar="N", help="How many categories to show per product.")] = 5,
+    columns: Columns = None,
+    image_root: ImageRoots = None,
+) -> None:
+    """Categorize one product (--image and/or --text) or a whole file (--input, --output).
+
+    Example: skulens categorize predict runs/flipkart-model --image watch.jpg --text "Analog watch for men"
+    """
+    import pandas as pd
+
+    from skulens.catalog import CatalogError, check_images
+    from skulens.tasks.categorize import CategoryPredictor
+    from skulens.tasks.model_folder import ModelFolderError
+
+    if input is not None and output is None:
+        raise fail("--input needs --output FILE for the predictions")
+    try:
+        predictor = CategoryPredictor.load(model)
+    except (CatalogError, ModelFolderError) as exc:
+        raise fail(str(exc)) from None
+    if input is None:
+        _predict_one(predictor, model, image, text, k)
+        return
+    catalog = load_source(input, columns, image_root)
+    images = _modalities(predictor)[0]
+    try:
+        found = check_images(catalog) if images else []
+        rows = predictor.top_k(catalog, k)
+    except CatalogError as exc:
+        raise fail(str(exc)) from None
+    frame = pd.DataFrame({"id": catalog.ids})
+    for rank in range(k):
+        frame[f"category_{rank + 1}"] = [r[rank][0] if len(r) > rank else None for r in rows]
+        frame[f"probability_{rank + 1}"] = [round(r[rank][1], 5) if len(r) > rank else None for r in rows]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(output, index=False)
+    report_images(catalog, found, output.with_name(output.stem + ".issues.csv"), images=images)
+    console.print(f"{len(frame)} predictions written to {output}; {len(catalog.issues)} row issue(s)")
+
+
+def evaluate(
+    model: Model,
+    source: Source,
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Report folder (metrics.json, report.md, plots).")],
+    include_training_rows: Annotated[
+        bool,
+        flag("--include-training-rows", help="Also score rows the model was trained on (excluded by default: optimistic)."),
+    ] = False,
+    columns: Columns = None,
+    image_root: ImageRoots = None,
+) -> None:
+    """Evaluate a saved categorizer on labelled data and write a report folder.
+
+    Rows the model was trained on are left out (and counted); so are rows whose class the model does not
+    know. Macro-F1 averages the classes present in DATA.
+
+    Example: skulens categorize evaluate runs/flipkart-model holdout.csv --out runs/eval
+    """
+    from skulens.catalog import CatalogError, check_images
+    from skulens.progress import step
+    from skulens.tasks.categorize import CategoryPredictor
+    from skulens.tasks.model_folder import ModelFolderError
+
+    try:
+        predictor = CategoryPredictor.load(model)
+    except (CatalogError, ModelFolderError) as exc:
+        raise fail(str(exc)) from None
+    catalog = load_source(source, columns, image_root, uses=[str(predictor.label)])
+    images = _modalities(predictor)[0]
+    options = {"include_training_rows": True} if include_training_rows else {}  # else the predictor's default: excluded
+    try:
+        found = check_images(catalog) if images else []
+        with step(f"scoring {len(catalog):,} products"):
+            evaluation = predictor.evaluate_rows(catalog, **options)
+    except CatalogError as exc:
+        raise fail(str(exc)) from None
+    metrics = evaluation.metrics
+    lines = evaluation_notes(metrics, source, include_training_rows)
+    _write_report(evaluation, predictor.classes_, lines, out, f"{model.name} on {source}")
+    console.print(
+        f"{metrics['n']:,} rows scored: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, "
+        f"ECE {metrics['ece']:.3f}"
+    )
+    for line in lines:
+        note(line)
+    report_images(catalog, found, out / "issues.csv", images=images)
+    console.print(f"report in {out}")
+
+
+def evaluation_notes(metrics: dict, source: str, include_training_rows: bool) -> list[str]:
+    """What an evaluation left out and why: training rows, unknown classes, unlabelled rows, absent classes."""
+    lines = []
+    excluded = int(metrics.get("excluded_training_rows", 0) or 0)
+    if excluded:
+        lines.append(f"{excluded:,} rows excluded: the model was trained on them (score them too with --include-training-rows)")
+    elif include_training_rows:
+        lines.append("rows the model was trained on are included (--include-training-rows): scores on them are optimistic")
+    unknown_rows = int(metrics.get("unknown_class_rows", metrics.get("skipped_unknown_class", 0)) or 0)
+    if unknown_rows:
+        classes = metrics.get("unknown_classes") or {}
+        shown = ", ".join(f"{name!r} ({count})" for name, count in list(classes.items())[:8])
+        lines.append(
+            f"{unknown_rows:,} rows have a class the model does not know and were not scored" + (f": {shown}" if shown else "")
+        )
+    unlabelled = int(metrics.get("unlabelled_rows", 0) or 0)
+    if unlabelled:
+        lines.append(f"{unlabelled:,} rows have no label and were not scored")
+    absent = list(metrics.get("absent_classes") or [])
+    if absent:
+        shown = ", ".join(repr(c) for c in absent[:12]) + (f" and {len(absent) - 12} more" if len(absent) > 12 else "")
+        lines.append(f"{len(absent)} of the model's classes have no rows in {source} (not in macro-F1): {shown}")
+    return lines
+
+
+def _write_report(evaluation, classes, notes: list[str], out: Path, title: str) -> None:
+    """The report folder of an evaluation: metrics.json, report.md, report.html and plots."""
+    from skulens.evaluation.model_report import write_evaluation_report
+    from skulens.progress import step
+
+    y_pred = classes[evaluation.proba.argmax(axis=1)]
+    with step("writing the report (bootstrap intervals, plots)"):
+        write_evaluation_report(
+            evaluation.metrics,
+            evaluation.y_true,
+            y_pred,
+            evaluation.proba,
+            classes,
+            evaluation.rows,
+            out,
+            title,
+            given_notes=notes,
+        )
+
+
+def benchmark(
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Report folder (metrics.json, report.md, plots).")],
+    dataset: Annotated[str, typer.Option(metavar="DATA", help="flipkart, myntra or your catalog file.")] = "flipkart",
+    label: Label = "0",
+    folds: Annotated[int, typer.Option(metavar="N", help="Cross-validation folds.")] = 5,
+    seeds: Annotated[list[int], typer.Option("--seed", metavar="N", help="Repeat for several CV seeds.")] = [0],  # noqa: B006
+    configs: Annotated[str | None, typer.Option(metavar="NAME,...", help="Only these configurations (default: all).")] = None,
+    min_class_count: Annotated[int, typer.Option(metavar="N", help="Classes with fewer rows are left out.")] = 5,
+    columns: Columns = None,
+    image_root: ImageRoots = None,
+) -> None:
+    """Cross-validated comparison of image, text and fused categorizers (plus baselines).
+
+    Example: skulens categorize benchmark --dataset flipkart --label 0 --folds 5 --out runs/bench
+    """
+    import shlex
+    import sys
+
+    from skulens.catalog import CatalogError
+    from skulens.evaluation.categorize_benchmark import DEFAULT_CONFIGS, run_categorize_benchmark
+
+    chosen = DEFAULT_CONFIGS
+    if configs:
+        wanted = [c.strip() for c in configs.split(",")]
+        chosen = tuple(c for c in DEFAULT_CONFIGS if c.name in wanted)
+        if len(chosen) != len(wanted):
+            raise fail(f"unknown config in {wanted}; known: {[c.name for c in DEFAULT_CONFIGS]}")
+    catalog = load_source(dataset, columns, image_root, uses=[label])
+    try:
+        summary = run_categorize_benchmark(
+            catalog,
+            label_value(label),
+            out,
+            folds=folds,
+            seeds=seeds,
+            configs=chosen,
+            min_class_count=min_class_count,
+            command="skulens " + shlex.join(sys.argv[1:]),
+            log=note,
+        )
+    except CatalogError as exc:
+        raise fail(str(exc)) from None
+    print_report_tables(out / "report.md")
+    seconds = summary.get("total_seconds")
+    console.print((f"done in {seconds}s; " if seconds is not None else "") + f"report in {out / 'report.md'}")
+
+
+add_commands(categorize_app, train, predict, evaluate, benchmark)
+
+
+def register(main: typer.Typer) -> None:
+    """Add the ``categorize`` group."""
+    main.add_typer(categorize_app, name="categorize", rich_help_panel="Tasks")

@@ -1,0 +1,58 @@
+"""Typer building blocks with skulens' help conventions: ``-h``/``--help``; arguments and flags shown by
+their metavar alone, without Typer's ``<str>``/``<bool>`` type names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup
+
+HELP_NAMES = {"help_option_names": ["-h", "--help"]}
+
+
+def _no_type(option):
+    if option is not None:
+        option.metavar = ""
+    return option
+
+
+def _no_type_name(ctx) -> None:
+    return None
+
+
+class Command(TyperCommand):
+    """A command whose arguments and ``--help`` option show no type name."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, TyperArgument) and param.metavar:
+                param.display_type_rich = _no_type_name
+
+    def get_help_option(self, ctx):
+        return _no_type(super().get_help_option(ctx))
+
+
+class Group(TyperGroup):
+    """A command group whose ``--help`` option shows no type."""
+
+    def get_help_option(self, ctx):
+        return _no_type(super().get_help_option(ctx))
+
+
+def group(help: str, **kwargs: Any) -> typer.Typer:
+    """A command group: shows its help when called without a command."""
+    return typer.Typer(help=help, cls=Group, no_args_is_help=True, add_completion=False, context_settings=HELP_NAMES, **kwargs)
+
+
+def add_commands(app: typer.Typer, *functions: Callable[..., None], **kwargs: Any) -> None:
+    """Register each function as a command of ``app`` (named after the function)."""
+    for function in functions:
+        app.command(function.__name__, cls=Command, **kwargs)(function)
+
+
+def flag(*names: str, help: str) -> Any:
+    """An on/off option; its help shows no type."""
+    return typer.Option(*names, help=help, metavar="")

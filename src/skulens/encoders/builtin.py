@@ -1,0 +1,78 @@
+"""The built-in encoders' registrations.
+
+Factories import their encoder's module (torch, transformers, scikit-image, scikit-learn...) only when
+called, so importing :mod:`skulens.encoders` and listing encoders stays fast. Dimensions are stated
+here for :func:`~skulens.encoders.list_encoders`; tests check them against the created encoders.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from skulens.encoders.base import Encoder
+from skulens.encoders.registry import register_encoder
+
+EFFICIENTNET_DIM = 1280
+EFFICIENTNET_RESOLUTIONS = {"lite0": 224, "lite1": 240, "lite2": 260}
+MINILM_DIM = 384
+CLASSICAL_DIM = 8 * 4 * 4 + 9 * 7 * 7 * 2 * 2 + 8 + 2  # HSV histogram + HOG (64 px) + uniform LBP
+
+
+def _efficientnet(variant: str):
+    def create(**kwargs: Any) -> Encoder:
+        from skulens.encoders.image import EfficientNetLiteEncoder
+
+        return EfficientNetLiteEncoder(variant, **kwargs)
+
+    return create
+
+
+for _variant, _resolution in EFFICIENTNET_RESOLUTIONS.items():
+    register_encoder(
+        f"efficientnet-{_variant}",
+        "image",
+        EFFICIENTNET_DIM,
+        f"EfficientNet-Lite{_variant[-1]} ImageNet features ({_resolution}px)",
+    )(_efficientnet(_variant))
+
+
+@register_encoder("classical-image", "image", CLASSICAL_DIM, "colour histogram + HOG + LBP (scikit-image; no weights)")
+def _classical(**kwargs: Any) -> Encoder:
+    from skulens.encoders.classical import ClassicalImageEncoder
+
+    return ClassicalImageEncoder(**kwargs)
+
+
+@register_encoder("minilm", "text", MINILM_DIM, "all-MiniLM-L6-v2 sentence embeddings (bundled weights)")
+def _minilm(**kwargs: Any) -> Encoder:
+    from skulens.encoders.text import SentenceTransformerEncoder, minilm_path
+
+    return SentenceTransformerEncoder(minilm_path(), "minilm", **kwargs)
+
+
+@register_encoder("st:", "text", None, "any sentence-transformers model folder on disk")
+def _sentence_transformer(path: str, **kwargs: Any) -> Encoder:
+    from skulens.encoders.text import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(path, f"st:{path}", **kwargs)
+
+
+@register_encoder("tfidf", "text", None, "TF-IDF word 1-2 grams, fitted on training rows (sparse)")
+def _tfidf(**kwargs: Any) -> Encoder:
+    from skulens.encoders.text import TfidfEncoder
+
+    return TfidfEncoder(**kwargs)
+
+
+@register_encoder("hf-clip:", "image", None, "CLIP image tower from a local transformers checkpoint")
+def _clip_image(path: str, **kwargs: Any) -> Encoder:
+    from skulens.encoders.clip import ClipImageEncoder
+
+    return ClipImageEncoder(path, **kwargs)
+
+
+@register_encoder("hf-clip-text:", "text", None, "CLIP text tower from a local transformers checkpoint")
+def _clip_text(path: str, **kwargs: Any) -> Encoder:
+    from skulens.encoders.clip import ClipTextEncoder
+
+    return ClipTextEncoder(path, **kwargs)
