@@ -6,19 +6,16 @@ import json
 
 import pandas as pd
 import pytest
-import typer
 from test_align import COLOURS, SHAPES, _draw
 from typer.testing import CliRunner
 
-from skulens.cli.search import register
+from skulens.cli.main import app
 
 FAST = ["--image-encoder", "classical-image", "--text-encoder", "tfidf"]
 
 
 @pytest.fixture(scope="module")
 def cli():
-    app = typer.Typer()
-    register(app)
     runner = CliRunner()
 
     def run(*args: str):

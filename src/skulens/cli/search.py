@@ -1,28 +1,44 @@
 """``skulens search train|index|query``, ``skulens similar``, ``skulens dedupe`` and ``skulens zero-shot``:
-the image-text alignment from the command line.
-
-The main CLI mounts :data:`search_app` (``app.add_typer(search_app, name="search")``) and calls
-:func:`register` for the top-level commands. Heavy imports happen inside the commands.
-"""
+skulens' own image-text space (an alignment trained on a catalog's photo-title pairs) from the command line."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from skulens.cli.output import console
-from skulens.cli.output import fail as _fail
+from skulens.cli.commands import Command, add_commands, flag, group
+from skulens.cli.output import console, fail
+from skulens.cli.sources import Columns, ImageRoots, Source, load_source
 
-search_app = typer.Typer(
-    help="Text and image search over a catalog with skulens' own image-text alignment.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+DEFAULT_IMAGE_ENCODERS = ["efficientnet-lite0", "efficientnet-lite2", "classical-image"]
+DEFAULT_TEXT_ENCODERS = ["minilm", "tfidf"]
+
+search_app = group(
+    "Search products by words or by a photo with an image-text alignment trained on your catalog.\n\n"
+    "Examples:\n\n"
+    "  skulens search train myntra --out runs/align\n\n"
+    "  skulens search index myntra --model runs/align --out runs/align/index\n\n"
+    "  skulens search query runs/align/index 'red running shoes for men' -k 10 --where gender=Men\n\n"
+    "  skulens search query runs/align/index --image shoe.jpg"
 )
+
+Index = Annotated[Path, typer.Argument(metavar="INDEX", help="An index folder written by `skulens search index`.")]
+AlignModel = Annotated[Path, typer.Option("--model", "-m", metavar="DIR", help="An alignment model (`skulens search train`).")]
+ModelOverride = Annotated[
+    Path | None,
+    typer.Option("--model", "-m", metavar="DIR", help="Alignment model folder (default: the one that built the index)."),
+]
+Where = Annotated[
+    list[str] | None, typer.Option("--where", metavar="COLUMN=VALUE", help="Keep products with this value; repeat for several.")
+]
+K = Annotated[int, typer.Option("-k", metavar="N", help="How many products to return.")]
+AsJson = Annotated[bool, flag("--json", help="Print the results as JSON.")]
+Limit = Annotated[int | None, typer.Option(metavar="N", help="Only the first N products.")]
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
@@ -36,29 +52,28 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return (AlignmentError, CatalogError, HeadError, ModelFolderError, SearchIndexError)
 
 
-def _catalog(source: str):
-    from skulens.catalog import load_catalog
-
-    return load_catalog(source)
-
-
-def _where(values: list[str]) -> dict[str, list[str]]:
+def _where(values: list[str] | None) -> dict[str, list[str]]:
     where: dict[str, list[str]] = {}
-    for item in values:
+    for item in values or []:
         column, sep, value = item.partition("=")
         if not sep or not column.strip():
-            raise _fail(f"--where '{item}' must look like COLUMN=VALUE, e.g. gender=Men")
+            raise fail(f"--where '{item}' must look like COLUMN=VALUE, e.g. gender=Men")
         where.setdefault(column.strip(), []).append(value.strip())
     return where
 
 
-def _hits_table(hits: list[dict], title: str) -> Table:
-    table = Table(title=title)
-    for column in ("rank", "id", "score", "title"):
-        table.add_column(column)
-    for rank, hit in enumerate(hits, 1):
-        table.add_row(str(rank), escape(hit["id"]), f"{hit['score']:.3f}", escape(str(hit.get("title") or "")))
-    return table
+def _load_keeping_columns(source: str, columns: str | None, image_root: list[Path] | None):
+    """A catalog whose extra columns all go into the index (for --where and display): none is reported unused."""
+    from skulens.catalog import ADAPTERS, CatalogError, load_catalog, parse_columns
+    from skulens.cli.sources import report_mapping
+
+    try:
+        catalog = load_catalog(source, columns=parse_columns(columns), image_roots=list(image_root or []))
+    except CatalogError as exc:
+        raise fail(str(exc)) from None
+    if source not in ADAPTERS:
+        report_mapping(catalog, uses=catalog.frame.columns)
+    return catalog
 
 
 def _open_index(index_dir: Path, model_dir: Path | None):
@@ -68,7 +83,7 @@ def _open_index(index_dir: Path, model_dir: Path | None):
     index = VectorIndex.load(index_dir)
     folder = model_dir or index.manifest.get("model_folder")
     if not folder:
-        raise _fail(f"{index_dir} does not record its model folder; pass --model")
+        raise fail(f"{index_dir} does not record its model folder; pass --model DIR")
     model = AlignmentModel.load(folder)
     index.check_identity(model.identity)
     return index, model
@@ -77,170 +92,216 @@ def _open_index(index_dir: Path, model_dir: Path | None):
 def _print_hits(hits: list[dict], as_json: bool, title: str) -> None:
     if as_json:
         typer.echo(json.dumps(hits, ensure_ascii=False, default=str))
-    else:
-        console.print(_hits_table(hits, title))
+        return
+    table = Table(title=escape(title))
+    for column in ("rank", "id", "similarity", "title"):
+        table.add_column(column, justify="right" if column in ("rank", "similarity") else "left")
+    for rank, hit in enumerate(hits, 1):
+        table.add_row(str(rank), escape(hit["id"]), f"{hit['score']:.3f}", escape(str(hit.get("title") or "")))
+    console.print(table)
 
 
-@search_app.command("train")
 def train(
-    source: str = typer.Argument(..., metavar="DATASET_OR_FILE", help="Catalog with images and titles."),
-    out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (config.json + weights.npz)."),
-    image_encoders: list[str] = typer.Option(
-        ["efficientnet-lite0", "efficientnet-lite2", "classical-image"], "--image-encoder", help="Repeat for several."
-    ),
-    text_encoders: list[str] = typer.Option(["minilm", "tfidf"], "--text-encoder", help="Repeat for several."),
-    dim: int = typer.Option(256, help="Dimension of the shared space."),
-    hidden: int = typer.Option(0, help="0 = linear projections; N = MLP with N hidden units."),
-    epochs: int = typer.Option(30, help="Most training epochs (early stopping on validation recall)."),
-    limit: int | None = typer.Option(None, help="Only the first N products."),
-    seed: int = typer.Option(0),
+    source: Source,
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Model folder to write (config.json + weights.npz).")],
+    image_encoder: Annotated[
+        list[str], typer.Option("--image-encoder", metavar="NAME", help="Frozen image encoders; repeat for several.")
+    ] = DEFAULT_IMAGE_ENCODERS,
+    text_encoder: Annotated[
+        list[str], typer.Option("--text-encoder", metavar="NAME", help="Frozen text encoders; repeat for several.")
+    ] = DEFAULT_TEXT_ENCODERS,
+    dim: Annotated[int, typer.Option(metavar="N", help="Dimension of the shared space.")] = 256,
+    hidden: Annotated[int, typer.Option(metavar="N", help="0 = linear projections; N = an MLP with N hidden units.")] = 0,
+    epochs: Annotated[int, typer.Option(metavar="N", help="Most epochs (early stopping on validation recall).")] = 30,
+    limit: Limit = None,
+    seed: Annotated[int, typer.Option(metavar="N", help="Random seed.")] = 0,
+    columns: Columns = None,
+    image_root: ImageRoots = None,
 ) -> None:
-    """Train an image-text alignment on a catalog's image-title pairs and save it."""
+    """Train an image-text alignment on a catalog's photo-title pairs and save it.
+
+    Example: skulens search train myntra --out runs/align
+    """
     from skulens.heads.align import AlignConfig
+    from skulens.progress import step
     from skulens.tasks.align import AlignmentModel
 
+    catalog = load_source(source, columns, image_root)
+    if limit is not None:
+        catalog = catalog.head(limit)
     try:
-        catalog = _catalog(source)
-        if limit is not None:
-            catalog = catalog.head(limit)
         config = AlignConfig(dim=dim, hidden=hidden, max_epochs=epochs, seed=seed)
-        model = AlignmentModel(image_encoders, text_encoders, config=config, progress=True).fit(catalog)
+        model = AlignmentModel(image_encoder, text_encoder, config=config, progress=True)
+        with step(f"training on {len(catalog):,} products ({', '.join(image_encoder + text_encoder)})"):
+            model.fit(catalog)
         model.save(out)
     except _user_errors() as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     best = model.heads.history[model.heads.best_epoch]
+    recall = best.get("val_recall1")
     console.print(
-        f"trained on {model.trained_pairs} pairs; best epoch {best['epoch']} "
-        f"(validation recall@1 {best.get('val_recall1', float('nan')):.3f}); saved to {escape(str(out))}"
+        f"trained on {model.trained_pairs:,} photo-title pairs; best epoch {best['epoch']}"
+        + (f" (validation recall@1 {recall:.3f})" if recall is not None else "")
+        + f"; saved to {escape(str(out))}"
     )
 
 
-@search_app.command("index")
-def build_index(
-    source: str = typer.Argument(..., metavar="DATASET_OR_FILE", help="Catalog whose products to index."),
-    model_dir: Path = typer.Option(..., "--model", "-m", help="Alignment model folder (skulens search train)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Index folder to write."),
-    kind: str = typer.Option("auto", help="auto (flat up to 50,000 products, IVF above), flat, ivf or hnsw."),
-    vectors: str = typer.Option("image", help="What to index per product: image, text or both."),
+def index(
+    source: Source,
+    model: AlignModel,
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Index folder to write.")],
+    kind: Annotated[
+        str, typer.Option(metavar="auto|flat|ivf|hnsw", help="auto: flat up to 50,000 products, IVF above.")
+    ] = "auto",
+    vectors: Annotated[str, typer.Option(metavar="image|text|both", help="What represents each product.")] = "image",
+    limit: Limit = None,
+    columns: Columns = None,
+    image_root: ImageRoots = None,
 ) -> None:
-    """Embed every product and write a searchable index (FAISS + manifest + metadata)."""
+    """Embed every product and write a searchable index (FAISS index + manifest + metadata for --where).
+
+    Example: skulens search index myntra --model runs/align --out runs/align/index
+    """
+    from skulens.progress import step
     from skulens.tasks.align import AlignmentModel
 
+    catalog = _load_keeping_columns(source, columns, image_root)
+    if limit is not None:
+        catalog = catalog.head(limit)
     try:
-        model = AlignmentModel.load(model_dir)
-        index = model.build_index(_catalog(source), kind=kind, use=vectors)
-        index.manifest["model_folder"] = str(model_dir.resolve())
-        index.save(out)
+        aligned = AlignmentModel.load(model)
+        aligned.progress = True
+        with step(f"indexing {len(catalog):,} products"):
+            built = aligned.build_index(catalog, kind=kind, use=vectors)
+        built.manifest["model_folder"] = str(model.resolve())
+        built.save(out)
     except _user_errors() as exc:
-        raise _fail(str(exc)) from None
-    console.print(f"indexed {len(index)} products ({index.kind} {index.manifest['params']}) into {escape(str(out))}")
+        raise fail(str(exc)) from None
+    console.print(f"indexed {len(built):,} products ({built.kind} {built.manifest['params']}) into {escape(str(out))}")
 
 
-@search_app.command("query")
 def query(
-    index_dir: Path = typer.Argument(..., metavar="INDEX", help="Index folder (skulens search index)."),
-    text: str | None = typer.Argument(None, help="What to look for, e.g. 'red running shoes for men'."),
-    image: Path | None = typer.Option(None, "--image", help="Query by this image instead of a text."),
-    k: int = typer.Option(10, "-k", help="How many products to return."),
-    where: list[str] = typer.Option([], "--where", help="COLUMN=VALUE filter; repeat for several."),
-    model_dir: Path | None = typer.Option(None, "--model", "-m", help="Model folder (default: the one that built the index)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the hits as JSON."),
+    index_dir: Index,
+    text: Annotated[
+        str | None, typer.Argument(metavar="TEXT", help="What to look for, e.g. 'red running shoes for men'.")
+    ] = None,
+    image: Annotated[Path | None, typer.Option("--image", metavar="FILE", help="Query by this photo instead of a text.")] = None,
+    k: K = 10,
+    where: Where = None,
+    model: ModelOverride = None,
+    as_json: AsJson = False,
 ) -> None:
-    """The products most similar to a text or an image."""
+    """The products closest to a text or a photo.
+
+    Example: skulens search query runs/align/index 'red running shoes for men' -k 10 --where gender=Men
+    """
     try:
-        index, model = _open_index(index_dir, model_dir)
-        hits = model.search(index, text=text, image=image, k=k, where=_where(where))
+        loaded, aligned = _open_index(index_dir, model)
+        hits = aligned.search(loaded, text=text, image=image, k=k, where=_where(where) or None)
     except _user_errors() as exc:
-        raise _fail(str(exc)) from None
-    _print_hits(hits, as_json, f"top {len(hits)} for {text or image}")
+        raise fail(str(exc)) from None
+    _print_hits(hits, as_json, f"top {len(hits)} for {text if text is not None else image}")
 
 
 def similar(
-    index_dir: Path = typer.Argument(..., metavar="INDEX", help="Index folder (skulens search index)."),
-    product_id: str = typer.Argument(..., help="An indexed product id."),
-    k: int = typer.Option(10, "-k", help="How many products to return."),
-    where: list[str] = typer.Option([], "--where", help="COLUMN=VALUE filter; repeat for several."),
-    model_dir: Path | None = typer.Option(None, "--model", "-m", help="Model folder (default: the one that built the index)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the hits as JSON."),
+    index_dir: Index,
+    product_id: Annotated[str, typer.Argument(metavar="PRODUCT_ID", help="An indexed product id.")],
+    k: K = 10,
+    where: Where = None,
+    model: ModelOverride = None,
+    as_json: AsJson = False,
 ) -> None:
-    """Products that look like PRODUCT_ID ("more like this")."""
+    """Products that look like PRODUCT_ID ("more like this").
+
+    Example: skulens similar runs/align/index 15970 -k 5
+    """
     try:
-        index, model = _open_index(index_dir, model_dir)
-        hits = model.similar(index, product_id, k=k, where=_where(where))
+        loaded, aligned = _open_index(index_dir, model)
+        hits = aligned.similar(loaded, product_id, k=k, where=_where(where) or None)
     except _user_errors() as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     _print_hits(hits, as_json, f"more like {product_id}")
 
 
 def dedupe(
-    source: str = typer.Argument(..., metavar="DATASET_OR_FILE", help="Catalog to check."),
-    model_dir: Path = typer.Option(..., "--model", "-m", help="Alignment model folder."),
-    threshold: float | None = typer.Option(
-        None, help="Score (mean image+text cosine) above which a pair is flagged; default: chosen on the data."
-    ),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Write the pairs as CSV here."),
-    limit: int | None = typer.Option(None, help="Only the first N products."),
+    source: Source,
+    model: AlignModel,
+    threshold: Annotated[
+        float | None,
+        typer.Option(metavar="SCORE", help="Flag pairs above this mean photo+text cosine (default: chosen on the data)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="FILE", help="Write every pair as CSV here.")] = None,
+    limit: Limit = None,
+    columns: Columns = None,
+    image_root: ImageRoots = None,
 ) -> None:
-    """Near-duplicate listings: the same product photographed or titled twice."""
+    """Near-duplicate listings: the same product photographed or titled twice.
+
+    Example: skulens dedupe myntra --model runs/align --out runs/duplicates.csv
+    """
     from skulens.tasks.align import AlignmentModel
 
+    catalog = load_source(source, columns, image_root)
+    if limit is not None:
+        catalog = catalog.head(limit)
     try:
-        catalog = _catalog(source)
-        if limit is not None:
-            catalog = catalog.head(limit)
-        result = AlignmentModel.load(model_dir).dedupe(catalog, threshold=threshold)
+        result = AlignmentModel.load(model).dedupe(catalog, threshold=threshold)
     except _user_errors() as exc:
-        raise _fail(str(exc)) from None
-    precision = "n/a" if result.precision is None else f"{result.precision:.3f}"
-    recall = "n/a" if result.recall is None else f"{result.recall:.3f}"
+        raise fail(str(exc)) from None
+    quality = ""
+    if result.precision is not None:
+        quality = (
+            f"; against the {result.exact_pairs:,} exact-duplicate candidate pairs (same photo bytes or title): "
+            f"precision {result.precision:.3f}, recall {result.recall:.3f}"
+        )
     console.print(
-        f"{len(result.pairs)} near-duplicate pairs at threshold {result.threshold:.3f} ({result.threshold_source}); "
-        f"{result.exact_pairs} exact-duplicate candidate pairs: precision {precision}, recall {recall}"
+        f"{len(result.pairs):,} near-duplicate pairs at score >= {result.threshold:.3f} ({result.threshold_source}){quality}"
     )
     if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
         result.pairs.to_csv(out, index=False)
         console.print(f"wrote {escape(str(out))}")
-    else:
-        table = Table()
-        for column in ("id_a", "id_b", "score", "image_sim", "text_sim", "exact"):
-            table.add_column(column)
-        for row in result.pairs.head(20).itertuples(index=False):
-            table.add_row(
-                escape(row.id_a),
-                escape(row.id_b),
-                f"{row.score:.3f}",
-                f"{row.image_sim:.3f}",
-                f"{row.text_sim:.3f}",
-                str(row.exact),
-            )
-        console.print(table)
+        return
+    table = Table()
+    for column in ("id_a", "id_b", "score", "photo", "text", "exact"):
+        table.add_column(column)
+    for row in result.pairs.head(20).itertuples(index=False):
+        table.add_row(
+            escape(row.id_a), escape(row.id_b), f"{row.score:.3f}", f"{row.image_sim:.3f}", f"{row.text_sim:.3f}", str(row.exact)
+        )
+    console.print(table)
 
 
 def zero_shot(
-    source: str = typer.Argument(..., metavar="DATASET_OR_FILE", help="Catalog of products to categorise."),
-    labels: str = typer.Option(..., "--labels", "-l", help="Comma-separated label names, e.g. 'Shoes,Watches,Bags'."),
-    model_dir: Path = typer.Option(..., "--model", "-m", help="Alignment model folder."),
-    k: int = typer.Option(3, "-k", help="How many labels to return per product."),
-    use: str = typer.Option("image", help="Classify from the image, the text or both."),
-    template: list[str] = typer.Option(
-        [], "--template", help="Prompt template with {label}; repeat for several (default: built-in set)."
-    ),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Write predictions as CSV here."),
-    limit: int | None = typer.Option(None, help="Only the first N products."),
+    source: Source,
+    labels: Annotated[str, typer.Option("--labels", "-l", metavar="A,B,...", help="Comma-separated category names.")],
+    model: AlignModel,
+    k: Annotated[int, typer.Option("-k", metavar="N", help="How many labels to show per product.")] = 3,
+    use: Annotated[str, typer.Option(metavar="image|text|both", help="Categorise from the photo, the text or both.")] = "image",
+    template: Annotated[
+        list[str] | None, typer.Option("--template", metavar="TEXT", help="Prompt with {label}; repeat (default: built-in set).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="FILE", help="Write the predictions as CSV here.")] = None,
+    limit: Limit = None,
+    columns: Columns = None,
+    image_root: ImageRoots = None,
 ) -> None:
-    """Categorise products from label names alone (no labelled training data)."""
+    """Categorise products from category names alone (no labelled training data).
+
+    Example: skulens zero-shot flipkart --model runs/align --labels 'Watches,Baby Care,Computers'
+    """
     import pandas as pd
 
     from skulens.tasks.align import DEFAULT_TEMPLATES, AlignmentModel
 
     names = [name.strip() for name in labels.split(",") if name.strip()]
+    catalog = load_source(source, columns, image_root)
+    if limit is not None:
+        catalog = catalog.head(limit)
     try:
-        catalog = _catalog(source)
-        if limit is not None:
-            catalog = catalog.head(limit)
-        top = AlignmentModel.load(model_dir).zero_shot(catalog, names, tuple(template) or DEFAULT_TEMPLATES, k=k, use=use)
+        top = AlignmentModel.load(model).zero_shot(catalog, names, tuple(template or ()) or DEFAULT_TEMPLATES, k=k, use=use)
     except _user_errors() as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     frame = pd.DataFrame(
         {
             "id": catalog.ids,
@@ -251,8 +312,9 @@ def zero_shot(
         }
     )
     if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(out, index=False)
-        console.print(f"wrote {len(frame)} predictions to {escape(str(out))}")
+        console.print(f"wrote {len(frame):,} predictions to {escape(str(out))}")
         return
     table = Table()
     for column in ("id", "title", "label", "probability"):
@@ -262,9 +324,11 @@ def zero_shot(
     console.print(table)
 
 
-def register(app: typer.Typer) -> None:
-    """Mount ``search`` and the top-level ``similar``, ``dedupe`` and ``zero-shot`` commands on ``app``."""
-    app.add_typer(search_app, name="search")
-    app.command("similar")(similar)
-    app.command("dedupe")(dedupe)
-    app.command("zero-shot")(zero_shot)
+add_commands(search_app, train, index, query)
+
+
+def register(main: typer.Typer) -> None:
+    """Add the ``search`` group and the ``similar``, ``dedupe`` and ``zero-shot`` commands."""
+    main.add_typer(search_app, name="search", rich_help_panel="Tasks")
+    add_commands(main, similar, dedupe, rich_help_panel="Tasks")
+    main.command("zero-shot", cls=Command, rich_help_panel="Tasks")(zero_shot)
