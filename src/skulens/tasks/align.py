@@ -129,6 +129,11 @@ class AlignmentModel:
         self.trained_pairs = 0
         self.encoder_identities: dict[str, str] = {}
 
+    @property
+    def encoders(self) -> list[str]:
+        """The frozen encoders, image ones first."""
+        return self.image_encoders + self.text_encoders
+
     # ---- encoders and frozen features -------------------------------------------------------------
     def encoder(self, name: str) -> Encoder:
         if name not in self._encoders:
