@@ -15,9 +15,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from skulens.ui import categorize_page, csv_page, report_page, reviews_page
+from skulens.ui import categorize_page, csv_page, report_page, reviews_page, search_page
 
-PAGES = ("Categorize", "Reviews", "CSV catalog", "Report")
+PAGES = ("Categorize", "Reviews", "CSV catalog", "Search", "Report")
 
 
 def settings() -> tuple[Path | None, Path | None]:
@@ -61,6 +61,8 @@ def main() -> None:
         reviews_page.page(models)
     elif page == "CSV catalog":
         csv_page.page(models)
+    elif page == "Search":
+        search_page.page(models)
     else:
         report_page.page(reports)
 

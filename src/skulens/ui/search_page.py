@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from skulens.runtime import LoadedModel
+from skulens.runtime import LoadedModel, task_models
 from skulens.runtime.search import has_index, model_index, product_image
-from skulens.ui.common import MAX_IMAGE_MB, bar_chart, pick_model
+from skulens.ui.common import MAX_IMAGE_MB, bar_chart
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 COLUMNS = 5
@@ -124,9 +124,20 @@ def zero_shot_section(model: LoadedModel) -> None:
     bar_chart(frame, "category", "probability", "probability")
 
 
+def pick_alignment(models: dict[str, LoadedModel]) -> LoadedModel | None:
+    """An alignment model: a picker when several are loaded, and a line saying what it reads."""
+    names = task_models(models, "align")
+    if not names:
+        return None
+    name = st.selectbox("Model", names, key="search-model") if len(names) > 1 else names[0]
+    model = models[name]
+    st.caption(f"Model **{name}** puts product photos and texts in one space ({', '.join(model.predictor.encoders)}).")
+    return model
+
+
 def page(models: dict[str, LoadedModel]) -> None:
     st.header("Search and zero-shot")
-    model = pick_model(models, "align", "search-model")
+    model = pick_alignment(models)
     if model is None:
         st.info("No alignment model in the models folder; train one with `skulens search train CATALOG --out DIR`.")
         return
