@@ -80,7 +80,8 @@ def search_section(model: LoadedModel) -> None:
     try:
         if mode == "similar":
             product_id = st.session_state.search_similar
-            st.subheader(f"More like {product_id}")
+            title = index.metadata["title"].iloc[index.row(product_id)] if "title" in index.metadata.columns else None
+            st.subheader(f"More like {product_id}" + (f": {title}" if isinstance(title, str) and title else ""))
             hits = predictor.similar(index, product_id, k=min(k, len(index) - 1), where=where or None)
         elif mode == "query":
             if photo is not None:
