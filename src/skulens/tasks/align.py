@@ -125,6 +125,7 @@ class AlignmentModel:
         self.progress = progress
         self._encoders: dict[str, Encoder] = {}
         self.heads: AlignmentHeads | None = None
+        self._identity: str | None = None
         self.scripts: list[str] = []
         self.trained_pairs = 0
         self.encoder_identities: dict[str, str] = {}
@@ -191,6 +192,7 @@ class AlignmentModel:
         with ``refit`` the heads are then retrained on every pair for the number of epochs chosen there.
         """
         catalog = _as_catalog(data)
+        self._identity = None
         for name in self.text_encoders:
             encoder = self.encoder(name)
             if encoder.requires_fit:
@@ -238,8 +240,10 @@ class AlignmentModel:
 
     @property
     def identity(self) -> str:
-        """``align:<hash>``: changes whenever the weights or the frozen encoders change."""
+        """``align:<hash>``: changes whenever the weights or the frozen encoders change (computed once)."""
         heads = self._require_fitted()
+        if self._identity is not None:
+            return self._identity
         digest = hashlib.sha256()
         for key, value in sorted(heads.to_arrays().items()):
             digest.update(key.encode())
@@ -250,7 +254,8 @@ class AlignmentModel:
             encoder = self.encoder(name)
             if isinstance(encoder, TfidfEncoder):
                 digest.update("\n".join(encoder.to_arrays()["terms"].tolist()).encode())
-        return f"align:{digest.hexdigest()[:16]}"
+        self._identity = f"align:{digest.hexdigest()[:16]}"
+        return self._identity
 
     @property
     def logit_scale(self) -> float:
