@@ -272,3 +272,16 @@ def test_zero_shot_for_one_product_in_memory(model):
     assert len(top) == 2 and top[0][0] == "green" and top[0][1] >= top[1][1]
     with pytest.raises(AlignmentError, match="photo or a title"):
         model.zero_shot_inputs(["red", "green"])
+
+
+def test_a_real_clip_checkpoint_needs_no_training(tiny_clip_dir, shop, tmp_path):
+    from skulens.encoders import create_encoder
+
+    clip = AlignmentModel.from_clip(tiny_clip_dir, cache_dir=tmp_path)
+    text = clip.encode_texts(["red circle sticker"])
+    direct = create_encoder(f"hf-clip-text:{tiny_clip_dir}").encode(["red circle sticker"])
+    assert text.shape == (1, 16) and np.allclose(text, direct, atol=1e-5)  # CLIP's own space, untouched
+    index = clip.build_index(shop)
+    assert len(clip.search(index, text="blue square", k=3)) == 3
+    clip.save(tmp_path / "clip")
+    assert AlignmentModel.load(tmp_path / "clip", cache_dir=tmp_path).identity == clip.identity

@@ -14,6 +14,7 @@ the contrastive loss; they are comparable across labels of one query, not calibr
 from __future__ import annotations
 
 import hashlib
+import math
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from PIL import Image
 
 from skulens.catalog.images import ImageLoadError, decode_image, read_image_bytes
@@ -232,6 +234,25 @@ class AlignmentModel:
         self.trained_pairs = len(train_rows)
         self.encoder_identities = {n: self.encoder(n).identity for n in self.image_encoders + self.text_encoders}
         return self
+
+    @classmethod
+    def from_clip(cls, path: str | Path, cache_dir: str | Path | None = None) -> AlignmentModel:
+        """A real CLIP checkpoint's own image-text space, without training: its image and text towers
+        (``hf-clip:`` / ``hf-clip-text:``) with identity projections and CLIP's own temperature."""
+        model = cls([f"hf-clip:{path}"], [f"hf-clip-text:{path}"], cache_dir=cache_dir)
+        image, text = model.encoder(model.image_encoders[0]), model.encoder(model.text_encoders[0])
+        config = AlignConfig(dim=image.dim, dropout=0.0)
+        heads = AlignmentHeads(image.dim, text.dim, config)
+        with torch.no_grad():
+            for projection in (heads.image_proj[1], heads.text_proj[1]):
+                projection.weight.copy_(torch.eye(image.dim))
+                projection.bias.zero_()
+            scale = getattr(image.model, "logit_scale", None)
+            heads.logit_scale.fill_(float(scale) if scale is not None else math.log(1.0 / config.init_temperature))
+        heads.eval()
+        model.config, model.heads = config, heads
+        model.encoder_identities = {n: model.encoder(n).identity for n in model.encoders}
+        return model
 
     def _require_fitted(self) -> AlignmentHeads:
         if self.heads is None:
