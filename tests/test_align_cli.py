@@ -94,3 +94,13 @@ def test_too_few_pairs_to_train(cli, tmp_path, files):
         (tmp_path / image).write_bytes((catalog.parent / image).read_bytes())
     result = cli("search", "train", small, "--out", tmp_path / "m", *FAST)
     assert result.exit_code == 2 and "at least 64" in " ".join(result.output.split())
+
+
+def test_a_clip_checkpoint_instead_of_training(cli, files, tiny_clip_dir, tmp_path):
+    catalog, _ = files
+    result = cli("search", "train", "unused", "--clip", tiny_clip_dir, "--out", tmp_path / "clip")
+    assert result.exit_code == 0 and "no training" in result.output, result.output
+    result = cli("search", "index", catalog, "--model", tmp_path / "clip", "--out", tmp_path / "clip" / "index")
+    assert result.exit_code == 0, result.output
+    result = cli("search", "query", tmp_path / "clip" / "index", "red circle", "-k", "2", "--json")
+    assert result.exit_code == 0 and len(json.loads(result.output)) == 2

@@ -115,6 +115,12 @@ def train(
     epochs: Annotated[int, typer.Option(metavar="N", help="Most epochs (early stopping on validation recall).")] = 30,
     limit: Limit = None,
     seed: Annotated[int, typer.Option(metavar="N", help="Random seed.")] = 0,
+    clip: Annotated[
+        Path | None,
+        typer.Option(
+            "--clip", metavar="DIR", help="Save this local CLIP checkpoint's own space instead (no training; DATA is not read)."
+        ),
+    ] = None,
     columns: Columns = None,
     image_root: ImageRoots = None,
 ) -> None:
@@ -126,6 +132,13 @@ def train(
     from skulens.progress import step
     from skulens.tasks.align import AlignmentModel
 
+    if clip is not None:
+        try:
+            AlignmentModel.from_clip(clip).save(out)
+        except (*_user_errors(), ValueError) as exc:
+            raise fail(str(exc)) from None
+        console.print(f"saved the CLIP checkpoint {escape(str(clip))} as an alignment model (no training) to {escape(str(out))}")
+        return
     catalog = load_source(source, columns, image_root)
     if limit is not None:
         catalog = catalog.head(limit)
