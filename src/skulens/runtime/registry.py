@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 TASK_PREDICTORS = {
     "categorize": ("skulens.tasks.categorize", "CategoryPredictor"),
     "reviews": ("skulens.tasks.reviews", "ReviewPredictor"),
+    "align": ("skulens.tasks.align", "AlignmentModel"),
 }
 
 
@@ -50,6 +51,8 @@ class LoadedModel:
     @property
     def encoders(self) -> dict[str, str]:
         """Encoder name -> identity (name, version and weights hash)."""
+        if self.task == "align":
+            return dict(self.predictor.encoder_identities)
         return self.predictor.extractor.identities()
 
     @property
@@ -79,7 +82,10 @@ class LoadedModel:
         return list(self.predictor.predict_texts(list(texts)))
 
     def start(self, max_batch: int = 8) -> LoadedModel:
-        """Start the worker. Categorize items are ``(prepared image or None, text)``; review items are texts."""
+        """Start the worker. Categorize items are ``(prepared image or None, text)``; review items are texts.
+        Alignment models (search, zero-shot) are called directly and have no worker."""
+        if self.task == "align":
+            return self
         fn = self._categorize_batch if self.task == "categorize" else self._reviews_batch
         self.batcher = MicroBatcher(fn, max_batch=max_batch, name=self.name)
         return self
@@ -95,6 +101,8 @@ class LoadedModel:
 
             image = Image.new("RGB", (64, 64), (128, 128, 128)) if self.reads_images else None
             self.batcher([(prepare_image(self.predictor, image), "warm up")])
+        elif self.task == "align":
+            self.predictor.encode_texts(["warm up"])
         else:
             self.batcher(["warm up"])
 

@@ -59,6 +59,7 @@ from skulens.serve.schemas import (
     ReviewsRequest,
     ReviewsResponse,
 )
+from skulens.serve.search_routes import add_search_routes
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +391,7 @@ def create_app(
             results.append(ReviewResult(index=index, **out))
         return ReviewsResponse(model=chosen.name, results=results)
 
+    add_search_routes(v1, pick, ServiceError, max_upload_bytes)
     app.include_router(v1)
     generated_openapi = app.openapi
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from skulens.ui import categorize_page, csv_page, report_page, review_queue_page, reviews_page
+from skulens.ui import categorize_page, csv_page, report_page, review_queue_page, reviews_page, search_page
 
-PAGES = ("Categorize", "Reviews", "CSV catalog", "Review queue", "Report")
+PAGES = ("Categorize", "Reviews", "CSV catalog", "Review queue", "Search", "Report")
 
 
 def settings() -> tuple[Path | None, Path | None]:
@@ -63,6 +63,8 @@ def main() -> None:
         csv_page.page(models)
     elif page == "Review queue":
         review_queue_page.page(models)
+    elif page == "Search":
+        search_page.page(models)
     else:
         report_page.page(reports)
 

@@ -1,0 +1,347 @@
+"""``skulens search train|index|query``, ``skulens similar``, ``skulens dedupe`` and ``skulens zero-shot``:
+skulens' own image-text space (an alignment trained on a catalog's photo-title pairs) from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from skulens.cli.commands import Command, add_commands, flag, group
+from skulens.cli.output import console, fail
+from skulens.cli.sources import Columns, ImageRoots, Source, load_source
+
+DEFAULT_IMAGE_ENCODERS = ["efficientnet-lite0", "efficientnet-lite2", "classical-image"]
+DEFAULT_TEXT_ENCODERS = ["minilm", "tfidf"]
+
+search_app = group(
+    "Search products by words or by a photo with an image-text alignment trained on your catalog.\n\n"
+    "Examples:\n\n"
+    "  skulens search train myntra --out runs/align\n\n"
+    "  skulens search index myntra --model runs/align --out runs/align/index\n\n"
+    "  skulens search query runs/align/index 'red running shoes for men' -k 10 --where gender=Men\n\n"
+    "  skulens search query runs/align/index --image shoe.jpg"
+)
+
+Index = Annotated[Path, typer.Argument(metavar="INDEX", help="An index folder written by `skulens search index`.")]
+AlignModel = Annotated[Path, typer.Option("--model", "-m", metavar="DIR", help="An alignment model (`skulens search train`).")]
+ModelOverride = Annotated[
+    Path | None,
+    typer.Option("--model", "-m", metavar="DIR", help="Alignment model folder (default: the one that built the index)."),
+]
+Where = Annotated[
+    list[str] | None, typer.Option("--where", metavar="COLUMN=VALUE", help="Keep products with this value; repeat for several.")
+]
+K = Annotated[int, typer.Option("-k", metavar="N", help="How many products to return.")]
+AsJson = Annotated[bool, flag("--json", help="Print the results as JSON.")]
+Limit = Annotated[int | None, typer.Option(metavar="N", help="Only the first N products.")]
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors a user can fix; they are printed without a traceback."""
+    from skulens.catalog import CatalogError
+    from skulens.heads import HeadError
+    from skulens.index import SearchIndexError
+    from skulens.tasks.align import AlignmentError
+    from skulens.tasks.model_folder import ModelFolderError
+
+    return (AlignmentError, CatalogError, HeadError, ModelFolderError, SearchIndexError)
+
+
+def _where(values: list[str] | None) -> dict[str, list[str]]:
+    where: dict[str, list[str]] = {}
+    for item in values or []:
+        column, sep, value = item.partition("=")
+        if not sep or not column.strip():
+            raise fail(f"--where '{item}' must look like COLUMN=VALUE, e.g. gender=Men")
+        where.setdefault(column.strip(), []).append(value.strip())
+    return where
+
+
+def _load_keeping_columns(source: str, columns: str | None, image_root: list[Path] | None):
+    """A catalog whose extra columns all go into the index (for --where and display): none is reported unused."""
+    from skulens.catalog import ADAPTERS, CatalogError, load_catalog, parse_columns
+    from skulens.cli.sources import report_mapping
+
+    try:
+        catalog = load_catalog(source, columns=parse_columns(columns), image_roots=list(image_root or []))
+    except CatalogError as exc:
+        raise fail(str(exc)) from None
+    if source not in ADAPTERS:
+        report_mapping(catalog, uses=catalog.frame.columns)
+    return catalog
+
+
+def _open_index(index_dir: Path, model_dir: Path | None):
+    from skulens.index import VectorIndex
+    from skulens.tasks.align import AlignmentModel
+
+    index = VectorIndex.load(index_dir)
+    folder = model_dir or index.manifest.get("model_folder")
+    if not folder:
+        raise fail(f"{index_dir} does not record its model folder; pass --model DIR")
+    model = AlignmentModel.load(folder)
+    index.check_identity(model.identity)
+    return index, model
+
+
+def _print_hits(hits: list[dict], as_json: bool, title: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(hits, ensure_ascii=False, default=str))
+        return
+    table = Table(title=escape(title))
+    for column in ("rank", "id", "similarity", "title"):
+        table.add_column(column, justify="right" if column in ("rank", "similarity") else "left")
+    for rank, hit in enumerate(hits, 1):
+        table.add_row(str(rank), escape(hit["id"]), f"{hit['score']:.3f}", escape(str(hit.get("title") or "")))
+    console.print(table)
+
+
+def train(
+    source: Source,
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Model folder to write (config.json + weights.npz).")],
+    image_encoder: Annotated[
+        list[str], typer.Option("--image-encoder", metavar="NAME", help="Frozen image encoders; repeat for several.")
+    ] = DEFAULT_IMAGE_ENCODERS,
+    text_encoder: Annotated[
+        list[str], typer.Option("--text-encoder", metavar="NAME", help="Frozen text encoders; repeat for several.")
+    ] = DEFAULT_TEXT_ENCODERS,
+    dim: Annotated[int, typer.Option(metavar="N", help="Dimension of the shared space.")] = 256,
+    hidden: Annotated[int, typer.Option(metavar="N", help="0 = linear projections; N = an MLP with N hidden units.")] = 0,
+    epochs: Annotated[int, typer.Option(metavar="N", help="Most epochs (early stopping on validation recall).")] = 30,
+    limit: Limit = None,
+    seed: Annotated[int, typer.Option(metavar="N", help="Random seed.")] = 0,
+    clip: Annotated[
+        Path | None,
+        typer.Option(
+            "--clip", metavar="DIR", help="Save this local CLIP checkpoint's own space instead (no training; DATA is not read)."
+        ),
+    ] = None,
+    columns: Columns = None,
+    image_root: ImageRoots = None,
+) -> None:
+    """Train an image-text alignment on a catalog's photo-title pairs and save it.
+
+    Example: skulens search train myntra --out runs/align
+    """
+    from skulens.heads.align import AlignConfig
+    from skulens.progress import step
+    from skulens.tasks.align import AlignmentModel
+
+    if clip is not None:
+        try:
+            AlignmentModel.from_clip(clip).save(out)
+        except (*_user_errors(), ValueError) as exc:
+            raise fail(str(exc)) from None
+        console.print(f"saved the CLIP checkpoint {escape(str(clip))} as an alignment model (no training) to {escape(str(out))}")
+        return
+    catalog = load_source(source, columns, image_root)
+    if limit is not None:
+        catalog = catalog.head(limit)
+    try:
+        config = AlignConfig(dim=dim, hidden=hidden, max_epochs=epochs, seed=seed)
+        model = AlignmentModel(image_encoder, text_encoder, config=config, progress=True)
+        with step(f"training on {len(catalog):,} products ({', '.join(image_encoder + text_encoder)})"):
+            model.fit(catalog)
+        model.save(out)
+    except _user_errors() as exc:
+        raise fail(str(exc)) from None
+    best = model.heads.history[model.heads.best_epoch]
+    recall = best.get("val_recall1")
+    console.print(
+        f"trained on {model.trained_pairs:,} photo-title pairs; best epoch {best['epoch']}"
+        + (f" (validation recall@1 {recall:.3f})" if recall is not None else "")
+        + f"; saved to {escape(str(out))}"
+    )
+
+
+def index(
+    source: Source,
+    model: AlignModel,
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Index folder to write.")],
+    kind: Annotated[
+        str, typer.Option(metavar="auto|flat|ivf|hnsw", help="auto: flat up to 50,000 products, IVF above.")
+    ] = "auto",
+    vectors: Annotated[str, typer.Option(metavar="image|text|both", help="What represents each product.")] = "image",
+    limit: Limit = None,
+    columns: Columns = None,
+    image_root: ImageRoots = None,
+) -> None:
+    """Embed every product and write a searchable index (FAISS index + manifest + metadata for --where).
+
+    Example: skulens search index myntra --model runs/align --out runs/align/index
+    """
+    from skulens.progress import step
+    from skulens.tasks.align import AlignmentModel
+
+    catalog = _load_keeping_columns(source, columns, image_root)
+    if limit is not None:
+        catalog = catalog.head(limit)
+    try:
+        aligned = AlignmentModel.load(model)
+        aligned.progress = True
+        with step(f"indexing {len(catalog):,} products"):
+            built = aligned.build_index(catalog, kind=kind, use=vectors)
+        built.manifest["model_folder"] = str(model.resolve())
+        built.save(out)
+    except _user_errors() as exc:
+        raise fail(str(exc)) from None
+    console.print(f"indexed {len(built):,} products ({built.kind} {built.manifest['params']}) into {escape(str(out))}")
+
+
+def query(
+    index_dir: Index,
+    text: Annotated[
+        str | None, typer.Argument(metavar="TEXT", help="What to look for, e.g. 'red running shoes for men'.")
+    ] = None,
+    image: Annotated[Path | None, typer.Option("--image", metavar="FILE", help="Query by this photo instead of a text.")] = None,
+    k: K = 10,
+    where: Where = None,
+    model: ModelOverride = None,
+    as_json: AsJson = False,
+) -> None:
+    """The products closest to a text or a photo.
+
+    Example: skulens search query runs/align/index 'red running shoes for men' -k 10 --where gender=Men
+    """
+    try:
+        loaded, aligned = _open_index(index_dir, model)
+        hits = aligned.search(loaded, text=text, image=image, k=k, where=_where(where) or None)
+    except _user_errors() as exc:
+        raise fail(str(exc)) from None
+    _print_hits(hits, as_json, f"top {len(hits)} for {text if text is not None else image}")
+
+
+def similar(
+    index_dir: Index,
+    product_id: Annotated[str, typer.Argument(metavar="PRODUCT_ID", help="An indexed product id.")],
+    k: K = 10,
+    where: Where = None,
+    model: ModelOverride = None,
+    as_json: AsJson = False,
+) -> None:
+    """Products that look like PRODUCT_ID ("more like this").
+
+    Example: skulens similar runs/align/index 15970 -k 5
+    """
+    try:
+        loaded, aligned = _open_index(index_dir, model)
+        hits = aligned.similar(loaded, product_id, k=k, where=_where(where) or None)
+    except _user_errors() as exc:
+        raise fail(str(exc)) from None
+    _print_hits(hits, as_json, f"more like {product_id}")
+
+
+def dedupe(
+    source: Source,
+    model: AlignModel,
+    threshold: Annotated[
+        float | None,
+        typer.Option(metavar="SCORE", help="Flag pairs above this mean photo+text cosine (default: chosen on the data)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="FILE", help="Write every pair as CSV here.")] = None,
+    limit: Limit = None,
+    columns: Columns = None,
+    image_root: ImageRoots = None,
+) -> None:
+    """Near-duplicate listings: the same product photographed or titled twice.
+
+    Example: skulens dedupe myntra --model runs/align --out runs/duplicates.csv
+    """
+    from skulens.tasks.align import AlignmentModel
+
+    catalog = load_source(source, columns, image_root)
+    if limit is not None:
+        catalog = catalog.head(limit)
+    try:
+        result = AlignmentModel.load(model).dedupe(catalog, threshold=threshold)
+    except _user_errors() as exc:
+        raise fail(str(exc)) from None
+    quality = ""
+    if result.precision is not None:
+        quality = (
+            f"; against the {result.exact_pairs:,} exact-duplicate candidate pairs (same photo bytes or title): "
+            f"precision {result.precision:.3f}, recall {result.recall:.3f}"
+        )
+    console.print(
+        f"{len(result.pairs):,} near-duplicate pairs at score >= {result.threshold:.3f} ({result.threshold_source}){quality}"
+    )
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        result.pairs.to_csv(out, index=False)
+        console.print(f"wrote {escape(str(out))}")
+        return
+    table = Table()
+    for column in ("id_a", "id_b", "score", "photo", "text", "exact"):
+        table.add_column(column)
+    for row in result.pairs.head(20).itertuples(index=False):
+        table.add_row(
+            escape(row.id_a), escape(row.id_b), f"{row.score:.3f}", f"{row.image_sim:.3f}", f"{row.text_sim:.3f}", str(row.exact)
+        )
+    console.print(table)
+
+
+def zero_shot(
+    source: Source,
+    labels: Annotated[str, typer.Option("--labels", "-l", metavar="A,B,...", help="Comma-separated category names.")],
+    model: AlignModel,
+    k: Annotated[int, typer.Option("-k", metavar="N", help="How many labels to show per product.")] = 3,
+    use: Annotated[str, typer.Option(metavar="image|text|both", help="Categorise from the photo, the text or both.")] = "image",
+    template: Annotated[
+        list[str] | None, typer.Option("--template", metavar="TEXT", help="Prompt with {label}; repeat (default: built-in set).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="FILE", help="Write the predictions as CSV here.")] = None,
+    limit: Limit = None,
+    columns: Columns = None,
+    image_root: ImageRoots = None,
+) -> None:
+    """Categorise products from category names alone (no labelled training data).
+
+    Example: skulens zero-shot flipkart --model runs/align --labels 'Watches,Baby Care,Computers'
+    """
+    import pandas as pd
+
+    from skulens.tasks.align import DEFAULT_TEMPLATES, AlignmentModel
+
+    names = [name.strip() for name in labels.split(",") if name.strip()]
+    catalog = load_source(source, columns, image_root)
+    if limit is not None:
+        catalog = catalog.head(limit)
+    try:
+        top = AlignmentModel.load(model).zero_shot(catalog, names, tuple(template or ()) or DEFAULT_TEMPLATES, k=k, use=use)
+    except _user_errors() as exc:
+        raise fail(str(exc)) from None
+    frame = pd.DataFrame(
+        {
+            "id": catalog.ids,
+            "title": catalog.frame["title"] if "title" in catalog.frame.columns else None,
+            "label": [row[0][0] for row in top],
+            "probability": [row[0][1] for row in top],
+            "top_k": [json.dumps(row) for row in top],
+        }
+    )
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out, index=False)
+        console.print(f"wrote {len(frame):,} predictions to {escape(str(out))}")
+        return
+    table = Table()
+    for column in ("id", "title", "label", "probability"):
+        table.add_column(column)
+    for row in frame.head(20).itertuples(index=False):
+        table.add_row(escape(row.id), escape(str(row.title or "")), escape(row.label), f"{row.probability:.3f}")
+    console.print(table)
+
+
+add_commands(search_app, train, index, query)
+
+
+def register(main: typer.Typer) -> None:
+    """Add the ``search`` group and the ``similar``, ``dedupe`` and ``zero-shot`` commands."""
+    main.add_typer(search_app, name="search", rich_help_panel="Tasks")
+    add_commands(main, similar, dedupe, rich_help_panel="Tasks")
+    main.command("zero-shot", cls=Command, rich_help_panel="Tasks")(zero_shot)

@@ -1,0 +1,208 @@
+"""LiT-style contrastive alignment: two projection heads from frozen image and text embeddings into one
+L2-normalised space, trained with open_clip's symmetric ``ClipLoss`` and a learnable temperature.
+
+The frozen encoders are never touched; only the projections (linear or a one-hidden-layer MLP) and the
+temperature learn. Image inputs are standardised with their training mean/std (text inputs too when configured). Training is seeded
+and deterministic on CPU; it stops early when recall on a validation set of pairs stops improving.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from skulens.heads.base import HeadError
+
+MAX_LOGIT_SCALE = 100.0
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """Hyper-parameters of the projection heads and their training."""
+
+    dim: int = 256
+    hidden: int = 0  # 0 = linear projection; > 0 = MLP with one hidden layer of this width
+    dropout: float = 0.3
+    lr: float = 1e-3
+    weight_decay: float = 0.5
+    batch_size: int = 512
+    max_epochs: int = 30
+    patience: int = 5
+    init_temperature: float = 0.07
+    seed: int = 0
+    standardize_text: bool = False  # sparse TF-IDF columns blow up when scaled to unit variance
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> AlignConfig:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+class ClipLoss(nn.Module):
+    """Symmetric InfoNCE over a batch of matching pairs (row i of each side is a positive pair)."""
+
+    def forward(self, image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+        logits = logit_scale * image @ text.T
+        labels = torch.arange(len(image), device=image.device)
+        return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
+def _projection(inputs: int, config: AlignConfig) -> nn.Sequential:
+    if config.hidden:
+        return nn.Sequential(
+            nn.Dropout(config.dropout), nn.Linear(inputs, config.hidden), nn.GELU(), nn.Linear(config.hidden, config.dim)
+        )
+    return nn.Sequential(nn.Dropout(config.dropout), nn.Linear(inputs, config.dim))
+
+
+def _safe_std(x: torch.Tensor) -> torch.Tensor:
+    """Per-column standard deviation; constant columns get 1 so they stay constant instead of exploding."""
+    std = x.std(0) if len(x) > 1 else torch.ones(x.shape[1])
+    return torch.where(std < 1e-6, torch.ones_like(std), std)
+
+
+def pair_recall_at_1(image: np.ndarray, text: np.ndarray) -> float:
+    """Mean of text->image and image->text recall@1 for matching rows of two normalised matrices."""
+    sims = image @ text.T
+    diagonal = np.diag(sims)
+    t2i = float(np.mean((sims > diagonal[None, :]).sum(axis=0) == 0))
+    i2t = float(np.mean((sims > diagonal[:, None]).sum(axis=1) == 0))
+    return (t2i + i2t) / 2
+
+
+class AlignmentHeads(nn.Module):
+    """Image and text projections plus the learnable logit scale (1 / temperature)."""
+
+    def __init__(self, image_dim: int, text_dim: int, config: AlignConfig) -> None:
+        super().__init__()
+        self.config = config
+        torch.manual_seed(config.seed)  # the initial weights are part of the seeded run
+        self.image_proj = _projection(image_dim, config)
+        self.text_proj = _projection(text_dim, config)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.init_temperature), dtype=torch.float32))
+        self.register_buffer("image_mean", torch.zeros(image_dim))
+        self.register_buffer("image_std", torch.ones(image_dim))
+        self.register_buffer("text_mean", torch.zeros(text_dim))
+        self.register_buffer("text_std", torch.ones(text_dim))
+        self.history: list[dict] = []
+        self.best_epoch = -1
+
+    @property
+    def scale(self) -> float:
+        """The learned logit scale (cosine similarities are multiplied by it before a softmax)."""
+        return float(self.logit_scale.detach().exp().clamp(max=MAX_LOGIT_SCALE))
+
+    def _image(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.image_proj((x - self.image_mean) / self.image_std), dim=-1)
+
+    def _text(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text_proj((x - self.text_mean) / self.text_std), dim=-1)
+
+    def encode_image(self, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Normalised image embeddings (n, dim) from frozen image features (n, image_dim)."""
+        return self._encode(self._image, features, batch_size)
+
+    def encode_text(self, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Normalised text embeddings (n, dim) from frozen text features (n, text_dim)."""
+        return self._encode(self._text, features, batch_size)
+
+    def _encode(self, fn, features: np.ndarray, batch_size: int) -> np.ndarray:
+        was_training = self.training
+        self.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(features), batch_size):
+                out.append(fn(torch.as_tensor(np.asarray(features[start : start + batch_size], dtype=np.float32))).numpy())
+        self.train(was_training)
+        return np.concatenate(out) if out else np.zeros((0, self.config.dim), dtype=np.float32)
+
+    def fit(
+        self,
+        image: np.ndarray,
+        text: np.ndarray,
+        val_image: np.ndarray | None = None,
+        val_text: np.ndarray | None = None,
+        log=None,
+    ) -> AlignmentHeads:
+        """Train on matching rows of ``image`` and ``text``; keep the epoch with the best validation recall@1.
+
+        Without a validation set every epoch runs and the last one is kept.
+        """
+        if len(image) != len(text):
+            raise HeadError(f"image features have {len(image)} rows but text features have {len(text)}")
+        if len(image) < 2:
+            raise HeadError("contrastive training needs at least two pairs")
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        x_img = torch.as_tensor(np.asarray(image, dtype=np.float32))
+        x_txt = torch.as_tensor(np.asarray(text, dtype=np.float32))
+        self.image_mean.copy_(x_img.mean(0))
+        self.image_std.copy_(_safe_std(x_img))
+        if cfg.standardize_text:
+            self.text_mean.copy_(x_txt.mean(0))
+            self.text_std.copy_(_safe_std(x_txt))
+        loss_fn = ClipLoss()
+        optimiser = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        has_val = val_image is not None and val_text is not None and len(val_image) > 1
+        best, best_state, stale = -1.0, None, 0
+        self.history = []
+        for epoch in range(cfg.max_epochs):
+            self.train()
+            order = torch.randperm(len(x_img), generator=generator)
+            total, batches = 0.0, 0
+            for start in range(0, len(order), cfg.batch_size):
+                rows = order[start : start + cfg.batch_size]
+                if len(rows) < 2:
+                    continue
+                scale = self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+                loss = loss_fn(self._image(x_img[rows]), self._text(x_txt[rows]), scale)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                total, batches = total + float(loss.detach()), batches + 1
+            record = {"epoch": epoch, "loss": total / max(batches, 1), "scale": self.scale}
+            if has_val:
+                record["val_recall1"] = pair_recall_at_1(self.encode_image(val_image), self.encode_text(val_text))
+            self.history.append(record)
+            if log:
+                log(record)
+            if not has_val:
+                self.best_epoch = epoch
+                continue
+            if record["val_recall1"] > best:
+                best, best_state, stale, self.best_epoch = record["val_recall1"], copy.deepcopy(self.state_dict()), 0, epoch
+            else:
+                stale += 1
+                if stale >= cfg.patience:
+                    break
+        if best_state is not None:
+            self.load_state_dict(best_state)
+        self.eval()
+        return self
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Every parameter and buffer as a float32 array (for safetensors / npz)."""
+        return {key: value.detach().cpu().numpy().astype(np.float32) for key, value in self.state_dict().items()}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], config: AlignConfig) -> AlignmentHeads:
+        image_dim = int(arrays["image_mean"].shape[0])
+        text_dim = int(arrays["text_mean"].shape[0])
+        heads = cls(image_dim, text_dim, config)
+        state = {key: torch.as_tensor(np.asarray(value, dtype=np.float32)) for key, value in arrays.items()}
+        try:
+            heads.load_state_dict(state)
+        except RuntimeError as exc:
+            raise HeadError(f"saved alignment weights do not match the saved configuration: {exc}") from None
+        heads.eval()
+        return heads

@@ -1,0 +1,122 @@
+"""Service routes of the image-text alignment: /v1/search, /v1/similar/{id}, /v1/zero-shot (TestClient, real tiny model)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+from test_align import FAST, _draw, _shop  # noqa: E402
+
+from skulens.heads.align import AlignConfig  # noqa: E402
+from skulens.serve.app import create_app  # noqa: E402
+from skulens.tasks.align import AlignmentModel  # noqa: E402
+
+
+def _b64(image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("align-serve")
+    shop = _shop(root, per_kind=8)
+    config = AlignConfig(dim=32, max_epochs=40, patience=40, dropout=0.1, batch_size=32, lr=3e-3)
+    models = root / "models"
+    for name, seed in (("shapes-align", 0), ("no-index", 1)):
+        model = AlignmentModel(**FAST, config=AlignConfig(**{**config.to_dict(), "seed": seed}), cache_dir=root / "cache")
+        model.fit(shop).save(models / name)
+        if name == "shapes-align":
+            model.build_index(shop).save(models / name / "index")
+    return models
+
+
+@pytest.fixture(scope="module")
+def client(models_dir):
+    with TestClient(create_app(models_dir, max_upload_bytes=200_000)) as c:
+        yield c
+
+
+def assert_error(response, status: int, code: str, *words: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == code, body
+    for word in words:
+        assert word.lower() in body["detail"].lower(), body
+
+
+def test_models_lists_the_alignment(client):
+    models = {m["name"]: m for m in client.get("/models").json()["models"]}
+    assert models["shapes-align"]["task"] == "align" and set(models["shapes-align"]["encoders"]) == {"classical-image", "tfidf"}
+    assert {"/v1/search", "/v1/similar/{product_id}", "/v1/zero-shot"} <= set(client.get("/openapi.json").json()["paths"])
+
+
+def test_search_by_text_image_and_filter(client):
+    body = client.post("/v1/search", json={"text": "red circle sticker", "k": 5, "model": "shapes-align"}).json()
+    assert body["model"] == "shapes-align" and body["index_size"] == 96 and len(body["results"]) == 5
+    assert body["results"][0]["score"] >= body["results"][-1]["score"]
+    filtered = client.post(
+        "/v1/search", json={"text": "red circle", "k": 4, "where": {"colour": "blue"}, "model": "shapes-align"}
+    )
+    assert filtered.status_code == 200 and all(h["metadata"]["colour"] == "blue" for h in filtered.json()["results"])
+    by_image = client.post(
+        "/v1/search", json={"image_base64": _b64(_draw("green", "square", 3)), "k": 3, "model": "shapes-align"}
+    )
+    assert by_image.status_code == 200 and len(by_image.json()["results"]) == 3
+
+
+def test_similar(client):
+    body = client.get("/v1/similar/p5", params={"k": 3, "model": "shapes-align"}).json()
+    assert len(body["results"]) == 3 and all(h["id"] != "p5" for h in body["results"])
+    assert_error(client.get("/v1/similar/nope", params={"model": "shapes-align"}), 404, "unknown_product", "'nope'")
+
+
+def test_zero_shot(client):
+    body = client.post(
+        "/v1/zero-shot",
+        json={
+            "labels": ["red", "green", "blue", "yellow"],
+            "image_base64": _b64(_draw("blue", "circle", 9)),
+            "k": 2,
+            "model": "shapes-align",
+        },
+    ).json()
+    assert len(body["labels"]) == 2 and body["used_image"] and not body["used_text"]
+    assert body["labels"][0]["probability"] >= body["labels"][1]["probability"]
+    assert_error(
+        client.post("/v1/zero-shot", json={"labels": ["a", "b"], "model": "shapes-align"}), 422, "invalid_query", "photo"
+    )
+    assert client.post("/v1/zero-shot", json={"labels": ["a"], "text": "x"}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "code", "words"),
+    [
+        ({"text": "  "}, 422, "invalid_query", ("empty",)),
+        ({"text": "красные кроссовки"}, 422, "invalid_query", ("cyrillic",)),
+        ({"text": "red", "image_base64": "aGk="}, 422, "invalid_query", ("exactly one",)),
+        ({}, 422, "invalid_query", ("exactly one",)),
+        ({"image_base64": "%%%"}, 400, "invalid_image", ("base64",)),
+        ({"image_base64": base64.b64encode(b"not an image").decode()}, 400, "invalid_image", ()),
+        ({"text": "red", "k": 500}, 422, "invalid_request", ("larger than the index",)),
+        ({"text": "red", "where": {"brand": "x"}}, 422, "invalid_request", ("brand",)),
+        ({"text": "red", "model": "nope"}, 404, "unknown_model", ("nope",)),
+    ],
+)
+def test_bad_search_requests(client, payload, status, code, words):
+    assert_error(client.post("/v1/search", json={"model": "shapes-align", **payload}), status, code, *words)
+
+
+def test_missing_and_mismatched_index(client, models_dir, tmp_path):
+    assert_error(client.post("/v1/search", json={"text": "red", "model": "no-index"}), 404, "no_index", "skulens search index")
+    other = tmp_path / "models"
+    shutil.copytree(models_dir / "no-index", other / "no-index")
+    shutil.copytree(models_dir / "shapes-align" / "index", other / "no-index" / "index")
+    with TestClient(create_app(other)) as c:
+        assert_error(c.post("/v1/search", json={"text": "red"}), 409, "index_mismatch", "built with model")
