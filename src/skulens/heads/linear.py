@@ -7,6 +7,8 @@ reference, one cold ``LogisticRegression`` per ``C``, for parity checks and timi
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -16,8 +18,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skulens.heads.base import HeadError, align_proba, check_training_labels, head_tags, softmax, validation_rows
 from skulens.heads.solver import LogisticFit, RowSpace, as_float64, fit_logistic, fit_path, sample_weights
+from skulens.threads import apply_thread_budget
 
 SOLVERS = ("path", "sklearn")
+#: Environment variable choosing the solver when ``solver=None`` (benchmarks time both paths with it).
+SOLVER_ENV = "SKULENS_PROBE_SOLVER"
 #: C grids: standardised dense embeddings want strong regularisation, L2-normalised TF-IDF weak.
 DENSE_CS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 SPARSE_CS = (1.0, 3.0, 10.0, 30.0, 100.0)
@@ -31,8 +36,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     their probabilities from the model that did not see them are kept in ``holdout_rows_`` and
     ``holdout_proba_`` (late fusion fits its block weights on them). Dense inputs are standardised;
     sparse inputs (TF-IDF) are used as they are. ``class_weight`` is ``None``, ``"balanced"`` or a dict.
-    ``solver="path"`` (default) warm-starts along the C grid; ``"sklearn"`` is the cold reference; both
-    stop at scikit-learn's gradient tolerance ``tol``.
+    ``solver="path"`` (the default, unless ``$SKULENS_PROBE_SOLVER`` says otherwise) warm-starts along
+    the C grid; ``"sklearn"`` is the cold reference; both stop at scikit-learn's gradient tolerance ``tol``.
     """
 
     def __init__(
@@ -42,7 +47,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         class_weight: str | dict | None = None,
         max_iter: int = 2000,
         seed: int = 0,
-        solver: str = "path",
+        solver: str | None = None,
         tol: float = 1e-4,
     ) -> None:
         self.Cs = Cs
@@ -63,8 +68,10 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y, val_rows: np.ndarray | None = None) -> LinearProbe:
         """Fit; ``val_rows`` (positions) fixes the validation split instead of drawing one."""
-        if self.solver not in SOLVERS:
-            raise HeadError(f"unknown solver '{self.solver}'; choose from {', '.join(SOLVERS)}")
+        apply_thread_budget()
+        solver = self.solver or os.environ.get(SOLVER_ENV, "path")
+        if solver not in SOLVERS:
+            raise HeadError(f"unknown solver '{solver}'; choose from {', '.join(SOLVERS)}")
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=(np.float32, np.float64))
         self.classes_ = check_training_labels(y)
         if sp.issparse(X):
@@ -80,7 +87,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.holdout_rows_ = np.array([], dtype=int)
         self.holdout_proba_ = np.zeros((0, len(self.classes_)))
         searchable = len(va) > 0 and len(np.unique(y[tr])) >= 2
-        if self.solver == "sklearn":
+        if solver == "sklearn":
             self._fit_reference(Xs, y, grid, tr, va, searchable)
         else:
             self._fit_path(as_float64(Xs), y, grid, tr, va, searchable)
