@@ -1,0 +1,208 @@
+"""Training speed of the probe fast path against the scikit-learn reference path, and under load.
+
+Each measurement runs a real CLI command in a fresh process with ``SKULENS_PROBE_SOLVER`` set to
+``path`` (fast, the default) or ``sklearn`` (the former cold per-C fits) and records its wall time
+and macro-F1:
+
+- ``flipkart_level0_benchmark_warm_s``: ``skulens categorize benchmark --dataset flipkart --label 0
+  --folds 5`` with every embedding cached (an untimed run first warms the cache);
+- ``reviews_train_s``: ``skulens reviews train reviews -e tfidf`` (23k reviews, default grid);
+- ``myntra_text_train_s``: ``skulens categorize train myntra --label 0 -e minilm`` (warm cache);
+- ``loaded_slowdown``: the fast review training with two CPU-bound processes beside it, divided by
+  the quiet time.
+
+The 1-minute load average is recorded at the start and end and around each run; a measurement that
+started at load > 1.5 is marked ``"quiet": false``. Writes (merges into)
+``benchmarks/results/train_speed.{json,md}``.
+
+    python benchmarks/train_speed.py [--only flipkart reviews myntra loaded] [--paths fast slow]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+QUIET_LOAD = 1.5
+SOLVERS = {"fast": "path", "slow": "sklearn"}
+CLI = [sys.executable, "-m", "skulens.cli.main"]
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def run_cli(args: list[str], solver: str, log: Path) -> dict:
+    """Run ``skulens args`` with the probe solver ``solver``; wall seconds and the load around it."""
+    env = dict(os.environ, SKULENS_PROBE_SOLVER=solver, HF_HUB_OFFLINE="1")
+    before, start = load(), time.perf_counter()
+    with open(log, "w") as handle:
+        done = subprocess.run(CLI + args, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"`skulens {shlex.join(args)}` failed ({done.returncode}); see {log}")
+    return {"seconds": round(seconds, 2), "load_before": before, "load_after": load(), "quiet": before <= QUIET_LOAD}
+
+
+def _f1_from(folder: Path) -> dict:
+    """Held-out macro-F1 values a train command saved with its model (config.json, metrics*.json)."""
+    found: dict[str, float] = {}
+
+    def walk(node, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "macro_f1" and isinstance(value, int | float):
+                    found[prefix or "macro_f1"] = float(value)
+                else:
+                    walk(value, f"{prefix}.{key}" if prefix else key)
+
+    for path in sorted(folder.glob("*.json")):
+        walk(json.loads(path.read_text()), path.stem)
+    return found
+
+
+def compare(fast: dict, slow: dict) -> dict:
+    common = sorted(set(fast) & set(slow))
+    diffs = {key: round(abs(fast[key] - slow[key]), 4) for key in common}
+    return {"max_abs_diff": max(diffs.values(), default=None), "within_0_005": all(d <= 0.005 for d in diffs.values())}
+
+
+def measure_flipkart(paths: list[str], work: Path) -> dict:
+    args = ["categorize", "benchmark", "--dataset", "flipkart", "--label", "0", "--folds", "5"]
+    run_cli([*args, "--out", str(work / "flipkart-warmup")], "path", work / "flipkart-warmup.log")
+    out: dict = {"command": "skulens " + shlex.join([*args, "--out", "DIR"])}
+    f1s = {}
+    for path in paths:
+        folder = work / f"flipkart-{path}"
+        out[path] = run_cli([*args, "--out", str(folder)], SOLVERS[path], work / f"flipkart-{path}.log")
+        metrics = json.loads((folder / "metrics.json").read_text())
+        out[path]["embed_seconds"] = metrics.get("embed_seconds")
+        f1s[path] = {row["name"]: row["macro_f1"] for row in metrics["results"]}
+        out[path]["macro_f1"] = {k: round(v, 4) for k, v in f1s[path].items()}
+    if len(f1s) == 2:
+        out["macro_f1_fast_vs_slow"] = compare(f1s["fast"], f1s["slow"])
+    return out
+
+
+def measure_train(name: str, args: list[str], paths: list[str], work: Path, warm: bool = False) -> dict:
+    if warm:  # untimed: fills the embedding cache
+        run_cli([*args, "--out", str(work / f"{name}-warmup")], "path", work / f"{name}-warmup.log")
+    out: dict = {"command": "skulens " + shlex.join([*args, "--out", "DIR"])}
+    f1s = {}
+    for path in paths:
+        folder = work / f"{name}-{path}"
+        out[path] = run_cli([*args, "--out", str(folder)], SOLVERS[path], work / f"{name}-{path}.log")
+        f1s[path] = _f1_from(folder)
+        out[path]["macro_f1"] = {k: round(v, 4) for k, v in f1s[path].items()}
+    if len(f1s) == 2:
+        out["macro_f1_fast_vs_slow"] = compare(f1s["fast"], f1s["slow"])
+    return out
+
+
+def _busy() -> None:
+    while True:
+        pass
+
+
+def measure_loaded(args: list[str], work: Path) -> dict:
+    quiet = run_cli([*args, "--out", str(work / "loaded-quiet")], "path", work / "loaded-quiet.log")
+    hogs = [multiprocessing.Process(target=_busy, daemon=True) for _ in range(2)]
+    for hog in hogs:
+        hog.start()
+    try:
+        loaded = run_cli([*args, "--out", str(work / "loaded-busy")], "path", work / "loaded-busy.log")
+    finally:
+        for hog in hogs:
+            hog.terminate()
+            hog.join()
+    return {
+        "command": "skulens " + shlex.join([*args, "--out", "DIR"]) + " (alone, then beside 2 busy-loop processes)",
+        "quiet": quiet,
+        "loaded": loaded,
+        "loaded_slowdown": round(loaded["seconds"] / quiet["seconds"], 2),
+    }
+
+
+def write_markdown(report: dict, path: Path) -> None:
+    lines = [
+        "# Training speed: probe fast path vs scikit-learn reference",
+        "",
+        f"Command: `{report['command']}`; {report['finished']}; load average {report['load_start']} at start, "
+        f"{report['load_end']} at end (quiet machine: <= {QUIET_LOAD}).",
+        "",
+        "| measurement | fast s | slow s | macro-F1 max abs diff | load at start of fast run |",
+        "|---|---|---|---|---|",
+    ]
+    for key in ("flipkart_level0_benchmark_warm_s", "reviews_train_s", "myntra_text_train_s"):
+        entry = report.get("details", {}).get(key)
+        if not entry:
+            continue
+        fast, slow = entry.get("fast", {}), entry.get("slow", {})
+        diff = entry.get("macro_f1_fast_vs_slow", {}).get("max_abs_diff")
+        lines.append(f"| {key} | {fast.get('seconds')} | {slow.get('seconds')} | {diff} | {fast.get('load_before')} |")
+    if "loaded_slowdown" in report:
+        loaded = report["details"]["loaded_slowdown"]
+        lines += [
+            "",
+            f"`loaded_slowdown` = {report['loaded_slowdown']} (review training {loaded['loaded']['seconds']} s beside two "
+            f"busy processes / {loaded['quiet']['seconds']} s alone).",
+        ]
+    lines += ["", "Runs that started at load > 1.5 are not quiet-machine numbers (`quiet: false` in the JSON)."]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", default=["flipkart", "reviews", "myntra", "loaded"])
+    parser.add_argument("--paths", nargs="+", default=["fast", "slow"], choices=list(SOLVERS))
+    parser.add_argument("--work", default=None, help="folder for models and logs (default: a temporary one)")
+    options = parser.parse_args()
+    work = Path(options.work or tempfile.mkdtemp(prefix="skulens-train-speed-"))
+    work.mkdir(parents=True, exist_ok=True)
+    target = RESULTS / "train_speed.json"
+    report = json.loads(target.read_text()) if target.exists() else {}
+    report.update(
+        command="python benchmarks/train_speed.py " + shlex.join(sys.argv[1:]),
+        load_start=load(),
+        started=datetime.now(UTC).isoformat(timespec="seconds"),
+        threads_env=os.environ.get("SKULENS_THREADS"),
+        cores=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+    )
+    details = report.setdefault("details", {})
+    reviews = ["reviews", "train", "reviews", "-e", "tfidf"]
+    myntra = ["categorize", "train", "myntra", "--label", "0", "-e", "minilm"]
+    for name in options.only:
+        if name == "flipkart":
+            details["flipkart_level0_benchmark_warm_s"] = entry = measure_flipkart(options.paths, work)
+            report["flipkart_level0_benchmark_warm_s"] = entry[options.paths[0]]["seconds"]
+        elif name == "reviews":
+            details["reviews_train_s"] = entry = measure_train("reviews", reviews, options.paths, work)
+            report["reviews_train_s"] = entry[options.paths[0]]["seconds"]
+        elif name == "myntra":
+            details["myntra_text_train_s"] = entry = measure_train("myntra", myntra, options.paths, work, warm=True)
+            report["myntra_text_train_s"] = entry[options.paths[0]]["seconds"]
+        elif name == "loaded":
+            details["loaded_slowdown"] = entry = measure_loaded(reviews, work)
+            report["loaded_slowdown"] = entry["loaded_slowdown"]
+        else:
+            parser.error(f"unknown measurement {name!r}")
+        target.write_text(json.dumps(report, indent=2) + "\n")  # keep what is measured if a later step fails
+    report.update(load_end=load(), finished=datetime.now(UTC).isoformat(timespec="seconds"))
+    report["quiet_machine"] = report["load_start"] <= QUIET_LOAD and report["load_end"] <= QUIET_LOAD
+    target.write_text(json.dumps(report, indent=2) + "\n")
+    write_markdown(report, RESULTS / "train_speed.md")
+    print(json.dumps({k: v for k, v in report.items() if k != "details"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
