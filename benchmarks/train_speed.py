@@ -24,6 +24,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -43,15 +44,25 @@ def load() -> float:
 
 
 def run_cli(args: list[str], solver: str, log: Path) -> dict:
-    """Run ``skulens args`` with the probe solver ``solver``; wall seconds and the load around it."""
+    """Run ``skulens args`` with the probe solver ``solver``: wall seconds, CPU seconds (user + system, all
+    threads; on a busy machine they vary far less than wall time) and the load around it."""
     env = dict(os.environ, SKULENS_PROBE_SOLVER=solver, HF_HUB_OFFLINE="1")
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     before, start = load(), time.perf_counter()
     with open(log, "w") as handle:
         done = subprocess.run(CLI + args, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_seconds = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
     if done.returncode != 0:
         raise RuntimeError(f"`skulens {shlex.join(args)}` failed ({done.returncode}); see {log}")
-    return {"seconds": round(seconds, 2), "load_before": before, "load_after": load(), "quiet": before <= QUIET_LOAD}
+    return {
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu_seconds, 2),
+        "load_before": before,
+        "load_after": load(),
+        "quiet": before <= QUIET_LOAD,
+    }
 
 
 def _f1_from(folder: Path) -> dict:
@@ -140,7 +151,7 @@ def write_markdown(report: dict, path: Path) -> None:
         f"Command: `{report['command']}`; {report['finished']}; load average {report['load_start']} at start, "
         f"{report['load_end']} at end (quiet machine: <= {QUIET_LOAD}).",
         "",
-        "| measurement | fast s | slow s | macro-F1 max abs diff | load at start of fast run |",
+        "| measurement | fast s (CPU s) | slow s (CPU s) | macro-F1 max abs diff | load at start of fast / slow run |",
         "|---|---|---|---|---|",
     ]
     for key in ("flipkart_level0_benchmark_warm_s", "reviews_train_s", "myntra_text_train_s"):
@@ -149,7 +160,10 @@ def write_markdown(report: dict, path: Path) -> None:
             continue
         fast, slow = entry.get("fast", {}), entry.get("slow", {})
         diff = entry.get("macro_f1_fast_vs_slow", {}).get("max_abs_diff")
-        lines.append(f"| {key} | {fast.get('seconds')} | {slow.get('seconds')} | {diff} | {fast.get('load_before')} |")
+        lines.append(
+            f"| {key} | {fast.get('seconds')} ({fast.get('cpu_seconds')}) | {slow.get('seconds')} ({slow.get('cpu_seconds')}) "
+            f"| {diff} | {fast.get('load_before')} / {slow.get('load_before')} |"
+        )
     if "loaded_slowdown" in report:
         loaded = report["details"]["loaded_slowdown"]
         lines += [
