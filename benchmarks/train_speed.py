@@ -8,6 +8,8 @@ and macro-F1:
   --folds 5`` with every embedding cached (an untimed run first warms the cache);
 - ``reviews_train_s``: ``skulens reviews train reviews -e tfidf`` (23k reviews, default grid);
 - ``myntra_text_train_s``: ``skulens categorize train myntra --label 0 -e minilm`` (warm cache);
+- ``probe_fit`` (``--only probe``): ``LinearProbe.fit`` alone, CPU seconds of each solver on cached
+  Flipkart embeddings, with the agreement of their predictions;
 - ``loaded_slowdown``: the fast review training with two CPU-bound processes beside it, divided by
   the quiet time.
 
@@ -121,6 +123,45 @@ def measure_train(name: str, args: list[str], paths: list[str], work: Path, warm
     return out
 
 
+def measure_probe(work: Path) -> dict:
+    """Probe fitting alone, in this process: CPU seconds of ``LinearProbe.fit`` (C search + refit) with each
+    solver on the cached Flipkart level-0 embeddings of the first 840 rows (dense encoders) and on TF-IDF
+    of their titles + descriptions, and the agreement of the two solvers' test predictions (rows 840+)."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from skulens.catalog import load_catalog
+    from skulens.embed import embed_catalog
+    from skulens.encoders import create_encoder
+    from skulens.heads import LinearProbe
+
+    catalog = load_catalog("flipkart")
+    labels = catalog.labels(0).to_numpy()
+    out: dict = {"what": measure_probe.__doc__.split("\n\n")[0].replace("\n", " ")}
+    for name in ("classical-image", "efficientnet-lite0", "minilm", "tfidf"):
+        encoder = create_encoder(name)
+        if name == "tfidf":
+            encoder.fit(catalog.texts()[:840])
+        emb = embed_catalog(catalog, encoder)
+        keep = emb.present & catalog.labels(0).notna().to_numpy()
+        X, y = emb.vectors[np.flatnonzero(keep)], labels[keep].astype(str)
+        entry = {}
+        proba = {}
+        for path, solver in SOLVERS.items():
+            cpu = time.process_time()
+            probe = LinearProbe(solver=solver).fit(X[:840], y[:840])
+            entry[f"{path}_cpu_s"] = round(time.process_time() - cpu, 3)
+            proba[path] = probe.predict_proba(X[840:])
+            entry[f"{path}_test_macro_f1"] = round(float(f1_score(y[840:], probe.predict(X[840:]), average="macro")), 4)
+            entry[f"{path}_C"] = probe.C_
+        entry["speedup_cpu"] = round(entry["slow_cpu_s"] / max(entry["fast_cpu_s"], 1e-9), 2)
+        entry["max_abs_proba_diff"] = round(float(np.abs(proba["fast"] - proba["slow"]).max()), 4)
+        entry["same_argmax_share"] = round(float((proba["fast"].argmax(1) == proba["slow"].argmax(1)).mean()), 4)
+        out[name] = entry
+        print(name, entry, flush=True)
+    return out
+
+
 def _busy() -> None:
     while True:
         pass
@@ -207,6 +248,8 @@ def main() -> None:
         elif name == "myntra":
             details["myntra_text_train_s"] = entry = measure_train("myntra", myntra, options.paths, work, not options.no_warmup)
             report["myntra_text_train_s"] = entry[options.paths[0]]["seconds"]
+        elif name == "probe":
+            details["probe_fit"] = measure_probe(work)
         elif name == "loaded":
             details["loaded_slowdown"] = entry = measure_loaded(reviews, work)
             report["loaded_slowdown"] = entry["loaded_slowdown"]
