@@ -99,7 +99,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.n_iter_ = np.array([n_iter])
 
     def _val_loss(self, proba: np.ndarray, y_val: np.ndarray) -> float:
-        return log_loss(y_val, np.clip(proba, 1e-7, 1), labels=self.classes_)
+        clipped = np.clip(proba, 1e-7, 1)
+        return log_loss(y_val, clipped / clipped.sum(axis=1, keepdims=True), labels=self.classes_)
 
     def _fit_path(self, X, y, grid: tuple[float, ...], tr: np.ndarray, va: np.ndarray, searchable: bool) -> None:
         """C chosen along a warm-started path on the training part; the refit starts from its solution.
