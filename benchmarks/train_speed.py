@@ -206,6 +206,21 @@ def write_markdown(report: dict, path: Path) -> None:
             f"| {key} | {fast.get('seconds')} ({fast.get('cpu_seconds')}) | {slow.get('seconds')} ({slow.get('cpu_seconds')}) "
             f"| {diff} | {fast.get('load_before')} / {slow.get('load_before')} |"
         )
+    probe = report.get("details", {}).get("probe_fit")
+    if probe:
+        lines += [
+            "",
+            "`LinearProbe.fit` alone (C search + refit, 840 Flipkart rows, one thread), CPU seconds:",
+            "",
+            "| features | fast CPU s | reference CPU s | speed-up | max abs probability diff | same argmax |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, e in probe.items():
+            if isinstance(e, dict):
+                lines.append(
+                    f"| {name} | {e['fast_cpu_s']} | {e['slow_cpu_s']} | {e['speedup_cpu']}x | {e['max_abs_proba_diff']} "
+                    f"| {e['same_argmax_share']} |"
+                )
     if "loaded_slowdown" in report:
         loaded = report["details"]["loaded_slowdown"]
         lines += [
