@@ -74,8 +74,8 @@ def _f1_from(folder: Path) -> dict:
     def walk(node, prefix: str) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                if key == "macro_f1" and isinstance(value, int | float):
-                    found[prefix or "macro_f1"] = float(value)
+                if key.endswith("macro_f1") and isinstance(value, int | float):
+                    found[f"{prefix}.{key}"] = float(value)
                 else:
                     walk(value, f"{prefix}.{key}" if prefix else key)
 
