@@ -190,7 +190,8 @@ def write_markdown(report: dict, path: Path) -> None:
     lines = [
         "# Training speed: probe fast path vs scikit-learn reference",
         "",
-        f"Command: `{report['command']}`; {report['finished']}; load average {report['load_start']} at start, "
+        f"Assembled from several invocations (each entry in the JSON has its command and loads); last: "
+        f"`{report['command']}`; {report['finished']}; load average {report['load_start']} at start, "
         f"{report['load_end']} at end (quiet machine: <= {QUIET_LOAD}).",
         "",
         "| measurement | fast s (CPU s) | slow s (CPU s) | macro-F1 max abs diff | load at start of fast / slow run |",
