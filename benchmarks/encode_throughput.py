@@ -1,10 +1,13 @@
-"""End-to-end image encoding throughput of the default image encoder on the real Flipkart images.
+"""Encoding throughput of the default image and text encoders on the real Flipkart / Myntra data.
 
-Measures images/s for ``skulens.embed.embed_catalog`` (read file, decode, resize, encode; no cache)
-against a naive one-image-at-a-time PyTorch loop, plus the network alone on ready batches. Writes
-``benchmarks/results/encode_throughput.{json,md}``.
+Images: images/s for ``skulens.embed.embed_catalog`` (read file, decode, resize, encode; no cache)
+against a naive one-image-at-a-time PyTorch loop, plus the network alone on ready batches.
+Text: MiniLM titles/s (Myntra product names) and product texts/s (Flipkart title + description, up to
+256 tokens) for the default encoder (ONNX Runtime, length buckets) and its int8 variant, against the
+sentence-transformers PyTorch reference measured in the same run. The 1-minute load average is recorded
+at start and end. Writes (merges into) ``benchmarks/results/encode_throughput.{json,md}``.
 
-    python benchmarks/encode_throughput.py [--limit 256] [--repeats 3]
+    python benchmarks/encode_throughput.py [--limit 256] [--repeats 3] [--only image text]
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from PIL import Image
 from skulens.catalog import Catalog, CatalogError, decode_image, load_catalog
 from skulens.embed import embed_catalog
 from skulens.encoders import create_encoder
-from skulens.encoders.image import EfficientNetLiteEncoder, available_cores
+from skulens.encoders.image import EfficientNetLiteEncoder
+from skulens.threads import available_cores, thread_budget
 
 ENCODER = "efficientnet-lite0"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -57,6 +61,7 @@ def machine() -> dict[str, object]:
         "cores": os.cpu_count(),
         "cores_available": available_cores(),
         "torch_threads": torch.get_num_threads(),
+        "thread_budget": thread_budget(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "onnxruntime": ort_version,
@@ -99,6 +104,40 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
+def text_rates(texts: list[str], repeats: int) -> dict[str, object]:
+    """Texts/s of the default MiniLM (ONNX), its int8 variant and the PyTorch reference on ``texts``."""
+    encoders = {
+        "onnx": create_encoder("minilm"),
+        "onnx_int8": create_encoder("minilm", quantize=True),
+        "torch_reference": create_encoder("minilm", backend="torch"),
+    }
+    for encoder in encoders.values():
+        encoder.encode(texts[:8])  # warm-up
+    vectors = {name: encoder.encode(texts) for name, encoder in encoders.items()}
+    out: dict[str, object] = {name: {"identity": e.identity} for name, e in encoders.items()}
+    for name, encoder in encoders.items():
+        out[name]["rates"] = timed_runs(lambda e=encoder: len(e.encode(texts)), repeats)
+    reference = vectors["torch_reference"]
+    out["cosine_onnx_vs_torch_min"] = round(float(cosines(vectors["onnx"], reference).min()), 6)
+    out["cosine_int8_vs_torch_min"] = round(float(cosines(vectors["onnx_int8"], reference).min()), 4)
+    out["cosine_int8_vs_torch_mean"] = round(float(cosines(vectors["onnx_int8"], reference).mean()), 4)
+    return out
+
+
+def measure_text(limit: int, repeats: int) -> dict[str, object]:
+    """``titles_per_s`` (Myntra product names) and ``product_texts_per_s`` (Flipkart title + description)."""
+    titles = [t for t in load_catalog("myntra").texts(("title",)) if t.strip()][:limit]
+    products = [t for t in load_catalog("flipkart").texts(("title", "description")) if t.strip()][: max(limit // 4, 32)]
+    result: dict[str, object] = {"titles": len(titles), "product_texts": len(products)}
+    for key, texts in (("titles", titles), ("product_texts", products)):
+        rates = text_rates(texts, repeats)
+        result[f"{key}_per_s"] = rates["onnx"]["rates"]["best"]
+        result[f"naive_{key}_per_s"] = rates["torch_reference"]["rates"]["best"]
+        result[f"int8_{key}_per_s"] = rates["onnx_int8"]["rates"]["best"]
+        result[f"{key}_detail"] = rates
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=256, help="images to encode per run (default 256)")
@@ -107,13 +146,40 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=None, help="encoder batch size (default: encoder's)")
     parser.add_argument("--workers", type=int, default=2, help="decode threads of embed_catalog (default 2)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument("--only", nargs="+", default=["image", "text"], choices=["image", "text"], help="what to measure")
+    parser.add_argument("--text-limit", type=int, default=512, help="titles per run (product texts: a quarter)")
     args = parser.parse_args()
+    target = args.out / "encode_throughput.json"
+    result = json.loads(target.read_text()) if target.exists() else {}
+    result.update(load_start=round(os.getloadavg()[0], 2), command=shlex.join(sys.orig_argv))
+    if "text" in args.only:
+        try:
+            result["text"] = measure_text(args.text_limit, args.repeats)
+        except CatalogError as exc:
+            print(f"text skipped: a dataset is not available ({exc})")
+        else:
+            for key in ("titles_per_s", "naive_titles_per_s", "product_texts_per_s", "naive_product_texts_per_s"):
+                result[key] = result["text"][key]
+            print({k: v for k, v in result["text"].items() if not k.endswith("detail")})
+    if "image" in args.only:
+        result.update(measure_images(args))
+    result.update(load_end=round(os.getloadavg()[0], 2), date=datetime.now(UTC).isoformat(timespec="seconds"))
+    result["quiet_machine"] = result["load_start"] <= 1.5 and result["load_end"] <= 1.5
+    args.out.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "encode_throughput.md").write_text(markdown(result))
+    print(f"results in {args.out}")
+    return 0
+
+
+def measure_images(args: argparse.Namespace) -> dict[str, object]:
+    """The image measurements (keys of the JSON's top level)."""
 
     try:
         catalog = load_catalog("flipkart")
     except CatalogError as exc:
-        print(f"skipped: the Flipkart dataset is not available ({exc})")
-        return 0
+        print(f"images skipped: the Flipkart dataset is not available ({exc})")
+        return {}
     rows = [i for i, p in enumerate(catalog.frame["image"]) if isinstance(p, str) and (catalog.root / p).is_file()]
     catalog = catalog.subset(rows[: args.limit])
     n = len(catalog)
@@ -176,17 +242,49 @@ def main() -> int:
         "cosine_vs_naive_min": round(float(vs_naive.min()), 5),
         "cosine_vs_naive_mean": round(float(vs_naive.mean()), 5),
         "machine": machine(),
-        "command": shlex.join(sys.orig_argv),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "encode_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "encode_throughput.md").write_text(markdown(result))
-    print(f"cosine vs torch reference: min {result['cosine_vs_torch_min']}; results in {args.out}")
-    return 0
+    print(f"cosine vs torch reference: min {result['cosine_vs_torch_min']}")
+    return result
 
 
 def markdown(r: dict) -> str:
+    lines = [
+        "# Encoding throughput",
+        "",
+        f"Load average {r.get('load_start')} at start, {r.get('load_end')} at end "
+        f"({'quiet machine' if r.get('quiet_machine') else 'NOT a quiet machine: load > 1.5, rates are low'}).",
+        f"Command: `{r.get('command')}` ({r.get('date')})",
+        "",
+    ]
+    if "end_to_end" in r:
+        lines += image_markdown(r)
+    if "text" in r:
+        lines += text_markdown(r["text"])
+    return "\n".join(lines) + "\n"
+
+
+def text_markdown(t: dict) -> list[str]:
+    lines = [
+        "## Text (MiniLM)",
+        "",
+        "| texts | ONNX Runtime texts/s | int8 texts/s | sentence-transformers (torch) texts/s |",
+        "|---|---:|---:|---:|",
+    ]
+    for key, label in (
+        ("titles", f"{t['titles']} Myntra titles"),
+        ("product_texts", f"{t['product_texts']} Flipkart title + description"),
+    ):
+        lines.append(f"| {label} | {t[f'{key}_per_s']} | {t[f'int8_{key}_per_s']} | {t[f'naive_{key}_per_s']} |")
+    for key in ("titles", "product_texts"):
+        d = t[f"{key}_detail"]
+        lines.append(
+            f"\n{key}: min cosine ONNX vs torch {d['cosine_onnx_vs_torch_min']}; int8 vs torch min "
+            f"{d['cosine_int8_vs_torch_min']}, mean {d['cosine_int8_vs_torch_mean']}."
+        )
+    return [*lines, ""]
+
+
+def image_markdown(r: dict) -> list[str]:
     m = r["machine"]
     rows = [
         ("naive loop (PIL + torch eager, batch 1, no decode threads)", r["naive"]),
@@ -194,8 +292,8 @@ def markdown(r: dict) -> str:
         (f"network only, {r['backend']} (ready uint8 batches)", r["forward_only"]),
         ("network only, torch eager channels_last", r["forward_only_torch"]),
     ]
-    lines = [
-        f"# Image encoding throughput: {r['encoder']}",
+    return [
+        f"## Images: {r['encoder']}",
         "",
         f"{r['images']} Flipkart images, {r['repeats']} runs each. CPU ms/image is the least CPU time (all "
         "threads) per image over the runs.",
@@ -210,12 +308,9 @@ def markdown(r: dict) -> str:
         "",
         f"Machine: {m['cpu']}, {m['cores_available']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
         f"onnxruntime {m['onnxruntime']}, Python {m['python']}, Pillow {m['pillow']}; load average "
-        f"{m['load_average_1m']} when the run ended (the CPU is shared, so rates vary between runs).",
-        "",
-        f"Command: `{r['command']}` ({r['date']})",
+        f"{m['load_average_1m']} when the image run ended.",
         "",
     ]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

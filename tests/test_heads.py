@@ -98,9 +98,9 @@ def test_linear_probe_binary_probabilities_match_sklearn():
     rng = np.random.default_rng(2)
     X = rng.normal(size=(80, 4))
     y = np.where(X[:, 0] > 0, 1, 0)
-    probe = LinearProbe(Cs=(1.0,)).fit(X, y)
+    probe = LinearProbe(Cs=(1.0,), tol=1e-8).fit(X, y)
     scaled = (X - probe.mean_) / probe.scale_
-    reference = LogisticRegression(C=1.0, max_iter=2000).fit(scaled, y)
+    reference = LogisticRegression(C=1.0, max_iter=2000, tol=1e-8).fit(scaled, y)
     np.testing.assert_allclose(probe.predict_proba(X), reference.predict_proba(scaled), atol=1e-4)
     np.testing.assert_allclose(probe.decision_function(X), reference.decision_function(scaled), atol=1e-3)
     restored = LinearProbe.from_arrays(probe.to_arrays(), probe.classes_)

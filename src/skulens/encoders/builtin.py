@@ -45,16 +45,16 @@ def _classical(**kwargs: Any) -> Encoder:
 
 @register_encoder("minilm", "text", MINILM_DIM, "all-MiniLM-L6-v2 sentence embeddings (bundled weights)")
 def _minilm(**kwargs: Any) -> Encoder:
-    from skulens.encoders.text import SentenceTransformerEncoder, minilm_path
+    from skulens.encoders.text import minilm_path, sentence_encoder
 
-    return SentenceTransformerEncoder(minilm_path(), "minilm", **kwargs)
+    return sentence_encoder(minilm_path(), "minilm", **kwargs)
 
 
 @register_encoder("st:", "text", None, "any sentence-transformers model folder on disk")
 def _sentence_transformer(path: str, **kwargs: Any) -> Encoder:
-    from skulens.encoders.text import SentenceTransformerEncoder
+    from skulens.encoders.text import sentence_encoder
 
-    return SentenceTransformerEncoder(path, f"st:{path}", **kwargs)
+    return sentence_encoder(path, f"st:{path}", **kwargs)
 
 
 @register_encoder("tfidf", "text", None, "TF-IDF word 1-2 grams, fitted on training rows (sparse)")

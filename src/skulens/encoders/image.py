@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,15 +22,11 @@ from skulens.encoders.efficientnet_lite import (
 )
 from skulens.encoders.fingerprint import weights_fingerprint
 from skulens.encoders.pixels import to_square_array
+from skulens.threads import available_cores, thread_budget  # noqa: F401  (available_cores: re-exported)
 
 BACKENDS = ("auto", "onnx", "torch")
 #: Images per ONNX Runtime call; a batch runs as chunks of this size on parallel threads.
 CHUNK = 8
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def onnx_session(model: EfficientNetLite) -> Any:
@@ -82,7 +77,7 @@ class EfficientNetLiteEncoder(Encoder):
         self.version = (
             f"imagenet-{self.resolution}px-squash{backend_tag}-w{weights_fingerprint([pretrained_weights_path(variant)])}"
         )
-        self._pool = ThreadPoolExecutor(threads or available_cores()) if self.session is not None else None
+        self._pool = ThreadPoolExecutor(threads or thread_budget()) if self.session is not None else None
 
     def prepare(self, image: Image.Image | np.ndarray) -> np.ndarray:
         """One image as the network's uint8 (r, r, 3) input; arrays from an earlier call pass through.

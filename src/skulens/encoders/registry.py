@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from skulens.encoders.base import Encoder, EncoderError
+from skulens.threads import apply_thread_budget
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ def list_encoders(pattern: str = "*", modality: str | None = None) -> list[Encod
 
 def create_encoder(name: str, **kwargs: Any) -> Encoder:
     """An encoder by registered name, e.g. ``efficientnet-lite0``, ``minilm``, ``hf-clip:/models/clip``."""
+    apply_thread_budget()
     if name in _FACTORIES:
         return _FACTORIES[name][1](**kwargs)
     for prefix, (_, factory) in _PREFIXES.items():

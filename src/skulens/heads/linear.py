@@ -1,6 +1,13 @@
-"""Linear probe: standardisation + logistic regression, regularisation chosen on a validation split."""
+"""Linear probe: standardisation + logistic regression, regularisation chosen on a validation split.
+
+The regularisation path is fitted by :mod:`skulens.heads.solver` (scikit-learn's objective and L-BFGS
+settings, warm-started along the path and into the final refit); ``solver="sklearn"`` runs the former
+reference, one cold ``LogisticRegression`` per ``C``, for parity checks and timings.
+"""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import scipy.sparse as sp
@@ -10,7 +17,12 @@ from sklearn.metrics import log_loss
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skulens.heads.base import HeadError, align_proba, check_training_labels, head_tags, softmax, validation_rows
+from skulens.heads.solver import LogisticFit, RowSpace, as_float64, fit_logistic, fit_path, sample_weights
+from skulens.threads import apply_thread_budget
 
+SOLVERS = ("path", "sklearn")
+#: Environment variable choosing the solver when ``solver=None`` (benchmarks time both paths with it).
+SOLVER_ENV = "SKULENS_PROBE_SOLVER"
 #: C grids: standardised dense embeddings want strong regularisation, L2-normalised TF-IDF weak.
 DENSE_CS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 SPARSE_CS = (1.0, 3.0, 10.0, 30.0, 100.0)
@@ -24,6 +36,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     their probabilities from the model that did not see them are kept in ``holdout_rows_`` and
     ``holdout_proba_`` (late fusion fits its block weights on them). Dense inputs are standardised;
     sparse inputs (TF-IDF) are used as they are. ``class_weight`` is ``None``, ``"balanced"`` or a dict.
+    ``solver="path"`` (the default, unless ``$SKULENS_PROBE_SOLVER`` says otherwise) warm-starts along
+    the C grid; ``"sklearn"`` is the cold reference; both stop at scikit-learn's gradient tolerance ``tol``.
     """
 
     def __init__(
@@ -33,12 +47,16 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         class_weight: str | dict | None = None,
         max_iter: int = 2000,
         seed: int = 0,
+        solver: str | None = None,
+        tol: float = 1e-4,
     ) -> None:
         self.Cs = Cs
         self.val_size = val_size
         self.class_weight = class_weight
         self.max_iter = max_iter
         self.seed = seed
+        self.solver = solver
+        self.tol = tol
 
     def __sklearn_tags__(self):
         return head_tags(super().__sklearn_tags__())
@@ -48,11 +66,12 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             return X
         return (np.asarray(X, dtype=np.float32) - self.mean_) / self.scale_
 
-    def _model(self, C: float) -> LogisticRegression:
-        return LogisticRegression(C=C, max_iter=self.max_iter, class_weight=self.class_weight, random_state=self.seed)
-
     def fit(self, X, y, val_rows: np.ndarray | None = None) -> LinearProbe:
         """Fit; ``val_rows`` (positions) fixes the validation split instead of drawing one."""
+        apply_thread_budget()
+        solver = self.solver or os.environ.get(SOLVER_ENV, "path")
+        if solver not in SOLVERS:
+            raise HeadError(f"unknown solver '{solver}'; choose from {', '.join(SOLVERS)}")
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=(np.float32, np.float64))
         self.classes_ = check_training_labels(y)
         if sp.issparse(X):
@@ -62,29 +81,72 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             self.mean_ = X.mean(axis=0)
             self.scale_ = X.std(axis=0) + 1e-6
         Xs = self._scale(X)
-        grid = self.Cs or (SPARSE_CS if sp.issparse(X) else DENSE_CS)
-        self.C_ = self._search_C(Xs, y, grid, val_rows)
-        model = self._model(self.C_).fit(Xs, y)
-        self.coef_, self.intercept_ = model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
-        self.n_iter_ = model.n_iter_
-        return self
-
-    def _search_C(self, X, y, grid: tuple[float, ...], val_rows: np.ndarray | None) -> float:
-        self.holdout_rows_ = np.array([], dtype=int)
-        self.holdout_proba_ = np.zeros((0, len(self.classes_)))
+        grid = tuple(self.Cs or (SPARSE_CS if sp.issparse(X) else DENSE_CS))
         va = validation_rows(y, self.val_size, self.seed) if val_rows is None else np.asarray(val_rows, dtype=int)
         tr = np.setdiff1d(np.arange(len(y)), va)
-        if len(va) == 0 or len(np.unique(y[tr])) < 2:
-            return grid[len(grid) // 2]  # too few rows for a validation split: a middle-of-the-grid default
-        best = (np.inf, grid[0], None)
-        for C in grid:
-            model = self._model(C).fit(X[tr], y[tr])
-            proba = align_proba(model.predict_proba(X[va]), model.classes_, self.classes_)
-            loss = log_loss(y[va], np.clip(proba, 1e-7, 1), labels=self.classes_)
-            if loss < best[0]:
-                best = (loss, C, proba)
-        self.holdout_rows_, self.holdout_proba_ = va, best[2]
-        return float(best[1])
+        self.holdout_rows_ = np.array([], dtype=int)
+        self.holdout_proba_ = np.zeros((0, len(self.classes_)))
+        searchable = len(va) > 0 and len(np.unique(y[tr])) >= 2
+        if solver == "sklearn":
+            self._fit_reference(Xs, y, grid, tr, va, searchable)
+        else:
+            self._fit_path(as_float64(Xs), y, grid, tr, va, searchable)
+        return self
+
+    def _keep(self, C: float, coef: np.ndarray, intercept: np.ndarray, n_iter: int) -> None:
+        self.C_ = float(C)
+        self.coef_, self.intercept_ = coef.astype(np.float32), intercept.astype(np.float32)
+        self.n_iter_ = np.array([n_iter])
+
+    def _val_loss(self, proba: np.ndarray, y_val: np.ndarray) -> float:
+        clipped = np.clip(proba, 1e-7, 1)
+        return log_loss(y_val, clipped / clipped.sum(axis=1, keepdims=True), labels=self.classes_)
+
+    def _fit_path(self, X, y, grid: tuple[float, ...], tr: np.ndarray, va: np.ndarray, searchable: bool) -> None:
+        """C chosen along a warm-started path on the training part; the refit starts from its solution.
+        Solved in row-space coordinates where that is smaller (exact, see :class:`RowSpace`)."""
+        space = RowSpace.of(X)
+        X = space.Z if space is not None else X
+        start, C = None, grid[len(grid) // 2]  # too few rows for a validation split: a middle-of-the-grid default
+        if searchable:
+            part_classes, part_index = np.unique(y[tr], return_inverse=True)
+            weights = sample_weights(part_index, len(part_classes), self.class_weight, part_classes)
+            best = (np.inf, None, None)
+            for solution in fit_path(X[tr], part_index, len(part_classes), grid, weights, self.tol, self.max_iter):
+                proba = align_proba(solution.proba(X[va]), part_classes, self.classes_)
+                loss = self._val_loss(proba, y[va])
+                if loss < best[0]:
+                    best = (loss, solution, proba)
+            _, start, self.holdout_proba_ = best
+            self.holdout_rows_, C = va, start.C
+            if len(part_classes) != len(self.classes_):
+                start = None  # another class set: another parameter shape
+        index = np.searchsorted(self.classes_, y)
+        weights = sample_weights(index, len(self.classes_), self.class_weight, self.classes_)
+        final: LogisticFit = fit_logistic(X, index, len(self.classes_), C, weights, start, self.tol, self.max_iter)
+        coef = space.to_features(final.coef) if space is not None else final.coef
+        self._keep(C, coef, final.intercept, final.n_iter)
+
+    def _model(self, C: float) -> LogisticRegression:
+        return LogisticRegression(
+            C=C, max_iter=self.max_iter, tol=self.tol, class_weight=self.class_weight, random_state=self.seed
+        )
+
+    def _fit_reference(self, X, y, grid: tuple[float, ...], tr: np.ndarray, va: np.ndarray, searchable: bool) -> None:
+        """The reference: a cold scikit-learn fit per C on the training part, then a cold refit."""
+        C = grid[len(grid) // 2]
+        if searchable:
+            best = (np.inf, grid[0], None)
+            for candidate in grid:
+                model = self._model(candidate).fit(X[tr], y[tr])
+                proba = align_proba(model.predict_proba(X[va]), model.classes_, self.classes_)
+                loss = self._val_loss(proba, y[va])
+                if loss < best[0]:
+                    best = (loss, candidate, proba)
+            _, C, self.holdout_proba_ = best
+            self.holdout_rows_ = va
+        model = self._model(C).fit(X, y)
+        self._keep(C, model.coef_, model.intercept_, int(np.max(model.n_iter_)))
 
     def _logits(self, X) -> np.ndarray:
         """One score per class (binary: ``[0, score]``), from validated input."""

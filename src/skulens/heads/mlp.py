@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from skulens.heads.base import HeadError, check_training_labels, head_tags, validation_rows
+from skulens.threads import apply_thread_budget
 
 
 def _network(dim: int, hidden: int, classes: int, dropout: float) -> nn.Sequential:
@@ -61,6 +62,7 @@ class MLPProbe(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y, val_rows: np.ndarray | None = None) -> MLPProbe:
         """Fit with early stopping on ``val_rows`` (positions), or on a seeded stratified split."""
+        apply_thread_budget()
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=(np.float32, np.float64))
         self.classes_ = check_training_labels(y)
         dense = (X.toarray() if sp.issparse(X) else X).astype(np.float32, copy=False)
