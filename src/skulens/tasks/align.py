@@ -29,11 +29,11 @@ from PIL import Image
 from skulens.catalog.images import ImageLoadError, decode_image, read_image_bytes
 from skulens.catalog.schema import Catalog, CatalogError
 from skulens.catalog.splits import group_split, normalise_text, text_groups
-from skulens.embed import embed_catalog
 from skulens.encoders import Encoder, EncoderError, create_encoder
 from skulens.encoders.text import TfidfEncoder
 from skulens.heads.align import AlignConfig, AlignmentHeads
 from skulens.index import SearchIndexError, VectorIndex
+from skulens.tasks.features import FeatureExtractor, Features
 from skulens.tasks.model_folder import ModelFolderError, read_model_folder, write_model_folder
 
 TASK = "align"
@@ -122,10 +122,14 @@ class AlignmentModel:
         self.config = config or AlignConfig()
         self.val_fraction = val_fraction
         self.refit = refit
-        self.cache_dir = cache_dir
-        self.use_cache = use_cache
-        self.progress = progress
-        self._encoders: dict[str, Encoder] = {}
+        self.features = FeatureExtractor(
+            self.image_encoders + self.text_encoders,
+            self.text_fields,
+            cache_dir=cache_dir,
+            use_cache=use_cache,
+            progress=progress,
+            factory=_create_encoder,
+        )
         self.heads: AlignmentHeads | None = None
         self._identity: str | None = None
         self.scripts: list[str] = []
@@ -139,52 +143,27 @@ class AlignmentModel:
 
     # ---- encoders and frozen features -------------------------------------------------------------
     def encoder(self, name: str) -> Encoder:
-        if name not in self._encoders:
-            try:
-                self._encoders[name] = (
-                    TfidfEncoder(max_features=TFIDF_MAX_FEATURES, min_df=2) if name == "tfidf" else create_encoder(name)
-                )
-            except (EncoderError, ImportError, OSError) as exc:
-                raise ModelFolderError(f"encoder '{name}' is not available: {exc}") from None
-        return self._encoders[name]
-
-    def _catalog_block(self, catalog: Catalog, name: str) -> tuple[np.ndarray, np.ndarray]:
-        result = embed_catalog(
-            catalog,
-            self.encoder(name),
-            cache_dir=self.cache_dir,
-            use_cache=self.use_cache,
-            progress=self.progress,
-            text_fields=self.text_fields,
-        )
-        vectors = result.vectors.toarray() if hasattr(result.vectors, "toarray") else np.asarray(result.vectors)
-        return vectors.astype(np.float32, copy=False), result.present
+        return self.features.encoder(name)
 
     def catalog_features(self, catalog: Catalog) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Frozen (image features, image present, text features, text present) for every catalog row."""
-        image_blocks, image_present = zip(*(self._catalog_block(catalog, n) for n in self.image_encoders))
-        text_blocks, text_present = zip(*(self._catalog_block(catalog, n) for n in self.text_encoders))
+        features = self.features.transform(catalog)
+        image, text = self.image_encoders, self.text_encoders
         return (
-            np.hstack(image_blocks),
-            np.logical_and.reduce(image_present),
-            np.hstack(text_blocks),
-            np.logical_or.reduce(text_present),
+            _dense_blocks(features, image),
+            np.logical_and.reduce([features.present[n] for n in image]),
+            _dense_blocks(features, text),
+            np.logical_or.reduce([features.present[n] for n in text]),
         )
 
     def text_features(self, texts: Sequence[str]) -> np.ndarray:
-        blocks = []
-        for name in self.text_encoders:
-            out = self.encoder(name).encode(list(texts))
-            blocks.append(out.toarray() if hasattr(out, "toarray") else np.asarray(out))
-        return np.hstack(blocks).astype(np.float32, copy=False)
+        texts = list(texts)
+        return _dense_blocks(self.features.transform_inputs([None] * len(texts), texts, self.text_encoders), self.text_encoders)
 
     def image_features(self, images: Sequence[Image.Image]) -> np.ndarray:
-        blocks = []
-        for name in self.image_encoders:
-            encoder = self.encoder(name)
-            prepare = getattr(encoder, "prepare", None)
-            blocks.append(np.asarray(encoder.encode([prepare(i) if prepare else i for i in images]), dtype=np.float32))
-        return np.hstack(blocks)
+        images = list(images)
+        features = self.features.transform_inputs(images, [""] * len(images), self.image_encoders)
+        return _dense_blocks(features, self.image_encoders)
 
     # ---- training -------------------------------------------------------------------------------
     def fit(self, data: Catalog | pd.DataFrame, log=None) -> AlignmentModel:
@@ -195,13 +174,10 @@ class AlignmentModel:
         """
         catalog = _as_catalog(data)
         self._identity = None
-        for name in self.text_encoders:
-            encoder = self.encoder(name)
-            if encoder.requires_fit:
-                try:
-                    encoder.fit(catalog.texts(self.text_fields))
-                except EncoderError as exc:
-                    raise AlignmentError(f"cannot fit '{name}' on catalog '{catalog.name}': {exc}") from None
+        try:
+            self.features.fit(catalog)
+        except EncoderError as exc:
+            raise AlignmentError(f"cannot fit the text encoders on catalog '{catalog.name}': {exc}") from None
         image, image_ok, text, text_ok = self.catalog_features(catalog)
         usable = np.flatnonzero(image_ok & text_ok)
         if len(usable) < MIN_PAIRS:
@@ -535,10 +511,7 @@ class AlignmentModel:
     def save(self, folder: str | Path) -> Path:
         heads = self._require_fitted()
         arrays = {f"heads.{k}": v for k, v in heads.to_arrays().items()}
-        for name in self.text_encoders:
-            encoder = self.encoder(name)
-            if isinstance(encoder, TfidfEncoder):
-                arrays.update({f"{name}.{k}": v for k, v in encoder.to_arrays().items()})
+        arrays.update(self.features.to_arrays())
         config = {
             "task": TASK,
             "image_encoders": self.image_encoders,
@@ -565,10 +538,7 @@ class AlignmentModel:
             AlignConfig.from_dict(config["align"]),
             cache_dir=cache_dir,
         )
-        for name in model.text_encoders:
-            own = {k[len(name) + 1 :]: v for k, v in arrays.items() if k.startswith(f"{name}.")}
-            if own:
-                model._encoders[name] = TfidfEncoder.from_arrays(own, max_features=TFIDF_MAX_FEATURES, min_df=2)
+        model.features.restore({k: v for k, v in arrays.items() if not k.startswith("heads.")})
         heads_arrays = {k[len("heads.") :]: v for k, v in arrays.items() if k.startswith("heads.")}
         model.heads = AlignmentHeads.from_arrays(heads_arrays, model.config)
         model.heads.best_epoch = config.get("best_epoch", -1)
@@ -585,6 +555,17 @@ class AlignmentModel:
                         f"alignment {folder} was trained on encoder {saved}, but this install has {current}; retrain it"
                     )
         return model
+
+
+def _create_encoder(name: str) -> Encoder:
+    """The registry's encoder, except ``tfidf`` which gets the alignment's vocabulary size and ``min_df``."""
+    return TfidfEncoder(max_features=TFIDF_MAX_FEATURES, min_df=2) if name == "tfidf" else create_encoder(name)
+
+
+def _dense_blocks(features: Features, names: Sequence[str]) -> np.ndarray:
+    """The blocks of ``names`` side by side as one dense float32 matrix (TF-IDF blocks densified)."""
+    blocks = [features.blocks[n].toarray() if hasattr(features.blocks[n], "toarray") else features.blocks[n] for n in names]
+    return np.hstack([np.asarray(b, dtype=np.float32) for b in blocks])
 
 
 def similar_products(index: VectorIndex, product_id: str, k: int = 10, where: dict | None = None) -> list[dict]:

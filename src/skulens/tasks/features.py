@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,22 +46,25 @@ class FeatureExtractor:
         use_cache: bool = True,
         progress: bool = False,
         sources: dict[str, str] | None = None,
+        factory: Callable[[str], Encoder] = create_encoder,
     ) -> None:
         """``sources[name]`` is what to create encoder ``name`` from when it differs (a path-named
-        encoder of a saved model, resolved inside its folder; see ``encoder_sources``)."""
+        encoder of a saved model, resolved inside its folder; see ``encoder_sources``); ``factory``
+        creates an encoder from that source (the registry's ``create_encoder`` by default)."""
         self.names = list(encoders)
         self.sources = dict(sources or {})
         self.text_fields = tuple(text_fields)
         self.cache_dir = cache_dir
         self.use_cache = use_cache
         self.progress = progress
+        self.factory = factory
         self._encoders: dict[str, Encoder] = {}
 
     def encoder(self, name: str) -> Encoder:
         if name not in self._encoders:
             source = self.sources.get(name, name)
             try:
-                encoder = create_encoder(source)
+                encoder = self.factory(source)
             except (EncoderError, ImportError, OSError, ValueError) as exc:
                 raise ModelFolderError(f"encoder '{name}' is not available: {exc}") from None
             if source != name:  # created from a resolved path, it keeps the name (and identity) it was saved with
@@ -76,9 +79,10 @@ class FeatureExtractor:
                 encoder.fit(catalog.texts(self.text_fields))
         return self
 
-    def transform(self, catalog: Catalog) -> Features:
+    def transform(self, catalog: Catalog, names: Sequence[str] | None = None) -> Features:
+        """Blocks of ``names`` (default: every encoder) for each catalog row, through the embedding cache."""
         blocks, present, issues = {}, {}, []
-        for name in self.names:
+        for name in self.names if names is None else names:
             result = embed_catalog(
                 catalog,
                 self.encoder(name),
@@ -91,19 +95,20 @@ class FeatureExtractor:
             issues.extend(result.issues)
         return Features(blocks, present, issues)
 
-    def transform_inputs(self, images: Sequence, texts: Sequence[str]) -> Features:
+    def transform_inputs(self, images: Sequence, texts: Sequence[str], names: Sequence[str] | None = None) -> Features:
         """Features of products held in memory: the same blocks :meth:`transform` gives for a catalog
         with these images and texts, without the embedding cache or any file.
 
         ``images[i]`` is a decoded RGB PIL image, an array already made by the image encoder's
         ``prepare`` (one image encoder), or ``None``; ``texts[i]`` is the product's joined text fields.
+        ``names`` restricts the blocks to those encoders (default: every encoder).
         """
         texts = ["" if t is None else str(t) for t in texts]
         images = list(images)
         if len(images) != len(texts):
             raise CatalogError(f"got {len(images)} images for {len(texts)} texts; give one of each per product (None if absent)")
         blocks, present = {}, {}
-        for name in self.names:
+        for name in self.names if names is None else names:
             encoder = self.encoder(name)
             if encoder.requires_fit and not getattr(encoder, "is_fitted", True):
                 raise CatalogError(f"encoder '{encoder.name}' must be fitted on training rows before use")
