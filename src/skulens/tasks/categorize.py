@@ -24,11 +24,12 @@ from skulens.tasks.inputs import (
     training_id_mask,
 )
 from skulens.tasks.model_folder import (
+    array_part,
     check_config,
     check_restored,
-    encoder_sources,
     read_model_folder,
     restoring,
+    saved_training_ids,
     write_model_folder,
 )
 
@@ -289,17 +290,14 @@ class CategoryPredictor:
                 text_fields=config["text_fields"],
                 cache_dir=cache_dir,
             )
-            predictor.extractor.sources = encoder_sources(predictor.encoders, folder)
-            predictor.extractor.restore({k[8:]: v for k, v in arrays.items() if k.startswith("encoder.")})
-            predictor.extractor.check_identities(config["encoders"], folder)
+            predictor.extractor.restore_saved(arrays, config["encoders"], folder)
             predictor.classes_ = np.array(config["classes"])
             predictor.parents_ = config.get("parents", {})
             predictor.dropped_classes_ = config.get("dropped_classes", {})
             predictor.metrics_ = config.get("metrics", {})
-            predictor.training_ids_ = np.asarray(arrays.get("training.id_sha256", np.zeros(0, dtype="S64")), dtype="S64")
-            fusion_arrays = {k[7:]: v for k, v in arrays.items() if k.startswith("fusion.")}
+            predictor.training_ids_ = saved_training_ids(arrays)
             predictor.model_ = restore_fusion(
-                config["fusion"], fusion_arrays, predictor.encoders, predictor.classes_, config["head"]
+                config["fusion"], array_part(arrays, "fusion"), predictor.encoders, predictor.classes_, config["head"]
             )
             check_restored(predictor.model_, predictor.extractor.zero_row(), len(predictor.classes_), folder)
         return predictor

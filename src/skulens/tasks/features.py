@@ -15,7 +15,7 @@ from skulens.embed import embed_catalog
 from skulens.encoders import Encoder, EncoderError, create_encoder
 from skulens.encoders.base import as_float32
 from skulens.encoders.text import TfidfEncoder
-from skulens.tasks.model_folder import ModelFolderError
+from skulens.tasks.model_folder import ModelFolderError, array_part, encoder_sources
 
 
 @dataclass
@@ -157,6 +157,13 @@ class FeatureExtractor:
             if isinstance(encoder, TfidfEncoder):
                 arrays.update({f"{name}.{k}": v for k, v in encoder.to_arrays().items()})
         return arrays
+
+    def restore_saved(self, arrays: dict[str, np.ndarray], identities: dict[str, str], folder: str | Path) -> None:
+        """Put back a saved model's encoders: path-named ones resolved inside ``folder``, fitted ones from
+        its ``encoder.*`` arrays; then refuse encoders whose identity changed since training."""
+        self.sources = encoder_sources(self.names, folder)
+        self.restore(array_part(arrays, "encoder"))
+        self.check_identities(identities, folder)
 
     def restore(self, arrays: dict[str, np.ndarray]) -> None:
         """Put back fitted encoders saved by :meth:`to_arrays`."""

@@ -123,6 +123,16 @@ SCHEMA_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
+def array_part(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """The arrays saved under ``prefix.`` with the prefix removed (one component of a model's weights)."""
+    return {k[len(prefix) + 1 :]: v for k, v in arrays.items() if k.startswith(f"{prefix}.")}
+
+
+def saved_training_ids(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The sha256 of each training row's id saved with a model (empty for models saved without them)."""
+    return np.asarray(arrays.get("training.id_sha256", np.zeros(0, dtype="S64")), dtype="S64")
+
+
 def check_config(config: dict, required: Mapping[str, str], folder: str | Path) -> None:
     """Refuse a config missing a ``required`` key or holding a value of the wrong kind (see SCHEMA_CHECKS)."""
     for key, kind in required.items():

@@ -42,11 +42,12 @@ from skulens.tasks.features import FeatureExtractor, Features
 from skulens.tasks.inputs import Data, as_catalog, hash_ids, training_id_mask
 from skulens.tasks.model_folder import (
     ModelFolderError,
+    array_part,
     check_config,
     check_restored,
-    encoder_sources,
     read_model_folder,
     restoring,
+    saved_training_ids,
     write_model_folder,
 )
 
@@ -570,25 +571,21 @@ class ReviewPredictor:
                 cache_dir=cache_dir,
                 encoder_params=config.get("encoder_params"),
             )
-            predictor.extractor.sources = encoder_sources(predictor.encoders, folder)
-            predictor.extractor.restore({k[8:]: v for k, v in arrays.items() if k.startswith("encoder.")})
-            predictor.extractor.check_identities(config["encoders"], folder)
+            predictor.extractor.restore_saved(arrays, config["encoders"], folder)
             predictor.selection_ = config["selection"]
             predictor.prior_ = np.asarray(config["prior"], dtype=float)
             predictor.metrics_ = config.get("metrics", {})
-            predictor.training_ids_ = np.asarray(arrays.get("training.id_sha256", np.zeros(0, dtype="S64")), dtype="S64")
-
-            def part(prefix: str) -> dict[str, np.ndarray]:
-                return {k[len(prefix) + 1 :]: v for k, v in arrays.items() if k.startswith(f"{prefix}.")}
-
+            predictor.training_ids_ = saved_training_ids(arrays)
             stars = np.array(config["stars_classes"])
-            predictor.stars_model_ = restore_fusion(config["fusion"], part("stars"), predictor.encoders, stars, config["head"])
+            predictor.stars_model_ = restore_fusion(
+                config["fusion"], array_part(arrays, "stars"), predictor.encoders, stars, config["head"]
+            )
             zero_row = predictor.extractor.zero_row()
             check_restored(predictor.stars_model_, zero_row, len(stars), folder)
             predictor.recommend_model_ = None
             if config.get("recommend"):
                 predictor.recommend_model_ = restore_fusion(
-                    config["fusion"], part("recommend"), predictor.encoders, np.array([0, 1]), config["head"]
+                    config["fusion"], array_part(arrays, "recommend"), predictor.encoders, np.array([0, 1]), config["head"]
                 )
                 check_restored(predictor.recommend_model_, zero_row, 2, folder)
         return predictor
