@@ -120,3 +120,16 @@ def test_missing_and_mismatched_index(client, models_dir, tmp_path):
     shutil.copytree(models_dir / "shapes-align" / "index", other / "no-index" / "index")
     with TestClient(create_app(other)) as c:
         assert_error(c.post("/v1/search", json={"text": "red"}), 409, "index_mismatch", "built with model")
+
+
+@pytest.mark.parametrize(
+    "path, raw",
+    [
+        ("/v1/search", '{"text": "\\ud800 shoes"}'),
+        ("/v1/search", '{"text": "shoes", "where": {"\\udfff": "Men"}}'),
+        ("/v1/zero-shot", '{"labels": ["a", "\\ud800"], "text": "x"}'),
+    ],
+)
+def test_lone_surrogates_get_a_clean_422(client, path, raw):
+    response = client.post(path, content=raw.encode(), headers={"content-type": "application/json"})
+    assert_error(response, 422, "invalid_request")

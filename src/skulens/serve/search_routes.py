@@ -18,17 +18,18 @@ from starlette.concurrency import run_in_threadpool
 from skulens.catalog.images import DEFAULT_MAX_PIXELS, ImageLoadError, decode_image
 from skulens.index import IndexIdentityError, SearchIndexError
 from skulens.runtime.search import NoIndexError, model_index
+from skulens.serve.schemas import Text
 from skulens.tasks.align import DEFAULT_TEMPLATES, AlignmentError
 
 TASK = "align"
 
 
 class SearchRequest(BaseModel):
-    text: str | None = Field(None, max_length=2_000, examples=["red running shoes for men"])
-    image_base64: str | None = Field(None, description="Query by a product photo instead of a text (base64).")
+    text: Text | None = Field(None, max_length=2_000, examples=["red running shoes for men"])
+    image_base64: Text | None = Field(None, description="Query by a product photo instead of a text (base64).")
     k: int = Field(10, ge=1, le=1000, description="How many products to return.")
-    where: dict[str, str | list[str]] | None = Field(None, examples=[{"gender": "Men"}], description="Metadata filters.")
-    model: str | None = Field(None, description="Alignment model name from GET /models.")
+    where: dict[Text, Text | list[Text]] | None = Field(None, examples=[{"gender": "Men"}], description="Metadata filters.")
+    model: Text | None = Field(None, max_length=200, description="Alignment model name from GET /models.")
 
 
 class SearchHit(BaseModel):
@@ -45,12 +46,12 @@ class SearchResponse(BaseModel):
 
 
 class ZeroShotRequest(BaseModel):
-    labels: list[str] = Field(..., min_length=2, max_length=500, examples=[["Watches", "Shoes", "Handbags"]])
-    text: str | None = Field(None, max_length=10_000, description="The product's title (or description).")
-    image_base64: str | None = Field(None, description="The product photo (base64).")
-    templates: list[str] | None = Field(None, description="Prompt templates with {label}; default: the built-in ensemble.")
+    labels: list[Text] = Field(..., min_length=2, max_length=500, examples=[["Watches", "Shoes", "Handbags"]])
+    text: Text | None = Field(None, max_length=10_000, description="The product's title (or description).")
+    image_base64: Text | None = Field(None, description="The product photo (base64).")
+    templates: list[Text] | None = Field(None, description="Prompt templates with {label}; default: the built-in ensemble.")
     k: int = Field(5, ge=1, le=500)
-    model: str | None = None
+    model: Text | None = Field(None, max_length=200)
 
 
 class LabelScore(BaseModel):
