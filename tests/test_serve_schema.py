@@ -54,3 +54,9 @@ def test_no_server_errors(api_schema, label):
             assert "error" in body and "detail" in body, body
 
     check()
+
+
+def test_schema_declares_the_batch_limit(api_schema):
+    schemas = api_schema.raw_schema["components"]["schemas"]
+    assert schemas["BatchRequest"]["properties"]["products"]["maxItems"] == 8
+    assert schemas["ReviewsRequest"]["properties"]["texts"]["maxItems"] == 8

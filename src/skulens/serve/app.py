@@ -396,13 +396,17 @@ def create_app(
     generated_openapi = app.openapi
 
     def openapi() -> dict:
-        """The generated schema, plus what the form parameters cannot say: categorize needs an image, a
-        title or a description."""
+        """The generated schema, plus what the static models cannot say: categorize needs an image, a
+        title or a description, and batch lists hold at most this service's ``max_batch`` items."""
         if app.openapi_schema is None:
             schemas = generated_openapi().get("components", {}).get("schemas", {})
             body = next((v for k, v in schemas.items() if k.startswith("Body_categorize")), None)
             if body is not None:
                 body["anyOf"] = [{"required": [name]} for name in ("image", "title", "description")]
+            for schema, field in (("BatchRequest", "products"), ("ReviewsRequest", "texts")):
+                prop = schemas.get(schema, {}).get("properties", {}).get(field)
+                if prop is not None:
+                    prop["maxItems"] = max_batch
         return app.openapi_schema
 
     app.openapi = openapi
