@@ -81,6 +81,16 @@ def test_gradcam_path_reproduces_the_models_probability(fused_model):
     target = explanation.classes.index(explanation.target)
     # the differentiable copy (PyTorch) and the model (ONNX Runtime features) agree
     assert image_map.log_proba == pytest.approx(np.log(explanation.proba[target]), abs=1e-3)
+    assert image_map.log_odds == pytest.approx(log_odds(explanation.proba, target)[0], rel=1e-2, abs=1e-3)
+    assert not explanation.notes
+
+
+def test_a_feature_map_that_does_not_match_the_encoder_is_reported(fused_model, monkeypatch):
+    model = fused_model.extractor.encoder("efficientnet-lite0").model
+    original = model.feature_map
+    monkeypatch.setattr(model, "feature_map", lambda x: original(x) * 3.0)
+    explanation = explain_product(fused_model, image=product_image("Garden", seed=3), title="garden hose")
+    assert any("may not follow the model" in note for note in explanation.notes)
 
 
 def test_gradcam_for_a_chosen_class_differs_from_the_predicted(object_model):

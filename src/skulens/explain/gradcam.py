@@ -36,6 +36,7 @@ class ImageMap:
     grid: np.ndarray
     pixels: np.ndarray
     log_proba: float
+    log_odds: float
 
 
 class _FeatureMap(nn.Module):
@@ -100,6 +101,7 @@ def gradcam(
         grid = LayerGradCam(net, net.trunk).attribute(inputs, target=0, relu_attributions=True)
     with torch.no_grad():
         log_proba = float(torch.log_softmax(net.fused(inputs), dim=1)[0, int(target)])
+        log_odds = float(net(inputs)[0, 0])
     cam = LayerAttribution.interpolate(grid.detach(), tuple(pixels.shape[:2]), interpolate_mode="bilinear")
     cam = cam[0, 0].numpy().astype(np.float32)
     cam = np.clip(cam, 0.0, None)
@@ -112,4 +114,5 @@ def gradcam(
         grid=grid.detach()[0, 0].numpy().astype(np.float32),
         pixels=np.asarray(pixels),
         log_proba=log_proba,
+        log_odds=log_odds,
     )

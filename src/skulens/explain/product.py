@@ -28,6 +28,9 @@ from skulens.tasks.categorize import CategoryPredictor, top_k_from_proba
 from skulens.tasks.features import Features
 from skulens.tasks.inputs import ImageInput, load_product_image, product_text
 
+#: Largest relative gap between the Grad-CAM path's log-odds of the target and the model's before a note says so.
+PATH_TOLERANCE = 0.01
+
 
 @dataclass
 class ProductExplanation:
@@ -164,6 +167,7 @@ def _image_maps(
         notes.append("Grad-CAM follows late-fusion models; this model uses early fusion, so the photo has no heat map.")
         return []
     others = fusion.block_proba(features.blocks)
+    expected = float(log_odds(predictor.proba_from_features(features), index)[0])
     present = {name: bool(mask[0]) for name, mask in features.present.items()}
     maps = []
     for name in (n for n in predictor.encoders if kinds[n] == "image"):
@@ -176,7 +180,13 @@ def _image_maps(
         except ExplainError as exc:
             notes.append(str(exc))
             continue
-        maps.append(gradcam(encoder, head, pixels, index, target))
+        image_map = gradcam(encoder, head, pixels, index, target)
+        if abs(image_map.log_odds - expected) > PATH_TOLERANCE * (1 + abs(expected)):
+            notes.append(
+                f"the Grad-CAM path of {name} gives log-odds {image_map.log_odds:.3f} where the model gives {expected:.3f}: "
+                "its torch model's mean-pooled feature map is not what the encoder returns, so the map may not follow the model"
+            )
+        maps.append(image_map)
     return maps
 
 
