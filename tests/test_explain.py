@@ -158,3 +158,20 @@ def test_explanation_files(fused_model, tmp_path):
         assert png.size == explanation.image.size
     blended = np.asarray(overlay(explanation.image, explanation.image_maps[0].cam), dtype=float)
     assert np.abs(blended - np.asarray(explanation.image, dtype=float)).mean() > 1.0
+
+
+@pytest.mark.parametrize("head, fusion", [("mlp", "late"), ("linear", "early")])
+def test_other_heads_and_fusions(tmp_path, head, fusion):
+    model = CategoryPredictor(["efficientnet-lite0", "tfidf"], head=head, fusion=fusion, min_class_count=2, cache_dir=tmp_path)
+    model.fit(tiny_catalog(tmp_path / "data"))
+    explanation = explain_product(model, image=product_image("Toys", seed=9), title="teddy bear")
+    target = explanation.classes.index(explanation.target)
+    assert [w.text for w in explanation.text.words] == ["teddy", "bear"]
+    if fusion == "late":  # the MLP heads have a differentiable copy too; TF-IDF + MLP is scored by occlusion
+        [image_map] = explanation.image_maps
+        assert image_map.log_proba == pytest.approx(np.log(explanation.proba[target]), abs=1e-3)
+        assert "occlusion" in explanation.text.methods["tfidf"]
+    else:
+        assert explanation.image_maps == [] and any("early fusion" in n for n in explanation.notes)
+        assert explanation.text.blocks == {}
+    assert explanation.modality.image is not None and explanation.modality.text is not None
