@@ -137,7 +137,9 @@ def summary(drops: dict[str, np.ndarray]) -> dict:
             "random_cells": mean_ci(cells),
             "random_pixels": mean_ci(pixels),
             "gradcam_minus_random_cells": mean_ci(cam - cells),
+            "gradcam_minus_random_pixels": mean_ci(cam - pixels),
             "images_where_gradcam_drop_exceeds_random_cells": round(float((cam > cells).mean()), 4),
+            "images_where_gradcam_drop_exceeds_random_pixels": round(float((cam > pixels).mean()), 4),
         }
     return out
 
@@ -173,14 +175,16 @@ def markdown(r: dict) -> str:
         f"{r['n_images']} test images of a grouped split (trained on {r['n_train']} other products). Mean drop of the "
         "predicted class's probability when 20% of the image is masked; 95% bootstrap interval over images.",
         "",
-        "| fill | top-20% Grad-CAM pixels | random 20% of grid cells | random 20% of pixels | Grad-CAM minus random cells | images where Grad-CAM drops more |",
-        "|---|---|---|---|---|---|",
+        "| fill | top-20% Grad-CAM pixels | random 20% of grid cells | random 20% of pixels | Grad-CAM minus random cells "
+        "| Grad-CAM minus random pixels | images where Grad-CAM drops more (vs cells / vs pixels) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for fill, s in r["by_fill"].items():
         cell = {key: f"{v['mean']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]" for key, v in s.items() if isinstance(v, dict)}
         lines.append(
             f"| {fill} | {cell['gradcam']} | {cell['random_cells']} | {cell['random_pixels']} | "
-            f"{cell['gradcam_minus_random_cells']} | {s['images_where_gradcam_drop_exceeds_random_cells']:.1%} |"
+            f"{cell['gradcam_minus_random_cells']} | {cell['gradcam_minus_random_pixels']} | "
+            f"{s['images_where_gradcam_drop_exceeds_random_cells']:.1%} / {s['images_where_gradcam_drop_exceeds_random_pixels']:.1%} |"
         )
     lines += [
         "",

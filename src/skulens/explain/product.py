@@ -28,6 +28,8 @@ from skulens.tasks.categorize import CategoryPredictor, top_k_from_proba
 from skulens.tasks.features import Features
 from skulens.tasks.inputs import ImageInput, load_product_image, product_text
 
+#: Longest side of the photo kept for the explanation (overlays are drawn on it).
+MAX_SIDE = 1024
 #: Largest relative gap between the Grad-CAM path's log-odds of the target and the model's before a note says so.
 PATH_TOLERANCE = 0.01
 
@@ -110,6 +112,9 @@ def explain_product(
     """
     predictor._check_fitted()
     pixels = load_product_image(image, draft_size=predictor.image_resolution())
+    if pixels is not None and max(pixels.size) > MAX_SIDE:  # the network sees ~224 px; overlays need no more
+        pixels = pixels.copy()
+        pixels.thumbnail((MAX_SIDE, MAX_SIDE), Image.BILINEAR)
     text = product_text({"title": title, "description": description}, predictor.text_fields)
     if pixels is None and not text:
         raise CatalogError("give an image, a title or a description to explain")
