@@ -175,3 +175,33 @@ def test_other_heads_and_fusions(tmp_path, head, fusion):
         assert explanation.image_maps == [] and any("early fusion" in n for n in explanation.notes)
         assert explanation.text.blocks == {}
     assert explanation.modality.image is not None and explanation.modality.text is not None
+
+
+def test_any_encoder_exposing_the_feature_map_works(tmp_path):
+    """Grad-CAM follows the encoder's torch model, not its name: here a renamed Lite0 with changed weights
+    (as a fine-tuned encoder would be), run on PyTorch so its features come from those weights."""
+    import torch
+
+    from skulens.encoders import create_encoder
+
+    encoder = create_encoder("efficientnet-lite0", backend="torch")
+    encoder.name, encoder.version = "finetuned:demo", "changed-weights"
+    with torch.no_grad():
+        encoder.model._conv_head.weight.mul_(1.5)
+    rows = []
+    for kind in SHAPES:
+        for i in range(6):
+            name = f"{kind}-{i}.png"
+            object_image(kind, seed=200 + i)[0].save(tmp_path / name)
+            rows.append({"id": name, "title": "", "image": name, "category": (kind,)})
+    model = CategoryPredictor(["efficientnet-lite0"], min_class_count=2, cache_dir=tmp_path / "cache")
+    model.extractor._encoders["efficientnet-lite0"] = encoder
+    model.fit(Catalog(pd.DataFrame(rows), root=tmp_path, name="objects"))
+    image, (x0, y0, x1, y1) = object_image("box", seed=5)
+    explanation = explain_product(model, image=image)
+    [image_map] = explanation.image_maps
+    assert image_map.encoder == "finetuned:demo" and not explanation.notes
+    cam = image_map.cam
+    inside = np.zeros_like(cam, dtype=bool)
+    inside[y0:y1, x0:x1] = True
+    assert cam[inside].mean() > cam[~inside].mean()
