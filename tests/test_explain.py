@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import DATASETS
 from PIL import Image, ImageDraw
 from serve_helpers import product_image, tiny_catalog
 
@@ -205,3 +206,21 @@ def test_any_encoder_exposing_the_feature_map_works(tmp_path):
     inside = np.zeros_like(cam, dtype=bool)
     inside[y0:y1, x0:x1] = True
     assert cam[inside].mean() > cam[~inside].mean()
+
+
+@pytest.mark.skipif(not (DATASETS / "flipkart").is_dir(), reason="needs ../shared/datasets/flipkart")
+def test_flipkart_watch_titled_baby_diaper_pack_is_a_conflict(tmp_path):
+    from skulens.catalog import load_catalog
+
+    catalog = load_catalog("flipkart")
+    labels = catalog.labels(0).to_numpy()
+    rows = {c: np.flatnonzero(labels == c) for c in sorted(set(labels))}
+    train = catalog.subset([int(i) for r in rows.values() for i in r[:20]])
+    model = CategoryPredictor(["efficientnet-lite0", "tfidf"], min_class_count=2, cache_dir=tmp_path).fit(train)
+    watch = catalog.frame.iloc[int(rows["Watches"][30])]  # not a training row
+    photo = catalog.root / watch["image"]
+    clash = explain_product(model, image=photo, title="Baby diaper pack")
+    assert clash.modality.image.top == "Watches" and clash.modality.text.top == "Baby Care"
+    assert clash.modality.conflict and "disagree" in clash.modality.statement
+    honest = explain_product(model, image=photo, title=watch["title"])
+    assert honest.predicted == "Watches" and not honest.modality.conflict
