@@ -14,7 +14,15 @@ from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from serve_helpers import shared_models  # noqa: E402
 
-OPERATIONS = ["GET /health", "GET /ready", "GET /models", "POST /v1/categorize", "POST /v1/categorize/batch", "POST /v1/reviews"]
+OPERATIONS = [
+    "GET /health",
+    "GET /ready",
+    "GET /models",
+    "POST /v1/categorize",
+    "POST /v1/categorize/batch",
+    "POST /v1/reviews",
+    "POST /v1/explain",
+]
 
 
 @pytest.fixture(scope="module")

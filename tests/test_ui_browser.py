@@ -168,6 +168,21 @@ def test_categorize_photo_and_title(page, trained, tmp_path):
         shutil.copyfile(path, REPO / "docs" / "ui.png")
 
 
+def test_explain_panel(page, trained):
+    models, held_out = trained
+    product = held_out.frame.iloc[0]
+    page.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(str(held_out.root / product["image"]))
+    page.get_by_label("Title", exact=True).fill(product["title"])
+    page.get_by_role("button", name="Categorize", exact=True).click()
+    expect(page.get_by_text("Top category: ")).to_be_visible(timeout=TIMEOUT_MS)
+    page.get_by_text("Explain this prediction").click()
+    expect(page.get_by_role("heading", name="Why ")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text("Grad-CAM (efficientnet-lite0)")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.locator("span.w").first).to_be_visible()
+    settle(page)
+    screenshot(page, "explain")
+
+
 def test_categorize_example_product(page):
     page.get_by_role("button", name="Wrist watch").click()
     expect(page.get_by_text("Top category: ")).to_be_visible(timeout=TIMEOUT_MS)

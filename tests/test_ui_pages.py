@@ -236,3 +236,20 @@ def test_reports_symlinks_out_of_the_root_are_refused(tmp_path):
     assert [p.name for p in report.images] == ["confusion.png"]
     with pytest.raises(ReportPathError, match="not a folder"):
         subfolder(root, "missing")
+
+
+def test_explain_panel_on_the_categorize_page(app):
+    app.file_uploader(key="cat_image").set_value(("pan.jpg", image_bytes("Kitchen", seed=404), "image/jpeg"))
+    app.text_input(key="cat_title").input("teddy bear toy car")
+    submit(app, "Categorize")
+    assert not app.subheader  # nothing explained until asked
+    app.toggle(key="cat_explain").set_value(True).run()
+    assert not app.exception, app.exception
+    assert app.subheader[0].value.startswith("Why ")
+    assert any("disagree" in e.value for e in app.error), [e.value for e in app.error]
+    assert any(c.startswith("Grad-CAM (efficientnet-lite0)") for c in image_captions(app))
+    assert any("<span class='w'" in m.value for m in app.markdown)
+    picker = app.selectbox(key="categorize-model")
+    picker.set_value("text-only").run()
+    submit(app, "Categorize")
+    assert any("reads text only" in i.value for i in app.info)

@@ -9,6 +9,7 @@ from skulens.catalog.images import ImageLoadError, decode_image
 from skulens.runtime import LoadedModel, image_resolution, prepare_image, top_k_from_proba
 from skulens.ui.common import MAX_IMAGE_MB, bar_chart, model_details, pick_model, used_phrase
 from skulens.ui.examples import EXAMPLES
+from skulens.ui.explain_panel import explain_panel
 
 TOP_K = 5
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
@@ -91,3 +92,4 @@ def show_result(model: LoadedModel) -> None:
         f"the {len(top)} most likely of {len(model.classes)} categories:"
     )
     bar_chart(pd.DataFrame(top, columns=["category", "probability"]), "category", "probability", "probability")
+    explain_panel(model, image if photo else None, title, description)
