@@ -1,0 +1,20 @@
+"""Engines run a job (embed, predict) over a streamed catalog and write Parquet: ``local`` (one process,
+chunk after chunk, bounded memory) or ``ray`` (Ray Data: read -> validate as tasks -> encode in an actor
+pool -> write Parquet, on a local Ray or a cluster). Both give the same rows."""
+
+from skulens.engines.jobs import ChunkRunner, EmbedJob, Job, PredictJob, read_vectors, vector_column
+from skulens.engines.local import ENGINES, RunSummary, read_output, run_job, run_local
+
+__all__ = [
+    "ENGINES",
+    "ChunkRunner",
+    "EmbedJob",
+    "Job",
+    "PredictJob",
+    "RunSummary",
+    "read_output",
+    "read_vectors",
+    "run_job",
+    "run_local",
+    "vector_column",
+]

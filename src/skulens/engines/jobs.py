@@ -1,0 +1,140 @@
+"""What an engine runs on each chunk of a catalog: a job, started once per process (or Ray actor).
+
+A job is a small, picklable description (encoder name, model folder...). :meth:`start` loads the model
+and returns a function from one validated chunk (a :class:`~skulens.catalog.Catalog`) to an Arrow table
+plus the row issues found while encoding. :class:`ChunkRunner` wraps a started job for the engines: it
+takes the rows of :func:`~skulens.catalog.streaming.rows_frame` and returns the table with the ``issue``
+column filled in. Both engines call the same runner on the same chunks, so their outputs are the same.
+
+Output tables (Parquet; Spark, DuckDB, pandas and Ray read them directly):
+- embed: ``id`` (string), ``vector`` (fixed-size list of float32), ``present`` (bool), ``issue``;
+- predict: ``id``, ``category_1..k`` (string), ``probability_1..k`` (float64), ``issue``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from skulens.catalog.schema import Catalog, CatalogError, RowIssue
+from skulens.catalog.streaming import ISSUE_COLUMN
+
+ChunkFunction = Callable[[Catalog], tuple[pa.Table, list[RowIssue]]]
+
+
+class Job(Protocol):
+    """Loads its model in :meth:`start`; the returned function encodes one chunk."""
+
+    def start(self) -> ChunkFunction: ...
+
+
+def vector_column(vectors: np.ndarray) -> pa.FixedSizeListArray:
+    """An ``(n, dim)`` float32 matrix as one Arrow column of fixed-size float32 lists."""
+    array = np.ascontiguousarray(vectors, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(array.reshape(-1), type=pa.float32()), array.shape[1])
+
+
+def read_vectors(table: pa.Table, column: str = "vector") -> np.ndarray:
+    """The ``(n, dim)`` float32 matrix of a vector column written by :func:`vector_column`."""
+    chunked = table.column(column).combine_chunks()
+    dim = chunked.type.list_size
+    return np.asarray(chunked.flatten(), dtype=np.float32).reshape(-1, dim)
+
+
+@dataclass(frozen=True)
+class EmbedJob:
+    """Embed each row with one encoder, through the shared embedding cache (``cache_dir``)."""
+
+    encoder: str
+    text_fields: tuple[str, ...] = ("title", "description")
+    cache_dir: str | None = None
+    use_cache: bool = True
+
+    def start(self) -> ChunkFunction:
+        from skulens.embed import embed_catalog
+        from skulens.encoders import create_encoder
+
+        model = create_encoder(self.encoder)
+        if model.requires_fit:
+            raise CatalogError(
+                f"encoder '{self.encoder}' is fitted on the whole catalog, which a streamed run never holds; "
+                "embed it without --engine/--parquet, or use an encoder that needs no fitting"
+            )
+
+        def run(catalog: Catalog) -> tuple[pa.Table, list[RowIssue]]:
+            result = embed_catalog(
+                catalog, model, cache_dir=self.cache_dir, use_cache=self.use_cache, text_fields=self.text_fields
+            )
+            table = pa.table(
+                {
+                    "id": pa.array(result.ids, type=pa.string()),
+                    "vector": vector_column(result.vectors),
+                    "present": pa.array(result.present, type=pa.bool_()),
+                }
+            )
+            return table, result.issues
+
+        return run
+
+
+@dataclass(frozen=True)
+class PredictJob:
+    """Top-``k`` categories of each row with a saved categorizer (features through the shared cache)."""
+
+    model: str
+    k: int = 5
+    cache_dir: str | None = None
+
+    def start(self) -> ChunkFunction:
+        from skulens.tasks.categorize import CategoryPredictor, top_k_from_proba
+
+        predictor = CategoryPredictor.load(self.model, cache_dir=self.cache_dir)
+
+        def run(catalog: Catalog) -> tuple[pa.Table, list[RowIssue]]:
+            features = predictor.extractor.transform(catalog)
+            rows = top_k_from_proba(predictor.classes_, predictor.proba_from_features(features), self.k)
+            columns: dict[str, pa.Array] = {"id": pa.array(catalog.ids, type=pa.string())}
+            for rank in range(self.k):
+                columns[f"category_{rank + 1}"] = pa.array([r[rank][0] if len(r) > rank else None for r in rows], pa.string())
+                columns[f"probability_{rank + 1}"] = pa.array(
+                    [float(r[rank][1]) if len(r) > rank else None for r in rows], pa.float64()
+                )
+            return pa.table(columns), features.issues
+
+        return run
+
+
+class ChunkRunner:
+    """A started job as the engines call it: rows (with their ``issue`` column) in, a result table out.
+
+    Also the class of the Ray actors: each actor builds one runner, so each holds one model (one ONNX
+    session) for all the chunks it is given. ``threads`` caps the model's thread pools in this process.
+    """
+
+    def __init__(self, job: Job, image_roots: Sequence[str | Path], threads: int | None = None) -> None:
+        if threads:
+            from skulens.threads import THREADS_ENV, apply_thread_budget
+
+            os.environ[THREADS_ENV] = str(threads)
+            apply_thread_budget(threads)
+        self.image_roots = tuple(Path(root) for root in image_roots)
+        self.run = job.start()
+
+    def __call__(self, rows: pd.DataFrame) -> pa.Table:
+        given = rows[ISSUE_COLUMN].tolist() if ISSUE_COLUMN in rows.columns else [None] * len(rows)
+        frame = rows.drop(columns=[ISSUE_COLUMN], errors="ignore").reset_index(drop=True).astype(object)
+        frame = frame.where(frame.notna(), None)  # after an Arrow round trip a missing value may be NaN: None, as in a catalog
+        catalog = Catalog(frame, image_roots=self.image_roots)
+        table, issues = self.run(catalog)
+        found = {}
+        for issue in issues:
+            found.setdefault(issue.id, issue.message)
+        messages = [given_issue if isinstance(given_issue, str) else found.get(i) for i, given_issue in zip(catalog.ids, given)]
+        return table.append_column(ISSUE_COLUMN, pa.array(messages, type=pa.string()))
