@@ -98,17 +98,21 @@ class PredictJob:
         predictor = CategoryPredictor.load(self.model, cache_dir=self.cache_dir)
 
         def run(catalog: Catalog) -> tuple[pa.Table, list[RowIssue]]:
+            if len(catalog) == 0:  # every row of the chunk was skipped (no id, repeated id)
+                return _predictions({"id": pa.array([], pa.string())}, [], self.k), []
             features = predictor.extractor.transform(catalog)
             rows = top_k_from_proba(predictor.classes_, predictor.proba_from_features(features), self.k)
-            columns: dict[str, pa.Array] = {"id": pa.array(catalog.ids, type=pa.string())}
-            for rank in range(self.k):
-                columns[f"category_{rank + 1}"] = pa.array([r[rank][0] if len(r) > rank else None for r in rows], pa.string())
-                columns[f"probability_{rank + 1}"] = pa.array(
-                    [float(r[rank][1]) if len(r) > rank else None for r in rows], pa.float64()
-                )
-            return pa.table(columns), features.issues
+            return _predictions({"id": pa.array(catalog.ids, type=pa.string())}, rows, self.k), features.issues
 
         return run
+
+
+def _predictions(columns: dict[str, pa.Array], rows: list[list[tuple[str, float]]], k: int) -> pa.Table:
+    """``columns`` plus ``category_r`` / ``probability_r`` for ranks 1..k (None where a row has fewer)."""
+    for rank in range(k):
+        columns[f"category_{rank + 1}"] = pa.array([r[rank][0] if len(r) > rank else None for r in rows], pa.string())
+        columns[f"probability_{rank + 1}"] = pa.array([float(r[rank][1]) if len(r) > rank else None for r in rows], pa.float64())
+    return pa.table(columns)
 
 
 class ChunkRunner:

@@ -23,7 +23,7 @@ from pathlib import Path
 from skulens.catalog.schema import CatalogError
 from skulens.catalog.streaming import CatalogStream, rows_frame
 from skulens.engines.jobs import ChunkRunner, Job
-from skulens.engines.local import RunSummary, count_output, prepare_output
+from skulens.engines.local import RunSummary, count_output, drop_repeated_ids, prepare_output
 from skulens.threads import available_cores
 
 LOOPBACK = "127.0.0.1"
@@ -79,7 +79,7 @@ def run_ray(
     """Run ``job`` over ``stream`` on Ray and write Parquet parts into ``out`` (rows in source order).
 
     ``actors`` encoding actors (default: one per CPU of the cluster), each with ``threads_per_actor``
-    model threads. Duplicate ids are found within a block only (the local engine finds them everywhere).
+    model threads. A row repeating an earlier row's id is dropped, as the local engine drops it.
     """
     import ray.data as rd
 
@@ -100,5 +100,6 @@ def run_ray(
         num_cpus=1,
     )  # Ray Data restarts dead actors and retries their tasks (max_restarts=-1, max_task_retries=-1 by default)
     encoded.write_parquet(str(out))
+    drop_repeated_ids(out)  # validation tasks see one block each: ids repeated across blocks are dropped here
     rows_out, with_issue = count_output(out)
     return RunSummary("ray", stream.count_rows(), rows_out, with_issue, round(time.perf_counter() - started, 3), str(out))
