@@ -69,11 +69,21 @@ def test_embed_gives_the_same_vectors_on_both_engines(local_ray, catalog_csv, tm
 
 
 def test_predict_gives_the_same_categories_on_both_engines(local_ray, catalog_csv, model_dir, tmp_path):
-    local, remote, a, b = _both(catalog_csv, PredictJob(str(model_dir), k=2), tmp_path)
-    a, b = a.to_pandas(), b.to_pandas()
+    """The Ray side runs through the command line (`skulens categorize predict ... --engine ray`)."""
+    from skulens.cli.main import app
+
+    stream = CatalogStream.open(catalog_csv, chunk_rows=8)
+    run_job(stream, PredictJob(str(model_dir), k=2), tmp_path / "local")
+    out = tmp_path / "ray"
+    args = ["categorize", "predict", str(model_dir), "-i", str(catalog_csv), "--output", str(out), "--engine", "ray"]
+    result = CliRunner().invoke(app, [*args, "-k", "2", "--chunk-rows", "8"])
+    assert result.exit_code == 0, result.output
+    assert "40 rows categorized with the ray engine" in result.output and (out / "manifest.json").is_file()
+    a, b = read_output(tmp_path / "local").to_pandas(), read_output(out).to_pandas()
     assert a["id"].tolist() == b["id"].tolist() and len(a) == 40
     assert a["category_1"].tolist() == b["category_1"].tolist()
     assert a["category_2"].tolist() == b["category_2"].tolist()
+    assert a["issue"].fillna("").tolist() == b["issue"].fillna("").tolist()
     np.testing.assert_allclose(b["probability_1"], a["probability_1"], atol=1e-6)
     assert set(a["category_1"]) == {"Red things", "Blue things"}
 
@@ -114,15 +124,3 @@ def test_a_killed_actor_is_replaced_and_every_row_is_written_once(local_ray, cat
     expected = read_output(tmp_path / "local")
     assert ids == expected.column("id").to_pylist()
     np.testing.assert_array_equal(read_vectors(table), read_vectors(expected))
-
-
-def test_the_cli_runs_on_ray(local_ray, catalog_csv, model_dir, tmp_path):
-    from skulens.cli.main import app
-
-    out = tmp_path / "pred"
-    result = CliRunner().invoke(
-        app, ["categorize", "predict", str(model_dir), "-i", str(catalog_csv), "--output", str(out), "--engine", "ray", "-k", "1"]
-    )
-    assert result.exit_code == 0, result.output
-    assert "40 rows categorized with the ray engine" in result.output
-    assert read_output(out).num_rows == 40 and (out / "manifest.json").is_file()
