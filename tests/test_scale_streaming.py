@@ -43,7 +43,7 @@ def test_parquet_streams_by_row_group_with_the_same_mapping(catalog_csv, tmp_pat
     assert stream.mapping.detected["title"] == "product_name" and stream.id_source == "sku"
     rows = pd.concat([rows_frame(chunk) for chunk in stream.chunks()], ignore_index=True)
     assert rows["id"].tolist() == read_catalog(catalog_csv).ids
-    assert "category" not in rows.columns
+    assert rows.loc[rows["id"] == "00000", "category"].item() == ["Red things", "mug"]  # lists survive Arrow
     assert rows.loc[rows["id"] == "00005", ISSUE_COLUMN].item().startswith("image '../outside.jpg' is outside")
 
 
@@ -128,3 +128,27 @@ def test_embed_and_predict_commands_write_parquet(catalog_csv, tmp_path):
     assert (table["category_1"] == np.where(table["id"].astype(int) % 2 == 0, "Red things", "Blue things")).mean() > 0.9
     refused = runner.invoke(app, ["categorize", "predict", str(tmp_path / "m"), "--text", "mug", "--engine", "ray"])
     assert refused.exit_code == 2 and "--engine ray needs --input" in refused.output
+
+
+def test_search_index_streamed_equals_the_in_memory_index(tmp_path):
+    from skulens.cli.main import app
+    from skulens.index import VectorIndex
+
+    catalog_csv = write_catalog(tmp_path / "shop", rows=80)  # an alignment trains on 64 pairs or more
+    runner = CliRunner()
+    fast = ["--image-encoder", "classical-image", "--text-encoder", "tfidf", "--dim", "16", "--epochs", "3"]
+    model = tmp_path / "align"
+    trained = runner.invoke(app, ["search", "train", str(catalog_csv), "--out", str(model), *fast])
+    assert trained.exit_code == 0, trained.output
+    for name, extra in (("whole", []), ("streamed", ["--parquet", "--chunk-rows", "8"])):
+        args = ["search", "index", str(catalog_csv), "--model", str(model), "--out", str(tmp_path / name), *extra]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert "indexed 78 products (flat" in result.output  # the missing photo and the one outside the roots left out
+    whole, streamed = VectorIndex.load(tmp_path / "whole"), VectorIndex.load(tmp_path / "streamed")
+    assert streamed.ids == whole.ids and streamed.identity == whole.identity
+    np.testing.assert_allclose(streamed.index.reconstruct_n(0, 78), whole.index.reconstruct_n(0, 78), atol=1e-6)
+    assert set(whole.metadata.columns) <= set(streamed.metadata.columns) | {"image"}
+    assert streamed.metadata["category"].iloc[0] == whole.metadata["category"].iloc[0]
+    hits = streamed.search(whole.index.reconstruct_n(0, 1), k=1)[0]
+    assert hits[0].id == "00000"

@@ -200,13 +200,15 @@ class CatalogStream:
 
 
 def rows_frame(catalog: Catalog) -> pd.DataFrame:
-    """A validated chunk as the rows an engine hands on: its columns without the category paths, plus
+    """A validated chunk as the rows an engine hands on: its columns (category paths as lists) plus
     :data:`ISSUE_COLUMN` (the first problem found in the row, else None)."""
     messages: dict[str, str] = {}
     for issue in catalog.issues:
         if issue.id is not None and issue.column != "id":  # id issues belong to rows that were dropped
             messages.setdefault(issue.id, issue.message)
-    out = catalog.frame.drop(columns=["category"], errors="ignore").reset_index(drop=True)
+    out = catalog.frame.reset_index(drop=True)
+    if "category" in out.columns:  # paths as lists: they survive a trip through Arrow (Ray) and back
+        out["category"] = pd.Series([list(p) if isinstance(p, tuple) else None for p in out["category"]], dtype=object)
     out[ISSUE_COLUMN] = pd.Series([messages.get(i) for i in out["id"]], dtype=object)
     return out
 

@@ -8,7 +8,8 @@ column filled in. Both engines call the same runner on the same chunks, so their
 
 Output tables (Parquet; Spark, DuckDB, pandas and Ray read them directly):
 - embed: ``id`` (string), ``vector`` (fixed-size list of float32), ``present`` (bool), ``issue``;
-- predict: ``id``, ``category_1..k`` (string), ``probability_1..k`` (float64), ``issue``.
+- predict: ``id``, ``category_1..k`` (string), ``probability_1..k`` (float64), ``issue``;
+- index: ``id``, ``vector``, the display/filter columns (as text), ``issue`` — rows with a usable vector only.
 """
 
 from __future__ import annotations
@@ -98,13 +99,56 @@ class PredictJob:
         predictor = CategoryPredictor.load(self.model, cache_dir=self.cache_dir)
 
         def run(catalog: Catalog) -> tuple[pa.Table, list[RowIssue]]:
-            if len(catalog) == 0:  # every row of the chunk was skipped (no id, repeated id)
-                return _predictions({"id": pa.array([], pa.string())}, [], self.k), []
             features = predictor.extractor.transform(catalog)
             rows = top_k_from_proba(predictor.classes_, predictor.proba_from_features(features), self.k)
             return _predictions({"id": pa.array(catalog.ids, type=pa.string())}, rows, self.k), features.issues
 
         return run
+
+
+@dataclass(frozen=True)
+class IndexJob:
+    """Search vectors of each row (``use``: image, text or both) with a saved alignment model, plus the row's
+    display/filter columns as text, for building a search index from the output (:func:`index_from_output`).
+    Rows without a usable vector are left out, as :meth:`AlignmentModel.build_index` leaves them out."""
+
+    model: str
+    use: str = "image"
+
+    def start(self) -> ChunkFunction:
+        from skulens.tasks.align import AlignmentError, AlignmentModel
+
+        aligned = AlignmentModel.load(self.model)
+
+        def run(catalog: Catalog) -> tuple[pa.Table, list[RowIssue]]:
+            try:
+                built = aligned.build_index(catalog, kind="flat", use=self.use)
+            except AlignmentError:  # no row of this chunk has a usable vector
+                return pa.table({"id": pa.array([], pa.string())}), []  # written by no engine: no rows
+            vectors = built.index.reconstruct_n(0, len(built))
+            columns = {"id": pa.array(built.ids, pa.string()), "vector": vector_column(vectors)}
+            for name in built.metadata.columns:
+                if name != "id":
+                    values = built.metadata[name]
+                    columns[name] = pa.array([None if v is None or pd.isna(v) else str(v) for v in values], pa.string())
+            return pa.table(columns), []
+
+        return run
+
+
+def index_from_output(folder: str | Path, model: str | Path, kind: str = "auto", use: str = "image", name: str = "catalog"):
+    """A :class:`~skulens.index.VectorIndex` from the Parquet output of an :class:`IndexJob` (vectors, ids, columns)."""
+    from skulens.engines.local import read_output
+    from skulens.index import VectorIndex
+    from skulens.tasks.align import AlignmentError, AlignmentModel
+
+    table = read_output(folder)
+    if table.num_rows == 0 or "vector" not in table.column_names:
+        raise AlignmentError(f"catalog '{name}' has no product with a usable {use} to index")
+    metadata = table.drop_columns(["id", "vector", ISSUE_COLUMN]).to_pandas()
+    identity = AlignmentModel.load(model, check_encoders=False).identity
+    extra = {"vectors": use, "catalog": name, "image_root": None}
+    return VectorIndex.build(read_vectors(table), table.column("id").to_pylist(), identity, metadata, kind=kind, extra=extra)
 
 
 def _predictions(columns: dict[str, pa.Array], rows: list[list[tuple[str, float]]], k: int) -> pa.Table:
@@ -135,10 +179,14 @@ class ChunkRunner:
         given = rows[ISSUE_COLUMN].tolist() if ISSUE_COLUMN in rows.columns else [None] * len(rows)
         frame = rows.drop(columns=[ISSUE_COLUMN], errors="ignore").reset_index(drop=True).astype(object)
         frame = frame.where(frame.notna(), None)  # after an Arrow round trip a missing value may be NaN: None, as in a catalog
+        if "category" in frame.columns:
+            frame["category"] = [tuple(p) if p is not None else None for p in frame["category"]]
         catalog = Catalog(frame, image_roots=self.image_roots)
+        if len(catalog) == 0:  # every row of the chunk was skipped (no id, repeated id): nothing to encode
+            return pa.table({"id": pa.array([], pa.string()), ISSUE_COLUMN: pa.array([], pa.string())})
         table, issues = self.run(catalog)
-        found = {}
+        messages = {i: m for i, m in zip(catalog.ids, given) if isinstance(m, str)}
         for issue in issues:
-            found.setdefault(issue.id, issue.message)
-        messages = [given_issue if isinstance(given_issue, str) else found.get(i) for i, given_issue in zip(catalog.ids, given)]
-        return table.append_column(ISSUE_COLUMN, pa.array(messages, type=pa.string()))
+            messages.setdefault(issue.id, issue.message)
+        ids = table.column("id").to_pylist()
+        return table.append_column(ISSUE_COLUMN, pa.array([messages.get(i) for i in ids], type=pa.string()))

@@ -61,7 +61,8 @@ def read_output(folder: str | Path, columns: list[str] | None = None) -> pa.Tabl
     files = part_files(folder)
     if not files:
         raise CatalogError(f"{folder} holds no Parquet output (*.parquet)")
-    return pa.concat_tables([pq.read_table(file, columns=columns) for file in files])
+    tables = [pq.read_table(file, columns=columns) for file in files]
+    return pa.concat_tables([table for table in tables if table.num_rows] or tables[:1])
 
 
 def count_output(folder: Path) -> tuple[int, int]:
@@ -104,9 +105,10 @@ def run_local(stream: CatalogStream, job: Job, out: str | Path, progress: bool =
             for catalog in stream.chunks():
                 read = len(catalog) + sum(1 for issue in catalog.issues if issue.column == "id")
                 table = runner(rows_frame(catalog))
-                if writer is None:
-                    writer = pq.ParquetWriter(out / "part-00000.parquet", table.schema)
-                writer.write_table(table)
+                if table.num_rows:  # a chunk whose rows were all skipped may have no columns to write
+                    if writer is None:
+                        writer = pq.ParquetWriter(out / "part-00000.parquet", table.schema)
+                    writer.write_table(table)
                 rows_in += read
                 rows_out += table.num_rows
                 with_issue += table.num_rows - table.column("issue").null_count

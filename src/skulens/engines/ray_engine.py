@@ -45,7 +45,9 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> dict:
             ray.init(address=address, logging_level=logging.WARNING)
         else:
             cpus = num_cpus or min(DEFAULT_LOCAL_CPUS, available_cores())
-            ray.init(num_cpus=cpus, include_dashboard=False, _node_ip_address=LOOPBACK, logging_level=logging.WARNING)
+            ray.init(  # "local": always a new Ray, never one a `ray start` left running on this machine
+                address="local", num_cpus=cpus, include_dashboard=False, _node_ip_address=LOOPBACK, logging_level=logging.WARNING
+            )
     return ray.cluster_resources()
 
 
