@@ -124,3 +124,23 @@ def test_a_killed_actor_is_replaced_and_every_row_is_written_once(local_ray, cat
     expected = read_output(tmp_path / "local")
     assert ids == expected.column("id").to_pylist()
     np.testing.assert_array_equal(read_vectors(table), read_vectors(expected))
+
+
+@pytest.mark.slow
+def test_search_index_on_ray_equals_the_local_engine(local_ray, tmp_path):
+    from skulens.cli.main import app
+    from skulens.index import VectorIndex
+
+    catalog_csv = write_catalog(tmp_path / "shop", rows=80)  # an alignment trains on 64 pairs or more
+    runner = CliRunner()
+    fast = ["--image-encoder", "classical-image", "--text-encoder", "tfidf", "--dim", "16", "--epochs", "3"]
+    trained = runner.invoke(app, ["search", "train", str(catalog_csv), "--out", str(tmp_path / "align"), *fast])
+    assert trained.exit_code == 0, trained.output
+    for name, extra in (("local", ["--parquet"]), ("ray", ["--engine", "ray"])):
+        args = ["search", "index", str(catalog_csv), "--model", str(tmp_path / "align"), "--out", str(tmp_path / name)]
+        result = runner.invoke(app, [*args, *extra, "--chunk-rows", "8"])
+        assert result.exit_code == 0, result.output
+    local, remote = VectorIndex.load(tmp_path / "local"), VectorIndex.load(tmp_path / "ray")
+    assert remote.ids == local.ids and len(local) == 78
+    np.testing.assert_allclose(remote.index.reconstruct_n(0, 78), local.index.reconstruct_n(0, 78), atol=1e-5)
+    assert remote.metadata.equals(local.metadata)

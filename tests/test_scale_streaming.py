@@ -43,7 +43,7 @@ def test_parquet_streams_by_row_group_with_the_same_mapping(catalog_csv, tmp_pat
     assert stream.mapping.detected["title"] == "product_name" and stream.id_source == "sku"
     rows = pd.concat([rows_frame(chunk) for chunk in stream.chunks()], ignore_index=True)
     assert rows["id"].tolist() == read_catalog(catalog_csv).ids
-    assert rows.loc[rows["id"] == "00000", "category"].item() == ["Red things", "mug"]  # lists survive Arrow
+    assert rows.loc[rows["id"] == "00000", "category"].item() == "Red things >> mug"  # text survives Arrow
     assert rows.loc[rows["id"] == "00005", ISSUE_COLUMN].item().startswith("image '../outside.jpg' is outside")
 
 
@@ -152,3 +152,17 @@ def test_search_index_streamed_equals_the_in_memory_index(tmp_path):
     assert streamed.metadata["category"].iloc[0] == whole.metadata["category"].iloc[0]
     hits = streamed.search(whole.index.reconstruct_n(0, 1), k=1)[0]
     assert hits[0].id == "00000"
+
+
+def test_normalise_keeps_categories_of_arrow_backed_batches(catalog_csv):
+    """Ray hands batches with pyarrow-backed string columns; the category path must survive them."""
+    stream = CatalogStream.open(catalog_csv)
+    raw = pd.read_csv(catalog_csv, dtype=str).astype("string[pyarrow]").head(4)
+    rows = stream.normalise(raw)
+    assert rows["category"].tolist() == [
+        "Red things >> mug",
+        "Blue things >> shirt",
+        "Red things >> lamp",
+        "Blue things >> chair",
+    ]
+    assert rows["id"].tolist() == ["00000", "00001", "00002", "00003"] and rows["description"].iloc[0] is None

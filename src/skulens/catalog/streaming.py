@@ -25,7 +25,7 @@ import pandas as pd
 
 from skulens.catalog.readers import apply_columns, resolve_columns
 from skulens.catalog.schema import Catalog, CatalogError, ColumnMapping, RowIssue
-from skulens.catalog.validation import build_catalog
+from skulens.catalog.validation import CATEGORY_SEPARATOR, build_catalog, parse_category
 
 #: Rows per chunk: large enough for full encoder batches, small enough that a chunk of long
 #: descriptions stays a few tens of megabytes.
@@ -173,6 +173,8 @@ class CatalogStream:
             raise CatalogError(
                 f"{self.source}: no id column (columns: {', '.join(self.header)}); map one with --columns id=<your id column>"
             )
+        # Arrow-backed string columns (Ray hands these) would turn the parsed category tuples into nulls
+        mapped = mapped.astype(object).where(mapped.notna(), None)
         ids = mapped["id"].map(lambda v: None if v is None or pd.isna(v) else str(v).strip())
         repeated = ids.isin(seen).to_numpy() if seen else np.zeros(len(mapped), dtype=bool)
         kept = np.flatnonzero(~repeated)  # source position of each row handed to the validation
@@ -200,17 +202,29 @@ class CatalogStream:
 
 
 def rows_frame(catalog: Catalog) -> pd.DataFrame:
-    """A validated chunk as the rows an engine hands on: its columns (category paths as lists) plus
+    """A validated chunk as the rows an engine hands on: its columns (category paths as ``A >> B`` text) plus
     :data:`ISSUE_COLUMN` (the first problem found in the row, else None)."""
     messages: dict[str, str] = {}
     for issue in catalog.issues:
         if issue.id is not None and issue.column != "id":  # id issues belong to rows that were dropped
             messages.setdefault(issue.id, issue.message)
     out = catalog.frame.reset_index(drop=True)
-    if "category" in out.columns:  # paths as lists: they survive a trip through Arrow (Ray) and back
-        out["category"] = pd.Series([list(p) if isinstance(p, tuple) else None for p in out["category"]], dtype=object)
+    if "category" in out.columns:  # paths as "A >> B" text: it survives any trip through Arrow (Ray) and back
+        out["category"] = pd.Series(
+            [f" {CATEGORY_SEPARATOR} ".join(p) if isinstance(p, tuple) else None for p in out["category"]], dtype=object
+        )
     out[ISSUE_COLUMN] = pd.Series([messages.get(i) for i in out["id"]], dtype=object)
     return out
+
+
+def catalog_of_rows(rows: pd.DataFrame, image_roots: Sequence[str | Path]) -> Catalog:
+    """The :class:`Catalog` of rows made by :func:`rows_frame` (possibly after a trip through Arrow), without
+    their issue column: missing values as None again, category paths as tuples again."""
+    frame = rows.drop(columns=[ISSUE_COLUMN], errors="ignore").reset_index(drop=True).astype(object)
+    frame = frame.where(frame.notna(), None)
+    if "category" in frame.columns:
+        frame["category"] = [parse_category(p) for p in frame["category"]]
+    return Catalog(frame, image_roots=tuple(Path(root) for root in image_roots))
 
 
 def _header(path: Path) -> list[str]:

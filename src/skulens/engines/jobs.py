@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from skulens.catalog.schema import Catalog, CatalogError, RowIssue
-from skulens.catalog.streaming import ISSUE_COLUMN
+from skulens.catalog.streaming import ISSUE_COLUMN, catalog_of_rows
 
 ChunkFunction = Callable[[Catalog], tuple[pa.Table, list[RowIssue]]]
 
@@ -177,11 +177,7 @@ class ChunkRunner:
 
     def __call__(self, rows: pd.DataFrame) -> pa.Table:
         given = rows[ISSUE_COLUMN].tolist() if ISSUE_COLUMN in rows.columns else [None] * len(rows)
-        frame = rows.drop(columns=[ISSUE_COLUMN], errors="ignore").reset_index(drop=True).astype(object)
-        frame = frame.where(frame.notna(), None)  # after an Arrow round trip a missing value may be NaN: None, as in a catalog
-        if "category" in frame.columns:
-            frame["category"] = [tuple(p) if p is not None else None for p in frame["category"]]
-        catalog = Catalog(frame, image_roots=self.image_roots)
+        catalog = catalog_of_rows(rows, self.image_roots)
         if len(catalog) == 0:  # every row of the chunk was skipped (no id, repeated id): nothing to encode
             return pa.table({"id": pa.array([], pa.string()), ISSUE_COLUMN: pa.array([], pa.string())})
         table, issues = self.run(catalog)
