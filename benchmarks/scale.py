@@ -4,12 +4,15 @@ Reads the synthetic catalog of ``benchmarks/make_scale_catalog.py`` (``--catalog
 runs the ``skulens`` command line in subprocesses, one thread per model (``SKULENS_THREADS=1``):
 
 - ``text``: ``skulens embed`` with MiniLM (ONNX) on the first ``--text-slice`` rows of ``text.csv``,
-  local engine vs ``--engine ray --ray-cpus 1`` (a local Ray with one encoding actor), cache off;
+  local engine vs ``--engine ray --ray-cpus 2`` (a local Ray: one CPU reads, one encoding actor), cache off;
 - ``image``: the same with EfficientNet-Lite0 on the first ``--image-slice`` rows of ``images.parquet``;
 - ``million``: ``skulens categorize predict`` with a TF-IDF categorizer (trained on Flipkart level 0)
   over all rows of ``text.csv`` on the local engine: the bounded-memory run (peak RSS of the process);
-- ``two_node``: the text slice on a Ray head started with ``ray start --head --num-cpus 1`` alone, then
-  with a second node joined (``ray start --address ... --num-cpus 1``): the speed-up of adding a node.
+- ``two_node``: the text slice on a Ray head started with ``ray start --head --num-cpus 2`` alone (one
+  encoding actor), then with a second node joined (``ray start --address ... --num-cpus 1``: a second
+  actor): the speed-up of adding a node;
+- ``fixed_cost``: both embeddings on a ``--small-slice`` slice, for the engines' fixed cost and the
+  marginal rows/s (large slice minus small slice).
 
 Rows/s is rows written / the engine's own seconds (after Ray is up); ``wall_s`` includes starting
 Python, loading models and, for Ray, starting the local cluster. The load average is recorded before and
@@ -43,7 +46,7 @@ from skulens.engines import read_output, read_vectors  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 PYTHON = sys.executable
-RUNS = ("text", "image", "million", "two_node")
+RUNS = ("text", "image", "million", "two_node", "fixed_cost")
 PORT = 6391
 
 
@@ -122,15 +125,26 @@ def image_slice(catalog: Path, rows: int, work: Path) -> Path:
     return path
 
 
+def image_roots() -> list[str]:
+    """``--image-root`` for the folders of the reused photos (the synthetic catalog names them by absolute path)."""
+    from skulens.catalog import data_root
+
+    return [arg for name in ("myntra", "flipkart") for arg in ("--image-root", str(data_root() / name / "images"))]
+
+
 def embed_pair(data: Path, encoder: str, rows: int, work: Path, env: dict, name: str) -> dict:
     """The same embedding on both engines, and how far their vectors are apart."""
     result = {}
     for engine in ("local", "ray"):
         out = work / f"{name}_{engine}"
-        args = ["embed", str(data), "-e", encoder, "--parquet", "--no-cache", "-o", str(out)]
+        args = ["embed", str(data), "-e", encoder, "--parquet", "--no-cache", "-o", str(out), *image_roots()]
         if engine == "ray":
-            args += ["--engine", "ray", "--ray-cpus", "1"]
+            args += ["--engine", "ray", "--ray-cpus", "2"]  # one CPU reads, one runs the encoding actor
         result[engine] = with_manifest(skulens(args, env), out, rows)
+        present = sum(read_output(out, columns=["present"]).column("present").to_pylist())
+        result[engine]["rows_embedded"] = present  # rows with something encoded (not refused, not empty)
+        if present < rows * 0.9:
+            raise SystemExit(f"{name} {engine}: only {present} of {rows} rows were embedded; see the issue column in {out}")
         print(name, engine, result[engine], flush=True)
     a, b = read_output(work / f"{name}_local"), read_output(work / f"{name}_ray")
     result["same_ids"] = a.column("id").to_pylist() == b.column("id").to_pylist()
@@ -194,7 +208,7 @@ def two_node(data: Path, rows: int, work: Path, env: dict) -> dict:
         for label, cpus in (("one_node", 1), ("two_nodes", 2)):
             if cpus == 2:
                 nodes.append(_ray_node(["--address", address, "--num-cpus", "1"], env, work / "worker.log"))
-                _wait_for_cpus(address, 2, env)
+                _wait_for_cpus(address, 3, env)
             out = work / f"cluster_{label}"
             args = ["embed", str(data), "-e", "minilm", "--parquet", "--no-cache", "-o", str(out), "--engine", "ray"]
             result[label] = with_manifest(skulens([*args, "--ray-address", address], env), out, rows)
@@ -227,8 +241,8 @@ def write_markdown(data: dict, path: Path) -> None:
     if "million" in data:
         row("1,000,000-row TF-IDF categorize predict", data["million"])
     if "two_node" in data:
-        row("MiniLM embed, Ray 1 node × 1 CPU", data["two_node"]["one_node"])
-        row("MiniLM embed, Ray 2 nodes × 1 CPU", data["two_node"]["two_nodes"])
+        row("MiniLM embed, Ray 1 node (1 actor)", data["two_node"]["one_node"])
+        row("MiniLM embed, Ray 2 nodes (2 actors)", data["two_node"]["two_nodes"])
     lines.append("")
     for key in ("text", "image"):
         if key in data:
@@ -237,6 +251,22 @@ def write_markdown(data: dict, path: Path) -> None:
                 f"- {key}: Ray/local rows/s {d['ray_vs_local_rows_per_s']}; same ids {d['same_ids']}; "
                 f"largest vector difference {d['max_abs_vector_diff']:.2e}"
             )
+    if "fixed_cost" in data:
+        f = data["fixed_cost"]
+        lines.append("")
+        lines.append(
+            f"Fixed cost (the same runs on {f['rows']} rows) and marginal rows/s (large − small slice, fixed cost left out):"
+        )
+        lines.append("")
+        lines.append("| embedding | engine | engine s on the small slice | marginal rows/s |")
+        lines.append("|---|---|---|---|")
+        for key in ("text", "image"):
+            for engine in ("local", "ray"):
+                run = f[key][engine]
+                lines.append(f"| {key} | {engine} | {run['engine_s']} | {run.get('marginal_rows_per_s')} |")
+        lines.append("")
+        for key in ("text", "image"):
+            lines.append(f"- {key}: Ray/local marginal rows/s {f[key].get('ray_vs_local_marginal')}")
     if "two_node" in data:
         lines.append(f"- 2-node speed-up (rows/s, 2 nodes / 1 node): {data['two_node']['speed_up']}")
     if "million" in data:
@@ -246,6 +276,28 @@ def write_markdown(data: dict, path: Path) -> None:
         )
     lines += ["", *data.get("notes", [])]
     path.write_text("\n".join(lines) + "\n")
+
+
+def fixed_cost(catalog: Path, rows: int, work: Path, env: dict, data: dict) -> dict:
+    """Both embeddings again on a ``rows``-row slice: the engines' fixed cost (start-up, model load) and the
+    marginal rows/s between the small and the large slice, which leaves the fixed cost out."""
+    result = {
+        "text": embed_pair(text_slice(catalog, rows, work), "minilm", rows, work, env, "text_small"),
+        "image": embed_pair(image_slice(catalog, rows, work), "efficientnet-lite0", rows, work, env, "image_small"),
+        "rows": rows,
+    }
+    for key in ("text", "image"):
+        if key not in data:
+            continue
+        for engine in ("local", "ray"):
+            big, small = data[key][engine], result[key][engine]
+            extra = big["engine_s"] - small["engine_s"]
+            result[key][engine]["marginal_rows_per_s"] = (
+                round((big["rows_out"] - small["rows_out"]) / extra, 1) if extra > 0 else None
+            )
+        local, ray = result[key]["local"]["marginal_rows_per_s"], result[key]["ray"]["marginal_rows_per_s"]
+        result[key]["ray_vs_local_marginal"] = round(ray / local, 3) if local and ray else None
+    return result
 
 
 def summarise(data: dict) -> None:
@@ -264,6 +316,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/skulens-scale/work"))
     parser.add_argument("--text-slice", type=int, default=2000)
     parser.add_argument("--image-slice", type=int, default=1000)
+    parser.add_argument("--small-slice", type=int, default=64, help="rows of the fixed-cost runs")
     parser.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated: {', '.join(RUNS)}")
     args = parser.parse_args()
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
@@ -291,6 +344,7 @@ def main() -> None:
         ),
         "million": lambda: million(args.catalog, args.work, env),
         "two_node": lambda: two_node(text_slice(args.catalog, args.text_slice, args.work), args.text_slice, args.work, env),
+        "fixed_cost": lambda: fixed_cost(args.catalog, args.small_slice, args.work, env, data),
     }
     for name in runs:  # saved after each run: a later failure keeps what was measured
         data[name] = {**steps[name](), "invoked_as": data["command"]}

@@ -32,7 +32,12 @@ RayAddress = Annotated[
 ]
 RayCpus = Annotated[
     int | None,
-    typer.Option(metavar="N", help="CPUs of the local Ray started without --ray-address (default 2).", show_default=False),
+    typer.Option(
+        metavar="N",
+        help="CPUs of the local Ray started without --ray-address (default: the cores, 2 to 4; at least 2): "
+        "one reads and validates, each other one runs an encoding actor.",
+        show_default=False,
+    ),
 ]
 ChunkRows = Annotated[int, typer.Option(metavar="N", help="Rows per chunk read and encoded at once (memory vs batching).")]
 

@@ -27,7 +27,7 @@ from skulens.engines.local import RunSummary, count_output, drop_repeated_ids, p
 from skulens.threads import available_cores
 
 LOOPBACK = "127.0.0.1"
-#: CPUs a local Ray gets when none is asked for (it shares the machine with the driver).
+#: CPUs a local Ray gets at least when none is asked for: one for reading, one or more for encoding actors.
 DEFAULT_LOCAL_CPUS = 2
 #: Validation tasks are light; they take no CPU slot away from the encoding actors.
 VALIDATE_CPUS = 0
@@ -35,7 +35,7 @@ VALIDATE_CPUS = 0
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> dict:
     """Join Ray at ``address`` (``auto``, ``ray://host:port``) or start a local one on loopback with
-    ``num_cpus`` CPUs (default: 2, or fewer when the machine has fewer). Returns the cluster's resources."""
+    ``num_cpus`` CPUs (default: the machine's cores, between 2 and 4). Returns the cluster's resources."""
     try:
         import ray
     except ImportError:
@@ -44,7 +44,9 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> dict:
         if address:
             ray.init(address=address, logging_level=logging.WARNING)
         else:
-            cpus = num_cpus or min(DEFAULT_LOCAL_CPUS, available_cores())
+            cpus = num_cpus or max(DEFAULT_LOCAL_CPUS, min(available_cores(), 4))
+            if cpus < 2:
+                raise CatalogError(f"a local Ray needs at least 2 CPUs (one reads, the others encode), not {cpus}")
             ray.init(  # "local": always a new Ray, never one a `ray start` left running on this machine
                 address="local", num_cpus=cpus, include_dashboard=False, _node_ip_address=LOOPBACK, logging_level=logging.WARNING
             )
@@ -80,7 +82,8 @@ def run_ray(
 ) -> RunSummary:
     """Run ``job`` over ``stream`` on Ray and write Parquet parts into ``out`` (rows in source order).
 
-    ``actors`` encoding actors (default: one per CPU of the cluster), each with ``threads_per_actor``
+    ``actors`` encoding actors (default: one per CPU of the cluster but one, which Ray Data's readers need:
+    with every CPU held by an actor, a Parquet read never starts), each with ``threads_per_actor``
     model threads. A row repeating an earlier row's id is dropped, as the local engine drops it.
     """
     import ray.data as rd
@@ -92,7 +95,7 @@ def run_ray(
     context.execution_options.preserve_order = True
     context.enable_progress_bars = progress
     logging.getLogger("ray.data").setLevel(logging.WARNING)
-    pool = actors or max(1, int(resources.get("CPU", 1)))
+    pool = actors or max(1, int(resources.get("CPU", 1)) - 1)  # one CPU stays free for the read tasks
     encoded = _read(stream).map_batches(
         ChunkRunner,
         fn_constructor_args=(job, [str(root) for root in stream.image_roots], threads_per_actor),
