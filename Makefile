@@ -25,11 +25,11 @@ demo: $(STAMP)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CHECKED := src tests benchmarks
 
-# tests/test_scale_engines.py starts a local Ray (loopback, 2 CPUs) and compares it with the local engine.
-# A missing Ray, or one that cannot start on loopback here, stops `make test` (the tests never skip).
+# tests/test_scale_engines.py starts a private local Ray (node address 127.0.0.1, 2 CPUs) and compares it with the
+# local engine. A missing Ray, or one that cannot start here, stops `make test` (the tests never skip).
 ray-check: $(STAMP)
 	@$(BIN)/python -c "import ray; from skulens.engines.ray_engine import connect; \
-		print('ray', ray.__version__, 'started on loopback:', connect(num_cpus=1)['CPU'], 'CPU'); ray.shutdown()" \
+		print('ray', ray.__version__, 'started locally:', connect(num_cpus=2)['CPU'], 'CPUs'); ray.shutdown()" \
 		|| { echo "error: Ray (ray[data]) is missing or cannot start a local cluster: pip install 'ray[data]'" >&2; exit 1; }
 
 test: $(STAMP) ray-check

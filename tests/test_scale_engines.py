@@ -1,4 +1,4 @@
-"""The Ray engine against the local engine on one local Ray (loopback, 2 CPUs, started once for the session):
+"""The Ray engine against the local engine on one private local Ray (node address 127.0.0.1, 2 CPUs, started once for the session):
 the same embeddings and predictions, and every row exactly once when an encoding actor is killed mid-run.
 
 Ray is a dependency: if it is missing or cannot start, these tests fail (they do not skip)."""
@@ -23,7 +23,7 @@ from skulens.engines import EmbedJob, PredictJob, read_output, read_vectors, run
 
 @pytest.fixture(scope="session")
 def local_ray(tmp_path_factory):
-    """One local Ray for every test here: loopback only, 2 CPUs, workers limited to one model thread."""
+    """One local Ray for every test here: node address 127.0.0.1, 2 CPUs, workers limited to one model thread."""
     from skulens.engines.ray_engine import connect
 
     os.environ.setdefault("SKULENS_THREADS", "1")

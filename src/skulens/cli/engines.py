@@ -26,7 +26,7 @@ RayAddress = Annotated[
     str | None,
     typer.Option(
         metavar="auto|ray://HOST:PORT",
-        help="The Ray cluster to run on (auto: the one this machine belongs to). Without it a local Ray starts on loopback.",
+        help="The Ray cluster to run on (auto: the one this machine belongs to). Without it a private local Ray starts on this machine (node address 127.0.0.1).",
         show_default=False,
     ),
 ]

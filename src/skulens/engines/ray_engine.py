@@ -6,7 +6,7 @@ read (Ray Data's CSV/Parquet readers, every CSV cell as text as in the local eng
    actor; images are read and decoded in the actor's threads, overlapping the model)
 -> write Parquet (one file per block).
 
-Without an address a local Ray starts on the loopback interface with a bounded number of CPUs;
+Without an address a private local Ray starts (node address 127.0.0.1, token authentication on) with a bounded number of CPUs;
 ``auto`` joins the cluster this machine belongs to, ``ray://host:10001`` connects through Ray Client.
 Ray Data restarts a dead actor and retries its tasks (its defaults: ``max_restarts=-1``,
 ``max_task_retries=-1``); a block is handed on only when its task succeeds, so every row is written
@@ -34,7 +34,7 @@ VALIDATE_CPUS = 0
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> dict:
-    """Join Ray at ``address`` (``auto``, ``ray://host:port``) or start a local one on loopback with
+    """Join Ray at ``address`` (``auto``, ``ray://host:port``) or start a private local one (node address 127.0.0.1) with
     ``num_cpus`` CPUs (default: the machine's cores, between 2 and 4). Returns the cluster's resources."""
     try:
         import ray
