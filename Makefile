@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean ray-check
 
 # torch is installed first and pinned: 2.13.0 is the CPU build; an unpinned torch pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -25,7 +25,14 @@ demo: $(STAMP)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CHECKED := src tests benchmarks
 
-test: $(STAMP)
+# tests/test_scale_engines.py starts a private local Ray (node address 127.0.0.1, 2 CPUs) and compares it with the
+# local engine. A missing Ray, or one that cannot start here, stops `make test` (the tests never skip).
+ray-check: $(STAMP)
+	@$(BIN)/python -c "import ray; from skulens.engines.ray_engine import connect; \
+		print('ray', ray.__version__, 'started locally:', connect(num_cpus=2)['CPU'], 'CPUs'); ray.shutdown()" \
+		|| { echo "error: Ray (ray[data]) is missing or cannot start a local cluster: pip install 'ray[data]'" >&2; exit 1; }
+
+test: $(STAMP) ray-check
 	$(BIN)/ruff check $(CHECKED)
 	$(BIN)/ruff format --check $(CHECKED)
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \

@@ -10,11 +10,13 @@ from typing import Annotated
 import typer
 
 from skulens.cli.commands import add_commands, flag
+from skulens.cli.engines import ChunkRows, Engine, RayAddress, RayCpus, run_streamed
 from skulens.cli.output import console, fail
 from skulens.cli.sources import Columns, ImageRoots, Source, load_source, report_images
 
 PANEL = "Catalogs"
 DEFAULT_TEXT_FIELDS = "title,description,review_text"
+DEFAULT_CHUNK_ROWS = 4096  # skulens.catalog.streaming.DEFAULT_CHUNK_ROWS (not imported: --help stays fast)
 
 
 def encoders(
@@ -86,10 +88,22 @@ def embed(
     no_cache: Annotated[bool, flag("--no-cache", help="Recompute everything; do not read or write the cache.")] = False,
     columns: Columns = None,
     image_root: ImageRoots = None,
+    parquet: Annotated[
+        bool, flag("--parquet", help="Stream the catalog in chunks and write Parquet parts (id, vector, present, issue).")
+    ] = False,
+    engine: Engine = "local",
+    ray_address: RayAddress = None,
+    ray_cpus: RayCpus = None,
+    chunk_rows: ChunkRows = DEFAULT_CHUNK_ROWS,
 ) -> None:
     """Embed a catalog's images or texts with one encoder; re-runs reuse the on-disk cache.
 
+    Without --parquet or --engine ray: the catalog is read whole and DIR gets embeddings.npz. With them it
+    is streamed in chunks (memory stays bounded on catalogs of millions of rows) and DIR gets Parquet parts.
+
     Example: skulens embed flipkart -e efficientnet-lite0 --limit 64 -o runs/emb
+
+    Example: skulens embed products.csv -e minilm --engine ray --ray-address auto -o runs/emb
     """
     from skulens.catalog import CatalogError
     from skulens.embed import embed_catalog
@@ -97,6 +111,14 @@ def embed(
     from skulens.progress import step
 
     fields = tuple(f.strip() for f in text_fields.split(",") if f.strip())
+    if parquet or engine != "local" or ray_address is not None:
+        from skulens.engines import EmbedJob
+
+        if limit is not None:
+            raise fail("--limit reads the whole catalog; it cannot be combined with --parquet/--engine ray")
+        job = EmbedJob(encoder, fields, str(cache_dir) if cache_dir else None, use_cache=not no_cache)
+        run_streamed(source, job, out, engine, ray_address, ray_cpus, chunk_rows, columns, image_root, "embedded")
+        return
     catalog = load_source(source, columns, image_root)
     if limit is not None:
         catalog = catalog.head(limit)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from skulens.cli.commands import add_commands, flag, group
+from skulens.cli.engines import ChunkRows, Engine, RayAddress, RayCpus, run_streamed
 from skulens.cli.output import console, err, fail, note, print_report_tables, warn
 from skulens.cli.sources import Columns, ImageRoots, Label, Source, label_value, load_source, reads_images, report_images
 from skulens.cli.tracking import NoTrack, Register, TrackingUri, tracked_run
@@ -170,14 +171,28 @@ def predict(
     input: Annotated[
         str | None, typer.Option("--input", "-i", metavar="DATA", help="A catalog to categorize in batch (any DATA format).")
     ] = None,
-    output: Annotated[Path | None, typer.Option("--output", metavar="FILE", help="Where batch predictions go (CSV).")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            metavar="FILE.csv|DIR",
+            help="Where batch predictions go: a .csv file (catalog read whole), or a folder of Parquet parts "
+            "(catalog streamed in chunks, bounded memory; --engine ray writes these).",
+        ),
+    ] = None,
     k: Annotated[int, typer.Option("-k", "--k", metavar="N", help="How many categories to show per product.")] = 5,
     columns: Columns = None,
     image_root: ImageRoots = None,
+    engine: Engine = "local",
+    ray_address: RayAddress = None,
+    ray_cpus: RayCpus = None,
+    chunk_rows: ChunkRows = 4096,
 ) -> None:
     """Categorize one product (--image and/or --text) or a whole file (--input, --output).
 
     Example: skulens categorize predict runs/flipkart-model --image watch.jpg --text "Analog watch for men"
+
+    Example: skulens categorize predict runs/flipkart-model --input products.parquet --output runs/predictions --engine ray
     """
     import pandas as pd
 
@@ -187,6 +202,24 @@ def predict(
 
     if input is not None and output is None:
         raise fail("--input needs --output FILE for the predictions")
+    if input is not None and output.suffix.lower() != ".csv":
+        from skulens.engines import PredictJob
+
+        run_streamed(
+            input,
+            PredictJob(str(model), k),
+            output,
+            engine,
+            ray_address,
+            ray_cpus,
+            chunk_rows,
+            columns,
+            image_root,
+            "categorized",
+        )
+        return
+    if engine != "local" or ray_address is not None:
+        raise fail("--engine ray needs --input DATA and --output DIR (a folder of Parquet parts, not a .csv file)")
     try:
         predictor = CategoryPredictor.load(model)
     except (CatalogError, ModelFolderError) as exc:

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from skulens.cli.commands import Command, add_commands, flag, group
+from skulens.cli.engines import ChunkRows, Engine, RayAddress, RayCpus, run_streamed
 from skulens.cli.output import console, fail
 from skulens.cli.sources import Columns, ImageRoots, Source, load_source
 
@@ -170,14 +171,42 @@ def index(
     limit: Limit = None,
     columns: Columns = None,
     image_root: ImageRoots = None,
+    parquet: Annotated[
+        bool,
+        flag("--parquet", help="Stream the catalog in chunks (bounded memory while encoding); vectors kept in DIR/vectors."),
+    ] = False,
+    engine: Engine = "local",
+    ray_address: RayAddress = None,
+    ray_cpus: RayCpus = None,
+    chunk_rows: ChunkRows = 4096,
 ) -> None:
     """Embed every product and write a searchable index (FAISS index + manifest + metadata for --where).
+
+    With --parquet or --engine ray the products are encoded chunk by chunk (on Ray: by an actor pool) into
+    DIR/vectors/*.parquet, and the index is built from those files.
 
     Example: skulens search index myntra --model runs/align --out runs/align/index
     """
     from skulens.progress import step
     from skulens.tasks.align import AlignmentModel
 
+    if parquet or engine != "local" or ray_address is not None:
+        from skulens.engines import IndexJob, index_from_output
+
+        if limit is not None:
+            raise fail("--limit reads the whole catalog; it cannot be combined with --parquet/--engine ray")
+        vectors_dir = out / "vectors"
+        job = IndexJob(str(model.resolve()), vectors)
+        run_streamed(source, job, vectors_dir, engine, ray_address, ray_cpus, chunk_rows, columns, image_root, "encoded")
+        try:
+            with step("building the index"):
+                built = index_from_output(vectors_dir, model, kind=kind, use=vectors, name=Path(source).stem)
+            built.manifest["model_folder"] = str(model.resolve())
+            built.save(out)
+        except _user_errors() as exc:
+            raise fail(str(exc)) from None
+        console.print(f"indexed {len(built):,} products ({built.kind} {built.manifest['params']}) into {escape(str(out))}")
+        return
     catalog = _load_keeping_columns(source, columns, image_root)
     if limit is not None:
         catalog = catalog.head(limit)
