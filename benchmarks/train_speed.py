@@ -90,8 +90,8 @@ def compare(fast: dict, slow: dict) -> dict:
     return {"max_abs_diff": max(diffs.values(), default=None), "within_0_005": all(d <= 0.005 for d in diffs.values())}
 
 
-def measure_flipkart(paths: list[str], work: Path, warm: bool = True) -> dict:
-    args = ["categorize", "benchmark", "--dataset", "flipkart", "--label", "0", "--folds", "5"]
+def measure_flipkart(paths: list[str], work: Path, warm: bool = True, folds: int = 5) -> dict:
+    args = ["categorize", "benchmark", "--dataset", "flipkart", "--label", "0", "--folds", str(folds)]
     if warm:  # untimed: fills the embedding cache
         run_cli([*args, "--out", str(work / "flipkart-warmup")], "path", work / "flipkart-warmup.log")
     out: dict = {"command": "skulens " + shlex.join([*args, "--out", "DIR"])}
@@ -239,10 +239,15 @@ def main() -> None:
     parser.add_argument("--paths", nargs="+", default=["fast", "slow"], choices=list(SOLVERS))
     parser.add_argument("--no-warmup", action="store_true", help="skip the untimed cache-filling runs (cache already warm)")
     parser.add_argument("--work", default=None, help="folder for models and logs (default: a temporary one)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (2 folds, 2,000 reviews) to check the script runs")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="folder of train_speed.{json,md} (default: benchmarks/results)"
+    )
     options = parser.parse_args()
     work = Path(options.work or tempfile.mkdtemp(prefix="skulens-train-speed-"))
     work.mkdir(parents=True, exist_ok=True)
-    target = RESULTS / "train_speed.json"
+    options.results.mkdir(parents=True, exist_ok=True)
+    target = options.results / "train_speed.json"
     report = json.loads(target.read_text()) if target.exists() else {}
     report.update(
         command="python benchmarks/train_speed.py " + shlex.join(sys.argv[1:]),
@@ -250,13 +255,16 @@ def main() -> None:
         started=datetime.now(UTC).isoformat(timespec="seconds"),
         threads_env=os.environ.get("SKULENS_THREADS"),
         cores=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        quick=options.quick,
     )
     details = report.setdefault("details", {})
-    reviews = ["reviews", "train", "reviews", "-e", "tfidf"]
+    reviews = ["reviews", "train", "reviews", "-e", "tfidf", *(["--limit", "2000"] if options.quick else [])]
     myntra = ["categorize", "train", "myntra", "--label", "0", "-e", "minilm"]
     for name in options.only:
         if name == "flipkart":
-            details["flipkart_level0_benchmark_warm_s"] = entry = measure_flipkart(options.paths, work, not options.no_warmup)
+            details["flipkart_level0_benchmark_warm_s"] = entry = measure_flipkart(
+                options.paths, work, not options.no_warmup, 2 if options.quick else 5
+            )
             report["flipkart_level0_benchmark_warm_s"] = entry[options.paths[0]]["seconds"]
         elif name == "reviews":
             details["reviews_train_s"] = entry = measure_train("reviews", reviews, options.paths, work)
@@ -275,7 +283,7 @@ def main() -> None:
     report.update(load_end=load(), finished=datetime.now(UTC).isoformat(timespec="seconds"))
     report["quiet_machine"] = report["load_start"] <= QUIET_LOAD and report["load_end"] <= QUIET_LOAD
     target.write_text(json.dumps(report, indent=2) + "\n")
-    write_markdown(report, RESULTS / "train_speed.md")
+    write_markdown(report, options.results / "train_speed.md")
     print(json.dumps({k: v for k, v in report.items() if k != "details"}, indent=2))
 
 
