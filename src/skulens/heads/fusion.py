@@ -7,6 +7,7 @@ missing has ``present[image] == False`` and is still predicted from what it has.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,9 +16,12 @@ from sklearn.preprocessing import normalize
 
 from skulens.heads.base import HeadError, align_proba, check_training_labels, softmax, validation_rows
 from skulens.heads.linear import LinearProbe
-from skulens.heads.mlp import MLPProbe
 
-HEADS = {"linear": LinearProbe, "mlp": MLPProbe}
+if TYPE_CHECKING:
+    from skulens.heads.mlp import MLPProbe
+
+#: Head kinds; the MLP head (PyTorch) is imported only when one is made, so linear-only work never loads torch.
+HEADS = ("linear", "mlp")
 FUSIONS = ("late", "early")
 EPS = 1e-6
 
@@ -27,16 +31,25 @@ Masks = Mapping[str, np.ndarray]
 FittedHeads = dict[tuple, "LinearProbe | MLPProbe"]
 
 
+def head_class(kind: str) -> type[LinearProbe] | type[MLPProbe]:
+    """The class of head ``kind`` (one of :data:`HEADS`)."""
+    if kind == "mlp":
+        from skulens.heads.mlp import MLPProbe
+
+        return MLPProbe
+    return LinearProbe
+
+
 def make_head(kind: str, seed: int = 0, **params) -> LinearProbe | MLPProbe:
     if kind not in HEADS:
         raise HeadError(f"unknown head '{kind}'; choose from {', '.join(HEADS)}")
-    return HEADS[kind](seed=seed, **params)
+    return head_class(kind)(seed=seed, **params)
 
 
 def restore_head(kind: str, arrays: dict[str, np.ndarray], classes: np.ndarray) -> LinearProbe | MLPProbe:
     if kind not in HEADS:
         raise HeadError(f"saved head kind '{kind}' is unknown to this install; choose from {', '.join(HEADS)}")
-    return HEADS[kind].from_arrays(arrays, classes)
+    return head_class(kind).from_arrays(arrays, classes)
 
 
 def head_key(block: str, kind: str, params: Mapping, seed: int, val_size: float | None) -> tuple:
