@@ -71,6 +71,10 @@ PARITY = {
         "train_speed.json",
         ("details", "myntra_text_train_s", "macro_f1_fast_vs_slow", "within_0_005"),
     ),
+    "myntra_macro_f1_fast_vs_converged_within_0_005": (
+        "train_speed.json",
+        ("details", "myntra_text_train_s", "macro_f1_fast_vs_converged", "within_0_005"),
+    ),
 }
 
 
@@ -93,7 +97,7 @@ def part_commands(part: str, quick: bool, results: Path, work: Path) -> list[lis
         sizes = ["--limit", "32", "--repeats", "1", "--text-limit", "32"] if quick else ["--limit", "256", "--repeats", "2"]
         return [[*py, str(HERE / "encode_throughput.py"), *sizes, "--out", str(results)]]
     if part == "train":
-        only = ["--only", "flipkart", "reviews", "myntra"]
+        only = ["--only", "flipkart", "reviews", "myntra", "--converged", "myntra"]
         return [
             [*py, str(HERE / "train_speed.py"), *only, "--work", str(work / "train"), "--results", str(results)]
             + (["--quick"] if quick else [])
