@@ -100,7 +100,7 @@ def part_commands(part: str, quick: bool, results: Path, work: Path) -> list[lis
         only = ["--only", "flipkart", "reviews", "myntra", "--converged", "myntra"]
         return [
             [*py, str(HERE / "train_speed.py"), *only, "--work", str(work / "train"), "--results", str(results)]
-            + (["--quick"] if quick else [])
+            + (["--quick", "--no-warmup"] if quick else [])
         ]
     if part == "loaded":
         return [
