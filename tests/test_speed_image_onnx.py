@@ -39,3 +39,21 @@ def test_cached_graph_gives_the_same_features_and_needs_no_torch(tmp_path, monke
     env = {**os.environ, "SKULENS_ONNX_CACHE": str(tmp_path), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_given_network_is_run_not_the_cached_imagenet_graph(tmp_path, monkeypatch):
+    import torch
+
+    from skulens.encoders.efficientnet_lite import load_pretrained
+
+    monkeypatch.setenv("SKULENS_ONNX_CACHE", str(tmp_path))
+    EfficientNetLiteEncoder("lite0")  # fills the cache with the ImageNet graph
+    changed = load_pretrained("lite0")
+    with torch.no_grad():
+        changed._conv_head.weight.mul_(0.5)
+    own = EfficientNetLiteEncoder("lite0", model=changed)
+    images = _images()
+    reference = own.model.features(own.preprocess(images)).detach().numpy()
+    np.testing.assert_allclose(own.encode(images), reference, atol=1e-3)
+    assert np.abs(own.encode(images) - EfficientNetLiteEncoder("lite0").encode(images)).max() > 1e-2
+    assert len(list(tmp_path.glob("*.onnx"))) == 1

@@ -71,6 +71,17 @@ def cached_graph(variant: str, fingerprint: str, model: Callable[[], EfficientNe
     return graph
 
 
+def _own_graph(model: EfficientNetLite) -> bytes | None:
+    """The ONNX graph of ``model`` (not cached: its weights are not the packaged ones); None without ``onnx``."""
+    try:
+        import onnx  # noqa: F401  (needed by to_onnx)
+    except ImportError:
+        return None
+    from skulens.encoders.efficientnet_lite import to_onnx
+
+    return to_onnx(model)
+
+
 class EfficientNetLiteEncoder(Encoder):
     """1280-d pooled features of EfficientNet-Lite0/1/2 with bundled ImageNet weights.
 
@@ -84,7 +95,11 @@ class EfficientNetLiteEncoder(Encoder):
     dim = HEAD_CHANNELS
     batch_size = 32
 
-    def __init__(self, variant: str = "lite0", threads: int | None = None, backend: str = "auto") -> None:
+    def __init__(
+        self, variant: str = "lite0", threads: int | None = None, backend: str = "auto", model: EfficientNetLite | None = None
+    ) -> None:
+        """``model``: a network of this variant to run instead of the ImageNet one (fine-tuned weights); its
+        ONNX graph is built from it and never taken from or put in the cache."""
         if variant not in VARIANTS:
             raise EncoderError(f"unknown EfficientNet-Lite variant '{variant}'; choose from {list(VARIANTS)}")
         if backend not in BACKENDS:
@@ -94,7 +109,14 @@ class EfficientNetLiteEncoder(Encoder):
         self.resolution = VARIANTS[variant].resolution
         self._model: EfficientNetLite | None = None
         fingerprint = weights_fingerprint([pretrained_weights_path(variant)])
-        graph = cached_graph(variant, fingerprint, lambda: self.model) if backend != "torch" else None
+        graph = None
+        if model is not None:
+            import torch
+
+            self._model = model.eval().to(memory_format=torch.channels_last)
+            graph = _own_graph(self._model) if backend != "torch" else None
+        elif backend != "torch":
+            graph = cached_graph(variant, fingerprint, lambda: self.model)
         self.session = onnx_session(graph) if graph is not None else None
         if self.session is None and backend == "onnx":
             raise EncoderError("backend='onnx' needs onnxruntime and onnx: pip install onnxruntime onnx")
