@@ -6,7 +6,7 @@ into) ``benchmarks/results/text_quantization.json``; int8 becomes a default only
 points. Folds here are plain stratified (not grouped): the number compares two encoders on the same
 folds, it is not a benchmark of either.
 
-    python benchmarks/text_quantization.py --dataset myntra --label 0 [--limit 3000]
+    python benchmarks/text_quantization.py --dataset myntra --label 0 [--limit 3000] [--max-lengths 32 64 128]
 """
 
 from __future__ import annotations
@@ -38,6 +38,14 @@ def main() -> int:
     parser.add_argument("--label", default="0")
     parser.add_argument("--limit", type=int, default=None, help="first N labelled rows")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument(
+        "--max-lengths",
+        nargs="*",
+        type=int,
+        default=[],
+        metavar="N",
+        help="also score the float model cut at these token lengths (the accuracy-vs-length curve for a serving max length)",
+    )
     args = parser.parse_args()
     load_start = round(os.getloadavg()[0], 2)
     catalog = load_catalog(args.dataset)
@@ -47,7 +55,10 @@ def main() -> int:
     classes, counts = np.unique(y, return_counts=True)
     keep = np.isin(y, classes[counts >= args.folds])
     scores, seconds = {}, {}
-    for name, params in (("float", {}), ("int8", {"quantize": True})):
+    variants = [("float", {}), ("int8", {"quantize": True})] + [
+        (f"float_len{n}", {"max_seq_length": n}) for n in args.max_lengths
+    ]
+    for name, params in variants:
         start = time.perf_counter()
         vectors = embed_catalog(catalog, create_encoder("minilm", **params)).vectors[keep]
         seconds[name] = round(time.perf_counter() - start, 1)
@@ -65,6 +76,11 @@ def main() -> int:
         "macro_f1_int8": round(scores["int8"], 4),
         "int8_loss_points": round(100 * (scores["float"] - scores["int8"]), 2),
         "embed_seconds": seconds,
+        **(
+            {"macro_f1_by_max_length": {str(n): round(scores[f"float_len{n}"], 4) for n in args.max_lengths}}
+            if args.max_lengths
+            else {}
+        ),
         "load_start": load_start,
         "load_end": round(os.getloadavg()[0], 2),
         "command": shlex.join(sys.orig_argv),

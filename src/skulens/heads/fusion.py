@@ -7,6 +7,7 @@ missing has ``present[image] == False`` and is still predicted from what it has.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,26 +16,57 @@ from sklearn.preprocessing import normalize
 
 from skulens.heads.base import HeadError, align_proba, check_training_labels, softmax, validation_rows
 from skulens.heads.linear import LinearProbe
-from skulens.heads.mlp import MLPProbe
 
-HEADS = {"linear": LinearProbe, "mlp": MLPProbe}
+if TYPE_CHECKING:
+    from skulens.heads.mlp import MLPProbe
+
+#: Head kinds; the MLP head (PyTorch) is imported only when one is made, so linear-only work never loads torch.
+HEADS = ("linear", "mlp")
 FUSIONS = ("late", "early")
 EPS = 1e-6
 
 Blocks = Mapping[str, np.ndarray | sp.csr_matrix]
 Masks = Mapping[str, np.ndarray]
+#: Heads fitted earlier, keyed by :func:`head_key`; see ``fitted_heads`` of :meth:`LateFusion.fit`.
+FittedHeads = dict[tuple, "LinearProbe | MLPProbe"]
+
+
+def head_class(kind: str) -> type[LinearProbe] | type[MLPProbe]:
+    """The class of head ``kind`` (one of :data:`HEADS`)."""
+    if kind == "mlp":
+        from skulens.heads.mlp import MLPProbe
+
+        return MLPProbe
+    return LinearProbe
 
 
 def make_head(kind: str, seed: int = 0, **params) -> LinearProbe | MLPProbe:
     if kind not in HEADS:
         raise HeadError(f"unknown head '{kind}'; choose from {', '.join(HEADS)}")
-    return HEADS[kind](seed=seed, **params)
+    return head_class(kind)(seed=seed, **params)
 
 
 def restore_head(kind: str, arrays: dict[str, np.ndarray], classes: np.ndarray) -> LinearProbe | MLPProbe:
     if kind not in HEADS:
         raise HeadError(f"saved head kind '{kind}' is unknown to this install; choose from {', '.join(HEADS)}")
-    return HEADS[kind].from_arrays(arrays, classes)
+    return head_class(kind).from_arrays(arrays, classes)
+
+
+def head_key(block: str, kind: str, params: Mapping, seed: int, val_size: float | None) -> tuple:
+    """What identifies a head fit given its rows and labels: block, head kind, parameters, seed, split."""
+    return (block, kind, repr(sorted(params.items())), seed, val_size)
+
+
+def _fit_head(
+    fitted_heads: FittedHeads | None, key: tuple, kind: str, seed: int, params: dict, X, y: np.ndarray, **fit_args
+) -> LinearProbe | MLPProbe:
+    """A head fitted on ``X``, ``y``, or the one in ``fitted_heads`` under ``key`` (then stored there)."""
+    if fitted_heads is not None and key in fitted_heads:
+        return fitted_heads[key]
+    head = make_head(kind, seed, **params).fit(X, y, **fit_args)
+    if fitted_heads is not None:
+        fitted_heads[key] = head
+    return head
 
 
 def _nll(scores: np.ndarray, target: np.ndarray) -> float:
@@ -77,7 +109,10 @@ class LateFusion:
         params = {**self.head_params, **self.block_params.get(name, {})}
         return params.pop("head", self.head), params
 
-    def fit(self, blocks: Blocks, present: Masks, y: np.ndarray) -> LateFusion:
+    def fit(self, blocks: Blocks, present: Masks, y: np.ndarray, fitted_heads: FittedHeads | None = None) -> LateFusion:
+        """Fit the block heads and their weights. ``fitted_heads``, a dict shared by fits on exactly the same
+        rows, blocks and labels (the configurations of one cross-validation fold), reuses a block head fitted
+        before with the same settings instead of fitting it again, and receives the new ones."""
         y = np.asarray(y)
         self.classes_ = check_training_labels(y)
         self.names_ = list(blocks)
@@ -88,8 +123,9 @@ class LateFusion:
         for name in self.names_:
             rows = np.flatnonzero(present[name])
             kind, params = self._block_head(name)
-            head = make_head(kind, self.seed, **params)
-            head.fit(_rows(blocks[name], present[name]), y[rows], val_rows=np.flatnonzero(is_val[rows]))
+            key = head_key(name, kind, params, self.seed, self.val_size)
+            X = _rows(blocks[name], present[name])
+            head = _fit_head(fitted_heads, key, kind, self.seed, params, X, y[rows], val_rows=np.flatnonzero(is_val[rows]))
             self.heads_[name], self.head_kinds_[name] = head, kind
             proba = np.full((len(y), len(self.classes_)), np.nan)
             proba[rows[head.holdout_rows_]] = align_proba(head.holdout_proba_, head.classes_, self.classes_)
@@ -174,9 +210,12 @@ class EarlyFusion:
             return sp.hstack([sp.csr_matrix(p) for p in parts]).tocsr()
         return np.hstack(parts).astype(np.float32)
 
-    def fit(self, blocks: Blocks, present: Masks, y: np.ndarray) -> EarlyFusion:
+    def fit(self, blocks: Blocks, present: Masks, y: np.ndarray, fitted_heads: FittedHeads | None = None) -> EarlyFusion:
+        """Fit the head; ``fitted_heads`` as in :meth:`LateFusion.fit`."""
         self.names_ = list(blocks)
-        self.head_ = make_head(self.head, self.seed, **self.head_params).fit(self._concat(blocks, present), y)
+        key = head_key("early:" + "+".join(self.names_), self.head, self.head_params, self.seed, None)
+        X = self._concat(blocks, present) if fitted_heads is None or key not in fitted_heads else None
+        self.head_ = _fit_head(fitted_heads, key, self.head, self.seed, self.head_params, X, y)
         self.classes_ = self.head_.classes_
         return self
 

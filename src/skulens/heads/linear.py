@@ -13,7 +13,6 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skulens.heads.base import HeadError, align_proba, check_training_labels, head_tags, softmax, validation_rows
@@ -23,9 +22,23 @@ from skulens.threads import apply_thread_budget
 SOLVERS = ("path", "sklearn")
 #: Environment variable choosing the solver when ``solver=None`` (benchmarks time both paths with it).
 SOLVER_ENV = "SKULENS_PROBE_SOLVER"
+#: Environment variable setting the gradient tolerance when ``tol=None``.
+TOL_ENV = "SKULENS_PROBE_TOL"
 #: C grids: standardised dense embeddings want strong regularisation, L2-normalised TF-IDF weak.
 DENSE_CS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 SPARSE_CS = (1.0, 3.0, 10.0, 30.0, 100.0)
+
+
+def _env_tolerance() -> float:
+    """``$SKULENS_PROBE_TOL`` (a positive number), else scikit-learn's default 1e-4."""
+    value = os.environ.get(TOL_ENV, "").strip()
+    try:
+        tol = float(value) if value else 1e-4
+    except ValueError:
+        tol = -1.0
+    if not tol > 0:
+        raise HeadError(f"{TOL_ENV}={value!r} is not a positive number; unset it or use e.g. 1e-6")
+    return tol
 
 
 class LinearProbe(ClassifierMixin, BaseEstimator):
@@ -37,7 +50,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     ``holdout_proba_`` (late fusion fits its block weights on them). Dense inputs are standardised;
     sparse inputs (TF-IDF) are used as they are. ``class_weight`` is ``None``, ``"balanced"`` or a dict.
     ``solver="path"`` (the default, unless ``$SKULENS_PROBE_SOLVER`` says otherwise) warm-starts along
-    the C grid; ``"sklearn"`` is the cold reference; both stop at scikit-learn's gradient tolerance ``tol``.
+    the C grid; ``"sklearn"`` is the cold reference; both stop at the gradient tolerance ``tol`` (default:
+    ``$SKULENS_PROBE_TOL`` or scikit-learn's 1e-4; benchmarks run the reference to convergence with it).
     """
 
     def __init__(
@@ -48,7 +62,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         max_iter: int = 2000,
         seed: int = 0,
         solver: str | None = None,
-        tol: float = 1e-4,
+        tol: float | None = None,
     ) -> None:
         self.Cs = Cs
         self.val_size = val_size
@@ -74,6 +88,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             raise HeadError(f"unknown solver '{solver}'; choose from {', '.join(SOLVERS)}")
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=(np.float32, np.float64))
         self.classes_ = check_training_labels(y)
+        self.tol_ = float(self.tol) if self.tol else _env_tolerance()
         if sp.issparse(X):
             self.mean_ = self.scale_ = None
         else:
@@ -99,8 +114,12 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.n_iter_ = np.array([n_iter])
 
     def _val_loss(self, proba: np.ndarray, y_val: np.ndarray) -> float:
+        """Log-loss of ``proba`` (columns in ``classes_`` order) on ``y_val``, as scikit-learn's ``log_loss``
+        computes it (without its input checks, which cost more than the loss)."""
         clipped = np.clip(proba, 1e-7, 1)
-        return log_loss(y_val, clipped / clipped.sum(axis=1, keepdims=True), labels=self.classes_)
+        clipped = clipped / clipped.sum(axis=1, keepdims=True)
+        picked = clipped[np.arange(len(y_val)), np.searchsorted(self.classes_, y_val)]
+        return float(-np.log(np.clip(picked, np.finfo(picked.dtype).eps, 1.0)).mean())
 
     def _fit_path(self, X, y, grid: tuple[float, ...], tr: np.ndarray, va: np.ndarray, searchable: bool) -> None:
         """C chosen along a warm-started path on the training part; the refit starts from its solution.
@@ -112,7 +131,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             part_classes, part_index = np.unique(y[tr], return_inverse=True)
             weights = sample_weights(part_index, len(part_classes), self.class_weight, part_classes)
             best = (np.inf, None, None)
-            for solution in fit_path(X[tr], part_index, len(part_classes), grid, weights, self.tol, self.max_iter):
+            for solution in fit_path(X[tr], part_index, len(part_classes), grid, weights, self.tol_, self.max_iter):
                 proba = align_proba(solution.proba(X[va]), part_classes, self.classes_)
                 loss = self._val_loss(proba, y[va])
                 if loss < best[0]:
@@ -123,13 +142,13 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
                 start = None  # another class set: another parameter shape
         index = np.searchsorted(self.classes_, y)
         weights = sample_weights(index, len(self.classes_), self.class_weight, self.classes_)
-        final: LogisticFit = fit_logistic(X, index, len(self.classes_), C, weights, start, self.tol, self.max_iter)
+        final: LogisticFit = fit_logistic(X, index, len(self.classes_), C, weights, start, self.tol_, self.max_iter)
         coef = space.to_features(final.coef) if space is not None else final.coef
         self._keep(C, coef, final.intercept, final.n_iter)
 
     def _model(self, C: float) -> LogisticRegression:
         return LogisticRegression(
-            C=C, max_iter=self.max_iter, tol=self.tol, class_weight=self.class_weight, random_state=self.seed
+            C=C, max_iter=self.max_iter, tol=self.tol_, class_weight=self.class_weight, random_state=self.seed
         )
 
     def _fit_reference(self, X, y, grid: tuple[float, ...], tr: np.ndarray, va: np.ndarray, searchable: bool) -> None:

@@ -19,7 +19,6 @@ from skulens.catalog.images import DEFAULT_MAX_PIXELS, ImageLoadError, decode_im
 from skulens.index import IndexIdentityError, SearchIndexError
 from skulens.runtime.search import NoIndexError, model_index
 from skulens.serve.schemas import Text
-from skulens.tasks.align import DEFAULT_TEMPLATES, AlignmentError
 
 TASK = "align"
 
@@ -109,6 +108,8 @@ def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exc
         return SearchResponse(model=model.name, index_size=len(index), results=results)
 
     def run(fn, *args, **kwargs):
+        from skulens.tasks.align import AlignmentError  # imported here: it loads torch, which other routes never need
+
         try:
             return fn(*args, **kwargs)
         except IndexIdentityError as exc:
@@ -152,6 +153,8 @@ def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exc
         model = pick(TASK, request.model)
         image = await run_in_threadpool(image_from, request.image_base64) if request.image_base64 else None
         text = request.text if request.text and request.text.strip() else None
+        from skulens.tasks.align import DEFAULT_TEMPLATES
+
         templates = tuple(request.templates) if request.templates else DEFAULT_TEMPLATES
         top = await run_in_threadpool(
             run, model.predictor.zero_shot_inputs, request.labels, image=image, text=text, templates=templates, k=request.k

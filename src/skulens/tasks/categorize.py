@@ -135,10 +135,14 @@ class CategoryPredictor:
         self.extractor.fit(train)
         return self.fit_features(self.extractor.transform(train), y, ids=train.ids)
 
-    def fit_features(self, features: Features, y: np.ndarray, ids: Sequence[str] | None = None) -> CategoryPredictor:
+    def fit_features(
+        self, features: Features, y: np.ndarray, ids: Sequence[str] | None = None, fitted_heads: dict | None = None
+    ) -> CategoryPredictor:
         """Fit the heads on precomputed features (used by benchmarks that share embeddings across folds);
-        ``ids`` are the training rows' ids, recorded (hashed) so :meth:`evaluate` can leave them out."""
-        self.model_ = make_fusion(self.fusion, self.head, seed=self.seed).fit(features.blocks, features.present, np.asarray(y))
+        ``ids`` are the training rows' ids, recorded (hashed) so :meth:`evaluate` can leave them out;
+        ``fitted_heads`` shares block heads between fits on the same rows (see :meth:`LateFusion.fit`)."""
+        fusion = make_fusion(self.fusion, self.head, seed=self.seed)
+        self.model_ = fusion.fit(features.blocks, features.present, np.asarray(y), fitted_heads=fitted_heads)
         self.classes_ = self.model_.classes_
         self.training_ids_ = hash_ids(ids if ids is not None else [])
         return self

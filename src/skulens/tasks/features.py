@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from skulens.encoders import Encoder, EncoderError, create_encoder
 from skulens.encoders.base import as_float32
 from skulens.encoders.text import TfidfEncoder
 from skulens.tasks.model_folder import ModelFolderError, array_part, encoder_sources
+from skulens.threads import thread_budget
 
 
 @dataclass
@@ -101,33 +103,25 @@ class FeatureExtractor:
 
         ``images[i]`` is a decoded RGB PIL image, an array already made by the image encoder's
         ``prepare`` (one image encoder), or ``None``; ``texts[i]`` is the product's joined text fields.
-        ``names`` restricts the blocks to those encoders (default: every encoder).
+        ``names`` restricts the blocks to those encoders (default: every encoder). With several encoders
+        and a thread budget above one, the encoders run side by side (ONNX Runtime and PyTorch release the
+        GIL), so a product's image and text are encoded at the same time.
         """
         texts = ["" if t is None else str(t) for t in texts]
         images = list(images)
         if len(images) != len(texts):
             raise CatalogError(f"got {len(images)} images for {len(texts)} texts; give one of each per product (None if absent)")
-        blocks, present = {}, {}
-        for name in self.names if names is None else names:
-            encoder = self.encoder(name)
+        names = list(self.names if names is None else names)
+        encoders = [self.encoder(name) for name in names]  # created here, not concurrently in the threads
+        for encoder in encoders:
             if encoder.requires_fit and not getattr(encoder, "is_fitted", True):
                 raise CatalogError(f"encoder '{encoder.name}' must be fitted on training rows before use")
-            if encoder.modality == "image":
-                mask = np.array([image is not None for image in images], dtype=bool)
-                items = [_image_input(encoder, images[i]) for i in np.flatnonzero(mask)]
-            else:
-                mask = np.array([bool(t.strip()) for t in texts], dtype=bool)
-                if encoder.requires_fit:  # fitted encoders (tfidf) encode every row, as in a catalog
-                    blocks[name], present[name] = encoder.encode(texts), mask
-                    continue
-                items = [texts[i] for i in np.flatnonzero(mask)]
-            vectors = np.zeros((len(texts), encoder.dim), dtype=np.float32)
-            step = max(1, encoder.batch_size)
-            rows = np.flatnonzero(mask)
-            for start in range(0, len(items), step):
-                vectors[rows[start : start + step]] = as_float32(encoder.encode(items[start : start + step]))
-            blocks[name], present[name] = vectors, mask
-        return Features(blocks, present)
+        if len(encoders) > 1 and thread_budget() > 1:
+            with ThreadPoolExecutor(len(encoders), thread_name_prefix="skulens-encode") as pool:
+                encoded = list(pool.map(lambda encoder: _encode_inputs(encoder, images, texts), encoders))
+        else:
+            encoded = [_encode_inputs(encoder, images, texts) for encoder in encoders]
+        return Features({n: e[0] for n, e in zip(names, encoded)}, {n: e[1] for n, e in zip(names, encoded)})
 
     def zero_row(self) -> dict:
         """One all-zero feature row per encoder, dense or sparse as the encoder gives it (to check heads)."""
@@ -181,3 +175,21 @@ def _image_input(encoder: Encoder, image) -> object:
     if isinstance(image, np.ndarray):  # prepared for another encoder: back to an image for this one
         return Image.fromarray(image)
     return image
+
+
+def _encode_inputs(encoder: Encoder, images: list, texts: list[str]) -> tuple:
+    """(block, present mask) of one encoder for in-memory products (see :meth:`FeatureExtractor.transform_inputs`)."""
+    if encoder.modality == "image":
+        mask = np.array([image is not None for image in images], dtype=bool)
+        items = [_image_input(encoder, images[i]) for i in np.flatnonzero(mask)]
+    else:
+        mask = np.array([bool(t.strip()) for t in texts], dtype=bool)
+        if encoder.requires_fit:  # fitted encoders (tfidf) encode every row, as in a catalog
+            return encoder.encode(texts), mask
+        items = [texts[i] for i in np.flatnonzero(mask)]
+    vectors = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    step = max(1, encoder.batch_size)
+    rows = np.flatnonzero(mask)
+    for start in range(0, len(items), step):
+        vectors[rows[start : start + step]] = as_float32(encoder.encode(items[start : start + step]))
+    return vectors, mask
