@@ -316,6 +316,18 @@ def benchmark(
     seeds: Annotated[list[int], typer.Option("--seed", metavar="N", help="Repeat for several CV seeds.")] = [0],  # noqa: B006
     configs: Annotated[str | None, typer.Option(metavar="NAME,...", help="Only these configurations (default: all).")] = None,
     min_class_count: Annotated[int, typer.Option(metavar="N", help="Classes with fewer rows are left out.")] = 5,
+    finetune: Annotated[
+        bool,
+        flag(
+            "--finetune",
+            help="Also compare 'finetuned ...' configurations: EfficientNet-Lite0 fine-tuned inside each outer "
+            "training fold (never on its test rows), then probed and fused as usual.",
+        ),
+    ] = False,
+    finetune_views: Annotated[
+        int, typer.Option(metavar="N", help="With --finetune: views per image (1 clean + N-1 augmented).")
+    ] = 4,
+    finetune_epochs: Annotated[int, typer.Option(metavar="N", help="With --finetune: most epochs per fold.")] = 20,
     columns: Columns = None,
     image_root: ImageRoots = None,
     tracking_uri: TrackingUri = None,
@@ -331,12 +343,23 @@ def benchmark(
     from skulens.catalog import CatalogError
     from skulens.evaluation.categorize_benchmark import DEFAULT_CONFIGS, run_categorize_benchmark
 
-    chosen = DEFAULT_CONFIGS
+    known = DEFAULT_CONFIGS
+    fold_features = None
+    if finetune:
+        from skulens.evaluation.finetune_benchmark import FinetunedFoldFeatures, finetuned_configs
+        from skulens.tasks.finetune_image import ImageRecipe
+        from skulens.tasks.finetune_training import TrainConfig
+
+        known = DEFAULT_CONFIGS + finetuned_configs()
+        fold_features = FinetunedFoldFeatures(
+            ImageRecipe(views=finetune_views), TrainConfig(epochs=finetune_epochs), out, note, True
+        )
+    chosen = known
     if configs:
         wanted = [c.strip() for c in configs.split(",")]
-        chosen = tuple(c for c in DEFAULT_CONFIGS if c.name in wanted)
+        chosen = tuple(c for c in known if c.name in wanted)
         if len(chosen) != len(wanted):
-            raise fail(f"unknown config in {wanted}; known: {[c.name for c in DEFAULT_CONFIGS]}")
+            raise fail(f"unknown config in {wanted}; known: {[c.name for c in known]}")
     catalog = load_source(dataset, columns, image_root, uses=[label])
     params = {"command": "categorize benchmark", "data": dataset, "label": label, "folds": folds, "seeds": seeds}
     params |= {"configs": [c.name for c in chosen], "min_class_count": min_class_count}
@@ -352,6 +375,7 @@ def benchmark(
                 min_class_count=min_class_count,
                 command="skulens " + shlex.join(sys.argv[1:]),
                 log=note,
+                fold_features=fold_features,
             )
         except CatalogError as exc:
             raise fail(str(exc)) from None

@@ -55,7 +55,10 @@ class EfficientNetLiteEncoder(Encoder):
     dim = HEAD_CHANNELS
     batch_size = 32
 
-    def __init__(self, variant: str = "lite0", threads: int | None = None, backend: str = "auto") -> None:
+    def __init__(
+        self, variant: str = "lite0", threads: int | None = None, backend: str = "auto", model: EfficientNetLite | None = None
+    ) -> None:
+        """``model``: a network of this variant to run instead of the ImageNet one (fine-tuned weights)."""
         if variant not in VARIANTS:
             raise EncoderError(f"unknown EfficientNet-Lite variant '{variant}'; choose from {list(VARIANTS)}")
         if backend not in BACKENDS:
@@ -64,7 +67,7 @@ class EfficientNetLiteEncoder(Encoder):
         self.resolution = VARIANTS[variant].resolution
         if threads:
             torch.set_num_threads(threads)
-        self.model = load_pretrained(variant).to(memory_format=torch.channels_last)
+        self.model = (load_pretrained(variant) if model is None else model.eval()).to(memory_format=torch.channels_last)
         self.session = onnx_session(self.model) if backend != "torch" else None
         if self.session is None and backend == "onnx":
             raise EncoderError("backend='onnx' needs onnxruntime and onnx: pip install onnxruntime onnx")

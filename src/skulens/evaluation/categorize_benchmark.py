@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -41,6 +42,7 @@ from skulens.tasks.features import FeatureExtractor, Features
 
 KINDS = ("image", "text", "fused")
 GROUPED_BY = ("normalised title", "image bytes")
+IMAGE_PREFIXES = ("efficientnet", "classical", "hf-clip:", "finetuned")
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,8 @@ class Config:
 
     @property
     def modalities(self) -> list[str]:
-        image = any(e.startswith(("efficientnet", "classical", "hf-clip:")) for e in self.encoders)
-        text = any(not e.startswith(("efficientnet", "classical", "hf-clip:")) for e in self.encoders)
+        image = any(e.startswith(IMAGE_PREFIXES) for e in self.encoders)
+        text = any(not e.startswith(IMAGE_PREFIXES) for e in self.encoders)
         return [m for m, on in (("image", image), ("text", text)) if on]
 
     def competes_as(self, kind: str) -> bool:
@@ -80,6 +82,20 @@ DEFAULT_CONFIGS = (
 
 #: ``fit_predict(config, train_rows, predict_rows) -> proba`` (columns in the benchmark's class order).
 FitPredict = Callable[[Config, np.ndarray, np.ndarray], np.ndarray]
+
+
+class FoldFeatures(Protocol):
+    """Feature blocks learnt inside each outer fold (a fine-tuned encoder): ``prepare`` sees the benchmark's
+    rows once; ``for_fold`` returns the blocks ``names`` for every row, learnt from ``fold.inner_train`` only
+    (so neither the inner-validation nor the test rows were seen); ``summary`` goes into metrics.json."""
+
+    names: tuple[str, ...]
+
+    def prepare(self, rows: Catalog, y: np.ndarray, groups: np.ndarray) -> None: ...
+
+    def for_fold(self, fold: Fold) -> Features: ...
+
+    def summary(self) -> dict: ...
 
 
 @dataclass(frozen=True)
@@ -184,6 +200,7 @@ def run_categorize_benchmark(
     log: Callable[[str], None] = print,
     inner_val_size: float = 0.2,
     resamples: int = 1000,
+    fold_features: FoldFeatures | None = None,
 ) -> dict:
     """Grouped, nested CV of every config (per seed); writes metrics.json, report.md, report.html, PNGs and
     ``predictions.npz`` (the first seed's out-of-fold probabilities: ``selected_<kind>`` and ``config_<i>`` in
@@ -194,7 +211,8 @@ def run_categorize_benchmark(
     classes = np.unique(y)
     groups = duplicate_groups(rows)
     grouping = grouping_summary(groups, GROUPED_BY)
-    dense_names = sorted({e for c in configs for e in c.encoders if e != "tfidf"})
+    learnt = set(fold_features.names) if fold_features is not None else set()
+    dense_names = sorted({e for c in configs for e in c.encoders if e != "tfidf" and e not in learnt})
     log(
         f"{catalog.name} label {label!r}: {len(rows)} rows, {len(classes)} classes, {grouping['groups']} groups "
         f"({grouping['rows_in_shared_groups']} rows share one); embedding {dense_names}"
@@ -202,6 +220,8 @@ def run_categorize_benchmark(
     shared = FeatureExtractor(dense_names, text_fields, progress=True).transform(rows)
     embed_seconds = time.perf_counter() - started
     texts = rows.texts(text_fields)
+    if fold_features is not None:
+        fold_features.prepare(rows, y, groups)
 
     oof = {s: {c.name: np.zeros((len(y), len(classes))) for c in configs} for s in seeds}
     selected = {s: {k: np.zeros((len(y), len(classes))) for k in KINDS} for s in seeds}
@@ -209,7 +229,11 @@ def run_categorize_benchmark(
     fold_f1: dict[str, list[float]] = {c.name: [] for c in configs}
     for seed in seeds:
         for fold in nested_folds(y, groups, folds, seed, inner_val_size):
-            fit_predict = partial(_fit_predict, shared, texts, y, classes, seed)
+            fold_shared = shared
+            if fold_features is not None:
+                own = fold_features.for_fold(fold)
+                fold_shared = Features({**shared.blocks, **own.blocks}, {**shared.present, **own.present})
+            fit_predict = partial(_fit_predict, fold_shared, texts, y, classes, seed)
             test_proba, chosen = select_and_predict(configs, y, classes, fold, fit_predict)
             for name, proba in test_proba.items():
                 oof[seed][name][fold.test] = proba
@@ -275,6 +299,8 @@ def run_categorize_benchmark(
         "results": results,
         "selected": selection,
     }
+    if fold_features is not None:
+        summary["fold_features"] = fold_features.summary()
     _write_reports(summary, out, rows, y, {k: selected[head_seed][k] for k in selection}, classes)
     write_json(summary, out / "metrics.json")
     np.savez_compressed(
