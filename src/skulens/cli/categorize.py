@@ -328,6 +328,12 @@ def benchmark(
         int, typer.Option(metavar="N", help="With --finetune: views per image (1 clean + N-1 augmented).")
     ] = 4,
     finetune_epochs: Annotated[int, typer.Option(metavar="N", help="With --finetune: most epochs per fold.")] = 20,
+    finetune_cache: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE.npy", help="With --finetune: keep the frozen blocks' outputs in this file for later runs (large)."
+        ),
+    ] = None,
     columns: Columns = None,
     image_root: ImageRoots = None,
     tracking_uri: TrackingUri = None,
@@ -352,7 +358,7 @@ def benchmark(
 
         known = DEFAULT_CONFIGS + finetuned_configs()
         fold_features = FinetunedFoldFeatures(
-            ImageRecipe(views=finetune_views), TrainConfig(epochs=finetune_epochs), out, note, True
+            ImageRecipe(views=finetune_views), TrainConfig(epochs=finetune_epochs), out, note, True, finetune_cache
         )
     chosen = known
     if configs:

@@ -48,8 +48,10 @@ class FinetunedFoldFeatures:
         out: Path | None = None,
         log: Callable[[str], None] = print,
         progress: bool = False,
+        cache: Path | None = None,
     ) -> None:
-        self.recipe, self.config, self.out, self.log, self.progress = recipe, config, out, log, progress
+        """``cache``: a ``.npy`` file keeping the frozen blocks' outputs between runs on the same rows and recipe."""
+        self.recipe, self.config, self.out, self.log, self.progress, self.cache = recipe, config, out, log, progress, cache
         self.names = (f"finetuned-{recipe.variant}",)
         self.records: list[dict] = []
         self.prepare_seconds = 0.0
