@@ -172,6 +172,14 @@ def predict(
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", metavar="FILE", help="Where batch predictions go (CSV).")] = None,
     k: Annotated[int, typer.Option("-k", "--k", metavar="N", help="How many categories to show per product.")] = 5,
+    adapt_priors: Annotated[
+        bool,
+        flag(
+            "--adapt-priors",
+            help="Adapt to this data's class mix without labels (EM re-estimation of class priors, Saerens et al. 2002); "
+            "the estimated priors and whether EM converged are reported.",
+        ),
+    ] = False,
     columns: Columns = None,
     image_root: ImageRoots = None,
 ) -> None:
@@ -187,6 +195,8 @@ def predict(
 
     if input is not None and output is None:
         raise fail("--input needs --output FILE for the predictions")
+    if adapt_priors and input is None:
+        raise fail("--adapt-priors estimates the class mix of many products: use it with --input DATA --output FILE")
     try:
         predictor = CategoryPredictor.load(model)
     except (CatalogError, ModelFolderError) as exc:
@@ -199,7 +209,10 @@ def predict(
     try:
         found = check_images(catalog) if images else []
         features = predictor.extractor.transform(catalog)
-        rows = top_k_from_proba(predictor.classes_, predictor.proba_from_features(features), k)
+        proba = predictor.proba_from_features(features)
+        if adapt_priors:
+            proba = _adapted(predictor, proba, output.with_name(output.stem + ".prior_shift.json"))
+        rows = top_k_from_proba(predictor.classes_, proba, k)
     except CatalogError as exc:
         raise fail(str(exc)) from None
     seen = {(issue.row, issue.column) for issue in found}
@@ -221,6 +234,14 @@ def evaluate(
     include_training_rows: Annotated[
         bool,
         flag("--include-training-rows", help="Also score rows the model was trained on (excluded by default: optimistic)."),
+    ] = False,
+    adapt_priors: Annotated[
+        bool,
+        flag(
+            "--adapt-priors",
+            help="Adapt to this data's class mix without labels (EM re-estimation of class priors, Saerens et al. 2002); "
+            "the estimated priors and whether EM converged are reported.",
+        ),
     ] = False,
     columns: Columns = None,
     image_root: ImageRoots = None,
@@ -247,7 +268,7 @@ def evaluate(
     try:
         found = check_images(catalog) if images else []
         with step(f"scoring {len(catalog):,} products"):
-            evaluation = predictor.evaluate_rows(catalog, **options)
+            evaluation = predictor.evaluate_rows(catalog, adapt_priors=adapt_priors, **options)
     except CatalogError as exc:
         raise fail(str(exc)) from None
     metrics = evaluation.metrics
@@ -257,10 +278,40 @@ def evaluate(
         f"{metrics['n']:,} rows scored: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, "
         f"ECE {metrics['ece']:.3f}"
     )
+    baseline = metrics.get("majority_baseline")
+    if baseline:
+        console.print(
+            f"majority-class baseline (always '{baseline['class']}'): accuracy {baseline['accuracy']:.3f}, "
+            f"macro-F1 {baseline['macro_f1']:.3f}"
+            + ("  [bold red]the model does not beat it here[/]" if metrics["accuracy"] <= baseline["accuracy"] else "")
+        )
+    if "prior_shift" in metrics:
+        print_prior_shift(metrics["prior_shift"], predictor.classes_)
     for line in lines:
         note(line)
     report_images(catalog, found, out / "issues.csv", images=images)
     console.print(f"report in {out}")
+
+
+def print_prior_shift(shift: dict, classes) -> None:
+    """One line on what --adapt-priors did: the estimated class mix beside the training one, or why not."""
+    pairs = sorted(zip(classes, shift["train_priors"], shift["estimated_priors"]), key=lambda t: -abs(t[2] - t[1]))[:5]
+    moved = ", ".join(f"{name} {old:.2f}->{new:.2f}" for name, old, new in pairs)
+    if shift["applied"]:
+        note(f"priors adapted on {shift['n_rows']:,} rows (EM converged in {shift['iterations']} iterations): {moved}")
+    else:
+        warn(f"priors NOT adapted: {shift['reason']}")
+
+
+def _adapted(predictor: CategoryPredictor, proba, report: Path):
+    """``proba`` adapted by EM to the batch's class priors; the report goes to ``report`` (JSON)."""
+    import json
+
+    adapted, shift = predictor.adapted_proba(proba)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps({"classes": [str(c) for c in predictor.classes_], **shift.as_dict()}, indent=2))
+    print_prior_shift(shift.as_dict(), predictor.classes_)
+    return adapted
 
 
 def evaluation_notes(metrics: dict, source: str, include_training_rows: bool) -> list[str]:
