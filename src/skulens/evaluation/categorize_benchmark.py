@@ -352,6 +352,17 @@ def _write_reports(
             else ""
         )
     )
+    learnt = summary.get("fold_features")
+    if learnt:
+        report.heading("Fine-tuning inside the folds")
+        report.paragraph(
+            f"{learnt['encoder']}: {learnt['base']} with blocks {learnt['frozen_blocks']}+ and the head fine-tuned "
+            f"{learnt['protocol']}. Frozen-block outputs (computed once, {learnt['recipe']['views']} views per image): "
+            f"{learnt['frozen_outputs_seconds']}s; fine-tuning {learnt['finetune_seconds_per_fold']}s per fold on "
+            f"{learnt['threads']} thread(s) (load averages per fold in metrics.json)."
+        )
+        if (out / "finetune_curves.png").exists():
+            report.figures([(out / "finetune_curves.png", "training curves of the first fold's fine-tuning")])
     report.heading("Selected model of each kind (nested selection)")
     report.paragraph(
         "Chosen inside each outer training fold on an inner validation split (never on the test fold): "
