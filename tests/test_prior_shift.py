@@ -92,3 +92,42 @@ def test_categorizer_reports_priors_and_majority_baseline(tmp_path):
     shift = metrics["prior_shift"]
     assert shift["n_rows"] == 110 and shift["estimated_priors"][0] > shift["train_priors"][0]
     assert "prior_shift" not in loaded.evaluate(other)
+
+
+def _reviews(stars_share: list[float], n: int, seed: int):
+    from skulens.catalog import Catalog
+
+    words = {
+        1: "awful broken returned",
+        2: "poor cheap thin",
+        3: "okay average fine",
+        4: "good nice comfy",
+        5: "perfect love amazing",
+    }
+    rng = np.random.default_rng(seed)
+    stars = rng.choice([1, 2, 3, 4, 5], size=n, p=stars_share)
+    rows = [
+        {
+            "id": f"{seed}-{i}",
+            "review_text": f"{rng.choice(words[s].split())} {rng.choice(words[min(5, s + 1)].split())} {i}",
+            "rating": int(s),
+        }
+        for i, s in enumerate(stars)
+    ]
+    return Catalog(pd.DataFrame(rows), name=f"reviews{seed}")
+
+
+def test_review_model_adapts_to_another_shops_star_mix():
+    from skulens.tasks.reviews import ReviewPredictor
+
+    model = ReviewPredictor(encoders=("tfidf",)).fit(_reviews([0.05, 0.05, 0.1, 0.2, 0.6], 400, seed=0))
+    other = _reviews([0.4, 0.2, 0.2, 0.1, 0.1], 300, seed=1)
+    plain = model.evaluate(other)
+    assert "prior_shift" not in plain and plain["majority_baseline"]["class"] == "5"
+    assert plain["majority_baseline"]["rating_mae"] == pytest.approx(np.mean(5 - other.frame["rating"]))
+    adapted = model.evaluate(other, adapt_priors=True)
+    shift = adapted["prior_shift"]
+    assert shift["applied"] and shift["estimated_priors"][0] > 2 * shift["train_priors"][0]
+    assert adapted["rating_mae"] < plain["rating_mae"]
+    frame = model.predict(other, adapt_priors=True)
+    assert model.last_prior_shift_.applied and len(frame) == 300
