@@ -157,3 +157,16 @@ def test_finetune_image_refuses_too_few_images_and_a_folder_that_is_not_an_encod
         finetune_image(catalog, catalog.labels(0).to_numpy(), tmp_path / "enc", log=lambda m: None)
     with pytest.raises(EncoderError, match="encoder.json is missing"):
         create_encoder(f"finetuned:{tmp_path}")
+
+
+def test_frozen_trunk_on_onnx_runtime_matches_pytorch():
+    from skulens.encoders.efficientnet_lite import load_pretrained
+    from skulens.tasks.finetune_image import to_input, trunk, trunk_runner
+
+    model = load_pretrained("lite0")
+    pixels = np.stack([np.asarray(_drawn(shape, 5, size=224)) for shape in SHAPES])
+    with torch.no_grad():
+        expected = trunk(model, 11, to_input(pixels))
+    got = trunk_runner(model, 11)(pixels)
+    assert got.shape == expected.shape == (2, 112, 14, 14)
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-3)

@@ -130,7 +130,29 @@ def to_input(pixels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
-@torch.no_grad()
+def trunk_runner(model: EfficientNetLite, frozen: int) -> Callable[[np.ndarray], torch.Tensor]:
+    """A function from uint8 (n, r, r, 3) pixels to the frozen trunk's outputs: ONNX Runtime on one thread when
+    installed (about 3x faster on CPU; same graph export as the encoders), else PyTorch."""
+    try:
+        import onnxruntime as ort
+
+        from skulens.encoders.efficientnet_lite import to_onnx
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        session = ort.InferenceSession(to_onnx(model, blocks=frozen), options, providers=["CPUExecutionProvider"])
+    except ImportError:
+        session = None
+    if session is not None and not torch.cuda.is_available():
+        return lambda pixels: torch.from_numpy(session.run(["features"], {"pixels": pixels})[0])
+
+    def run(pixels: np.ndarray) -> torch.Tensor:
+        with torch.no_grad():
+            return trunk(model.eval(), frozen, to_input(pixels))
+
+    return run
+
+
 def trunk_views(
     model: EfficientNetLite,
     frozen: int,
@@ -144,7 +166,7 @@ def trunk_views(
     """Frozen-trunk outputs, shape (views, n, c, h, w), float16: view 0 is the clean image, the others
     augmented (seeded per image, so the same images give the same views)."""
     size = VARIANTS[model.variant].resolution
-    model.eval()
+    forward = trunk_runner(model, frozen)
     out: torch.Tensor | None = None
     with progress_bar(len(images) * views, "frozen blocks (once)", progress) as bar:
         for view in range(views):
@@ -158,12 +180,11 @@ def trunk_views(
                         for i, im in enumerate(chunk)
                     ]
                 )
-                inputs = to_input(pixels)
 
-                def run(size_: int, inputs: torch.Tensor = inputs) -> torch.Tensor:
-                    return torch.cat([trunk(model, frozen, inputs[i : i + size_]) for i in range(0, len(inputs), size_)])
+                def run(step: int, pixels: np.ndarray = pixels) -> torch.Tensor:
+                    return torch.cat([forward(pixels[i : i + step]) for i in range(0, len(pixels), step)])
 
-                maps, _ = with_batch_backoff(run, len(inputs), log)
+                maps, _ = with_batch_backoff(run, len(pixels), log)
                 if out is None:
                     out = torch.empty((views, len(images), *maps.shape[1:]), dtype=torch.float16)
                 out[view, start : start + len(chunk)] = maps.half()
