@@ -3,6 +3,8 @@ and its use by a saved categorizer (``evaluate(adapt_priors=True)``, majority-cl
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -131,3 +133,42 @@ def test_review_model_adapts_to_another_shops_star_mix():
     assert adapted["rating_mae"] < plain["rating_mae"]
     frame = model.predict(other, adapt_priors=True)
     assert model.last_prior_shift_.applied and len(frame) == 300
+
+
+def test_cli_evaluate_and_predict_with_adapt_priors(tmp_path):
+    import re
+
+    from typer.testing import CliRunner
+
+    from skulens.cli import app
+
+    env = {"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
+    train, other = tmp_path / "train.csv", tmp_path / "other.csv"
+    _shop({"Watches": 60, "Mugs": 30, "Towels": 30}, seed=0).frame.assign(
+        category=lambda f: f["category"].map(" >> ".join)
+    ).to_csv(train, index=False)
+    _shop({"Watches": 10, "Mugs": 80, "Towels": 20}, seed=1).frame.assign(
+        category=lambda f: f["category"].map(" >> ".join)
+    ).to_csv(other, index=False)
+    runner = CliRunner()
+    trained = runner.invoke(
+        app, ["categorize", "train", str(train), "-e", "tfidf", "--out", str(tmp_path / "m"), "--no-track"], env=env
+    )
+    assert trained.exit_code == 0, trained.output
+    result = runner.invoke(
+        app,
+        ["categorize", "evaluate", str(tmp_path / "m"), str(other), "--out", str(tmp_path / "eval"), "--adapt-priors"],
+        env=env,
+    )
+    text = re.sub(r"\s+", " ", result.output)
+    assert result.exit_code == 0, text
+    assert "majority-class baseline (always 'Watches'): accuracy 0.091" in text and "priors adapted on 110 rows" in text
+    out = tmp_path / "pred.csv"
+    predicted = runner.invoke(
+        app, ["categorize", "predict", str(tmp_path / "m"), "-i", str(other), "--output", str(out), "--adapt-priors"], env=env
+    )
+    assert predicted.exit_code == 0, predicted.output
+    report = json.loads((tmp_path / "pred.prior_shift.json").read_text())
+    assert report["applied"] and report["classes"] == ["Mugs", "Towels", "Watches"]
+    single = runner.invoke(app, ["categorize", "predict", str(tmp_path / "m"), "--text", "mug", "--adapt-priors"], env=env)
+    assert single.exit_code != 0 and "--input" in re.sub(r"\s+", " ", single.output)
