@@ -170,3 +170,21 @@ def test_frozen_trunk_on_onnx_runtime_matches_pytorch():
     got = trunk_runner(model, 11)(pixels)
     assert got.shape == expected.shape == (2, 112, 14, 14)
     np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-3)
+
+
+def test_cli_finetune_image_explains_too_few_images(tmp_path):
+    import re
+
+    from typer.testing import CliRunner
+
+    from skulens.cli import app
+
+    catalog = _shop(tmp_path, per_class=3)
+    catalog.frame.assign(category=catalog.frame["category"].map(" >> ".join)).to_csv(tmp_path / "drawn.csv", index=False)
+    result = CliRunner().invoke(
+        app,
+        ["finetune", "image", str(tmp_path / "drawn.csv"), "--label", "0", "--out", str(tmp_path / "enc"), "--no-track"],
+        env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"},
+    )
+    text = re.sub(r"\s+", " ", result.output)
+    assert result.exit_code != 0 and "at least 5 images per class" in text and "'circle' (3)" in text
