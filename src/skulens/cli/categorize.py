@@ -379,6 +379,7 @@ def benchmark(
         int, typer.Option(metavar="N", help="With --finetune: views per image (1 clean + N-1 augmented).")
     ] = 4,
     finetune_epochs: Annotated[int, typer.Option(metavar="N", help="With --finetune: most epochs per fold.")] = 20,
+    finetune_lr: Annotated[float, typer.Option(metavar="RATE", help="With --finetune: peak AdamW learning rate.")] = 1e-3,
     finetune_cache: Annotated[
         Path | None,
         typer.Option(
@@ -409,7 +410,12 @@ def benchmark(
 
         known = DEFAULT_CONFIGS + finetuned_configs()
         fold_features = FinetunedFoldFeatures(
-            ImageRecipe(views=finetune_views), TrainConfig(epochs=finetune_epochs), out, note, True, finetune_cache
+            ImageRecipe(views=finetune_views),
+            TrainConfig(epochs=finetune_epochs, lr=finetune_lr),
+            out,
+            note,
+            True,
+            finetune_cache,
         )
     chosen = known
     if configs:
