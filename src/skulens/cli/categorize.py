@@ -380,6 +380,9 @@ def benchmark(
     ] = 4,
     finetune_epochs: Annotated[int, typer.Option(metavar="N", help="With --finetune: most epochs per fold.")] = 20,
     finetune_lr: Annotated[float, typer.Option(metavar="RATE", help="With --finetune: peak AdamW learning rate.")] = 1e-3,
+    finetune_freeze_blocks: Annotated[
+        int | None, typer.Option(metavar="N", help="With --finetune: frozen blocks (default: all before the last downsampling).")
+    ] = None,
     finetune_cache: Annotated[
         Path | None,
         typer.Option(
@@ -410,7 +413,7 @@ def benchmark(
 
         known = DEFAULT_CONFIGS + finetuned_configs()
         fold_features = FinetunedFoldFeatures(
-            ImageRecipe(views=finetune_views),
+            ImageRecipe(freeze_blocks=finetune_freeze_blocks, views=finetune_views),
             TrainConfig(epochs=finetune_epochs, lr=finetune_lr),
             out,
             note,

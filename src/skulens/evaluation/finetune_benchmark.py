@@ -20,10 +20,18 @@ import torch
 
 from skulens.catalog.schema import Catalog
 from skulens.catalog.splits import grouped_holdout
-from skulens.encoders.efficientnet_lite import HEAD_CHANNELS, load_pretrained
+from skulens.encoders.efficientnet_lite import HEAD_CHANNELS, VARIANTS, load_pretrained
 from skulens.evaluation.categorize_benchmark import Config, Fold
 from skulens.tasks.features import Features
-from skulens.tasks.finetune_image import ImageRecipe, check_class_counts, finetune_top, load_images, top_features, trunk_views
+from skulens.tasks.finetune_image import (
+    ImageRecipe,
+    check_class_counts,
+    finetune_top,
+    load_images,
+    top_features,
+    trunk,
+    trunk_views,
+)
 from skulens.tasks.finetune_training import TrainConfig, plot_curves
 
 
@@ -68,9 +76,19 @@ class FinetunedFoldFeatures:
         self.log(
             f"frozen blocks 0-{self.frozen - 1} of efficientnet-{self.recipe.variant}: {len(images)} images x {self.recipe.views} views"
         )
-        self.cached = trunk_views(
-            self.base, self.frozen, images, self.recipe.views, 0, self.config.batch_size, self.progress, self.log
-        )
+        resolution = VARIANTS[self.recipe.variant].resolution
+        with torch.no_grad():
+            one = trunk(self.base.eval(), self.frozen, torch.zeros(1, 3, resolution, resolution))
+        shape = (self.recipe.views, len(images), *one.shape[1:])
+        if self.cache is not None and self.cache.exists() and np.load(self.cache, mmap_mode="r").shape == shape:
+            self.cached = torch.from_numpy(np.load(self.cache, allow_pickle=False))
+            self.log(f"frozen-block outputs read from {self.cache}")
+        else:
+            self.cached = trunk_views(
+                self.base, self.frozen, images, self.recipe.views, 0, self.config.batch_size, self.progress, self.log
+            )
+            if self.cache is not None:
+                np.save(self.cache, self.cached.numpy(), allow_pickle=False)
         self.prepare_seconds = time.perf_counter() - started
 
     def for_fold(self, fold: Fold) -> Features:
