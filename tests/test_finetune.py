@@ -188,3 +188,27 @@ def test_cli_finetune_image_explains_too_few_images(tmp_path):
     )
     text = re.sub(r"\s+", " ", result.output)
     assert result.exit_code != 0 and "at least 5 images per class" in text and "'circle' (3)" in text
+
+
+def test_fold_features_fine_tune_on_inner_training_rows_only_and_reuse_the_cache(tmp_path):
+    from skulens.catalog.splits import duplicate_groups
+    from skulens.evaluation.categorize_benchmark import nested_folds
+    from skulens.evaluation.finetune_benchmark import FinetunedFoldFeatures
+
+    catalog = _shop(tmp_path, per_class=16)
+    y = catalog.labels(0).to_numpy().astype(str)
+    groups = duplicate_groups(catalog)
+    cache = tmp_path / "trunk.npy"
+    recipe, config = ImageRecipe(freeze_blocks=15, views=2), TrainConfig(epochs=1, batch_size=8)
+    learnt = FinetunedFoldFeatures(recipe, config, log=lambda m: None, cache=cache)
+    learnt.prepare(catalog, y, groups)
+    assert cache.exists()
+    fold = next(nested_folds(y, groups, folds=2, seed=0))
+    features = learnt.for_fold(fold)
+    assert features.blocks["finetuned-lite0"].shape == (32, 1280) and features.present["finetuned-lite0"].all()
+    record = learnt.records[0]
+    assert record["n_train"] + record["n_early_stopping"] == len(fold.inner_train)
+    again = FinetunedFoldFeatures(recipe, config, log=lambda m: None, cache=cache)
+    again.prepare(catalog, y, groups)
+    assert torch.equal(again.cached, learnt.cached)
+    assert learnt.summary()["folds"][0]["fold"] == 0
