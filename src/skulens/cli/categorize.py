@@ -181,6 +181,14 @@ def predict(
         ),
     ] = None,
     k: Annotated[int, typer.Option("-k", "--k", metavar="N", help="How many categories to show per product.")] = 5,
+    adapt_priors: Annotated[
+        bool,
+        flag(
+            "--adapt-priors",
+            help="Adapt to this data's class mix without labels (EM re-estimation of class priors, Saerens et al. 2002); "
+            "the estimated priors and whether EM converged are reported.",
+        ),
+    ] = False,
     columns: Columns = None,
     image_root: ImageRoots = None,
     engine: Engine = "local",
@@ -202,6 +210,10 @@ def predict(
 
     if input is not None and output is None:
         raise fail("--input needs --output FILE for the predictions")
+    if adapt_priors and input is None:
+        raise fail("--adapt-priors estimates the class mix of many products: use it with --input DATA --output FILE")
+    if adapt_priors and output.suffix.lower() != ".csv":
+        raise fail("--adapt-priors estimates the class mix of the whole catalog at once: give --output FILE.csv")
     if input is not None and output.suffix.lower() != ".csv":
         from skulens.engines import PredictJob
 
@@ -232,7 +244,10 @@ def predict(
     try:
         found = check_images(catalog) if images else []
         features = predictor.extractor.transform(catalog)
-        rows = top_k_from_proba(predictor.classes_, predictor.proba_from_features(features), k)
+        proba = predictor.proba_from_features(features)
+        if adapt_priors:
+            proba = _adapted(predictor, proba, output.with_name(output.stem + ".prior_shift.json"))
+        rows = top_k_from_proba(predictor.classes_, proba, k)
     except CatalogError as exc:
         raise fail(str(exc)) from None
     seen = {(issue.row, issue.column) for issue in found}
@@ -254,6 +269,14 @@ def evaluate(
     include_training_rows: Annotated[
         bool,
         flag("--include-training-rows", help="Also score rows the model was trained on (excluded by default: optimistic)."),
+    ] = False,
+    adapt_priors: Annotated[
+        bool,
+        flag(
+            "--adapt-priors",
+            help="Adapt to this data's class mix without labels (EM re-estimation of class priors, Saerens et al. 2002); "
+            "the estimated priors and whether EM converged are reported.",
+        ),
     ] = False,
     columns: Columns = None,
     image_root: ImageRoots = None,
@@ -280,7 +303,7 @@ def evaluate(
     try:
         found = check_images(catalog) if images else []
         with step(f"scoring {len(catalog):,} products"):
-            evaluation = predictor.evaluate_rows(catalog, **options)
+            evaluation = predictor.evaluate_rows(catalog, adapt_priors=adapt_priors, **options)
     except CatalogError as exc:
         raise fail(str(exc)) from None
     metrics = evaluation.metrics
@@ -290,10 +313,40 @@ def evaluate(
         f"{metrics['n']:,} rows scored: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, "
         f"ECE {metrics['ece']:.3f}"
     )
+    baseline = metrics.get("majority_baseline")
+    if baseline:
+        console.print(
+            f"majority-class baseline (always '{baseline['class']}'): accuracy {baseline['accuracy']:.3f}, "
+            f"macro-F1 {baseline['macro_f1']:.3f}"
+            + ("  [bold red]the model does not beat it here[/]" if metrics["accuracy"] <= baseline["accuracy"] else "")
+        )
+    if "prior_shift" in metrics:
+        print_prior_shift(metrics["prior_shift"], predictor.classes_)
     for line in lines:
         note(line)
     report_images(catalog, found, out / "issues.csv", images=images)
     console.print(f"report in {out}")
+
+
+def print_prior_shift(shift: dict, classes) -> None:
+    """One line on what --adapt-priors did: the estimated class mix beside the training one, or why not."""
+    pairs = sorted(zip(classes, shift["train_priors"], shift["estimated_priors"]), key=lambda t: -abs(t[2] - t[1]))[:5]
+    moved = ", ".join(f"{name} {old:.2f}->{new:.2f}" for name, old, new in pairs)
+    if shift["applied"]:
+        note(f"priors adapted on {shift['n_rows']:,} rows (EM converged in {shift['iterations']} iterations): {moved}")
+    else:
+        warn(f"priors NOT adapted: {shift['reason']}")
+
+
+def _adapted(predictor: CategoryPredictor, proba, report: Path):
+    """``proba`` adapted by EM to the batch's class priors; the report goes to ``report`` (JSON)."""
+    import json
+
+    adapted, shift = predictor.adapted_proba(proba)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps({"classes": [str(c) for c in predictor.classes_], **shift.as_dict()}, indent=2))
+    print_prior_shift(shift.as_dict(), predictor.classes_)
+    return adapted
 
 
 def evaluation_notes(metrics: dict, source: str, include_training_rows: bool) -> list[str]:
@@ -349,6 +402,28 @@ def benchmark(
     seeds: Annotated[list[int], typer.Option("--seed", metavar="N", help="Repeat for several CV seeds.")] = [0],  # noqa: B006
     configs: Annotated[str | None, typer.Option(metavar="NAME,...", help="Only these configurations (default: all).")] = None,
     min_class_count: Annotated[int, typer.Option(metavar="N", help="Classes with fewer rows are left out.")] = 5,
+    finetune: Annotated[
+        bool,
+        flag(
+            "--finetune",
+            help="Also compare 'finetuned ...' configurations: EfficientNet-Lite0 fine-tuned inside each outer "
+            "training fold (never on its test rows), then probed and fused as usual.",
+        ),
+    ] = False,
+    finetune_views: Annotated[
+        int, typer.Option(metavar="N", help="With --finetune: views per image (1 clean + N-1 augmented).")
+    ] = 4,
+    finetune_epochs: Annotated[int, typer.Option(metavar="N", help="With --finetune: most epochs per fold.")] = 20,
+    finetune_lr: Annotated[float, typer.Option(metavar="RATE", help="With --finetune: peak AdamW learning rate.")] = 1e-3,
+    finetune_freeze_blocks: Annotated[
+        int | None, typer.Option(metavar="N", help="With --finetune: frozen blocks (default: all before the last downsampling).")
+    ] = None,
+    finetune_cache: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE.npy", help="With --finetune: keep the frozen blocks' outputs in this file for later runs (large)."
+        ),
+    ] = None,
     columns: Columns = None,
     image_root: ImageRoots = None,
     tracking_uri: TrackingUri = None,
@@ -364,12 +439,28 @@ def benchmark(
     from skulens.catalog import CatalogError
     from skulens.evaluation.categorize_benchmark import DEFAULT_CONFIGS, run_categorize_benchmark
 
-    chosen = DEFAULT_CONFIGS
+    known = DEFAULT_CONFIGS
+    fold_features = None
+    if finetune:
+        from skulens.evaluation.finetune_benchmark import FinetunedFoldFeatures, finetuned_configs
+        from skulens.tasks.finetune_image import ImageRecipe
+        from skulens.tasks.finetune_training import TrainConfig
+
+        known = DEFAULT_CONFIGS + finetuned_configs()
+        fold_features = FinetunedFoldFeatures(
+            ImageRecipe(freeze_blocks=finetune_freeze_blocks, views=finetune_views),
+            TrainConfig(epochs=finetune_epochs, lr=finetune_lr),
+            out,
+            note,
+            True,
+            finetune_cache,
+        )
+    chosen = known
     if configs:
         wanted = [c.strip() for c in configs.split(",")]
-        chosen = tuple(c for c in DEFAULT_CONFIGS if c.name in wanted)
+        chosen = tuple(c for c in known if c.name in wanted)
         if len(chosen) != len(wanted):
-            raise fail(f"unknown config in {wanted}; known: {[c.name for c in DEFAULT_CONFIGS]}")
+            raise fail(f"unknown config in {wanted}; known: {[c.name for c in known]}")
     catalog = load_source(dataset, columns, image_root, uses=[label])
     params = {"command": "categorize benchmark", "data": dataset, "label": label, "folds": folds, "seeds": seeds}
     params |= {"configs": [c.name for c in chosen], "min_class_count": min_class_count}
@@ -385,6 +476,7 @@ def benchmark(
                 min_class_count=min_class_count,
                 command="skulens " + shlex.join(sys.argv[1:]),
                 log=note,
+                fold_features=fold_features,
             )
         except CatalogError as exc:
             raise fail(str(exc)) from None

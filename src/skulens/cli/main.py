@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "skulens.cli.catalog",  # encoders, ingest, embed
     "skulens.cli.categorize",  # categorize train|predict|evaluate|benchmark
     "skulens.cli.reviews",  # reviews train|predict|evaluate|summary|benchmark
+    "skulens.cli.finetune",  # finetune image
     "skulens.cli.search",  # search train|index|query, similar, dedupe, zero-shot
     "skulens.cli.explain",  # explain
     "skulens.cli.serve",  # serve, ui

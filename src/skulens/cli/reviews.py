@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from skulens.cli.commands import add_commands, group
+from skulens.cli.commands import add_commands, flag, group
 from skulens.cli.output import console, fail, note, print_report_tables
 from skulens.cli.sources import Columns, load_reviews_source
 from skulens.cli.tracking import NoTrack, Register, TrackingUri, tracked_run
@@ -114,6 +114,14 @@ def predict(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", metavar="FILE", help="CSV to write predictions to (with --input).")
     ] = None,
+    adapt_priors: Annotated[
+        bool,
+        flag(
+            "--adapt-priors",
+            help="Adapt to these reviews' star mix without their ratings (EM re-estimation of class priors, Saerens "
+            "et al. 2002); the estimated mix and whether EM converged are reported.",
+        ),
+    ] = False,
     columns: Columns = None,
 ) -> None:
     """Predict stars, expected rating, sentiment and recommendation for one text or a file of reviews."""
@@ -123,6 +131,8 @@ def predict(
 
     if (text is None) == (input is None):
         raise fail('give exactly one of --text "..." or --input FILE')
+    if adapt_priors and input is None:
+        raise fail("--adapt-priors estimates the star mix of many reviews: use it with --input FILE")
     try:
         predictor = ReviewPredictor.load(model)
         if text is not None:
@@ -132,11 +142,20 @@ def predict(
         raise fail(str(exc)) from None
     catalog = load_reviews_source(input, columns)
     try:
-        frame = predictor.predict(catalog)
+        frame = predictor.predict(catalog, adapt_priors=adapt_priors)
     except CatalogError as exc:
         raise fail(str(exc)) from None
     target = output or Path(input).with_name(Path(input).stem + ".predictions.csv")
     frame.to_csv(target, index=False)
+    if adapt_priors and predictor.last_prior_shift_ is not None:
+        from skulens.cli.categorize import print_prior_shift
+        from skulens.tasks.reviews import STARS
+
+        shift = predictor.last_prior_shift_.as_dict()
+        report = target.with_name(target.stem + ".prior_shift.json")
+        report.write_text(json.dumps({"classes": [int(k) for k in STARS], **shift}, indent=2))
+        print_prior_shift(shift, [f"{k}*" for k in STARS])
+        note(f"prior-shift report written to {report}")
     skipped = int(frame["error"].notna().sum())
     console.print(f"{len(frame) - skipped}/{len(frame)} reviews predicted; {skipped} skipped (no text): see the 'error' column")
     console.print(f"predictions written to {target}")
@@ -146,6 +165,14 @@ def evaluate(
     model: Model,
     source: ReviewSource,
     out: Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", help="Write metrics.json here.")] = None,
+    adapt_priors: Annotated[
+        bool,
+        flag(
+            "--adapt-priors",
+            help="Adapt to these reviews' star mix without their ratings (EM re-estimation of class priors, Saerens "
+            "et al. 2002); the estimated mix and whether EM converged are reported.",
+        ),
+    ] = False,
     columns: Columns = None,
 ) -> None:
     """Score a saved review model on reviews with a 1-5 rating (and optionally 'recommended').
@@ -165,10 +192,22 @@ def evaluate(
     catalog = load_reviews_source(source, columns, uses=["recommended"])
     try:
         with step(f"scoring {len(catalog):,} reviews"):
-            metrics = predictor.evaluate(catalog)
+            metrics = predictor.evaluate(catalog, adapt_priors=adapt_priors)
     except (CatalogError, HeadError) as exc:
         raise fail(str(exc)) from None
     _print_metrics(metrics, "evaluated")
+    baseline = metrics["majority_baseline"]
+    loses = metrics["star_accuracy"] <= baseline["accuracy"] or metrics["rating_mae"] >= baseline["rating_mae"]
+    console.print(
+        f"majority-star baseline (always {baseline['class']}*): star accuracy {baseline['accuracy']:.3f}, macro-F1 "
+        f"{baseline['macro_f1']:.3f}, rating MAE {baseline['rating_mae']:.3f}"
+        + ("  [bold red]the model does not beat it here (try --adapt-priors)[/]" if loses else "")
+    )
+    if "prior_shift" in metrics:
+        from skulens.cli.categorize import print_prior_shift
+        from skulens.tasks.reviews import STARS
+
+        print_prior_shift(metrics["prior_shift"], [f"{k}*" for k in STARS])
     for reason, count in (metrics.get("skipped") or {}).items():
         if count:
             note(f"{count:,} rows not scored: {reason.replace('_', ' ')}")

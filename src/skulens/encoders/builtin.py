@@ -76,3 +76,10 @@ def _clip_text(path: str, **kwargs: Any) -> Encoder:
     from skulens.encoders.clip import ClipTextEncoder
 
     return ClipTextEncoder(path, **kwargs)
+
+
+@register_encoder("finetuned:", "image", EFFICIENTNET_DIM, "EfficientNet-Lite fine-tuned by `skulens finetune image` (a folder)")
+def _finetuned(path: str, **kwargs: Any) -> Encoder:
+    from skulens.encoders.finetuned import FinetunedImageEncoder
+
+    return FinetunedImageEncoder(path, **kwargs)

@@ -147,12 +147,14 @@ def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, t
     return conv.weight * scale[:, None, None, None], bn.bias - bn.running_mean * scale
 
 
-def to_onnx(model: EfficientNetLite, opset: int = 17) -> bytes:
+def to_onnx(model: EfficientNetLite, opset: int = 17, blocks: int | None = None) -> bytes:
     """The feature extractor of ``model`` as a serialised ONNX graph, BatchNorm folded into the convolutions
     and TF "SAME" padding made static. Needs the ``onnx`` package.
 
     Input ``pixels``: uint8 (n, r, r, 3) RGB at the variant's resolution. Output ``features``: (n, 1280),
     equal up to float rounding to :meth:`EfficientNetLite.features` of ``pixels / 127.5 - 1`` (channels first).
+    With ``blocks``, the graph stops after the stem and the first ``blocks`` blocks and ``features`` is that
+    (n, c, h, w) map (the frozen part of a partial fine-tuning).
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -182,7 +184,7 @@ def to_onnx(model: EfficientNetLite, opset: int = 17) -> bytes:
     x = op("Transpose", [op("Cast", ["pixels"], to=TensorProto.FLOAT)], perm=[0, 3, 1, 2])
     x = op("Sub", [op("Div", [x, const(127.5)]), const(1.0)])
     x, size = conv(x, size, model._conv_stem, model._bn0, True)
-    for block in model._blocks:
+    for block in model._blocks[:blocks]:
         inputs = x
         if block.expand:
             x, size = conv(x, size, block._expand_conv, block._bn0, True)
@@ -190,13 +192,19 @@ def to_onnx(model: EfficientNetLite, opset: int = 17) -> bytes:
         x, size = conv(x, size, block._project_conv, block._bn2, False)
         if block.residual:
             x = op("Add", [x, inputs])
-    x, _ = conv(x, size, model._conv_head, model._bn1, True)
-    op("Flatten", [op("GlobalAveragePool", [x])], "features")
+    if blocks is None:
+        x, _ = conv(x, size, model._conv_head, model._bn1, True)
+        op("Flatten", [op("GlobalAveragePool", [x])], "features")
+        shape: list[Any] = ["n", HEAD_CHANNELS]
+    else:
+        op("Identity", [x], "features")
+        channels = model._blocks[blocks - 1]._bn2.num_features if blocks else STEM_CHANNELS
+        shape = ["n", channels, size, size]
     graph = helper.make_graph(
         nodes,
         f"efficientnet_{model.variant}_features",
         [helper.make_tensor_value_info("pixels", TensorProto.UINT8, ["n", resolution, resolution, 3])],
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", HEAD_CHANNELS])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, shape)],
         weights,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8).SerializeToString()

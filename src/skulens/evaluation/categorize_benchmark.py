@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -40,6 +41,7 @@ from skulens.tasks.features import FeatureExtractor, Features
 
 KINDS = ("image", "text", "fused")
 GROUPED_BY = ("normalised title", "image bytes")
+IMAGE_PREFIXES = ("efficientnet", "classical", "hf-clip:", "finetuned")
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,8 @@ class Config:
 
     @property
     def modalities(self) -> list[str]:
-        image = any(e.startswith(("efficientnet", "classical", "hf-clip:")) for e in self.encoders)
-        text = any(not e.startswith(("efficientnet", "classical", "hf-clip:")) for e in self.encoders)
+        image = any(e.startswith(IMAGE_PREFIXES) for e in self.encoders)
+        text = any(not e.startswith(IMAGE_PREFIXES) for e in self.encoders)
         return [m for m, on in (("image", image), ("text", text)) if on]
 
     def competes_as(self, kind: str) -> bool:
@@ -79,6 +81,20 @@ DEFAULT_CONFIGS = (
 
 #: ``fit_predict(config, train_rows, predict_rows) -> proba`` (columns in the benchmark's class order).
 FitPredict = Callable[[Config, np.ndarray, np.ndarray], np.ndarray]
+
+
+class FoldFeatures(Protocol):
+    """Feature blocks learnt inside each outer fold (a fine-tuned encoder): ``prepare`` sees the benchmark's
+    rows once; ``for_fold`` returns the blocks ``names`` for every row, learnt from ``fold.inner_train`` only
+    (so neither the inner-validation nor the test rows were seen); ``summary`` goes into metrics.json."""
+
+    names: tuple[str, ...]
+
+    def prepare(self, rows: Catalog, y: np.ndarray, groups: np.ndarray) -> None: ...
+
+    def for_fold(self, fold: Fold) -> Features: ...
+
+    def summary(self) -> dict: ...
 
 
 @dataclass(frozen=True)
@@ -187,6 +203,7 @@ def run_categorize_benchmark(
     log: Callable[[str], None] = print,
     inner_val_size: float = 0.2,
     resamples: int = 1000,
+    fold_features: FoldFeatures | None = None,
 ) -> dict:
     """Grouped, nested CV of every config (per seed); writes metrics.json, report.md, report.html, PNGs and
     ``predictions.npz`` (the first seed's out-of-fold probabilities: ``selected_<kind>`` and ``config_<i>`` in
@@ -197,7 +214,8 @@ def run_categorize_benchmark(
     classes = np.unique(y)
     groups = duplicate_groups(rows)
     grouping = grouping_summary(groups, GROUPED_BY)
-    dense_names = sorted({e for c in configs for e in c.encoders if e != "tfidf"})
+    learnt = set(fold_features.names) if fold_features is not None else set()
+    dense_names = sorted({e for c in configs for e in c.encoders if e != "tfidf" and e not in learnt})
     log(
         f"{catalog.name} label {label!r}: {len(rows)} rows, {len(classes)} classes, {grouping['groups']} groups "
         f"({grouping['rows_in_shared_groups']} rows share one); embedding {dense_names}"
@@ -205,6 +223,8 @@ def run_categorize_benchmark(
     shared = FeatureExtractor(dense_names, text_fields, progress=True).transform(rows)
     embed_seconds = time.perf_counter() - started
     texts = rows.texts(text_fields)
+    if fold_features is not None:
+        fold_features.prepare(rows, y, groups)
 
     oof = {s: {c.name: np.zeros((len(y), len(classes))) for c in configs} for s in seeds}
     selected = {s: {k: np.zeros((len(y), len(classes))) for k in KINDS} for s in seeds}
@@ -212,7 +232,11 @@ def run_categorize_benchmark(
     fold_f1: dict[str, list[float]] = {c.name: [] for c in configs}
     for seed in seeds:
         for fold in nested_folds(y, groups, folds, seed, inner_val_size):
-            fit_predict = FoldFitter(shared, texts, y, classes, seed)
+            fold_shared = shared
+            if fold_features is not None:
+                own = fold_features.for_fold(fold)
+                fold_shared = Features({**shared.blocks, **own.blocks}, {**shared.present, **own.present})
+            fit_predict = FoldFitter(fold_shared, texts, y, classes, seed)
             test_proba, chosen = select_and_predict(configs, y, classes, fold, fit_predict)
             for name, proba in test_proba.items():
                 oof[seed][name][fold.test] = proba
@@ -278,6 +302,8 @@ def run_categorize_benchmark(
         "results": results,
         "selected": selection,
     }
+    if fold_features is not None:
+        summary["fold_features"] = fold_features.summary()
     _write_reports(summary, out, rows, y, {k: selected[head_seed][k] for k in selection}, classes)
     write_json(summary, out / "metrics.json")
     np.savez_compressed(
@@ -329,6 +355,17 @@ def _write_reports(
             else ""
         )
     )
+    learnt = summary.get("fold_features")
+    if learnt:
+        report.heading("Fine-tuning inside the folds")
+        report.paragraph(
+            f"{learnt['encoder']}: {learnt['base']} with blocks {learnt['frozen_blocks']}+ and the head fine-tuned "
+            f"{learnt['protocol']}. Frozen-block outputs (computed once, {learnt['recipe']['views']} views per image): "
+            f"{learnt['frozen_outputs_seconds']}s; fine-tuning {learnt['finetune_seconds_per_fold']}s per fold on "
+            f"{learnt['threads']} thread(s) (load averages per fold in metrics.json)."
+        )
+        if (out / "finetune_curves.png").exists():
+            report.figures([(out / "finetune_curves.png", "training curves of the first fold's fine-tuning")])
     report.heading("Selected model of each kind (nested selection)")
     report.paragraph(
         "Chosen inside each outer training fold on an inner validation split (never on the test fold): "

@@ -52,6 +52,18 @@ def classification_metrics(y_true: Sequence, y_pred: Sequence, classes: Sequence
     return result
 
 
+def majority_baseline(y_true: Sequence, majority: object) -> dict:
+    """Scores of always predicting ``majority`` (the model's most frequent training class): a model that does
+    not beat them on new data is not helping there."""
+    y_true = np.asarray(y_true).astype(str)
+    pred = np.full(len(y_true), str(majority))
+    return {
+        "class": str(majority),
+        "accuracy": float(accuracy_score(y_true, pred)),
+        "macro_f1": float(f1_score(y_true, pred, labels=np.unique(y_true), average="macro", zero_division=0)),
+    }
+
+
 def mean_std_ci(values: Sequence[float], confidence: float = 0.95) -> dict:
     """Mean, sample std and a Student-t interval of the mean over runs, treating runs as independent.
 

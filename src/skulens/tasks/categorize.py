@@ -12,7 +12,9 @@ import numpy as np
 from skulens import __version__
 from skulens.catalog.schema import Catalog, CatalogError
 from skulens.heads.fusion import make_fusion, restore_fusion
+from skulens.heads.prior_shift import PriorShift, adapt_priors
 from skulens.metrics import classification_metrics
+from skulens.metrics.classification import majority_baseline
 from skulens.tasks.features import FeatureExtractor, Features
 from skulens.tasks.inputs import (
     Data,
@@ -144,8 +146,16 @@ class CategoryPredictor:
         fusion = make_fusion(self.fusion, self.head, seed=self.seed)
         self.model_ = fusion.fit(features.blocks, features.present, np.asarray(y), fitted_heads=fitted_heads)
         self.classes_ = self.model_.classes_
+        labels = np.asarray(y).astype(str)
+        self.class_prior_ = np.array([np.mean(labels == str(c)) for c in self.classes_])
         self.training_ids_ = hash_ids(ids if ids is not None else [])
         return self
+
+    def adapted_proba(self, proba: np.ndarray) -> tuple[np.ndarray, PriorShift]:
+        """``proba`` adapted to the class priors of these rows (EM, :mod:`skulens.heads.prior_shift`)."""
+        if getattr(self, "class_prior_", None) is None:
+            raise CatalogError("this model was saved without its training class priors; retrain it to use --adapt-priors")
+        return adapt_priors(proba, self.class_prior_)
 
     # ----- prediction -----------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -192,17 +202,19 @@ class CategoryPredictor:
         return rollup(self.predict_proba(data), [str(c) for c in self.classes_], mapping)
 
     # ----- evaluation -----------------------------------------------------------------------
-    def evaluate(self, data: Data, include_training_rows: bool = False) -> dict:
+    def evaluate(self, data: Data, include_training_rows: bool = False, adapt_priors: bool = False) -> dict:
         """Metrics of :func:`skulens.metrics.classification_metrics` on the labelled rows of ``data``.
 
         Rows are counted, not silently dropped: ``excluded_training_rows`` (ids the model was trained
         on; left out unless ``include_training_rows``), ``unlabelled_rows`` (no label), and
         ``unknown_class_rows`` / ``unknown_classes`` (labels the model does not know, class -> rows).
-        ``n`` + these three counts = the rows of ``data``.
+        ``n`` + these three counts = the rows of ``data``. ``majority_baseline`` scores always predicting the
+        most frequent training class; with ``adapt_priors`` the posteriors are first adapted to the class
+        priors EM estimates on these rows (without their labels), reported in ``prior_shift``.
         """
-        return self.evaluate_rows(data, include_training_rows).metrics
+        return self.evaluate_rows(data, include_training_rows, adapt_priors).metrics
 
-    def evaluate_rows(self, data: Data, include_training_rows: bool = False) -> Evaluation:
+    def evaluate_rows(self, data: Data, include_training_rows: bool = False, adapt_priors: bool = False) -> Evaluation:
         """:meth:`evaluate` plus the scored rows, their true labels and probabilities (for reports)."""
         self._check_fitted()
         catalog = as_catalog(data)
@@ -224,9 +236,16 @@ class CategoryPredictor:
             raise CatalogError(self._nothing_to_evaluate(catalog, counts))
         rows = catalog.subset(np.flatnonzero(known))
         proba = self.predict_proba(rows)
+        shift = None
+        if adapt_priors:
+            proba, shift = self.adapted_proba(proba)
         y_true = labels[known].astype(str).to_numpy()
         metrics = classification_metrics(y_true, self.classes_[proba.argmax(axis=1)], self.classes_, proba)
         metrics.update(counts)
+        if getattr(self, "class_prior_", None) is not None:
+            metrics["majority_baseline"] = majority_baseline(y_true, self.classes_[int(np.argmax(self.class_prior_))])
+        if shift is not None:
+            metrics["prior_shift"] = shift.as_dict()
         self.metrics_ = metrics
         return Evaluation(metrics, rows, y_true, proba)
 
@@ -258,6 +277,7 @@ class CategoryPredictor:
             "encoders": self.extractor.identities(),
             "text_fields": list(self.text_fields),
             "classes": [str(c) for c in self.classes_],
+            "class_prior": [float(p) for p in self.class_prior_] if getattr(self, "class_prior_", None) is not None else None,
             "parents": self.parents_,
             "dropped_classes": self.dropped_classes_ if hasattr(self, "dropped_classes_") else {},
             "metrics": {k: v for k, v in self.metrics_.items() if k in ("accuracy", "macro_f1", "ece", "n")},
@@ -297,6 +317,10 @@ class CategoryPredictor:
             predictor.extractor.restore_saved(arrays, config["encoders"], folder)
             predictor.classes_ = np.array(config["classes"])
             predictor.parents_ = config.get("parents", {})
+            prior = config.get("class_prior")
+            predictor.class_prior_ = (
+                np.asarray(prior, dtype=float) if isinstance(prior, list) and len(prior) == len(predictor.classes_) else None
+            )
             predictor.dropped_classes_ = config.get("dropped_classes", {})
             predictor.metrics_ = config.get("metrics", {})
             predictor.training_ids_ = saved_training_ids(arrays)

@@ -37,7 +37,9 @@ from skulens.catalog.schema import Catalog, CatalogError, RowIssue
 from skulens.catalog.splits import group_split
 from skulens.heads.base import align_proba
 from skulens.heads.fusion import LateFusion, make_fusion, restore_fusion
+from skulens.heads.prior_shift import adapt_priors as estimate_priors
 from skulens.metrics import classification_metrics, regression_metrics
+from skulens.metrics.classification import majority_baseline
 from skulens.tasks.features import FeatureExtractor, Features
 from skulens.tasks.inputs import Data, as_catalog, hash_ids, training_id_mask
 from skulens.tasks.model_folder import (
@@ -392,15 +394,23 @@ class ReviewPredictor:
             log.warning("%s", issue)
         return ok
 
-    def outputs_from_features(self, features: Features) -> dict[str, np.ndarray]:
-        """Star distribution, expected rating, stars, sentiment and recommendation for feature rows."""
+    def outputs_from_features(self, features: Features, adapt_priors: bool = False) -> dict[str, np.ndarray]:
+        """Star distribution, expected rating, stars, sentiment and recommendation for feature rows.
+
+        With ``adapt_priors`` the star distributions are adapted to the star mix EM estimates on these rows
+        (:mod:`skulens.heads.prior_shift`); the report is kept in :attr:`last_prior_shift_`."""
         self._check_fitted()
         proba = self._star_proba(self.stars_model_, features)
+        prior = self.prior_
+        self.last_prior_shift_ = None
+        if adapt_priors:
+            proba, self.last_prior_shift_ = estimate_priors(proba, self.prior_)
+            prior = np.asarray(self.last_prior_shift_.estimated_priors) if self.last_prior_shift_.applied else prior
         sentiment, score, _ = sentiment_from_proba(proba)
         out = {
             "star_proba": proba,
             "expected_rating": expected_rating(proba),
-            "stars": prior_corrected_stars(proba, self.prior_, self.selection_["alpha"]),
+            "stars": prior_corrected_stars(proba, prior, self.selection_["alpha"]),
             "sentiment": sentiment,
             "sentiment_score": score,
         }
@@ -409,12 +419,12 @@ class ReviewPredictor:
             out["recommend_proba"] = align_proba(rec, np.asarray(self.recommend_model_.classes_), np.array([0, 1]))[:, 1]
         return out
 
-    def _outputs(self, catalog: Catalog) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def _outputs(self, catalog: Catalog, adapt_priors: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         self._check_fitted()
         ok = self._readable(catalog)
         if not ok.any():
             return ok, {}
-        return ok, self.outputs_from_features(self.extractor.transform(catalog.subset(np.flatnonzero(ok))))
+        return ok, self.outputs_from_features(self.extractor.transform(catalog.subset(np.flatnonzero(ok))), adapt_priors)
 
     def predict_proba(self, data: Data) -> np.ndarray:
         """Star distribution, shape (rows, 5) for stars 1..5; NaN rows where a review has no text."""
@@ -425,11 +435,12 @@ class ReviewPredictor:
             proba[ok] = out["star_proba"]
         return proba
 
-    def predict(self, data: Data) -> pd.DataFrame:
+    def predict(self, data: Data, adapt_priors: bool = False) -> pd.DataFrame:
         """One row per review: id, stars, expected_rating, sentiment, sentiment_score, recommend_proba,
-        p1..p5, and ``error`` (set, with the other fields empty, for reviews without text)."""
+        p1..p5, and ``error`` (set, with the other fields empty, for reviews without text). With
+        ``adapt_priors``, adapted to the batch's star mix (report in :attr:`last_prior_shift_`)."""
         catalog = as_catalog(data)
-        ok, out = self._outputs(catalog)
+        ok, out = self._outputs(catalog, adapt_priors)
         frame = pd.DataFrame({"id": catalog.ids})
         frame["stars"] = pd.array([pd.NA] * len(catalog), dtype="Int64")
         for column in ("expected_rating", "sentiment_score", "recommend_proba", *(f"p{k}" for k in STARS)):
@@ -487,11 +498,14 @@ class ReviewPredictor:
         return results
 
     # ----- evaluation -----------------------------------------------------------------------
-    def evaluate(self, data: Data, include_training_rows: bool = False) -> dict:
+    def evaluate(self, data: Data, include_training_rows: bool = False, adapt_priors: bool = False) -> dict:
         """Star, expected-rating, sentiment and recommendation metrics on rows with text and a rating.
 
         Rows whose id the model was trained on are left out unless ``include_training_rows`` (counted in
         ``excluded_training_rows``); rows without text or rating are counted in ``skipped``.
+        ``majority_baseline`` scores always predicting the most frequent training star; with
+        ``adapt_priors`` the star distributions are adapted to these rows' star mix (EM, no labels used),
+        reported in ``prior_shift``.
         """
         self._check_fitted()
         catalog = as_catalog(data)
@@ -508,8 +522,15 @@ class ReviewPredictor:
                 "used to train this model (matched by id) and the others lack text or a 1-5 rating; evaluate on held-out "
                 "reviews, or pass include_training_rows=True to score training rows (optimistic)"
             ) from None
-        out = self.outputs_from_features(self.extractor.transform(rows))
+        out = self.outputs_from_features(self.extractor.transform(rows), adapt_priors)
         metrics = review_metrics(y, out["star_proba"], out["stars"], recommended, out.get("recommend_proba"))
+        majority = int(STARS[int(np.argmax(self.prior_))])
+        metrics["majority_baseline"] = {
+            **majority_baseline(y, majority),
+            "rating_mae": float(np.abs(np.asarray(y, dtype=float) - majority).mean()),
+        }
+        if self.last_prior_shift_ is not None:
+            metrics["prior_shift"] = self.last_prior_shift_.as_dict()
         metrics["skipped"] = skipped
         metrics["excluded_training_rows"] = int(training.sum())
         metrics["training_ids_recorded"] = int(len(self.training_ids_))

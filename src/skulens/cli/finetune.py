@@ -1,0 +1,121 @@
+"""``skulens finetune image``: fine-tune EfficientNet-Lite on a labelled catalog's photos into a new encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from skulens.cli.commands import add_commands, group
+from skulens.cli.output import console, fail, note
+from skulens.cli.sources import Columns, ImageRoots, Label, Source, label_value, load_source
+from skulens.cli.tracking import NoTrack, TrackingUri, tracked_run
+
+finetune_app = group(
+    "Fine-tune a pretrained encoder on your labelled catalog; the result is a new encoder (`finetuned:<folder>`)\n"
+    "that every command reads like the bundled ones.\n\n"
+    "Examples:\n\n"
+    "  skulens finetune image flipkart --label 0 --out runs/ft-lite0\n\n"
+    "  skulens categorize train flipkart --label 0 -e finetuned:runs/ft-lite0 -e minilm -e tfidf --out runs/model\n\n"
+    "An interrupted run resumes from its last epoch when started again with the same --out."
+)
+
+
+def image(
+    source: Source,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", metavar="DIR", help="Encoder folder to write (weights, encoder.json, curves.png).")
+    ],
+    label: Label = "0",
+    encoder: Annotated[
+        str, typer.Option(metavar="NAME", help="Pretrained start: efficientnet-lite0, efficientnet-lite1 or efficientnet-lite2.")
+    ] = "efficientnet-lite0",
+    freeze_blocks: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            help="Keep the first N blocks frozen (their outputs are computed once). Default: all before the last "
+            "downsampling block, so the last two stages and the head train. 0 = end-to-end.",
+        ),
+    ] = None,
+    views: Annotated[int, typer.Option(metavar="N", help="Views per image: the clean one plus N-1 augmented.")] = 4,
+    epochs: Annotated[int, typer.Option(metavar="N", help="Most epochs (early stopping may end sooner).")] = 20,
+    batch_size: Annotated[int, typer.Option(metavar="N", help="Batch size (halved automatically when memory runs out).")] = 32,
+    lr: Annotated[float, typer.Option(metavar="RATE", help="Peak AdamW learning rate (cosine schedule after warm-up).")] = 1e-3,
+    weight_decay: Annotated[float, typer.Option(metavar="W", help="AdamW weight decay.")] = 0.05,
+    label_smoothing: Annotated[float, typer.Option(metavar="S", help="Label smoothing of the cross-entropy.")] = 0.1,
+    patience: Annotated[int, typer.Option(metavar="N", help="Stop after N epochs without a better validation macro-F1.")] = 5,
+    val_size: Annotated[float, typer.Option(metavar="SHARE", help="Grouped share of the rows used for early stopping.")] = 0.15,
+    min_class_count: Annotated[
+        int, typer.Option(metavar="N", help="Drop classes with fewer rows first (0 = keep all; too few images is an error).")
+    ] = 0,
+    seed: Annotated[int, typer.Option(metavar="N", help="Random seed (split, views, training order).")] = 0,
+    columns: Columns = None,
+    image_root: ImageRoots = None,
+    tracking_uri: TrackingUri = None,
+    no_track: NoTrack = False,
+) -> None:
+    """Fine-tune EfficientNet-Lite on labelled photos (partial fine-tuning, practical on a CPU).
+
+    Example: skulens finetune image flipkart --label 0 --out runs/ft-lite0
+    """
+    from skulens.catalog import CatalogError
+    from skulens.encoders import EncoderError
+    from skulens.tasks.categorize import CategoryPredictor
+    from skulens.tasks.finetune_image import ImageRecipe, finetune_image
+    from skulens.tasks.finetune_training import FinetuneError, TrainConfig
+
+    variant = encoder.removeprefix("efficientnet-")
+    if variant not in ("lite0", "lite1", "lite2"):
+        raise fail(f"--encoder {encoder}: fine-tuning supports efficientnet-lite0, efficientnet-lite1 and efficientnet-lite2")
+    catalog = load_source(source, columns, image_root, uses=[label])
+    recipe = ImageRecipe(variant=variant, freeze_blocks=freeze_blocks, views=views, val_size=val_size)
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        label_smoothing=label_smoothing,
+        patience=patience,
+        seed=seed,
+    )
+    params = {
+        "command": "finetune image",
+        "data": source,
+        "label": label,
+        "encoder": encoder,
+        **recipe.__dict__,
+        **config.as_dict(),
+    }
+    with tracked_run("finetune-image", params, no_track, tracking_uri) as run:
+        try:
+            rows, labels = CategoryPredictor(label=label_value(label), min_class_count=min_class_count).training_rows(catalog)
+            outcome = finetune_image(
+                rows,
+                labels,
+                out,
+                recipe,
+                config,
+                on_epoch=lambda record: run.tracker.log_metrics(record, step=record["epoch"]),
+                log=note,
+                progress=True,
+            )
+        except (CatalogError, EncoderError, FinetuneError) as exc:
+            raise fail(str(exc)) from None
+        result = outcome.result
+        run.metrics({"best_val_macro_f1": result.best_val_macro_f1, "best_epoch": result.best_epoch, "seconds": outcome.seconds})
+        run.artifacts(out, "encoder")
+    console.print(
+        f"encoder saved to {out}: best epoch {result.best_epoch}/{result.epochs_run}, validation macro-F1 "
+        f"{result.best_val_macro_f1:.3f} ({outcome.n_val} images), {outcome.seconds:.0f}s; curves in {out / 'curves.png'}\n"
+        f"use it as: -e finetuned:{out}"
+    )
+
+
+add_commands(finetune_app, image)
+
+
+def register(main: typer.Typer) -> None:
+    """Add the ``finetune`` group."""
+    main.add_typer(finetune_app, name="finetune", rich_help_panel="Tasks")

@@ -1,0 +1,91 @@
+"""A fine-tuned EfficientNet-Lite saved by ``skulens finetune image``, usable as encoder ``finetuned:<folder>``.
+
+The folder holds ``encoder.json`` (variant, recipe, classes, training curves) and ``weights.safetensors``
+(the whole network, the fine-tuning classifier under ``classifier.*``). The encoder gives the network's
+1280-d pooled features, like the bundled EfficientNet-Lite encoders (ONNX Runtime when available, the same
+graph export); its identity carries a hash of the folder's files, so new weights never reuse stale cached
+embeddings.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from skulens.encoders.base import EncoderError
+from skulens.encoders.efficientnet_lite import VARIANTS, EfficientNetLite
+from skulens.encoders.fingerprint import folder_fingerprint
+from skulens.encoders.image import EfficientNetLiteEncoder
+
+SPEC_NAME = "encoder.json"
+WEIGHTS_NAME = "weights.safetensors"
+CLASSIFIER_PREFIX = "classifier."
+FORMAT = "skulens-finetuned-image/1"
+
+
+def save_finetuned(folder: str | Path, model: EfficientNetLite, classifier: nn.Linear | None, spec: dict[str, Any]) -> Path:
+    """Write ``model`` (and the fine-tuning ``classifier``) with ``spec`` into ``folder``."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    if classifier is not None:
+        tensors |= {f"{CLASSIFIER_PREFIX}{k}": v.detach().contiguous().clone() for k, v in classifier.state_dict().items()}
+    save_file(tensors, str(folder / WEIGHTS_NAME))
+    (folder / SPEC_NAME).write_text(json.dumps({"format": FORMAT, "variant": model.variant, **spec}, indent=2))
+    return folder
+
+
+def read_spec(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder).expanduser() / SPEC_NAME
+    try:
+        spec = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise EncoderError(
+            f"{folder} is not a fine-tuned encoder folder: {SPEC_NAME} is missing (make one with `skulens finetune image`)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise EncoderError(f"{path} cannot be read: {exc}") from None
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT or spec.get("variant") not in VARIANTS:
+        raise EncoderError(f"{path} is not a fine-tuned image encoder spec (expected format {FORMAT!r} and a known variant)")
+    return spec
+
+
+def load_finetuned(folder: str | Path) -> tuple[EfficientNetLite, dict[str, torch.Tensor], dict[str, Any]]:
+    """The fine-tuned network (eval mode), its classifier tensors and its spec; safetensors only, no pickle."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    spec = read_spec(folder)
+    path = Path(folder).expanduser() / WEIGHTS_NAME
+    try:
+        tensors = load_file(str(path))
+    except (OSError, SafetensorError) as exc:
+        raise EncoderError(f"{path} cannot be read: {exc}") from None
+    classifier = {k[len(CLASSIFIER_PREFIX) :]: v for k, v in tensors.items() if k.startswith(CLASSIFIER_PREFIX)}
+    model = EfficientNetLite(spec["variant"])
+    try:
+        model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(CLASSIFIER_PREFIX)}, strict=True)
+    except RuntimeError as exc:
+        raise EncoderError(f"{path} does not match EfficientNet-{spec['variant']}: {str(exc)[:300]}") from None
+    return model.eval(), classifier, spec
+
+
+class FinetunedImageEncoder(EfficientNetLiteEncoder):
+    """Pooled 1280-d features of a fine-tuned EfficientNet-Lite (see the module docstring)."""
+
+    def __init__(self, folder: str | Path, threads: int | None = None, backend: str = "auto") -> None:
+        model, classifier, spec = load_finetuned(folder)
+        super().__init__(spec["variant"], threads=threads, backend=backend, model=model)
+        self.folder = Path(folder).expanduser()
+        self.spec = spec
+        self.classes = list(spec.get("classes", []))
+        self.classifier = classifier
+        self.name = f"finetuned:{folder}"
+        backend_tag = "-onnx" if self.session is not None else ""
+        self.version = f"finetuned-{self.resolution}px-squash{backend_tag}-w{folder_fingerprint(self.folder)}"

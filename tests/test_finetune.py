@@ -1,0 +1,214 @@
+"""Fine-tuning: the shared training loop (loss falls, resume equals an uninterrupted run, batch back-off), the
+too-few-images error, and the fine-tuned EfficientNet-Lite encoder (folder, identity, ONNX parity)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from torch import nn
+
+from skulens.catalog import build_catalog
+from skulens.encoders import EncoderError, create_encoder
+from skulens.tasks.finetune_image import ImageRecipe, check_class_counts, finetune_image
+from skulens.tasks.finetune_training import CHECKPOINT_NAME, FinetuneError, TrainConfig, train, with_batch_backoff
+
+SHAPES = ("circle", "square")
+
+
+def _drawn(shape: str, seed: int, size: int = 32) -> Image.Image:
+    """A white image with a coloured circle or square at a random place."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(image)
+    x, y = rng.integers(2, size // 2, size=2)
+    box = [int(x), int(y), int(x) + size // 3, int(y) + size // 3]
+    colour = tuple(int(c) for c in rng.integers(0, 200, size=3))
+    (draw.ellipse if shape == "circle" else draw.rectangle)(box, fill=colour)
+    return image
+
+
+def _tensors(n_per_class: int, views: int) -> tuple[torch.Tensor, np.ndarray]:
+    images, labels = [], []
+    for label, shape in enumerate(SHAPES):
+        for i in range(n_per_class):
+            images.append([np.asarray(_drawn(shape, 1000 * v + 10 * i + label)) for v in range(views)])
+            labels.append(label)
+    array = np.stack(images, axis=1).astype(np.float32) / 127.5 - 1  # (views, n, h, w, 3)
+    return torch.from_numpy(array).permute(0, 1, 4, 2, 3).contiguous(), np.array(labels)
+
+
+def _tiny_net(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2),
+    )  # fmt: skip
+
+
+CONFIG = TrainConfig(epochs=6, batch_size=8, lr=1e-2, warmup_epochs=1, patience=10, seed=3)
+
+
+def test_training_loss_falls_and_early_stopping_keeps_best():
+    views, y = _tensors(12, views=2)
+    val, y_val = _tensors(4, views=1)
+    model = _tiny_net()
+    result = train(model, views, y, val[0], y_val, CONFIG, log=lambda m: None)
+    losses = [h["train_loss"] for h in result.history]
+    assert len(losses) == 6 and result.finished
+    assert losses[-1] < losses[0]
+    assert result.best_val_macro_f1 == max(h["val_macro_f1"] for h in result.history)
+    assert [h["lr"] for h in result.history][-1] < max(h["lr"] for h in result.history)  # cosine decay
+
+
+def test_resume_after_interrupt_reaches_the_same_state(tmp_path):
+    views, y = _tensors(8, views=2)
+    val, y_val = _tensors(3, views=1)
+    straight = _tiny_net()
+    train(straight, views, y, val[0], y_val, CONFIG, checkpoint_dir=tmp_path / "a", log=lambda m: None)
+    interrupted = _tiny_net()
+    first = train(interrupted, views, y, val[0], y_val, CONFIG, checkpoint_dir=tmp_path / "b", log=lambda m: None, stop_after=2)
+    assert not first.finished and first.epochs_run == 2 and (tmp_path / "b" / CHECKPOINT_NAME).exists()
+    resumed = _tiny_net(seed=99)  # a fresh process: different initial weights, all restored from the checkpoint
+    second = train(resumed, views, y, val[0], y_val, CONFIG, checkpoint_dir=tmp_path / "b", log=lambda m: None)
+    assert second.resumed_from == 2 and second.finished
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    saved_a = torch.load(tmp_path / "a" / CHECKPOINT_NAME, weights_only=True)
+    saved_b = torch.load(tmp_path / "b" / CHECKPOINT_NAME, weights_only=True)
+    for slot, state in saved_a["optimizer"]["state"].items():
+        for name, tensor in state.items():
+            assert torch.equal(tensor, saved_b["optimizer"]["state"][slot][name]), (slot, name)
+    assert saved_a["state"]["history"] == saved_b["state"]["history"]
+
+
+def test_batch_size_backs_off_on_out_of_memory_only():
+    tried, messages = [], []
+
+    def run(size: int) -> int:
+        tried.append(size)
+        if size > 4:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return size * 10
+
+    assert with_batch_backoff(run, 32, messages.append) == (40, 4)
+    assert tried == [32, 16, 8, 4] and "batch size 16" in messages[0]
+
+    def broken(size: int) -> int:
+        raise RuntimeError("shapes do not match")
+
+    with pytest.raises(RuntimeError, match="shapes"):
+        with_batch_backoff(broken, 8)
+
+
+def test_too_few_images_per_class_says_how_many_are_needed():
+    with pytest.raises(FinetuneError, match=r"at least 5 images per class.*'rare' \(2\)"):
+        check_class_counts(np.array(["common"] * 9 + ["rare"] * 2))
+    with pytest.raises(FinetuneError, match="at least 2 classes"):
+        check_class_counts(np.array(["only"] * 9))
+
+
+def _shop(root, per_class: int):
+    rows = []
+    for label, shape in enumerate(SHAPES):
+        for i in range(per_class):
+            name = f"{shape}-{i}.png"
+            _drawn(shape, 10 * i + label, size=96).save(root / name)
+            rows.append({"id": f"{shape}-{i}", "title": f"{shape} number {i}", "image": name, "category": shape})
+    return build_catalog(pd.DataFrame(rows), root=root, name="drawn")
+
+
+def test_finetune_image_writes_an_encoder_whose_identity_follows_its_weights(tmp_path):
+    catalog = _shop(tmp_path, per_class=6)
+    out = tmp_path / "enc"
+    recipe = ImageRecipe(freeze_blocks=15, views=2, val_size=0.34)
+    config = TrainConfig(epochs=2, batch_size=4, patience=5)
+    outcome = finetune_image(catalog, catalog.labels(0).to_numpy(), out, recipe, config, log=lambda m: None)
+    assert outcome.result.finished and outcome.classes == ["circle", "square"]
+    assert {p.name for p in out.iterdir()} == {"encoder.json", "weights.safetensors", "curves.png"}  # checkpoint removed
+
+    encoder = create_encoder(f"finetuned:{out}", backend="torch")
+    images = [_drawn(shape, 7, size=96) for shape in SHAPES]
+    vectors = encoder.encode(images)
+    assert vectors.shape == (2, 1280) and np.isfinite(vectors).all()
+    assert encoder.identity != create_encoder("efficientnet-lite0", backend="torch").identity
+    assert encoder.spec["frozen_blocks"] == 15 and len(encoder.spec["history"]) == 2
+
+    onnx = create_encoder(f"finetuned:{out}", backend="onnx")
+    assert onnx.backend == "onnx"
+    np.testing.assert_allclose(onnx.encode(images), vectors, atol=2e-3, rtol=1e-3)
+
+    from skulens.encoders.finetuned import load_finetuned, save_finetuned
+
+    model, classifier, spec = load_finetuned(out)
+    with torch.no_grad():
+        model._conv_head.weight.mul_(1.5)
+    save_finetuned(out, model, None, {k: v for k, v in spec.items() if k not in ("format", "variant")})
+    changed = create_encoder(f"finetuned:{out}", backend="torch")
+    assert changed.identity != encoder.identity
+    assert not np.allclose(changed.encode(images), vectors)
+
+
+def test_finetune_image_refuses_too_few_images_and_a_folder_that_is_not_an_encoder(tmp_path):
+    catalog = _shop(tmp_path, per_class=3)
+    with pytest.raises(FinetuneError, match="at least 5 images per class"):
+        finetune_image(catalog, catalog.labels(0).to_numpy(), tmp_path / "enc", log=lambda m: None)
+    with pytest.raises(EncoderError, match="encoder.json is missing"):
+        create_encoder(f"finetuned:{tmp_path}")
+
+
+def test_frozen_trunk_on_onnx_runtime_matches_pytorch():
+    from skulens.encoders.efficientnet_lite import load_pretrained
+    from skulens.tasks.finetune_image import to_input, trunk, trunk_runner
+
+    model = load_pretrained("lite0")
+    pixels = np.stack([np.asarray(_drawn(shape, 5, size=224)) for shape in SHAPES])
+    with torch.no_grad():
+        expected = trunk(model, 11, to_input(pixels))
+    got = trunk_runner(model, 11)(pixels)
+    assert got.shape == expected.shape == (2, 112, 14, 14)
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-3)
+
+
+def test_cli_finetune_image_explains_too_few_images(tmp_path):
+    import re
+
+    from typer.testing import CliRunner
+
+    from skulens.cli import app
+
+    catalog = _shop(tmp_path, per_class=3)
+    catalog.frame.assign(category=catalog.frame["category"].map(" >> ".join)).to_csv(tmp_path / "drawn.csv", index=False)
+    result = CliRunner().invoke(
+        app,
+        ["finetune", "image", str(tmp_path / "drawn.csv"), "--label", "0", "--out", str(tmp_path / "enc"), "--no-track"],
+        env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"},
+    )
+    text = re.sub(r"\s+", " ", result.output)
+    assert result.exit_code != 0 and "at least 5 images per class" in text and "'circle' (3)" in text
+
+
+def test_fold_features_fine_tune_on_inner_training_rows_only_and_reuse_the_cache(tmp_path):
+    from skulens.catalog.splits import duplicate_groups
+    from skulens.evaluation.categorize_benchmark import nested_folds
+    from skulens.evaluation.finetune_benchmark import FinetunedFoldFeatures
+
+    catalog = _shop(tmp_path, per_class=16)
+    y = catalog.labels(0).to_numpy().astype(str)
+    groups = duplicate_groups(catalog)
+    cache = tmp_path / "trunk.npy"
+    recipe, config = ImageRecipe(freeze_blocks=15, views=2), TrainConfig(epochs=1, batch_size=8)
+    learnt = FinetunedFoldFeatures(recipe, config, log=lambda m: None, cache=cache)
+    learnt.prepare(catalog, y, groups)
+    assert cache.exists()
+    fold = next(nested_folds(y, groups, folds=2, seed=0))
+    features = learnt.for_fold(fold)
+    assert features.blocks["finetuned-lite0"].shape == (32, 1280) and features.present["finetuned-lite0"].all()
+    record = learnt.records[0]
+    assert record["n_train"] + record["n_early_stopping"] == len(fold.inner_train)
+    again = FinetunedFoldFeatures(recipe, config, log=lambda m: None, cache=cache)
+    again.prepare(catalog, y, groups)
+    assert torch.equal(again.cached, learnt.cached)
+    assert learnt.summary()["folds"][0]["fold"] == 0
