@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "skulens.cli.categorize",  # categorize train|predict|evaluate|benchmark
     "skulens.cli.reviews",  # reviews train|predict|evaluate|summary|benchmark
     "skulens.cli.search",  # search train|index|query, similar, dedupe, zero-shot
+    "skulens.cli.caption",  # caption train|evaluate, caption IMAGE...
     "skulens.cli.serve",  # serve, ui
     "skulens.cli.explore",  # explore, drift
     "skulens.cli.runs",  # runs list|compare|ui

@@ -43,6 +43,7 @@ from skulens.runtime import (
     prepare_image,
     top_k_from_proba,
 )
+from skulens.serve.caption_routes import add_caption_routes
 from skulens.serve.guard import MAX_QUOTED_CHARS, RequestGuard, error_response, media_type, safe_text
 from skulens.serve.schemas import (
     BatchItem,
@@ -392,6 +393,7 @@ def create_app(
         return ReviewsResponse(model=chosen.name, results=results)
 
     add_search_routes(v1, pick, ServiceError, max_upload_bytes)
+    add_caption_routes(v1, pick, ServiceError, max_upload_bytes)
     app.include_router(v1)
     generated_openapi = app.openapi
 

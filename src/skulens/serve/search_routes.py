@@ -65,25 +65,31 @@ class ZeroShotResponse(BaseModel):
     used_text: bool
 
 
+def image_from_base64(data_b64: str, service_error: type[Exception], max_upload_bytes: int):
+    """The decoded photo of a request's ``image_base64``; bad base64, empty, oversized or undecodable data is a
+    4xx ``service_error``."""
+    try:
+        data = base64.b64decode(data_b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise service_error(400, "invalid_image", "image_base64 is not valid base64") from None
+    if not data:
+        raise service_error(400, "invalid_image", "image_base64 is empty")
+    if len(data) > max_upload_bytes:
+        raise service_error(413, "too_large", f"the image is over the {max_upload_bytes:,}-byte upload limit")
+    try:
+        return decode_image(data, name="image_base64", max_pixels=DEFAULT_MAX_PIXELS)
+    except ImageLoadError as exc:
+        raise service_error(400, "invalid_image", str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is the upload's fault
+        raise service_error(400, "invalid_image", f"image_base64 cannot be decoded: {exc}") from None
+
+
 def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exception], max_upload_bytes: int) -> None:
     """Add the alignment routes to ``router``; ``pick(task, name)`` finds a loaded model, ``service_error``
     is the service's 4xx exception ``(status, code, detail)``."""
 
     def image_from(data_b64: str):
-        try:
-            data = base64.b64decode(data_b64, validate=True)
-        except (binascii.Error, ValueError):
-            raise service_error(400, "invalid_image", "image_base64 is not valid base64") from None
-        if not data:
-            raise service_error(400, "invalid_image", "image_base64 is empty")
-        if len(data) > max_upload_bytes:
-            raise service_error(413, "too_large", f"the image is over the {max_upload_bytes:,}-byte upload limit")
-        try:
-            return decode_image(data, name="image_base64", max_pixels=DEFAULT_MAX_PIXELS)
-        except ImageLoadError as exc:
-            raise service_error(400, "invalid_image", str(exc)) from None
-        except Exception as exc:  # noqa: BLE001 - any decoder failure is the upload's fault
-            raise service_error(400, "invalid_image", f"image_base64 cannot be decoded: {exc}") from None
+        return image_from_base64(data_b64, service_error, max_upload_bytes)
 
     def index_of(model):
         try:
