@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from skulens.catalog import load_catalog  # noqa: E402
-from skulens.catalog.splits import duplicate_groups, grouping_summary  # noqa: E402
+from skulens.catalog.splits import duplicate_groups, grouped_folds, grouping_summary  # noqa: E402
 from skulens.tasks.caption import CaptionModel  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -132,11 +132,69 @@ def write_markdown(report: dict, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def cross_validate(args, catalog, maps, ok, groups: np.ndarray, load_start) -> None:
+    """Grouped, category-stratified k-fold CV of the first variant; per-fold metrics and their mean."""
+    name = args.variants.split(",")[0]
+    folds = []
+    y = catalog.labels(0).fillna("<none>").astype(str).to_numpy()
+    for train, test in grouped_folds(y, groups, args.folds, args.seed):
+        result = run_variant(name, catalog, maps, ok, np.sort(train), np.sort(test), args)
+        folds.append(
+            {
+                k: result[k]
+                for k in ("test", "test_greedy", "retrieval", "train_seconds", "captions_per_s", "n_test", "fit_report")
+            }
+        )
+        folds[-1]["examples"] = result["examples"][:5]
+
+    def mean(part: str, key: str) -> float:
+        return float(np.mean([f[part][key] for f in folds]))
+
+    report = {
+        "dataset": args.dataset,
+        "variant": name,
+        "split": f"{args.folds}-fold grouped CV stratified on category level 0 (seed {args.seed}); groups = same normalised title or image bytes",
+        "grouping": grouping_summary(groups, ["title", "image bytes"]),
+        **{k: mean("test", k) for k in METRIC_KEYS},
+        "bleu_greedy": mean("test_greedy", "bleu"),
+        "retrieval_bleu": mean("retrieval", "bleu"),
+        "template_bleu": None,
+        "train_seconds": float(np.mean([f["train_seconds"] for f in folds])),
+        "n_test": int(sum(f["n_test"] for f in folds)),
+        "folds": folds,
+        "command": "python " + shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "threads": torch.get_num_threads(),
+            "loadavg_start": load_start,
+            "loadavg_end": os.getloadavg(),
+        },
+    }
+    out = RESULTS / f"caption_{args.dataset}.json"
+    out.write_text(json.dumps(report, indent=2))
+    lines = [
+        f"# Captioning on {args.dataset} ({report['split']})",
+        "",
+        f"Command: `{report['command']}`  ",
+        f"Mean over folds ({report['n_test']} test rows in all): BLEU {report['bleu']:.1f} (greedy {report['bleu_greedy']:.1f}), "
+        f"CIDEr-D {report['cider']:.2f}, ROUGE-L {report['rouge_l']:.1f}, word overlap {report['word_overlap']:.1f}%, "
+        f"Jaccard {report['jaccard']:.1f}%, length ratio {report['length_ratio']:.2f}; nearest-image title BLEU "
+        f"{report['retrieval_bleu']:.1f}. Load average {load_start[0]:.1f} at start.",
+        "",
+        "| id | reference | generated |",
+        "|---|---|---|",
+        *(f"| {e['id']} | {e['reference']} | {e['generated']} |" for e in folds[0]["examples"]),
+    ]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print(json.dumps({k: report[k] for k in ("bleu", "cider", "retrieval_bleu", "n_test")}, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="myntra", choices=["myntra", "flipkart"])
     parser.add_argument("--variants", default="transformer", help=f"comma-separated, from {list(VARIANTS)}")
     parser.add_argument("--test-size", type=int, default=1000)
+    parser.add_argument("--folds", type=int, default=0, help="> 1: grouped cross-validation instead of one test set")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--beam", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
@@ -152,14 +210,20 @@ def main() -> None:
     )
     maps = np.asarray(maps)
     groups = duplicate_groups(catalog)
+    if args.folds > 1:
+        cross_validate(args, catalog, maps, ok, groups, load_start)
+        return
     test = grouped_test_rows(groups, args.test_size, args.seed)
     train = np.setdiff1d(np.arange(len(catalog)), test)
     assert not set(groups[test]) & set(groups[train])
     out = RESULTS / f"caption_{args.dataset}.json"
-    report = json.loads(out.read_text()) if out.is_file() else {"variants": {}}
+    trained = {}
     for name in args.variants.split(","):
-        report["variants"][name] = run_variant(name, catalog, maps, ok, train, test, args)
-        report["variants"][name]["command"] = "python " + shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+        trained[name] = run_variant(name, catalog, maps, ok, train, test, args)
+        trained[name]["command"] = "python " + shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    # Read the file only now: another run may have added its variants meanwhile.
+    report = json.loads(out.read_text()) if out.is_file() else {"variants": {}}
+    report["variants"].update(trained)
     chosen_name = max(report["variants"], key=lambda n: report["variants"][n]["validation_cider"])
     chosen = report["variants"][chosen_name]
     report.update(

@@ -246,3 +246,50 @@ def test_skipped_rows_are_counted(tmp_path):
     model = CaptionModel(**{**TINY, "epochs": 2}, progress=False).fit(catalog)
     assert model.fit_report["skipped"] == {"no_title": 1, "no_readable_image": 1}
     assert model.fit_report["rows"] == 9
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_cli_train_generate_evaluate(trained, shapes, tmp_path):
+    from typer.testing import CliRunner
+
+    from skulens.cli.main import app
+
+    folder, catalog = shapes
+    catalog.frame.to_csv(tmp_path / "shapes.csv", index=False)
+    runner = CliRunner()
+    trained.save(tmp_path / "m")
+    photo = folder / catalog.frame["image"].iloc[0]
+    (tmp_path / "notes.txt").write_text("not a photo")
+    result = runner.invoke(app, ["caption", str(photo), str(tmp_path / "notes.txt"), "--model", str(tmp_path / "m"), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output.strip().splitlines()[-1])
+    assert [r["title"] for r in rows] == ["bright red circle sticker"] and "skipped" in result.output
+    evaluated = runner.invoke(app, ["caption", "evaluate", str(tmp_path / "m"), str(tmp_path / "shapes.csv"), "--beam", "1"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "decoder" in evaluated.output and "retrieval" in evaluated.output
+    missing = runner.invoke(app, ["caption", str(photo), "--model", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    trained_cli = runner.invoke(
+        app,
+        [
+            "caption",
+            "train",
+            str(tmp_path / "shapes.csv"),
+            "--out",
+            str(tmp_path / "cli-m"),
+            "--epochs",
+            "1",
+            "--dim",
+            "32",
+            "--layers",
+            "1",
+        ],
+    )
+    assert trained_cli.exit_code == 0, trained_cli.output
+    assert "trained on 18 photo-title pairs" in trained_cli.output and (tmp_path / "cli-m" / "weights.npz").is_file()
+    assert (
+        "caption IMAGE" in runner.invoke(app, ["caption", "--help"]).output
+        or "IMAGE" in runner.invoke(app, ["caption", "generate", "--help"]).output
+    )
