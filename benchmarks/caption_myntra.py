@@ -45,6 +45,7 @@ VARIANTS: dict[str, dict] = {
     "transformer": {},
     "transformer-3layer": {"layers": 3},
     "transformer-no-smoothing": {"label_smoothing": 0.0},
+    "transformer-dropout0.3": {"dropout": 0.3},
     "lstm": {"architecture": "lstm", "lr": 1e-3},
 }
 METRIC_KEYS = ("bleu", "cider", "rouge_l", "word_overlap", "jaccard", "length_ratio")
@@ -201,6 +202,7 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "skulens" / "caption"))
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--merge-from", nargs="*", metavar="JSON", help="add the variants of these result files (no training)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     load_start = os.getloadavg()
@@ -218,12 +220,17 @@ def main() -> None:
     assert not set(groups[test]) & set(groups[train])
     out = RESULTS / f"caption_{args.dataset}.json"
     trained = {}
-    for name in args.variants.split(","):
+    for name in filter(None, args.variants.split(",")):
         trained[name] = run_variant(name, catalog, maps, ok, train, test, args)
         trained[name]["command"] = "python " + shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     # Read the file only now: another run may have added its variants meanwhile.
     report = json.loads(out.read_text()) if out.is_file() else {"variants": {}}
+    for path in args.merge_from or []:  # variants another run wrote to a copy of this file
+        for name, variant in json.loads(Path(path).read_text())["variants"].items():
+            report["variants"].setdefault(name, variant)
     report["variants"].update(trained)
+    if not report["variants"]:
+        raise SystemExit("no variant trained or merged: give --variants or --merge-from")
     chosen_name = max(report["variants"], key=lambda n: report["variants"][n]["validation_cider"])
     chosen = report["variants"][chosen_name]
     report.update(

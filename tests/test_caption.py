@@ -257,7 +257,7 @@ def test_cli_train_generate_evaluate(trained, shapes, tmp_path):
     from skulens.cli.main import app
 
     folder, catalog = shapes
-    catalog.frame.to_csv(tmp_path / "shapes.csv", index=False)
+    catalog.frame.to_csv(folder / "shapes.csv", index=False)  # beside the photos its paths name
     runner = CliRunner()
     trained.save(tmp_path / "m")
     photo = folder / catalog.frame["image"].iloc[0]
@@ -266,7 +266,7 @@ def test_cli_train_generate_evaluate(trained, shapes, tmp_path):
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output.strip().splitlines()[-1])
     assert [r["title"] for r in rows] == ["bright red circle sticker"] and "skipped" in result.output
-    evaluated = runner.invoke(app, ["caption", "evaluate", str(tmp_path / "m"), str(tmp_path / "shapes.csv"), "--beam", "1"])
+    evaluated = runner.invoke(app, ["caption", "evaluate", str(tmp_path / "m"), str(folder / "shapes.csv"), "--beam", "1"])
     assert evaluated.exit_code == 0, evaluated.output
     assert "decoder" in evaluated.output and "retrieval" in evaluated.output
     missing = runner.invoke(app, ["caption", str(photo), "--model", str(tmp_path / "nowhere")])
@@ -276,7 +276,7 @@ def test_cli_train_generate_evaluate(trained, shapes, tmp_path):
         [
             "caption",
             "train",
-            str(tmp_path / "shapes.csv"),
+            str(folder / "shapes.csv"),
             "--out",
             str(tmp_path / "cli-m"),
             "--epochs",

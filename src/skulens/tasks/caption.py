@@ -418,7 +418,11 @@ class CaptionModel:
             maps, ok = self.catalog_maps(catalog)
         rows, skipped = self.usable_rows(catalog, np.asarray(ok, dtype=bool))
         if len(rows) == 0:
-            raise CaptionError(f"catalog '{catalog.name}' has no row with both a title and a readable image to evaluate on")
+            raise CaptionError(
+                f"catalog '{catalog.name}' has no row with both a title and a readable image to evaluate on "
+                f"({skipped['no_title']} without title, {skipped['no_readable_image']} without a readable image; image paths "
+                "resolve against the catalog file's folder and --image-root)"
+            )
         references = [_title_list(catalog)[r] for r in rows]
         started = time.perf_counter()
         captions = self._generate_maps(maps, rows, beam)
