@@ -50,7 +50,7 @@ def page(models: dict[str, LoadedModel]) -> None:
             f"Product photos (up to {MAX_IMAGE_MB} MB each)", type=IMAGE_TYPES, accept_multiple_files=True, key="caption_photos"
         )
         beam = st.slider("Beam width (1 = greedy)", 1, 5, 3, key="caption_beam")
-        nearest = st.slider("Nearest catalog titles", 0, 10, 3, key="caption_nearest")
+        nearest = st.slider("How many nearest titles", 0, 10, 3, key="caption_nearest")
         submitted = st.form_submit_button("Write titles")
     if not submitted:
         return
