@@ -26,6 +26,7 @@ TASK_PREDICTORS = {
     "categorize": ("skulens.tasks.categorize", "CategoryPredictor"),
     "reviews": ("skulens.tasks.reviews", "ReviewPredictor"),
     "align": ("skulens.tasks.align", "AlignmentModel"),
+    "caption": ("skulens.tasks.caption", "CaptionModel"),
 }
 
 
@@ -51,7 +52,7 @@ class LoadedModel:
     @property
     def encoders(self) -> dict[str, str]:
         """Encoder name -> identity (name, version and weights hash)."""
-        if self.task == "align":
+        if self.task in ("align", "caption"):
             return dict(self.predictor.encoder_identities)
         return self.predictor.extractor.identities()
 
@@ -84,7 +85,7 @@ class LoadedModel:
     def start(self, max_batch: int = 8) -> LoadedModel:
         """Start the worker. Categorize items are ``(prepared image or None, text)``; review items are texts.
         Alignment models (search, zero-shot) are called directly and have no worker."""
-        if self.task == "align":
+        if self.task in ("align", "caption"):
             return self
         fn = self._categorize_batch if self.task == "categorize" else self._reviews_batch
         self.batcher = MicroBatcher(fn, max_batch=max_batch, name=self.name)
@@ -103,6 +104,10 @@ class LoadedModel:
             self.batcher([(prepare_image(self.predictor, image), "warm up")])
         elif self.task == "align":
             self.predictor.encode_texts(["warm up"])
+        elif self.task == "caption":
+            from PIL import Image
+
+            self.predictor.generate([Image.new("RGB", (64, 64), (128, 128, 128))], beam=1)
         else:
             self.batcher(["warm up"])
 

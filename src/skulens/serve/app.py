@@ -43,6 +43,7 @@ from skulens.runtime import (
     prepare_image,
     top_k_from_proba,
 )
+from skulens.serve.caption_routes import add_caption_routes
 from skulens.serve.explain_routes import add_explain_routes
 from skulens.serve.guard import MAX_QUOTED_CHARS, RequestGuard, error_response, media_type, safe_text
 from skulens.serve.schemas import (
@@ -394,6 +395,7 @@ def create_app(
 
     add_search_routes(v1, pick, ServiceError, max_upload_bytes)
     add_explain_routes(v1, pick, ServiceError, max_upload_bytes)
+    add_caption_routes(v1, pick, ServiceError, max_upload_bytes)
     app.include_router(v1)
     generated_openapi = app.openapi
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from skulens.ui import categorize_page, csv_page, report_page, review_queue_page, reviews_page, search_page
+from skulens.ui import caption_page, categorize_page, csv_page, report_page, review_queue_page, reviews_page, search_page
 
-PAGES = ("Categorize", "Reviews", "CSV catalog", "Review queue", "Search", "Report")
+PAGES = ("Categorize", "Reviews", "CSV catalog", "Review queue", "Search", "Captions", "Report")
 
 
 def settings() -> tuple[Path | None, Path | None]:
@@ -65,6 +65,8 @@ def main() -> None:
         review_queue_page.page(models)
     elif page == "Search":
         search_page.page(models)
+    elif page == "Captions":
+        caption_page.page(models)
     else:
         report_page.page(reports)
 
