@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from skulens.cli.commands import add_commands, flag, group
+from skulens.cli.commands import AdaptPriors, add_commands, flag, group
 from skulens.cli.engines import ChunkRows, Engine, RayAddress, RayCpus, run_streamed
 from skulens.cli.output import console, err, fail, note, print_report_tables, warn
 from skulens.cli.sources import Columns, ImageRoots, Label, Source, label_value, load_source, reads_images, report_images
@@ -181,14 +181,7 @@ def predict(
         ),
     ] = None,
     k: Annotated[int, typer.Option("-k", "--k", metavar="N", help="How many categories to show per product.")] = 5,
-    adapt_priors: Annotated[
-        bool,
-        flag(
-            "--adapt-priors",
-            help="Adapt to this data's class mix without labels (EM re-estimation of class priors, Saerens et al. 2002); "
-            "the estimated priors and whether EM converged are reported.",
-        ),
-    ] = False,
+    adapt_priors: AdaptPriors = False,
     columns: Columns = None,
     image_root: ImageRoots = None,
     engine: Engine = "local",
@@ -270,14 +263,7 @@ def evaluate(
         bool,
         flag("--include-training-rows", help="Also score rows the model was trained on (excluded by default: optimistic)."),
     ] = False,
-    adapt_priors: Annotated[
-        bool,
-        flag(
-            "--adapt-priors",
-            help="Adapt to this data's class mix without labels (EM re-estimation of class priors, Saerens et al. 2002); "
-            "the estimated priors and whether EM converged are reported.",
-        ),
-    ] = False,
+    adapt_priors: AdaptPriors = False,
     columns: Columns = None,
     image_root: ImageRoots = None,
 ) -> None:

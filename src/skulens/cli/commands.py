@@ -4,7 +4,7 @@ their metavar alone, without Typer's ``<str>``/``<bool>`` type names."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
@@ -56,3 +56,14 @@ def add_commands(app: typer.Typer, *functions: Callable[..., None], **kwargs: An
 def flag(*names: str, help: str) -> Any:
     """An on/off option; its help shows no type."""
     return typer.Option(*names, help=help, metavar="")
+
+
+#: ``--adapt-priors`` of the predict/evaluate commands of categorize and reviews.
+AdaptPriors = Annotated[
+    bool,
+    flag(
+        "--adapt-priors",
+        help="Adapt to this data's class mix (a review file's star mix) without its labels: EM re-estimation of the "
+        "class priors (Saerens et al. 2002); the estimated mix and whether EM converged are reported.",
+    ),
+]

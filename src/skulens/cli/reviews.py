@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from skulens.cli.commands import add_commands, flag, group
+from skulens.cli.commands import AdaptPriors, add_commands, group
 from skulens.cli.output import console, fail, note, print_report_tables
 from skulens.cli.sources import Columns, load_reviews_source
 from skulens.cli.tracking import NoTrack, Register, TrackingUri, tracked_run
@@ -114,14 +114,7 @@ def predict(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", metavar="FILE", help="CSV to write predictions to (with --input).")
     ] = None,
-    adapt_priors: Annotated[
-        bool,
-        flag(
-            "--adapt-priors",
-            help="Adapt to these reviews' star mix without their ratings (EM re-estimation of class priors, Saerens "
-            "et al. 2002); the estimated mix and whether EM converged are reported.",
-        ),
-    ] = False,
+    adapt_priors: AdaptPriors = False,
     columns: Columns = None,
 ) -> None:
     """Predict stars, expected rating, sentiment and recommendation for one text or a file of reviews."""
@@ -165,14 +158,7 @@ def evaluate(
     model: Model,
     source: ReviewSource,
     out: Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", help="Write metrics.json here.")] = None,
-    adapt_priors: Annotated[
-        bool,
-        flag(
-            "--adapt-priors",
-            help="Adapt to these reviews' star mix without their ratings (EM re-estimation of class priors, Saerens "
-            "et al. 2002); the estimated mix and whether EM converged are reported.",
-        ),
-    ] = False,
+    adapt_priors: AdaptPriors = False,
     columns: Columns = None,
 ) -> None:
     """Score a saved review model on reviews with a 1-5 rating (and optionally 'recommended').
