@@ -38,7 +38,7 @@ for _variant, _resolution in EFFICIENTNET_RESOLUTIONS.items():
         f"efficientnet-{_variant}-int8",
         "image",
         EFFICIENTNET_DIM,
-        f"EfficientNet-Lite{_variant[-1]} int8 (ONNX Runtime static quantisation, ~1.6x faster; {_resolution}px)",
+        f"EfficientNet-Lite{_variant[-1]} int8, ONNX Runtime static quantisation ({_resolution}px)",
     )(_efficientnet(_variant, quantize=True))
 
 

@@ -9,6 +9,7 @@ float features from ~0.99 to ~0.86 on Flipkart photos), and they cost little of 
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -60,7 +61,7 @@ def quantize_graph(source: bytes | Path, target: Path, pixels: np.ndarray, batch
     """Static int8 (QDQ, per-channel) quantisation of an EfficientNet-Lite graph from :func:`~skulens.encoders.
     efficientnet_lite.to_onnx`, activations calibrated (min/max) on ``pixels``; written atomically to ``target``."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import CalibrationDataReader
 
     model = onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(str(source))
     for index, node in enumerate(model.graph.node):  # nodes_to_exclude needs names; to_onnx leaves them empty
@@ -75,6 +76,26 @@ def quantize_graph(source: bytes | Path, target: Path, pixels: np.ndarray, batch
             return next(self.batches, None)
 
     target.parent.mkdir(parents=True, exist_ok=True)
+    # onnxruntime advises shape-inference pre-processing on the root logger; to_onnx graphs do not need it
+    advice = _DropAdvice()
+    logging.getLogger().addFilter(advice)
+    try:
+        _quantize(model, kept_float, Batches(), target)
+    finally:
+        logging.getLogger().removeFilter(advice)
+    return target
+
+
+class _DropAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing" not in record.getMessage()
+
+
+def _quantize(model: object, kept_float: list[str], batches: object, target: Path) -> None:
+    """``quantize_static`` (QDQ, per-channel) of ``model`` with ``kept_float`` convolutions left alone, into ``target``."""
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
         named = Path(work) / "named.onnx"
         onnx.save(model, str(named))
@@ -82,7 +103,7 @@ def quantize_graph(source: bytes | Path, target: Path, pixels: np.ndarray, batch
         quantize_static(
             str(named),
             str(quantized),
-            Batches(),
+            batches,
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8,
@@ -91,7 +112,6 @@ def quantize_graph(source: bytes | Path, target: Path, pixels: np.ndarray, batch
             nodes_to_exclude=kept_float,
         )
         os.replace(quantized, target)
-    return target
 
 
 def cached_int8_graph(source: bytes | Path, target: Path, resolution: int) -> Path:
