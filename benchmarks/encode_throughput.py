@@ -205,6 +205,8 @@ def measure_images(args: argparse.Namespace) -> dict[str, object]:
     forward = timed_runs(lambda: sum(len(encoder.encode(b)) for b in batches), args.repeats)
     print(f"forward only ({encoder.backend}): {forward} images/s")
 
+    int8 = int8_rates(catalog, batches, args, embeddings.vectors)
+
     reference = EfficientNetLiteEncoder("lite0", backend="torch")
     reference_vectors = np.concatenate([reference.encode(b) for b in batches])
     forward_torch = timed_runs(lambda: sum(len(reference.encode(b)) for b in batches), args.repeats)
@@ -238,6 +240,7 @@ def measure_images(args: argparse.Namespace) -> dict[str, object]:
         "forward_only": forward,
         "forward_only_torch": forward_torch,
         "encoder_setup_s": round(setup_s, 2),
+        **int8,
         "cosine_vs_torch_min": round(float(vs_torch.min()), 7),
         "cosine_vs_naive_min": round(float(vs_naive.min()), 5),
         "cosine_vs_naive_mean": round(float(vs_naive.mean()), 5),
@@ -245,6 +248,27 @@ def measure_images(args: argparse.Namespace) -> dict[str, object]:
     }
     print(f"cosine vs torch reference: min {result['cosine_vs_torch_min']}")
     return result
+
+
+def int8_rates(catalog: Catalog, batches: list[np.ndarray], args: argparse.Namespace, fp32: np.ndarray) -> dict[str, object]:
+    """End-to-end and network-only images/s of the int8 encoder, and its cosine to the float embeddings."""
+    encoder = create_encoder(f"{ENCODER}-int8")
+    if args.batch_size:
+        encoder.batch_size = args.batch_size
+    embed_catalog(catalog.head(encoder.batch_size), encoder, use_cache=False)  # warm-up (and quantisation on first use)
+    e2e = timed_runs(lambda: embed_catalog(catalog, encoder, use_cache=False, workers=args.workers).encoded, args.repeats)
+    forward = timed_runs(lambda: sum(len(encoder.encode(b)) for b in batches), args.repeats)
+    print(f"int8 end to end: {e2e}; network only: {forward} images/s")
+    vectors = embed_catalog(catalog, encoder, use_cache=False, workers=args.workers).vectors
+    cos = cosines(vectors, fp32)
+    return {
+        "int8_encoder": encoder.identity,
+        "int8_images_per_s": e2e["best"],
+        "int8_end_to_end": e2e,
+        "int8_forward_only": forward,
+        "cosine_int8_vs_fp32_min": round(float(cos.min()), 4),
+        "cosine_int8_vs_fp32_mean": round(float(cos.mean()), 4),
+    }
 
 
 def markdown(r: dict) -> str:
@@ -292,6 +316,11 @@ def image_markdown(r: dict) -> list[str]:
         (f"network only, {r['backend']} (ready uint8 batches)", r["forward_only"]),
         ("network only, torch eager channels_last", r["forward_only_torch"]),
     ]
+    if "int8_end_to_end" in r:
+        rows += [
+            (f"`embed_catalog` end to end, int8 (`{r['int8_encoder']}`)", r["int8_end_to_end"]),
+            ("network only, int8 (ready uint8 batches)", r["int8_forward_only"]),
+        ]
     return [
         f"## Images: {r['encoder']}",
         "",
@@ -305,6 +334,11 @@ def image_markdown(r: dict) -> list[str]:
         f"End to end vs naive: **{r['speedup']}x**. Min cosine similarity of the end-to-end embeddings to the "
         f"PyTorch reference on the same pixels: {r['cosine_vs_torch_min']} (vs the naive loop, which decodes "
         f"at full size and resizes differently: min {r['cosine_vs_naive_min']}, mean {r['cosine_vs_naive_mean']}).",
+        *(
+            [f"int8 vs float embeddings: min cosine {r['cosine_int8_vs_fp32_min']}, mean {r['cosine_int8_vs_fp32_mean']}."]
+            if "int8_end_to_end" in r
+            else []
+        ),
         "",
         f"Machine: {m['cpu']}, {m['cores_available']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
         f"onnxruntime {m['onnxruntime']}, Python {m['python']}, Pillow {m['pillow']}; load average "

@@ -40,6 +40,9 @@ def test_list_encoders_has_the_builtins():
         "efficientnet-lite0",
         "efficientnet-lite1",
         "efficientnet-lite2",
+        "efficientnet-lite0-int8",
+        "efficientnet-lite1-int8",
+        "efficientnet-lite2-int8",
     }
 
 
@@ -262,7 +265,7 @@ def test_registered_dimensions_match_the_encoders(lite0, minilm):
     assert classical.encode([Image.new("RGB", (50, 40), (10, 200, 30))]).shape == (1, classical.dim)
     from skulens.encoders.efficientnet_lite import VARIANTS
 
-    assert {f"efficientnet-{v}" for v in VARIANTS} == {i.name for i in list_encoders("efficientnet-*")}
+    assert {f"efficientnet-{v}{q}" for v in VARIANTS for q in ("", "-int8")} == {i.name for i in list_encoders("efficientnet-*")}
     for variant, spec in VARIANTS.items():
         assert f"({spec.resolution}px)" in encoder_info(f"efficientnet-{variant}").description
 

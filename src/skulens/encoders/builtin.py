@@ -18,11 +18,11 @@ MINILM_DIM = 384
 CLASSICAL_DIM = 8 * 4 * 4 + 9 * 7 * 7 * 2 * 2 + 8 + 2  # HSV histogram + HOG (64 px) + uniform LBP
 
 
-def _efficientnet(variant: str):
+def _efficientnet(variant: str, quantize: bool = False):
     def create(**kwargs: Any) -> Encoder:
         from skulens.encoders.image import EfficientNetLiteEncoder
 
-        return EfficientNetLiteEncoder(variant, **kwargs)
+        return EfficientNetLiteEncoder(variant, quantize=quantize, **kwargs)
 
     return create
 
@@ -34,6 +34,12 @@ for _variant, _resolution in EFFICIENTNET_RESOLUTIONS.items():
         EFFICIENTNET_DIM,
         f"EfficientNet-Lite{_variant[-1]} ImageNet features ({_resolution}px)",
     )(_efficientnet(_variant))
+    register_encoder(
+        f"efficientnet-{_variant}-int8",
+        "image",
+        EFFICIENTNET_DIM,
+        f"EfficientNet-Lite{_variant[-1]} int8, ONNX Runtime static quantisation ({_resolution}px)",
+    )(_efficientnet(_variant, quantize=True))
 
 
 @register_encoder("classical-image", "image", CLASSICAL_DIM, "colour histogram + HOG + LBP (scikit-image; no weights)")

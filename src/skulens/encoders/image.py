@@ -15,6 +15,7 @@ from PIL import Image
 
 from skulens.encoders.base import Encoder, EncoderError
 from skulens.encoders.fingerprint import weights_fingerprint
+from skulens.encoders.image_int8 import INT8_VERSION
 from skulens.encoders.lite_variants import HEAD_CHANNELS, VARIANTS, pretrained_weights_path
 from skulens.encoders.pixels import to_square_array
 from skulens.encoders.text_onnx import onnx_cache_dir
@@ -82,6 +83,19 @@ def _own_graph(model: EfficientNetLite) -> bytes | None:
     return to_onnx(model)
 
 
+def _int8_graph(graph: bytes | Path, variant: str, fingerprint: str, cache: bool) -> bytes | Path:
+    """The int8 version of ``graph``: cached beside the float one for the packaged weights (``cache``), else
+    quantised in a temporary folder and returned as bytes."""
+    from skulens.encoders.image_int8 import INT8_VERSION, cached_int8_graph, calibration_pixels, quantize_graph
+
+    resolution = VARIANTS[variant].resolution
+    if cache:
+        target = onnx_cache_dir() / f"efficientnet-{variant}-{fingerprint}-g{GRAPH_VERSION}-int8q{INT8_VERSION}.onnx"
+        return cached_int8_graph(graph, target, resolution)
+    with tempfile.TemporaryDirectory() as work:
+        return quantize_graph(graph, Path(work) / "int8.onnx", calibration_pixels(resolution)).read_bytes()
+
+
 class EfficientNetLiteEncoder(Encoder):
     """1280-d pooled features of EfficientNet-Lite0/1/2 with bundled ImageNet weights.
 
@@ -96,15 +110,24 @@ class EfficientNetLiteEncoder(Encoder):
     batch_size = 32
 
     def __init__(
-        self, variant: str = "lite0", threads: int | None = None, backend: str = "auto", model: EfficientNetLite | None = None
+        self,
+        variant: str = "lite0",
+        threads: int | None = None,
+        backend: str = "auto",
+        model: EfficientNetLite | None = None,
+        quantize: bool = False,
     ) -> None:
         """``model``: a network of this variant to run instead of the ImageNet one (fine-tuned weights); its
-        ONNX graph is built from it and never taken from or put in the cache."""
+        ONNX graph is built from it and never taken from or put in the cache. ``quantize``: run the int8 graph
+        (:mod:`skulens.encoders.image_int8`; about 1.6x faster, cosine to the float features ~0.99), named
+        ``efficientnet-<variant>-int8``."""
         if variant not in VARIANTS:
             raise EncoderError(f"unknown EfficientNet-Lite variant '{variant}'; choose from {list(VARIANTS)}")
         if backend not in BACKENDS:
             raise EncoderError(f"unknown backend '{backend}'; choose from {list(BACKENDS)}")
-        self.name = f"efficientnet-{variant}"
+        if quantize and backend == "torch":
+            raise EncoderError("quantize=True runs on ONNX Runtime; use backend='auto' or 'onnx'")
+        self.name = f"efficientnet-{variant}" + ("-int8" if quantize else "")
         self.variant, self.threads = variant, threads
         self.resolution = VARIANTS[variant].resolution
         self._model: EfficientNetLite | None = None
@@ -117,8 +140,10 @@ class EfficientNetLiteEncoder(Encoder):
             graph = _own_graph(self._model) if backend != "torch" else None
         elif backend != "torch":
             graph = cached_graph(variant, fingerprint, lambda: self.model)
+        if quantize and graph is not None:
+            graph = _int8_graph(graph, variant, fingerprint, cache=model is None)
         self.session = onnx_session(graph) if graph is not None else None
-        if self.session is None and backend == "onnx":
+        if self.session is None and (backend == "onnx" or quantize):
             raise EncoderError("backend='onnx' needs onnxruntime and onnx: pip install onnxruntime onnx")
         if self.session is None and backend == "auto":
             warnings.warn(
@@ -127,7 +152,7 @@ class EfficientNetLiteEncoder(Encoder):
         if self.session is None:
             self.model  # noqa: B018  (the torch backend: load it now, not inside the first encode)
         self.backend = "torch" if self.session is None else "onnx"
-        backend_tag = "-onnx" if self.session is not None else ""
+        backend_tag = ("-onnx" if self.session is not None else "") + (f"-int8q{INT8_VERSION}" if quantize else "")
         self.version = f"imagenet-{self.resolution}px-squash{backend_tag}-w{fingerprint}"
         self._pool = ThreadPoolExecutor(threads or thread_budget()) if self.session is not None else None
 
