@@ -100,7 +100,7 @@ def skulens(args: list[str], env: dict) -> dict:
 
 
 def with_manifest(run: dict, out: Path, rows_in: int) -> dict:
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / "_manifest.json").read_text())
     rows_out = manifest["rows_out"]
     run.update(
         {
@@ -157,7 +157,8 @@ def embed_pair(data: Path, encoder: str, rows: int, work: Path, env: dict, name:
         if present < rows * 0.9:
             raise SystemExit(f"{name} {engine}: only {present} of {rows} rows were embedded; see the issue column in {out}")
         print(name, engine, result[engine], flush=True)
-    a, b = read_output(work / f"{name}_local"), read_output(work / f"{name}_ray")
+    # Ray writes its parts in the order its blocks finish: compare the two outputs row by row in id order
+    a, b = (read_output(work / f"{name}_{engine}").sort_by("id") for engine in ("local", "ray"))
     result["same_ids"] = a.column("id").to_pylist() == b.column("id").to_pylist()
     result["max_abs_vector_diff"] = float(np.abs(read_vectors(a) - read_vectors(b)).max())
     result["ray_vs_local_rows_per_s"] = round(result["ray"]["rows_per_s"] / result["local"]["rows_per_s"], 3)

@@ -78,7 +78,7 @@ def test_predict_gives_the_same_categories_on_both_engines(local_ray, catalog_cs
     args = ["categorize", "predict", str(model_dir), "-i", str(catalog_csv), "--output", str(out), "--engine", "ray"]
     result = CliRunner().invoke(app, [*args, "-k", "2", "--chunk-rows", "8"])
     assert result.exit_code == 0, result.output
-    assert "40 rows categorized with the ray engine" in result.output and (out / "manifest.json").is_file()
+    assert "40 rows categorized with the ray engine" in result.output and (out / "_manifest.json").is_file()
     a, b = read_output(tmp_path / "local").to_pandas(), read_output(out).to_pandas()
     assert a["id"].tolist() == b["id"].tolist() and len(a) == 40
     assert a["category_1"].tolist() == b["category_1"].tolist()

@@ -1,5 +1,5 @@
 """The options that run a command on an engine (``--engine local|ray``, ``--ray-address``, ``--chunk-rows``)
-and the streamed run they share: catalog streamed in chunks -> job -> Parquet parts + ``manifest.json``."""
+and the streamed run they share: catalog streamed in chunks -> job -> Parquet parts + ``_manifest.json``."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def run_streamed(
     image_roots: list[Path] | None,
     what: str,
 ) -> RunSummary:
-    """Stream ``source`` through ``job`` on ``engine`` into Parquet parts in ``out``; writes ``out/manifest.json``."""
+    """Stream ``source`` through ``job`` on ``engine`` into Parquet parts in ``out``; writes ``out/_manifest.json``."""
     from skulens.catalog import CatalogError
     from skulens.encoders import EncoderError
     from skulens.engines import ENGINES, run_job
@@ -90,10 +90,10 @@ def run_streamed(
     except (CatalogError, EncoderError, ModelFolderError) as exc:
         raise fail(str(exc)) from None
     manifest = {"source": source, "job": type(job).__name__, **vars(job), "chunk_rows": chunk_rows, **summary.to_dict()}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    (out / "_manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     rate = summary.rows_out / summary.seconds if summary.seconds else 0.0
     console.print(f"{summary.rows_out:,} rows {what} with the {engine} engine in {summary.seconds:.1f}s ({rate:,.0f} rows/s)")
     if summary.rows_with_issue:
         warn(f"{summary.rows_with_issue:,} row(s) have an issue (see the 'issue' column)")
-    console.print(f"outputs: {out}/*.parquet, {out / 'manifest.json'}")
+    console.print(f"outputs: {out}/*.parquet, {out / '_manifest.json'}")
     return summary
