@@ -168,3 +168,17 @@ def test_cli_finetune_text_explains_a_missing_label_column(tmp_path):
         env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"},
     )
     assert result.exit_code != 0 and "brand" in re.sub(r"\s+", " ", result.output)
+
+
+def test_review_model_trains_on_the_fine_tuned_encoder(tmp_path, trained, monkeypatch):
+    from skulens.tasks.reviews import ReviewPredictor
+
+    monkeypatch.setenv("SKULENS_ONNX_CACHE", str(tmp_path / "onnx"))
+
+    texts, stars = _reviews(per_class=20, seed=5)
+    frame = pd.DataFrame({"id": range(len(texts)), "review_text": texts, "rating": [int(s) for s in stars]})
+    name = f"finetuned-text:{trained.folder}"
+    model = ReviewPredictor(encoders=[name], cache_dir=tmp_path / "cache").fit(build_catalog(frame, name="synthetic"))
+    predicted = model.predict(frame.head(6))
+    assert len(predicted) == 6 and set(predicted["stars"]) <= {1, 3, 5}
+    assert (predicted["stars"].to_numpy() == frame["rating"].head(6).to_numpy()).mean() >= 0.5
