@@ -182,3 +182,29 @@ def test_review_model_trains_on_the_fine_tuned_encoder(tmp_path, trained, monkey
     predicted = model.predict(frame.head(6))
     assert len(predicted) == 6 and set(predicted["stars"]) <= {1, 3, 5}
     assert (predicted["stars"].to_numpy() == frame["rating"].head(6).to_numpy()).mean() >= 0.5
+
+
+def test_cli_finetune_text_with_two_seeds_reports_the_spread(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from skulens.cli import app
+    from skulens.tasks.finetune_training import seed_summary
+
+    texts, stars = _reviews(per_class=10)
+    pd.DataFrame({"id": range(len(texts)), "review_text": texts, "rating": [int(s) for s in stars]}).to_csv(
+        tmp_path / "reviews.csv", index=False
+    )
+    out = tmp_path / "enc"
+    args = ["finetune", "text", str(tmp_path / "reviews.csv"), "--target", "stars", "--out", str(out), "--seeds", "2"]
+    args += ["--epochs", "2", "--batch-size", "8", "--lr", "3e-4", "--max-length", "32", "--no-track"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"})
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "seeds.json").read_text())
+    assert set(summary["per_seed"]) == {"0", "1"} and (out / "seed0" / "encoder.json").exists() and (out / "seed1").is_dir()
+    mae = summary["across_seeds"]["val_expected_rating_mae"]
+    values = [summary["per_seed"][s]["val_expected_rating_mae"] for s in ("0", "1")]
+    assert mae["n"] == 2 and mae["mean"] == pytest.approx(np.mean(values)) and mae["ci95"][0] <= mae["mean"] <= mae["ci95"][1]
+    assert "across 2 seeds" in result.output
+    assert seed_summary({3: {"a": 1.0}, 4: {"a": 3.0}})["across_seeds"]["a"]["std"] == pytest.approx(np.sqrt(2.0))

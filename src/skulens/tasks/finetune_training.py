@@ -266,6 +266,18 @@ def train(
     )
 
 
+def seed_summary(per_seed: dict[int, dict[str, float]]) -> dict:
+    """Metrics of runs that differ only in their seed: each seed's values and, per metric, the mean, sample std and
+    95% Student-t interval of the mean across seeds (the spread due to the seed: split, order, initialisation)."""
+    from skulens.metrics.classification import mean_std_ci
+
+    metrics = list(next(iter(per_seed.values())))
+    return {
+        "per_seed": {str(seed): values for seed, values in per_seed.items()},
+        "across_seeds": {name: mean_std_ci([values[name] for values in per_seed.values()]) for name in metrics},
+    }
+
+
 def plot_curves(history: list[dict], path: Path, title: str) -> Path:
     """Training and validation loss, and validation macro-F1, per epoch, as a PNG."""
     import matplotlib
