@@ -208,3 +208,18 @@ def test_cli_finetune_text_with_two_seeds_reports_the_spread(tmp_path):
     assert mae["n"] == 2 and mae["mean"] == pytest.approx(np.mean(values)) and mae["ci95"][0] <= mae["mean"] <= mae["ci95"][1]
     assert "across 2 seeds" in result.output
     assert seed_summary({3: {"a": 1.0}, 4: {"a": 3.0}})["across_seeds"]["a"]["std"] == pytest.approx(np.sqrt(2.0))
+
+
+def test_product_titles_fine_tune_on_a_label_column(tmp_path):
+    from skulens.tasks.finetune_text import label_examples
+
+    rng = np.random.default_rng(2)
+    kinds = {"watch": ["analog watch", "wrist watch", "chronograph"], "shoe": ["running shoe", "sneaker", "sandal"]}
+    titles = [f"{rng.choice(FILLER)} {rng.choice(words)} model {i}" for kind, words in kinds.items() for i in range(15)]
+    frame = pd.DataFrame({"id": range(30), "title": titles, "kind": [k for k in kinds for _ in range(15)]})
+    texts, labels, groups = label_examples(build_catalog(frame, name="titles"), "kind", ("title", "description"))
+    assert len(texts) == 30 and set(labels) == {"watch", "shoe"} and len(groups) == 30
+    recipe = TextRecipe(target="label", max_length=16, val_size=0.2)
+    outcome = finetune_text(texts, labels, groups, tmp_path / "enc", recipe, CONFIG, log=lambda m: None)
+    assert outcome.result.finished and set(outcome.validation) == {"accuracy", "macro_f1"}
+    assert outcome.classes == ["shoe", "watch"] and outcome.validation["accuracy"] >= 0.8
