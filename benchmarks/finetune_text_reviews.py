@@ -1,7 +1,7 @@
 """Fine-tuned MiniLM on review stars vs frozen MiniLM, in the review model (a script, not a test).
 
     OMP_NUM_THREADS=1 SKULENS_THREADS=1 python benchmarks/finetune_text_reviews.py \
-        --n-finetune 2500 --n-train 5000 --epochs 4        # writes benchmarks/results/finetune_text_reviews.{json,md}
+        --n-finetune 3000 --n-train 6000 --epochs 4        # writes benchmarks/results/finetune_text_reviews.{json,md}
 
 The split is the review benchmark's (``benchmarks/reviews.py``): reviews with text, one seeded group-aware 80/20
 split (duplicate normalised texts never cross it). From the training part only, a seeded subset of
@@ -124,8 +124,8 @@ def write_markdown(report: dict, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n-finetune", type=int, default=2500, help="training reviews used to fine-tune (20%% early stopping)")
-    parser.add_argument("--n-train", type=int, default=5000, help="training reviews for the review models (>= --n-finetune)")
+    parser.add_argument("--n-finetune", type=int, default=3000, help="training reviews used to fine-tune (20%% early stopping)")
+    parser.add_argument("--n-train", type=int, default=6000, help="training reviews for the review models (>= --n-finetune)")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--max-length", type=int, default=160)
