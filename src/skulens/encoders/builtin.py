@@ -89,3 +89,10 @@ def _finetuned(path: str, **kwargs: Any) -> Encoder:
     from skulens.encoders.finetuned import FinetunedImageEncoder
 
     return FinetunedImageEncoder(path, **kwargs)
+
+
+@register_encoder("finetuned-text:", "text", MINILM_DIM, "MiniLM fine-tuned by `skulens finetune text` (a folder)")
+def _finetuned_text(path: str, **kwargs: Any) -> Encoder:
+    from skulens.encoders.finetuned_text import finetuned_text_encoder
+
+    return finetuned_text_encoder(path, **kwargs)

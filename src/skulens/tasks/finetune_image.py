@@ -31,10 +31,15 @@ from skulens.encoders.efficientnet_lite import HEAD_CHANNELS, VARIANTS, Efficien
 from skulens.encoders.finetuned import save_finetuned
 from skulens.encoders.pixels import to_square_array
 from skulens.progress import progress_bar
-from skulens.tasks.finetune_training import FinetuneError, TrainConfig, TrainResult, plot_curves, train, with_batch_backoff
-
-#: Fewest images a class needs: at least one for validation and enough left to learn from.
-MIN_IMAGES_PER_CLASS = 5
+from skulens.tasks.finetune_training import (
+    FinetuneError,
+    TrainConfig,
+    TrainResult,
+    check_class_counts,
+    plot_curves,
+    train,
+    with_batch_backoff,
+)
 
 
 @dataclass(frozen=True)
@@ -198,20 +203,6 @@ def top_features(top: TopNetwork, inputs: torch.Tensor, batch_size: int = 64) ->
     """Pooled 1280-d features of the top network for cached trunk outputs (clean view)."""
     top.eval()
     return torch.cat([top.features(inputs[i : i + batch_size].float()) for i in range(0, len(inputs), batch_size)]).numpy()
-
-
-def check_class_counts(labels: np.ndarray, minimum: int = MIN_IMAGES_PER_CLASS) -> None:
-    """Refuse classes with fewer than ``minimum`` usable images, naming them and the number needed."""
-    names, counts = np.unique(labels, return_counts=True)
-    if len(names) < 2:
-        raise FinetuneError(f"fine-tuning needs at least 2 classes with images; found {len(names)}")
-    short = {str(n): int(c) for n, c in zip(names, counts) if c < minimum}
-    if short:
-        listed = ", ".join(f"'{n}' ({c})" for n, c in list(short.items())[:10])
-        raise FinetuneError(
-            f"fine-tuning needs at least {minimum} images per class; too few in {len(short)} class(es): {listed}. "
-            f"Add images, merge these classes, or drop them (e.g. `--min-class-count {minimum}`)"
-        )
 
 
 def load_images(catalog: Catalog, log: Callable[[str], None] = print) -> tuple[list[Image.Image], np.ndarray]:

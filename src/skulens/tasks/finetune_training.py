@@ -23,6 +23,8 @@ from sklearn.metrics import f1_score
 from torch import nn
 
 CHECKPOINT_NAME = "checkpoint.pt"
+#: Fewest examples a class needs: at least one for validation and enough left to learn from.
+MIN_PER_CLASS = 5
 
 
 class FinetuneError(ValueError):
@@ -93,6 +95,20 @@ def with_batch_backoff(run: Callable[[int], object], batch_size: int, log: Calla
                 torch.cuda.empty_cache()
 
 
+def check_class_counts(labels: np.ndarray, minimum: int = MIN_PER_CLASS, noun: str = "images") -> None:
+    """Refuse classes with fewer than ``minimum`` usable examples (``noun``), naming them and the number needed."""
+    names, counts = np.unique(labels, return_counts=True)
+    if len(names) < 2:
+        raise FinetuneError(f"fine-tuning needs at least 2 classes with {noun}; found {len(names)}")
+    short = {str(n): int(c) for n, c in zip(names, counts) if c < minimum}
+    if short:
+        listed = ", ".join(f"'{n}' ({c})" for n, c in list(short.items())[:10])
+        raise FinetuneError(
+            f"fine-tuning needs at least {minimum} {noun} per class; too few in {len(short)} class(es): {listed}. "
+            f"Add {noun}, merge these classes, or drop them (e.g. `--min-class-count {minimum}`)"
+        )
+
+
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(f1_score(y_true, y_pred, average="macro", labels=np.unique(y_true), zero_division=0))
 
@@ -129,6 +145,7 @@ def train(
     on_epoch: Callable[[dict], None] | None = None,
     log: Callable[[str], None] = print,
     stop_after: int | None = None,
+    loss_fn: nn.Module | None = None,
 ) -> TrainResult:
     """Train ``model`` (its trainable parameters) on ``views`` / integer labels ``y_train``; keeps the weights
     of the epoch with the best validation macro-F1 (ties: the earlier epoch) and loads them at the end.
@@ -136,17 +153,20 @@ def train(
     With ``checkpoint_dir``, the state after each epoch (model, optimizer, schedule, RNG, best weights,
     history) is saved there and a later call with the same arguments resumes from it. ``stop_after`` ends
     the call after that many epochs of this call, as an interrupt would (for tests and time budgets).
+    ``loss_fn(logits, targets)`` replaces the default label-smoothed cross-entropy (e.g. an ordinal loss). A
+    model with a ``param_groups(lr)`` method gives its own AdamW parameter groups (e.g. a faster new head).
     """
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    groups = model.param_groups(config.lr) if hasattr(model, "param_groups") else [{"params": params}]
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     n = views.shape[1]
     targets = torch.as_tensor(y_train, dtype=torch.long)
     batch_size = max(1, min(config.batch_size, n))
     steps_per_epoch = math.ceil(n / batch_size)
     scheduler = cosine_with_warmup(optimizer, int(config.warmup_epochs * steps_per_epoch), config.epochs * steps_per_epoch)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     state = {"epoch": 0, "best_epoch": 0, "best_score": -1.0, "bad_epochs": 0, "history": [], "batch_size": batch_size}
     best_weights = copy.deepcopy(model.state_dict())
     resumed_from = None
@@ -244,6 +264,18 @@ def train(
         resumed_from=resumed_from,
         finished=finished,
     )
+
+
+def seed_summary(per_seed: dict[int, dict[str, float]]) -> dict:
+    """Metrics of runs that differ only in their seed: each seed's values and, per metric, the mean, sample std and
+    95% Student-t interval of the mean across seeds (the spread due to the seed: split, order, initialisation)."""
+    from skulens.metrics.classification import mean_std_ci
+
+    metrics = list(next(iter(per_seed.values())))
+    return {
+        "per_seed": {str(seed): values for seed, values in per_seed.items()},
+        "across_seeds": {name: mean_std_ci([values[name] for values in per_seed.values()]) for name in metrics},
+    }
 
 
 def plot_curves(history: list[dict], path: Path, title: str) -> Path:
