@@ -48,6 +48,25 @@ def training_rows_or_fail(catalog, label: str, min_class_count: int):
         raise fail(str(exc)) from None
 
 
+def tracked_finetune(
+    name: str, params: dict, folder: Path, no_track: bool, tracking_uri: str | None, train: Callable, metrics: Callable
+):
+    """Run ``train(on_epoch)`` in a tracked run: each epoch's record logged, ``metrics(outcome)`` at the end and
+    the encoder folder as an artifact; a training error becomes a CLI error. Returns the outcome."""
+    from skulens.catalog import CatalogError
+    from skulens.encoders import EncoderError
+    from skulens.tasks.finetune_training import FinetuneError
+
+    with tracked_run(name, params, no_track, tracking_uri) as run:
+        try:
+            outcome = train(lambda record: run.tracker.log_metrics(record, step=record["epoch"]))
+        except (CatalogError, EncoderError, FinetuneError) as exc:
+            raise fail(str(exc)) from None
+        run.metrics(metrics(outcome))
+        run.artifacts(folder, "encoder")
+    return outcome
+
+
 def across_seeds(seed: int, seeds: int, out: Path, once: Callable[[int, Path], dict[str, float]]) -> None:
     """``once(seed, out)``; with ``seeds`` > 1, ``once(s, out/seed<s>)`` per seed, then the mean, std and 95%
     t-interval of each returned metric across seeds, printed and written to ``out/seeds.json``."""
@@ -107,10 +126,8 @@ def image(
 
     Example: skulens finetune image flipkart --label 0 --out runs/ft-lite0
     """
-    from skulens.catalog import CatalogError
-    from skulens.encoders import EncoderError
     from skulens.tasks.finetune_image import ImageRecipe, finetune_image
-    from skulens.tasks.finetune_training import FinetuneError, TrainConfig
+    from skulens.tasks.finetune_training import TrainConfig
 
     variant = encoder.removeprefix("efficientnet-")
     if variant not in ("lite0", "lite1", "lite2"):
@@ -130,25 +147,20 @@ def image(
             seed=seed,
         )
         params = {"command": "finetune image", "data": source, "label": label, "encoder": encoder}
-        with tracked_run("finetune-image", params | recipe.__dict__ | config.as_dict(), no_track, tracking_uri) as run:
-            try:
-                outcome = finetune_image(
-                    rows,
-                    labels,
-                    folder,
-                    recipe,
-                    config,
-                    on_epoch=lambda record: run.tracker.log_metrics(record, step=record["epoch"]),
-                    log=note,
-                    progress=True,
-                )
-            except (CatalogError, EncoderError, FinetuneError) as exc:
-                raise fail(str(exc)) from None
-            result = outcome.result
-            run.metrics(
-                {"best_val_macro_f1": result.best_val_macro_f1, "best_epoch": result.best_epoch, "seconds": outcome.seconds}
-            )
-            run.artifacts(folder, "encoder")
+        outcome = tracked_finetune(
+            "finetune-image",
+            params | recipe.__dict__ | config.as_dict(),
+            folder,
+            no_track,
+            tracking_uri,
+            lambda on_epoch: finetune_image(rows, labels, folder, recipe, config, on_epoch=on_epoch, log=note, progress=True),
+            lambda outcome: {
+                "best_val_macro_f1": outcome.result.best_val_macro_f1,
+                "best_epoch": outcome.result.best_epoch,
+                "seconds": outcome.seconds,
+            },
+        )
+        result = outcome.result
         console.print(
             f"encoder saved to {folder}: best epoch {result.best_epoch}/{result.epochs_run}, validation macro-F1 "
             f"{result.best_val_macro_f1:.3f} ({outcome.n_val} images), {outcome.seconds:.0f}s; curves in {folder / 'curves.png'}\n"
@@ -220,7 +232,6 @@ def text(
     Example: skulens finetune text reviews --target stars --out runs/ft-minilm-stars
     """
     from skulens.catalog import CatalogError
-    from skulens.encoders import EncoderError
     from skulens.tasks.finetune_text import TextRecipe, finetune_text, label_examples, star_examples
     from skulens.tasks.finetune_training import FinetuneError, TrainConfig
 
@@ -251,24 +262,18 @@ def text(
             seed=seed,
         )
         params = {"command": "finetune text", "data": source, "label": label, "text_fields": ",".join(fields)}
-        with tracked_run("finetune-text", params | recipe.__dict__ | config.as_dict(), no_track, tracking_uri) as run:
-            try:
-                outcome = finetune_text(
-                    texts,
-                    labels,
-                    groups,
-                    folder,
-                    recipe,
-                    config,
-                    on_epoch=lambda record: run.tracker.log_metrics(record, step=record["epoch"]),
-                    log=note,
-                    progress=True,
-                )
-            except (CatalogError, EncoderError, FinetuneError) as exc:
-                raise fail(str(exc)) from None
-            result = outcome.result
-            run.metrics({**{f"val_{k}": v for k, v in outcome.validation.items()}, "best_epoch": result.best_epoch})
-            run.artifacts(folder, "encoder")
+        outcome = tracked_finetune(
+            "finetune-text",
+            params | recipe.__dict__ | config.as_dict(),
+            folder,
+            no_track,
+            tracking_uri,
+            lambda on_epoch: finetune_text(
+                texts, labels, groups, folder, recipe, config, on_epoch=on_epoch, log=note, progress=True
+            ),
+            lambda outcome: {**{f"val_{k}": v for k, v in outcome.validation.items()}, "best_epoch": outcome.result.best_epoch},
+        )
+        result = outcome.result
         shown = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in outcome.validation.items())
         console.print(
             f"encoder saved to {folder}: best epoch {result.best_epoch}/{result.epochs_run}; validation ({outcome.n_val} "
