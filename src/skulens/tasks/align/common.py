@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from skulens.catalog.schema import Catalog
+from skulens.errors import SkulensError
 
 TASK = "align"
 MIN_PAIRS = 64
@@ -29,8 +30,10 @@ DEFAULT_TEMPLATES = (
 )
 
 
-class AlignmentError(ValueError):
+class AlignmentError(SkulensError, ValueError):
     """Input an alignment model cannot use (too few pairs, empty query, unknown script...)."""
+
+    code = "alignment"
 
 
 def normalise_rows(matrix: np.ndarray) -> np.ndarray:
