@@ -118,7 +118,7 @@ def predict(
         raise fail("--adapt-priors estimates the star mix of many reviews: use it with --input FILE")
     predictor = ReviewPredictor.load(model)
     if text is not None:
-        console.print_json(json.dumps(predictor.predict_text(text, title)))
+        console.print_json(json.dumps(predictor.predict_one(text, title)))
         return
     catalog = load_reviews_source(input, columns)
     frame = predictor.predict(catalog, adapt_priors=adapt_priors)
@@ -133,7 +133,7 @@ def predict(
         report.write_text(json.dumps({"classes": [int(k) for k in STARS], **shift}, indent=2))
         print_prior_shift(shift, [f"{k}*" for k in STARS])
         note(f"prior-shift report written to {report}")
-    skipped = int(frame["error"].notna().sum())
+    skipped = int((frame["issue"] != "").sum())
     console.print(f"{len(frame) - skipped}/{len(frame)} reviews predicted; {skipped} skipped (no text): see the 'error' column")
     console.print(f"predictions written to {target}")
 
