@@ -83,7 +83,7 @@ def train(
         model.save(out)
     except (*_user_errors(), ValueError) as exc:
         raise fail(str(exc)) from None
-    report = model.fit_report
+    report = model.fit_report_
     best = report["history"][report["best_epoch"] - 1]
     skipped = report["skipped"]
     console.print(

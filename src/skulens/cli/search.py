@@ -142,16 +142,16 @@ def train(
         catalog = catalog.head(limit)
     try:
         config = AlignConfig(dim=dim, hidden=hidden, max_epochs=epochs, seed=seed)
-        model = AlignmentModel(image_encoder, text_encoder, config=config, progress=True)
+        model = AlignmentModel(image_encoder, text_encoder, head_config=config, progress=True)
         with step(f"training on {len(catalog):,} products ({', '.join(image_encoder + text_encoder)})"):
             model.fit(catalog)
         model.save(out)
     except _user_errors() as exc:
         raise fail(str(exc)) from None
-    best = model.heads.history[model.heads.best_epoch]
+    best = model.heads_.history[model.heads_.best_epoch]
     recall = best.get("val_recall1")
     console.print(
-        f"trained on {model.trained_pairs:,} photo-title pairs; best epoch {best['epoch']}"
+        f"trained on {model.trained_pairs_:,} photo-title pairs; best epoch {best['epoch']}"
         + (f" (validation recall@1 {recall:.3f})" if recall is not None else "")
         + f"; saved to {escape(str(out))}"
     )

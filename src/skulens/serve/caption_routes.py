@@ -43,7 +43,7 @@ def add_caption_routes(router: APIRouter, pick: Callable, service_error: type[Ex
 
     def caption(model, request: CaptionRequest):
         image = image_from_base64(request.image_base64, service_error, max_upload_bytes)
-        return model.predictor.generate([image], beam=request.beam, nearest=request.nearest)[0]
+        return model.predictor.predict_one(image, beam=request.beam, nearest=request.nearest)
 
     @router.post("/caption", response_model=CaptionResponse, tags=["caption"], summary="Write a product title from a photo")
     async def caption_route(request: CaptionRequest) -> CaptionResponse:

@@ -144,7 +144,7 @@ def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exc
 
         templates = tuple(request.templates) if request.templates else DEFAULT_TEMPLATES
         top = await run_in_threadpool(
-            model.predictor.zero_shot_inputs, request.labels, image=image, text=text, templates=templates, k=request.k
+            model.predictor.predict_one, image=image, text=text, labels=request.labels, k=request.k, templates=templates
         )
         return ZeroShotResponse(
             model=model.name,

@@ -11,6 +11,7 @@ from PIL import Image
 
 from skulens.catalog.schema import Catalog
 from skulens.tasks.align.common import DEFAULT_TEMPLATES, AlignmentError, as_catalog, normalise_rows
+from skulens.tasks.features import Features
 
 
 class ZeroShotMixin:
@@ -57,14 +58,15 @@ class ZeroShotMixin:
         templates: Sequence[str] = DEFAULT_TEMPLATES,
         use: str = "image",
         class_embeddings: np.ndarray | None = None,
+        features: Features | None = None,
     ) -> np.ndarray:
         """Probabilities (rows x labels) from ``use`` = ``image``, ``text`` or ``both`` (mean of the two
-        embeddings; a row missing one modality uses the other)."""
+        embeddings; a row missing one modality uses the other); ``features``: the catalog's, if already extracted."""
         if use not in ("image", "text", "both"):
             raise AlignmentError(f"use must be 'image', 'text' or 'both', not '{use}'")
         catalog = as_catalog(data)
         classes = class_embeddings if class_embeddings is not None else self.label_embeddings(labels, templates)
-        image, image_ok, text, text_ok = self.encode_catalog(catalog)
+        image, image_ok, text, text_ok = self.encode_catalog(catalog, features)
         if use == "image":
             query = image
         elif use == "text":
