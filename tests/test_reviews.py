@@ -166,7 +166,12 @@ def test_empty_and_whitespace_text(tfidf_model):
     assert "error" in results[1] and "error" in results[2]
     assert "stars" in results[0] and "stars" in results[3]
     frame = tfidf_model.predict(Catalog(pd.DataFrame({"id": ["a", "b"], "review_text": ["nice", None]})))
-    assert frame.loc[1, "issue"] and not frame.loc[0, "issue"] and pd.isna(frame.loc[1, "stars"]) and not pd.isna(frame.loc[0, "stars"])
+    assert (
+        frame.loc[1, "issue"]
+        and not frame.loc[0, "issue"]
+        and pd.isna(frame.loc[1, "stars"])
+        and not pd.isna(frame.loc[0, "stars"])
+    )
     assert [issue.id for issue in tfidf_model.last_issues_] == ["b"]
 
 
