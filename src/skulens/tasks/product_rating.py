@@ -6,6 +6,8 @@ training median, which is the best constant for MAE). Each fold's Huber head sta
 embeddings, projects them on their first 32 principal components (fitted on the training fold only: with
 ~130 training rows, 1,664 raw dimensions overfit and make Huber slow) and picks its L2 strength ``alpha``
 by an inner 3-fold CV (lowest MAE); predictions are clipped to [1, 5].
+
+:class:`RatingPredictor` is that head fitted on every rated row, as a task predictor (fit / predict / save...).
 """
 
 from __future__ import annotations
