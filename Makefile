@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[all,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,7 +30,7 @@ CHECKED := src tests benchmarks
 ray-check: $(STAMP)
 	@$(BIN)/python -c "import ray; from skulens.engines.ray_engine import connect; \
 		print('ray', ray.__version__, 'started locally:', connect(num_cpus=2)['CPU'], 'CPUs'); ray.shutdown()" \
-		|| { echo "error: Ray (ray[data]) is missing or cannot start a local cluster: pip install 'ray[data]'" >&2; exit 1; }
+		|| { echo "error: Ray (ray[data]) is missing or cannot start a local cluster: pip install 'skulens[ray]'" >&2; exit 1; }
 
 test: $(STAMP) ray-check
 	$(BIN)/ruff check $(CHECKED)
