@@ -23,7 +23,7 @@ from pathlib import Path
 from skulens.catalog.schema import CatalogError
 from skulens.catalog.streaming import CatalogStream, rows_frame
 from skulens.engines.jobs import ChunkRunner, Job
-from skulens.engines.local import RunSummary, count_output, drop_repeated_ids, prepare_output
+from skulens.engines.output import RunSummary, count_output, drop_repeated_ids, prepare_output
 from skulens.extras import require_extra
 from skulens.threads import available_cores
 
