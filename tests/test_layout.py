@@ -34,7 +34,7 @@ def package_graph(package: str) -> dict[str, set[str]]:
     return {name: imported_modules(path, package) & set(modules) for name, path in modules.items()}
 
 
-@pytest.mark.parametrize("package", ["skulens.engines"])
+@pytest.mark.parametrize("package", ["skulens.engines", "skulens.training"])
 def test_no_import_cycle_inside_the_package(package):
     graph = package_graph(package)
     assert graph, f"{package} has no modules"
@@ -72,3 +72,10 @@ def test_each_engine_module_imports_on_its_own(module):
     env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     done = subprocess.run([sys.executable, "-c", ALONE, module], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_training_loop_stays_low_level():
+    """heads/ trains through the loop, so the loop imports nothing of skulens but the progress helper."""
+    loop = SRC / "skulens" / "training" / "loop.py"
+    assert imported_modules(loop, "skulens.training") == {"skulens.progress", "skulens.progress.progress_bar"}
+    assert (SRC / "skulens" / "training" / "__init__.py").read_text().count("import") == 0
