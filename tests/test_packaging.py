@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from skulens.extras import EXTRAS, MissingExtraError, require_extra
@@ -121,3 +122,20 @@ def test_every_extra_is_declared_in_pyproject():
     assert set(EXTRAS) <= set(declared)
     assert declared["all"] == [f"skulens[{','.join(EXTRAS)}]"]
     assert "skulens[all]" in declared["dev"]
+
+
+@pytest.mark.parametrize(
+    ("blocked", "module", "function", "args", "extra"),
+    [
+        ("sacrebleu", "skulens.metrics.captioning", "corpus_bleu", (["a"], ["a"]), "caption"),
+        ("umap", "skulens.evaluation.maps", "project", (np.eye(4), "umap"), "explore"),
+        ("plotly", "skulens.evaluation.maps", "write_maps", (None, [], "unused"), "explore"),
+    ],
+)
+def test_library_calls_name_the_missing_extra(monkeypatch, blocked, module, function, args, extra):
+    import importlib
+
+    call = getattr(importlib.import_module(module), function)
+    monkeypatch.setitem(sys.modules, blocked, None)
+    with pytest.raises(MissingExtraError, match=rf"pip install 'skulens\[{extra}\]'"):
+        call(*args)

@@ -38,8 +38,8 @@ from skulens.training.finetune import (
     check_class_counts,
     plot_curves,
     train,
-    with_batch_backoff,
 )
+from skulens.training.loop import with_batch_backoff
 
 
 @dataclass(frozen=True)

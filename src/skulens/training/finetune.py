@@ -20,9 +20,8 @@ import torch
 from sklearn.metrics import f1_score
 from torch import nn
 
-from skulens.training.loop import CHECKPOINT_NAME, CheckpointError, LoopConfig, TrainingLoop, with_batch_backoff
+from skulens.training.loop import CheckpointError, LoopConfig, TrainingLoop
 
-__all__ = ["CHECKPOINT_NAME", "FinetuneError", "TrainConfig", "TrainResult", "train", "with_batch_backoff"]
 #: Fewest examples a class needs: at least one for validation and enough left to learn from.
 MIN_PER_CLASS = 5
 
@@ -33,6 +32,9 @@ class FinetuneError(ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Fine-tuning hyper-parameters: epochs, batch size, AdamW rate and decay, warm-up epochs, label smoothing,
+    gradient-norm clip, early-stopping patience (epochs without a better validation macro-F1) and seed."""
+
     epochs: int = 20
     batch_size: int = 32
     lr: float = 1e-3
@@ -49,6 +51,9 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
+    """What a fine-tuning run did: best epoch (1-based) and its validation macro-F1, epochs run, per-epoch records,
+    the batch size that worked, the epoch a checkpoint resumed after, and whether training ran to its end."""
+
     best_epoch: int
     best_val_macro_f1: float
     epochs_run: int
