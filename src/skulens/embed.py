@@ -46,13 +46,21 @@ class Embeddings:
     encoded: int = 0
     cached: int = 0
 
-    def save(self, folder: str | Path) -> Path:
-        """Write ``embeddings.npz`` (ids, vectors, present) to ``folder``; no pickle needed to read it."""
+    def save(self, folder: str | Path, issue: Sequence[str | None] | None = None) -> Path:
+        """Write ``embeddings.npz`` (ids, vectors, present, and ``issue``: each row's problems, "" when
+        none) to ``folder``; no pickle needed to read it."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         vectors = self.vectors.toarray() if sp.issparse(self.vectors) else self.vectors
+        issue = [m or "" for m in (issue if issue is not None else [None] * len(self.ids))]
         path = folder / "embeddings.npz"
-        np.savez(path, ids=np.array(self.ids, dtype=np.str_), vectors=vectors, present=self.present)
+        np.savez(
+            path,
+            ids=np.array(self.ids, dtype=np.str_),
+            vectors=vectors,
+            present=self.present,
+            issue=np.array(issue, dtype=np.str_),
+        )
         return path
 
 

@@ -31,6 +31,7 @@ from skulens.heads.caption_vocab import PAD, CaptionVocabError, WordVocab
 from skulens.heads.linear import LinearProbe
 from skulens.metrics.captioning import caption_metrics
 from skulens.progress import progress_bar
+from skulens.tasks.inputs import Data, as_catalog
 from skulens.tasks.model_folder import ModelFolderError, check_config, read_model_folder, restoring, write_model_folder
 
 TASK = "caption"
@@ -208,8 +209,12 @@ class CaptionModel:
         skipped = {"no_title": int((~has_title).sum()), "no_readable_image": int((has_title & ~ok).sum())}
         return np.flatnonzero(has_title & ok), skipped
 
-    def fit(self, catalog: Catalog, maps: np.ndarray | None = None, ok: np.ndarray | None = None) -> CaptionModel:
-        """Train on ``catalog`` (``maps``/``ok`` from :meth:`catalog_maps` when already computed)."""
+    def fit(
+        self, data: Data, maps: np.ndarray | None = None, ok: np.ndarray | None = None, root: str | Path | None = None
+    ) -> CaptionModel:
+        """Train on ``data`` (a Catalog, DataFrame or file, read by :func:`~skulens.tasks.inputs.as_catalog`
+        with image paths under ``root``; ``maps``/``ok`` from :meth:`catalog_maps` when already computed)."""
+        catalog = as_catalog(data, root=root)
         if maps is None or ok is None:
             maps, ok = self.catalog_maps(catalog)
         if len(maps) != len(catalog):
@@ -405,15 +410,18 @@ class CaptionModel:
     # ------------------------------------------------------------------ evaluation
     def evaluate(
         self,
-        catalog: Catalog,
+        data: Data,
         maps: np.ndarray | None = None,
         ok: np.ndarray | None = None,
         beam: int | None = None,
         resamples: int = 1000,
+        root: str | Path | None = None,
     ) -> dict:
-        """Decoder, retrieval and template metrics on ``catalog``'s usable rows, attribute accuracy per
-        probed column, generation throughput, and the generated titles (``examples``)."""
+        """Decoder, retrieval and template metrics on the usable rows of ``data`` (read like :meth:`fit`),
+        attribute accuracy per probed column the data has, generation throughput, and the generated
+        titles (``examples``)."""
         self._check_fitted()
+        catalog = as_catalog(data, root=root)
         if maps is None or ok is None:
             maps, ok = self.catalog_maps(catalog)
         rows, skipped = self.usable_rows(catalog, np.asarray(ok, dtype=bool))
@@ -442,6 +450,8 @@ class CaptionModel:
             predicted = self.predict_attributes(pooled)
             accuracy = {}
             for name, values in predicted.items():
+                if name not in catalog.frame.columns:  # an optional column this catalog lacks: nothing to score
+                    continue
                 truth = catalog.frame[name].iloc[rows]
                 known = truth.notna().to_numpy()
                 accuracy[name] = float((truth[known].astype(str).to_numpy() == values[known]).mean()) if known.any() else None
