@@ -2,10 +2,10 @@
 
 from skulens.catalog.datasets import ADAPTERS, data_root, load_catalog
 from skulens.catalog.images import ImageLoadError, decode_image, load_image, read_image_bytes, resolve_image_path
+from skulens.catalog.issues import issue_column, issue_summary, row_issues
 from skulens.catalog.readers import frame_to_catalog, parse_columns, read_catalog, read_reviews
 from skulens.catalog.schema import SCHEMA_COLUMNS, Catalog, CatalogError, ColumnMapping, RowIssue, write_issues
 from skulens.catalog.splits import Split, balance_catalog, split_catalog
-from skulens.catalog.issues import issue_column, issue_summary, row_issues
 from skulens.catalog.validation import build_catalog, check_images
 
 __all__ = [

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from skulens.catalog.images import (
     DEFAULT_MAX_PIXELS,
     ImageLoadError,

@@ -195,9 +195,8 @@ def predict(
 
     Example: skulens categorize predict runs/flipkart-model --input products.parquet --output runs/predictions --engine ray
     """
-    import pandas as pd
-
     import numpy as np
+    import pandas as pd
 
     from skulens.catalog import CatalogError, check_images, issue_column
     from skulens.tasks.categorize import CategoryPredictor, top_k_from_proba

@@ -356,9 +356,8 @@ def zero_shot(
     """
     import pandas as pd
 
-    from skulens.tasks.align import DEFAULT_TEMPLATES, AlignmentModel
-
     from skulens.catalog import issue_column
+    from skulens.tasks.align import DEFAULT_TEMPLATES, AlignmentModel
 
     names = [name.strip() for name in labels.split(",") if name.strip()]
     catalog = load_source(source, columns, image_root)
