@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
-
-from skulens.catalog.schema import Catalog
 
 TASK = "align"
 MIN_PAIRS = 64
@@ -36,11 +31,3 @@ class AlignmentError(ValueError):
 def normalise_rows(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.maximum(norms, 1e-12)
-
-
-def as_catalog(data: Catalog | pd.DataFrame, root: str | Path | None = None) -> Catalog:
-    if isinstance(data, Catalog):
-        return data
-    if isinstance(data, pd.DataFrame):
-        return Catalog(data.copy(), root=Path(root) if root else None, name="dataframe")
-    raise AlignmentError(f"expected a Catalog or a pandas DataFrame, got {type(data).__name__}")

@@ -27,13 +27,13 @@ from skulens.tasks.align.common import (
     TASK,
     TFIDF_MAX_FEATURES,
     AlignmentError,
-    as_catalog,
 )
 from skulens.tasks.align.dedupe import DedupeMixin
 from skulens.tasks.align.scripts import count_scripts
 from skulens.tasks.align.search import SearchMixin
 from skulens.tasks.align.zero_shot import ZeroShotMixin
 from skulens.tasks.features import FeatureExtractor, Features
+from skulens.tasks.inputs import Data, as_catalog
 from skulens.tasks.model_folder import ModelFolderError, read_model_folder, write_model_folder
 
 
@@ -109,13 +109,14 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         return _dense_blocks(features, self.image_encoders)
 
     # ---- training -------------------------------------------------------------------------------
-    def fit(self, data: Catalog | pd.DataFrame, log=None) -> AlignmentModel:
-        """Train the projections on the catalog's rows that have an image and a text.
+    def fit(self, data: Data | str | Path, log=None, root: str | Path | None = None) -> AlignmentModel:
+        """Train the projections on the rows of ``data`` (read by :func:`~skulens.tasks.inputs.as_catalog`,
+        image paths under ``root``) that have an image and a text.
 
         A group-aware ``val_fraction`` of the pairs (no normalised title on both sides) drives early stopping;
         with ``refit`` the heads are then retrained on every pair for the number of epochs chosen there.
         """
-        catalog = as_catalog(data)
+        catalog = as_catalog(data, root=root)
         self._identity = None
         try:
             self.features.fit(catalog)
