@@ -113,7 +113,7 @@ def _embed_images(
                     try:
                         loaded.append((row, *future.result()))
                     except (ImageLoadError, OSError) as exc:
-                        issues.append(RowIssue(row, catalog.frame.at[row, "id"], "image", str(exc)))
+                        issues.append(RowIssue(catalog.source_row(row), catalog.frame.at[row, "id"], "image", str(exc)))
                 if cache is not None and loaded:
                     hits, found = cache.get_many([key for _, key, _ in loaded])
                 else:
@@ -126,7 +126,7 @@ def _embed_images(
                         try:
                             key, image = read(paths[row], skip_cached=False)
                         except (ImageLoadError, OSError) as exc:
-                            issues.append(RowIssue(row, catalog.frame.at[row, "id"], "image", str(exc)))
+                            issues.append(RowIssue(catalog.source_row(row), catalog.frame.at[row, "id"], "image", str(exc)))
                             continue
                     todo_rows.append(row)
                     todo_keys.append(key)
