@@ -108,7 +108,7 @@ def test_the_issues_are_the_planted_rows(scenario):
     assert len(issues) == len(PLANTED) == 20
     by_id = dict(zip(issues["id"], issues["message"]))
     assert "truncated" in by_id["bad-truncated"] and "truncated" in by_id["bad-truncated-png"]
-    assert "not found" in by_id["bad-missing"] and "over the" in by_id["bad-bomb"]
+    assert "not found" in by_id["bad-missing"] and "decompression bomb" in by_id["bad-bomb"]
     assert "outside the image roots" in by_id["bad-outside"] and "is a URL" in by_id["bad-url"]
 
 

@@ -2,7 +2,8 @@
 
 A small decoder (:mod:`skulens.heads.caption_decoder`) is trained with teacher forcing and label
 smoothing on a catalog's image-title pairs, attending over the frozen EfficientNet-Lite region map
-(:mod:`skulens.encoders.spatial`). Early stopping keeps the epoch with the best CIDEr-D on a validation
+(the registered ``efficientnet-lite0-regions`` encoder, :mod:`skulens.encoders.spatial`, through the
+shared embedding cache). Early stopping keeps the epoch with the best CIDEr-D on a validation
 split carved from the training rows (grouped: rows sharing a normalised title or image bytes stay on one
 side). Beside the decoder the model keeps two baselines — the title of the nearest training image
 (pooled features, cosine) and a template of predicted attributes (linear probes on pooled features,
@@ -24,7 +25,9 @@ from PIL import Image
 
 from skulens.catalog.schema import Catalog, CatalogError
 from skulens.catalog.splits import duplicate_groups
-from skulens.encoders.spatial import SpatialImageEncoder
+from skulens.embed import embed_catalog
+from skulens.encoders import create_encoder
+from skulens.encoders.spatial import RegionEncoder, region_encoder_name
 from skulens.heads.caption_decoder import build_decoder
 from skulens.heads.caption_search import Candidate, beam_search
 from skulens.heads.caption_vocab import PAD, CaptionVocabError, WordVocab
@@ -90,7 +93,7 @@ class CaptionModel:
 
     def __init__(
         self,
-        encoder: str = "lite0",
+        encoder: str = "efficientnet-lite0-regions",
         architecture: str = "transformer",
         d_model: int = 256,
         layers: int = 2,
@@ -134,31 +137,39 @@ class CaptionModel:
             "max_val_rows": max_val_rows,
             "seed": seed,
         }
-        self.encoder_variant = encoder
+        self.encoder_name = region_encoder_name(encoder)
         self.attribute_columns = list(attributes)
         self.progress = progress
-        self._spatial: SpatialImageEncoder | None = None
+        self._spatial: RegionEncoder | None = None
         self.fit_report: dict = {}
 
     # ------------------------------------------------------------------ features
     @property
-    def spatial(self) -> SpatialImageEncoder:
+    def spatial(self) -> RegionEncoder:
+        """The registered region encoder the decoder reads."""
         if self._spatial is None:
-            self._spatial = SpatialImageEncoder(self.encoder_variant)
+            encoder = create_encoder(self.encoder_name)
+            if not isinstance(encoder, RegionEncoder):
+                raise CaptionError(f"encoder '{self.encoder_name}' gives no region maps; use e.g. efficientnet-lite0-regions")
+            self._spatial = encoder
         return self._spatial
 
     @property
     def encoders(self) -> list[str]:
         """The image encoder the decoder reads (one)."""
-        return [f"efficientnet-{self.encoder_variant}"]
+        return [self.encoder_name]
 
     @property
     def encoder_identities(self) -> dict[str, str]:
-        return {self.encoders[0]: self.spatial.identity}
+        return {self.encoder_name: self.spatial.identity}
 
-    def catalog_maps(self, catalog: Catalog, cache: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Region maps and the readable-image mask of every catalog row (see ``SpatialImageEncoder``)."""
-        return self.spatial.encode_catalog(catalog, cache=cache, progress=self.progress)
+    def catalog_maps(self, catalog: Catalog, cache_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Region maps ``(rows, regions, channels)`` float16 and the readable-image mask of every catalog row,
+        through the shared embedding cache (``cache_dir``, default ``$SKULENS_CACHE``)."""
+        spatial = self.spatial
+        result = embed_catalog(catalog, spatial, cache_dir=cache_dir, progress=self.progress)
+        maps = result.vectors.reshape(len(catalog), spatial.regions, spatial.channels).astype(np.float16)
+        return maps, result.present
 
     def _fit_reduction(self, maps: np.ndarray, rows: np.ndarray, sample_rows: int = 400) -> None:
         """A fixed PCA of region vectors (fitted on up to ``sample_rows`` training images) down to
@@ -391,7 +402,7 @@ class CaptionModel:
                 raise CaptionError(
                     f"input {i} is a {type(image).__name__}, not an image; decode files with skulens.catalog.images.load_image"
                 )
-        return self.generate_from_maps(self.spatial.encode(list(images)), beam, nearest)
+        return self.generate_from_maps(self.spatial.maps(list(images)), beam, nearest)
 
     def predict_attributes(self, pooled: np.ndarray) -> dict[str, np.ndarray]:
         return {name: probe.predict(pooled) for name, probe in self.probes.items()}
@@ -479,7 +490,7 @@ class CaptionModel:
         config = {
             "task": TASK,
             "encoder": self.spatial.identity,
-            "encoder_variant": self.encoder_variant,
+            "encoder_name": self.encoder_name,
             "architecture": self.hyper["architecture"],
             "hyper": self.hyper,
             "shape": [self.regions, self.channels],
@@ -495,9 +506,10 @@ class CaptionModel:
         config, arrays = read_model_folder(folder, TASK)
         check_config(config, CONFIG_KEYS, folder)
         with restoring(folder):
-            model = cls(encoder=str(config["encoder_variant"]), attributes=config["attribute_columns"], progress=progress)
+            name = str(config.get("encoder_name") or config["encoder_variant"])  # older folders say "lite0"
+            model = cls(encoder=name, attributes=config["attribute_columns"], progress=progress)
             model.hyper.update(config["hyper"])
-            if model.spatial.identity != config["encoder"]:
+            if config["encoder"] not in (model.spatial.identity, model.spatial.legacy_identity):
                 raise ModelFolderError(
                     f"model {folder} was trained on image features '{config['encoder']}', but this skulens gives "
                     f"'{model.spatial.identity}'; retrain the captioner with this encoder"
