@@ -191,3 +191,41 @@ def test_caption_evaluate_without_attribute_columns(scenario, tmp_path):
     result = run("caption", "evaluate", tmp_path / "cap", data, "--out", tmp_path / "eval.json")
     assert json.loads((tmp_path / "eval.json").read_text())["attribute_accuracy"] == {}
     assert "Traceback" not in _text(result)
+
+
+def test_as_catalog_is_one_input_path(tmp_path, caplog):
+    """A file, a DataFrame with a declared root, and a Catalog give the same rows and the same issues; a
+    DataFrame without a root never reads images from the working directory."""
+    from skulens.catalog import read_catalog
+    from skulens.tasks.inputs import as_catalog
+
+    data = write_bad_rows_catalog(tmp_path)
+    from_file = as_catalog(data)
+    frame = pd.read_csv(data, dtype={"id": str})
+    from_frame = as_catalog(frame, root=data.parent)
+    assert from_file.ids == from_frame.ids and len(from_file) == 90 + 20 - 3  # 2 repeated ids, 1 empty id skipped
+    issues = {(i.row, i.id, i.column) for i in from_file.issues}
+    assert issues == {(i.row, i.id, i.column) for i in from_frame.issues}
+    assert {(i.id or "<empty id>", i.column) for i in from_file.issues} == set(PLANTED.items())
+    catalog = read_catalog(data)
+    assert as_catalog(catalog) is catalog
+    with caplog.at_level("WARNING", logger="skulens"):
+        no_root = as_catalog(frame)
+    assert not no_root.has("image") and "pass root=IMAGE_FOLDER" in caplog.text
+    assert "rows have an issue" in caplog.text
+
+
+def test_zero_shot_api_flags_photos_that_do_not_resolve(scenario, caplog):
+    """The Python API on a DataFrame whose image paths do not resolve: no label for anyone, and a warning
+    — not one invented label for every row."""
+    from skulens.tasks.align import AlignmentModel
+
+    _, data, out, _ = scenario
+    model = AlignmentModel.load(out / "align")
+    frame = pd.read_csv(data, dtype={"id": str}).head(12)
+    with caplog.at_level("WARNING", logger="skulens"):
+        top = model.zero_shot(frame, list(KINDS))
+    assert top == [[]] * 12
+    assert "no usable image" in caplog.text
+    resolved = model.zero_shot(frame, list(KINDS), root=data.parent)
+    assert all(row and row[0][0] in KINDS for row in resolved)
