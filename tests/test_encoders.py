@@ -268,9 +268,13 @@ def test_registered_dimensions_match_the_encoders(lite0, minilm):
     assert classical.encode([Image.new("RGB", (50, 40), (10, 200, 30))]).shape == (1, classical.dim)
     from skulens.encoders.efficientnet_lite import VARIANTS
 
-    assert {f"efficientnet-{v}{q}" for v in VARIANTS for q in ("", "-int8")} == {i.name for i in list_encoders("efficientnet-*")}
+    kinds = ("", "-int8", "-regions")
+    assert {f"efficientnet-{v}{q}" for v in VARIANTS for q in kinds} == {i.name for i in list_encoders("efficientnet-*")}
     for variant, spec in VARIANTS.items():
         assert f"({spec.resolution}px)" in encoder_info(f"efficientnet-{variant}").description
+        regions = create_encoder(f"efficientnet-{variant}-regions")
+        maps = regions.maps([Image.new("RGB", (50, 40), (10, 200, 30))])
+        assert maps.shape == (1, regions.regions, 1280) and encoder_info(regions.name).dim == regions.dim == maps[0].size
 
 
 # --------------------------------------------------------------------------------------------------
