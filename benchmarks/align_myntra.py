@@ -206,7 +206,7 @@ def latency(model: AlignmentModel, gallery: Catalog, train: Catalog, n_vectors: 
 
 def fit_variant(name: str, train: Catalog, seed: int, cache: str | None) -> tuple[AlignmentModel, float]:
     images, texts, overrides = VARIANTS[name]
-    model = AlignmentModel(images, texts, config=AlignConfig(seed=seed, **overrides), cache_dir=cache)
+    model = AlignmentModel(images, texts, head_config=AlignConfig(seed=seed, **overrides), cache_dir=cache)
     start = time.perf_counter()
     model.fit(train)
     return model, time.perf_counter() - start
@@ -238,10 +238,10 @@ def main() -> None:
     results, models = {}, {}
     for name in names:
         model, fit_s = fit_variant(name, train, args.seed, args.cache)
-        best = model.heads.history[model.heads.best_epoch]
+        best = model.heads_.history[model.heads_.best_epoch]
         results[name] = {
             "val_recall1": best.get("val_recall1"),
-            "best_epoch": model.heads.best_epoch,
+            "best_epoch": model.heads_.best_epoch,
             "fit_s": round(fit_s, 1),
             "logit_scale": model.logit_scale,
             **retrieval(model, gallery),

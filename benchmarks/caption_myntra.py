@@ -75,8 +75,8 @@ def run_variant(name: str, catalog, maps, ok, train: np.ndarray, test: np.ndarra
     greedy = model.evaluate(test_catalog, maps[test], ok[test], beam=1, resamples=0)
     return {
         "config": {**model.hyper},
-        "validation_cider": max(e["val_cider"] for e in model.fit_report["history"]),
-        "fit_report": model.fit_report,
+        "validation_cider": max(e["val_cider"] for e in model.fit_report_["history"]),
+        "fit_report": model.fit_report_,
         "train_seconds": train_seconds,
         "test": {k: beam["decoder"][k] for k in (*METRIC_KEYS, "intervals")},
         "test_greedy": {k: greedy["decoder"][k] for k in METRIC_KEYS},

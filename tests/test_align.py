@@ -67,7 +67,7 @@ def shop(tmp_path_factory):
 def model(shop, tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     config = AlignConfig(dim=32, max_epochs=60, patience=60, dropout=0.1, batch_size=32, lr=3e-3)
-    return AlignmentModel(**FAST, config=config, cache_dir=cache).fit(shop)
+    return AlignmentModel(**FAST, head_config=config, cache_dir=cache).fit(shop)
 
 
 def _consistent_at_1(model, shop) -> float:
@@ -82,7 +82,7 @@ def _consistent_at_1(model, shop) -> float:
 
 def test_training_on_a_drawn_catalog_beats_chance(model, shop):
     assert _consistent_at_1(model, shop) >= 0.5  # chance is 1/12
-    history = model.heads.history
+    history = model.heads_.history
     assert history[-1]["loss"] < history[0]["loss"]
     emb = model.encode_texts(["red circle sticker"])
     assert emb.shape == (1, 32)
@@ -91,8 +91,8 @@ def test_training_on_a_drawn_catalog_beats_chance(model, shop):
 
 def test_training_is_deterministic(shop, tmp_path):
     config = AlignConfig(dim=16, max_epochs=3, batch_size=32)
-    a = AlignmentModel(**FAST, config=config, cache_dir=tmp_path).fit(shop)
-    b = AlignmentModel(**FAST, config=config, cache_dir=tmp_path).fit(shop)
+    a = AlignmentModel(**FAST, head_config=config, cache_dir=tmp_path).fit(shop)
+    b = AlignmentModel(**FAST, head_config=config, cache_dir=tmp_path).fit(shop)
     assert a.identity == b.identity
     assert np.array_equal(a.encode_texts(["blue square"]), b.encode_texts(["blue square"]))
 
@@ -100,7 +100,7 @@ def test_training_is_deterministic(shop, tmp_path):
 def test_real_encoders_train_and_round_trip(shop, tmp_path):
     """The default frozen encoders (EfficientNet-Lite0 + classical, MiniLM + TF-IDF) with a saved/loaded model."""
     config = AlignConfig(dim=32, max_epochs=40, patience=40, dropout=0.1, batch_size=32, lr=3e-3)
-    trained = AlignmentModel(config=config, cache_dir=tmp_path / "cache").fit(shop)
+    trained = AlignmentModel(head_config=config, cache_dir=tmp_path / "cache").fit(shop)
     assert _consistent_at_1(trained, shop) >= 0.5
     trained.save(tmp_path / "m")
     loaded = AlignmentModel.load(tmp_path / "m", cache_dir=tmp_path / "cache")
@@ -111,10 +111,10 @@ def test_real_encoders_train_and_round_trip(shop, tmp_path):
 def test_validation_picks_epochs_then_refits_on_every_pair(tmp_path):
     larger = _shop(tmp_path, per_kind=11)
     config = AlignConfig(dim=16, max_epochs=4, patience=4, batch_size=32)
-    trained = AlignmentModel(**FAST, config=config, cache_dir=tmp_path).fit(larger)
-    assert "val_recall1" in trained.heads.history[0]
-    assert trained.heads.history[-1] == {"refit_on_all_pairs": len(larger), "epochs": trained.heads.best_epoch + 1}
-    assert trained.trained_pairs == len(larger)
+    trained = AlignmentModel(**FAST, head_config=config, cache_dir=tmp_path).fit(larger)
+    assert "val_recall1" in trained.heads_.history[0]
+    assert trained.heads_.history[-1] == {"refit_on_all_pairs": len(larger), "epochs": trained.heads_.best_epoch + 1}
+    assert trained.trained_pairs_ == len(larger)
 
 
 def test_too_small_catalog_says_how_many_pairs_are_needed(tmp_path):

@@ -30,7 +30,7 @@ def models_dir(tmp_path_factory):
     config = AlignConfig(dim=32, max_epochs=40, patience=40, dropout=0.1, batch_size=32, lr=3e-3)
     models = root / "models"
     for name, seed in (("shapes-align", 0), ("no-index", 1)):
-        model = AlignmentModel(**FAST, config=AlignConfig(**{**config.to_dict(), "seed": seed}), cache_dir=root / "cache")
+        model = AlignmentModel(**FAST, head_config=AlignConfig(**{**config.to_dict(), "seed": seed}), cache_dir=root / "cache")
         model.fit(shop).save(models / name)
         if name == "shapes-align":
             model.build_index(shop).save(models / name / "index")

@@ -168,7 +168,7 @@ def test_captioner_reproduces_training_titles(trained, shapes):
     beamed = trained.generate(images[:2], beam=3, nearest=2)
     assert beamed[0].title == titles[0] and len(beamed[0].alternatives) == 2
     assert beamed[0].nearest[0][0] == titles[0] and beamed[0].attributes == {"colour": "red"}
-    report = trained.fit_report
+    report = trained.fit_report_
     assert report["rows"] == 18 and report["skipped"] == {"no_title": 0, "no_readable_image": 0}
     assert report["validation"].startswith("training rows")
 
@@ -194,7 +194,7 @@ def test_save_load_round_trip(trained, shapes, tmp_path):
     loaded = CaptionModel.load(tmp_path / "m")
     images = [Image.open(folder / p).convert("RGB") for p in catalog.frame["image"][:6]]
     assert [c.title for c in loaded.generate(images, beam=3)] == [c.title for c in trained.generate(images, beam=3)]
-    assert loaded.fit_report["rows"] == 18
+    assert loaded.fit_report_["rows"] == 18
 
 
 def test_model_from_another_encoder_is_refused(trained, tmp_path):
@@ -244,8 +244,8 @@ def test_skipped_rows_are_counted(tmp_path):
     catalog = _shapes_catalog(tmp_path, copies=1, extra_rows=extra)
     (tmp_path / "broken.png").write_bytes(b"this is not a png")
     model = CaptionModel(**{**TINY, "epochs": 2}, progress=False).fit(catalog)
-    assert model.fit_report["skipped"] == {"no_title": 1, "no_readable_image": 1}
-    assert model.fit_report["rows"] == 9
+    assert model.fit_report_["skipped"] == {"no_title": 1, "no_readable_image": 1}
+    assert model.fit_report_["rows"] == 9
 
 
 # ---------------------------------------------------------------- command line

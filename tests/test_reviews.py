@@ -159,14 +159,19 @@ def test_predict_frame_and_texts(tfidf_model):
 
 def test_empty_and_whitespace_text(tfidf_model):
     with pytest.raises(EmptyReviewError, match="empty"):
-        tfidf_model.predict_text("   \n\t ")
+        tfidf_model.predict_one("   \n\t ")
     with pytest.raises(EmptyReviewError):
-        tfidf_model.predict_text("")
+        tfidf_model.predict_one("")
     results = tfidf_model.predict_texts(["love it", "  ", "", "awful"])
     assert "error" in results[1] and "error" in results[2]
     assert "stars" in results[0] and "stars" in results[3]
     frame = tfidf_model.predict(Catalog(pd.DataFrame({"id": ["a", "b"], "review_text": ["nice", None]})))
-    assert frame.loc[1, "error"] and pd.isna(frame.loc[1, "stars"]) and not pd.isna(frame.loc[0, "stars"])
+    assert (
+        frame.loc[1, "issue"]
+        and not frame.loc[0, "issue"]
+        and pd.isna(frame.loc[1, "stars"])
+        and not pd.isna(frame.loc[0, "stars"])
+    )
     assert [issue.id for issue in tfidf_model.last_issues_] == ["b"]
 
 
@@ -179,10 +184,10 @@ def test_long_and_non_english_text(tfidf_model):
 
 def test_review_without_title(tfidf_model, catalog):
     assert catalog.frame["title"].isna().any()
-    no_title = tfidf_model.predict_text("awful fit, fabric ripped", title=None)
-    with_title = tfidf_model.predict_text("awful fit, fabric ripped", title="Disappointed")
+    no_title = tfidf_model.predict_one("awful fit, fabric ripped", title=None)
+    with_title = tfidf_model.predict_one("awful fit, fabric ripped", title="Disappointed")
     assert no_title["sentiment"] == "negative" and with_title["sentiment"] == "negative"
-    only_title = tfidf_model.predict_text("", title="Love it")
+    only_title = tfidf_model.predict_one("", title="Love it")
     assert "stars" in only_title
 
 
@@ -374,7 +379,7 @@ def test_cli_train_and_predict(fixture_csv, tmp_path):
     result = runner.invoke(reviews_app, ["predict", str(model), "--input", str(source), "--output", str(out)])
     assert result.exit_code == 0, result.output
     predicted = pd.read_csv(out)
-    assert len(predicted) == 3 and predicted["error"].notna().sum() == 1
+    assert len(predicted) == 3 and predicted["issue"].notna().sum() == 1
     assert {"stars", "expected_rating", "sentiment", "sentiment_score", "recommend_proba"} <= set(predicted.columns)
 
 

@@ -86,7 +86,7 @@ def train(
     except (*_user_errors(), ValueError) as exc:
         raise fail(str(exc)) from None
     report_issues(catalog, found, out / "issues.csv")
-    report = model.fit_report
+    report = model.fit_report_
     best = report["history"][report["best_epoch"] - 1]
     skipped = report["skipped"]
     console.print(

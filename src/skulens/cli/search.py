@@ -65,13 +65,10 @@ def _where(values: list[str] | None) -> dict[str, list[str]]:
 
 def _load_keeping_columns(source: str, columns: str | None, image_root: list[Path] | None):
     """A catalog whose extra columns all go into the index (for --where and display): none is reported unused."""
-    from skulens.catalog import ADAPTERS, CatalogError, load_catalog, parse_columns
+    from skulens.catalog import ADAPTERS, load_catalog, parse_columns
     from skulens.cli.sources import report_mapping
 
-    try:
-        catalog = load_catalog(source, columns=parse_columns(columns), image_roots=list(image_root or []))
-    except CatalogError as exc:
-        raise fail(str(exc)) from None
+    catalog = load_catalog(source, columns=parse_columns(columns), image_roots=list(image_root or []))
     if source not in ADAPTERS:
         report_mapping(catalog, uses=catalog.frame.columns)
     return catalog
@@ -160,17 +157,17 @@ def train(
     found = _image_check(catalog)
     try:
         config = AlignConfig(dim=dim, hidden=hidden, max_epochs=epochs, seed=seed)
-        model = AlignmentModel(image_encoder, text_encoder, config=config, progress=True)
+        model = AlignmentModel(image_encoder, text_encoder, head_config=config, progress=True)
         with step(f"training on {len(catalog):,} products ({', '.join(image_encoder + text_encoder)})"):
             model.fit(catalog)
         model.save(out)
     except _user_errors() as exc:
         raise fail(str(exc)) from None
     report_issues(catalog, found, _issues_file(out))
-    best = model.heads.history[model.heads.best_epoch]
+    best = model.heads_.history[model.heads_.best_epoch]
     recall = best.get("val_recall1")
     console.print(
-        f"trained on {model.trained_pairs:,} photo-title pairs; best epoch {best['epoch']}"
+        f"trained on {model.trained_pairs_:,} photo-title pairs; best epoch {best['epoch']}"
         + (f" (validation recall@1 {recall:.3f})" if recall is not None else "")
         + f"; saved to {escape(str(out))}"
     )

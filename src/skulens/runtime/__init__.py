@@ -4,7 +4,7 @@ No modelling happens here; predictions come from the predictors (``skulens.tasks
 """
 
 from skulens.runtime.batcher import MicroBatcher
-from skulens.runtime.inputs import image_resolution, prepare_image, product_text, top_k_from_proba, uses_images, uses_text
+from skulens.runtime.inputs import image_resolution, prepare_image, product_text, top_k_from_proba
 from skulens.runtime.registry import (
     TASK_PREDICTORS,
     LoadedModel,
@@ -28,6 +28,4 @@ __all__ = [
     "product_text",
     "task_models",
     "top_k_from_proba",
-    "uses_images",
-    "uses_text",
 ]

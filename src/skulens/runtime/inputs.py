@@ -22,16 +22,6 @@ def _encoders(predictor: Any) -> list:
     return [predictor.extractor.encoder(name) for name in predictor.encoders]
 
 
-def uses_images(predictor: Any) -> bool:
-    """Whether the predictor has an image encoder (a text-only model ignores photos)."""
-    return any(e.modality == "image" for e in _encoders(predictor))
-
-
-def uses_text(predictor: Any) -> bool:
-    """Whether the predictor has a text encoder."""
-    return any(e.modality != "image" for e in _encoders(predictor))
-
-
 def image_resolution(predictor: Any) -> int | None:
     """The largest input resolution of the predictor's image encoders (the JPEG draft-decoding size)."""
     sizes = [getattr(e, "resolution", None) or 0 for e in _encoders(predictor) if e.modality == "image"]

@@ -1,9 +1,10 @@
 """The model registry: model folders loaded into predictors, each with its own micro-batching worker.
 
-``load_models(folder)`` loads every saved model folder under ``folder``; :class:`LoadedModel` runs a
-model's requests through its :class:`~skulens.runtime.batcher.MicroBatcher`. Categorize batches go
-to ``CategoryPredictor.predict_inputs`` and review batches to ``ReviewPredictor.predict_texts``; no
-features are built here.
+``load_models(folder)`` loads every saved model folder under ``folder``; :class:`LoadedModel` serves a
+predictor through the :class:`~skulens.tasks.predictor.Predictor` contract alone: a predictor that says it
+is ``batched`` gets a :class:`~skulens.runtime.batcher.MicroBatcher` over its ``serve_batch``, every one is
+warmed up with its own ``warm_up``, and what it reads and which encoders it uses come from ``modalities``
+and ``encoder_identities()``. Nothing here depends on the task; no features are built here.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
+from skulens.errors import SkulensError
 from skulens.runtime.batcher import MicroBatcher
-from skulens.runtime.inputs import prepare_image, product_text, uses_images, uses_text
+from skulens.runtime.inputs import product_text
+from skulens.tasks.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +27,14 @@ TASK_PREDICTORS = {
     "reviews": ("skulens.tasks.reviews", "ReviewPredictor"),
     "align": ("skulens.tasks.align", "AlignmentModel"),
     "caption": ("skulens.tasks.caption", "CaptionModel"),
+    "rating": ("skulens.tasks.product_rating", "RatingPredictor"),
 }
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(SkulensError, RuntimeError):
     """A models folder that cannot be served; the message names the folder and what to do."""
+
+    code = "model_load"
 
 
 @dataclass
@@ -40,7 +43,7 @@ class LoadedModel:
 
     name: str
     task: str
-    predictor: Any
+    predictor: Predictor
     folder: Path
     batcher: MicroBatcher | None = field(default=None, repr=False)
 
@@ -52,9 +55,7 @@ class LoadedModel:
     @property
     def encoders(self) -> dict[str, str]:
         """Encoder name -> identity (name, version and weights hash)."""
-        if self.task in ("align", "caption"):
-            return dict(self.predictor.encoder_identities)
-        return self.predictor.extractor.identities()
+        return self.predictor.encoder_identities()
 
     @property
     def metrics(self) -> dict:
@@ -64,31 +65,22 @@ class LoadedModel:
 
     @property
     def reads_images(self) -> bool:
-        return self.task == "categorize" and uses_images(self.predictor)
+        return "image" in self.predictor.modalities
 
     @property
     def reads_text(self) -> bool:
-        return self.task == "reviews" or uses_text(self.predictor)
+        return "text" in self.predictor.modalities
 
     def text_of(self, title: str | None, description: str | None) -> str:
         """The product text this model reads from a title and a description."""
         fields = getattr(self.predictor, "text_fields", ("title", "description"))
         return product_text({"title": title, "description": description}, fields)
 
-    def _categorize_batch(self, items: list[tuple[Any, str]]) -> list[np.ndarray]:
-        proba = self.predictor.predict_inputs([image for image, _ in items], [text for _, text in items])
-        return list(proba)
-
-    def _reviews_batch(self, texts: list[str]) -> list[dict]:
-        return list(self.predictor.predict_texts(list(texts)))
-
     def start(self, max_batch: int = 8) -> LoadedModel:
-        """Start the worker. Categorize items are ``(prepared image or None, text)``; review items are texts.
-        Alignment models (search, zero-shot) are called directly and have no worker."""
-        if self.task in ("align", "caption"):
-            return self
-        fn = self._categorize_batch if self.task == "categorize" else self._reviews_batch
-        self.batcher = MicroBatcher(fn, max_batch=max_batch, name=self.name)
+        """Start the worker of a ``batched`` predictor (its requests then go through ``batcher``); the others
+        are called directly."""
+        if self.predictor.batched:
+            self.batcher = MicroBatcher(self.predictor.serve_batch, max_batch=max_batch, name=self.name)
         return self
 
     def close(self) -> None:
@@ -97,22 +89,10 @@ class LoadedModel:
 
     def warm_up(self) -> None:
         """One tiny prediction so the first real request does not pay for lazy initialisation."""
-        if self.task == "categorize":
-            from PIL import Image
-
-            image = Image.new("RGB", (64, 64), (128, 128, 128)) if self.reads_images else None
-            self.batcher([(prepare_image(self.predictor, image), "warm up")])
-        elif self.task == "align":
-            self.predictor.encode_texts(["warm up"])
-        elif self.task == "caption":
-            from PIL import Image
-
-            self.predictor.generate([Image.new("RGB", (64, 64), (128, 128, 128))], beam=1)
-        else:
-            self.batcher(["warm up"])
+        self.predictor.warm_up()
 
 
-def _load_predictor(folder: Path, task: str) -> Any:
+def _load_predictor(folder: Path, task: str) -> Predictor:
     from importlib import import_module
 
     module_name, class_name = TASK_PREDICTORS[task]
@@ -120,7 +100,10 @@ def _load_predictor(folder: Path, task: str) -> Any:
         cls = getattr(import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         raise ModelLoadError(f"model {folder} is a '{task}' model, but this install cannot load it: {exc}") from None
-    return cls.load(folder)
+    predictor = cls.load(folder)
+    if not isinstance(predictor, Predictor):
+        raise ModelLoadError(f"model {folder}: {class_name} does not keep the Predictor contract (skulens.tasks.predictor)")
+    return predictor
 
 
 def model_folders(models_dir: Path) -> list[Path]:
@@ -182,7 +165,7 @@ def load_models(models_dir: str | Path, max_batch: int = 8, warm_up: bool = True
 def default_models(models: dict[str, LoadedModel]) -> dict[str, str]:
     """Per task, the model used when a request names none: the one with the most encoders, then by name."""
     defaults: dict[str, str] = {}
-    for model in sorted(models.values(), key=lambda m: (-len(m.predictor.encoders), m.name)):
+    for model in sorted(models.values(), key=lambda m: (-len(m.encoders), m.name)):
         defaults.setdefault(model.task, model.name)
     return defaults
 

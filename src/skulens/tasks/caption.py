@@ -15,10 +15,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -28,14 +30,16 @@ from skulens.catalog.splits import duplicate_groups
 from skulens.embed import embed_catalog
 from skulens.encoders import create_encoder
 from skulens.encoders.spatial import RegionEncoder, region_encoder_name
+from skulens.errors import SkulensError
 from skulens.heads.caption_decoder import build_decoder
 from skulens.heads.caption_search import Candidate, beam_search
 from skulens.heads.caption_vocab import PAD, CaptionVocabError, WordVocab
 from skulens.heads.linear import LinearProbe
 from skulens.metrics.captioning import caption_metrics
 from skulens.progress import progress_bar
-from skulens.tasks.inputs import Data, as_catalog
+from skulens.tasks.inputs import Data, ImageInput, as_catalog, load_product_image
 from skulens.tasks.model_folder import ModelFolderError, check_config, read_model_folder, restoring, write_model_folder
+from skulens.tasks.predictor import catalog_row_issues, row_issue_texts, with_issues
 
 TASK = "caption"
 #: The fewest usable (image, title) rows a captioner is trained on.
@@ -48,8 +52,10 @@ DEFAULT_ATTRIBUTES = ("gender", "colour", "articleType")
 CONFIG_KEYS = {"encoder": "str", "architecture": "str", "hyper": "dict", "vocab": "dict", "attributes": "dict"}
 
 
-class CaptionError(ValueError):
+class CaptionError(SkulensError, ValueError):
     """Input a captioner cannot use; the message says what to change."""
+
+    code = "caption"
 
 
 @dataclass
@@ -88,8 +94,45 @@ def _grouped_validation(catalog: Catalog, rows: np.ndarray, val_size: float, see
     return rows[~in_val], rows[in_val]
 
 
+@dataclass(frozen=True)
+class CaptionConfig:
+    """A captioner's settings (saved in ``config.json``: ``encoder_name``, ``attribute_columns`` and the
+    training/decoding ones under ``hyper``). ``encoder`` is a region encoder's registry name."""
+
+    encoder: str = "efficientnet-lite0-regions"
+    architecture: str = "transformer"
+    d_model: int = 256
+    layers: int = 2
+    heads: int = 4
+    dropout: float = 0.1
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 5e-4
+    label_smoothing: float = 0.1
+    patience: int = 4
+    min_count: int = 2
+    max_len: int = 20
+    beam: int = 3
+    alpha: float = 0.0
+    no_repeat: bool = True
+    attributes: tuple[str, ...] = DEFAULT_ATTRIBUTES
+    val_size: float = 0.1
+    reduce_dim: int = 256
+    max_val_rows: int = 400
+    seed: int = 0
+
+
+#: The config fields saved under ``hyper`` (the others have their own keys in ``config.json``).
+HYPER_KEYS = tuple(f.name for f in fields(CaptionConfig) if f.name not in ("encoder", "attributes"))
+
+
 class CaptionModel:
     """Image -> product title. ``fit(catalog)`` needs a ``title`` and an ``image`` column."""
+
+    task: ClassVar[str] = TASK
+    #: Caption requests are answered directly (no micro-batching worker).
+    batched: ClassVar[bool] = False
+    modalities: ClassVar[frozenset[str]] = frozenset({"image"})
 
     def __init__(
         self,
@@ -116,32 +159,46 @@ class CaptionModel:
         seed: int = 0,
         progress: bool = True,
     ) -> None:
-        self.hyper = {
-            "architecture": architecture,
-            "d_model": d_model,
-            "layers": layers,
-            "heads": heads,
-            "dropout": dropout,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "label_smoothing": label_smoothing,
-            "patience": patience,
-            "min_count": min_count,
-            "max_len": max_len,
-            "beam": beam,
-            "alpha": alpha,
-            "no_repeat": no_repeat,
-            "val_size": val_size,
-            "reduce_dim": reduce_dim,
-            "max_val_rows": max_val_rows,
-            "seed": seed,
-        }
-        self.encoder_name = region_encoder_name(encoder)
-        self.attribute_columns = list(attributes)
+        self.config = CaptionConfig(
+            region_encoder_name(encoder),
+            architecture,
+            d_model,
+            layers,
+            heads,
+            dropout,
+            epochs,
+            batch_size,
+            lr,
+            label_smoothing,
+            patience,
+            min_count,
+            max_len,
+            beam,
+            alpha,
+            no_repeat,
+            tuple(attributes),
+            val_size,
+            reduce_dim,
+            max_val_rows,
+            seed,
+        )
         self.progress = progress
         self._spatial: RegionEncoder | None = None
-        self.fit_report: dict = {}
+        self.fit_report_: dict = {}
+
+    @property
+    def hyper(self) -> dict:
+        """The training and decoding settings (the ``hyper`` entry of ``config.json``)."""
+        return {k: v for k, v in asdict(self.config).items() if k in HYPER_KEYS}
+
+    @property
+    def encoder_name(self) -> str:
+        """The registry name of the region encoder (``config.encoder``)."""
+        return self.config.encoder
+
+    @property
+    def attribute_columns(self) -> list[str]:
+        return list(self.config.attributes)
 
     # ------------------------------------------------------------------ features
     @property
@@ -159,8 +216,8 @@ class CaptionModel:
         """The image encoder the decoder reads (one)."""
         return [self.encoder_name]
 
-    @property
     def encoder_identities(self) -> dict[str, str]:
+        """Encoder name -> identity of the image encoder whose region maps the decoder reads."""
         return {self.encoder_name: self.spatial.identity}
 
     def catalog_maps(self, catalog: Catalog, cache_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -176,27 +233,27 @@ class CaptionModel:
         ``reduce_dim`` channels: 5x less decoder input work per step; 0 keeps every channel."""
         k = self.hyper["reduce_dim"]
         if not k or k >= maps.shape[2]:
-            self.reduce_mean = self.reduce_components = None
+            self.reduce_mean_ = self.reduce_components_ = None
             return
         rng = np.random.default_rng(self.hyper["seed"])
         sample = np.sort(rng.choice(rows, size=min(sample_rows, len(rows)), replace=False))
         x = np.asarray(maps[sample], dtype=np.float32).reshape(-1, maps.shape[2])
-        self.reduce_mean = x.mean(axis=0)
-        x -= self.reduce_mean
+        self.reduce_mean_ = x.mean(axis=0)
+        x -= self.reduce_mean_
         _, vectors = np.linalg.eigh(x.T @ x / len(x))
-        self.reduce_components = np.ascontiguousarray(vectors[:, ::-1][:, :k]).astype(np.float32)
+        self.reduce_components_ = np.ascontiguousarray(vectors[:, ::-1][:, :k]).astype(np.float32)
 
     def _reduce(self, maps: np.ndarray, rows: np.ndarray, chunk: int = 256) -> np.ndarray:
         """Region features of ``rows`` as float32 (rows, regions, decoder channels)."""
         parts = []
         for start in range(0, len(rows), chunk):
             x = np.asarray(maps[rows[start : start + chunk]], dtype=np.float32)
-            parts.append(x if self.reduce_components is None else (x - self.reduce_mean) @ self.reduce_components)
-        return np.concatenate(parts) if parts else np.zeros((0, self.regions, self.decoder_channels), dtype=np.float32)
+            parts.append(x if self.reduce_components_ is None else (x - self.reduce_mean_) @ self.reduce_components_)
+        return np.concatenate(parts) if parts else np.zeros((0, self.regions_, self.decoder_channels), dtype=np.float32)
 
     @property
     def decoder_channels(self) -> int:
-        return self.channels if self.reduce_components is None else int(self.reduce_components.shape[1])
+        return self.channels_ if self.reduce_components_ is None else int(self.reduce_components_.shape[1])
 
     def _decoder(self, vocab_size: int, channels: int, regions: int) -> torch.nn.Module:
         h = self.hyper
@@ -245,23 +302,23 @@ class CaptionModel:
         else:
             fit_rows, val_rows = rows, rows
         try:
-            self.vocab = WordVocab.build([titles[r] for r in fit_rows], h["min_count"])
+            self.vocab_ = WordVocab.build([titles[r] for r in fit_rows], h["min_count"])
         except CaptionVocabError:
-            self.vocab = WordVocab.build([titles[r] for r in fit_rows], 1)
-        self.channels, self.regions = int(maps.shape[2]), int(maps.shape[1])
+            self.vocab_ = WordVocab.build([titles[r] for r in fit_rows], 1)
+        self.channels_, self.regions_ = int(maps.shape[2]), int(maps.shape[1])
         started = time.perf_counter()
         self._fit_reduction(maps, fit_rows)
-        self.model = self._decoder(len(self.vocab), self.decoder_channels, self.regions)
+        self.model_ = self._decoder(len(self.vocab_), self.decoder_channels, self.regions_)
         self._fit_probes(catalog, maps, rows)
-        self.nearest_embeddings = _pooled(maps, rows).astype(np.float16)
-        self.nearest_titles = np.array([titles[r] for r in rows])
+        self.nearest_embeddings_ = _pooled(maps, rows).astype(np.float16)
+        self.nearest_titles_ = np.array([titles[r] for r in rows])
         if len(val_rows) > h["max_val_rows"]:  # per-epoch greedy decoding of validation rows is the slow part
             val_rows = np.sort(np.random.default_rng(h["seed"]).choice(val_rows, h["max_val_rows"], replace=False))
         features = self._reduce(maps, rows)
         history = self._train(
             features, [titles[r] for r in rows], np.searchsorted(rows, fit_rows), np.searchsorted(rows, val_rows)
         )
-        self.fit_report = {
+        self.fit_report_ = {
             "rows": int(len(rows)),
             "fit_rows": int(len(fit_rows)),
             "validation_rows": int(len(val_rows)),
@@ -269,8 +326,8 @@ class CaptionModel:
             if len(rows) >= MIN_ROWS_FOR_VALIDATION
             else "training rows (catalog too small)",
             "skipped": skipped,
-            "vocab_size": len(self.vocab),
-            "unknown_word_share": self.vocab.unknown_share([titles[r] for r in val_rows]),
+            "vocab_size": len(self.vocab_),
+            "unknown_word_share": self.vocab_.unknown_share([titles[r] for r in val_rows]),
             "history": history,
             "best_epoch": int(np.argmax([e["val_cider"] for e in history]) + 1),
             "train_seconds": time.perf_counter() - started,
@@ -278,7 +335,7 @@ class CaptionModel:
         return self
 
     def _fit_probes(self, catalog: Catalog, maps: np.ndarray, rows: np.ndarray) -> None:
-        self.probes: dict[str, LinearProbe] = {}
+        self.probes_: dict[str, LinearProbe] = {}
         columns = [c for c in self.attribute_columns if catalog.has(c)]
         if not columns:
             return
@@ -289,14 +346,14 @@ class CaptionModel:
             labels = values[known].astype(str).to_numpy()
             if len(np.unique(labels)) < 2 or known.sum() < 10:
                 continue
-            self.probes[column] = LinearProbe(seed=self.hyper["seed"]).fit(pooled[known], labels)
+            self.probes_[column] = LinearProbe(seed=self.hyper["seed"]).fit(pooled[known], labels)
 
     def _batches(self, features: np.ndarray, titles: list[str], rows: np.ndarray, rng: np.random.Generator):
         order = rng.permutation(rows)
         size = self.hyper["batch_size"]
         for start in range(0, len(order), size):
             chunk = order[start : start + size]
-            encoded = [self.vocab.encode(titles[r], self.hyper["max_len"]) for r in chunk]
+            encoded = [self.vocab_.encode(titles[r], self.hyper["max_len"]) for r in chunk]
             tokens = torch.full((len(chunk), max(map(len, encoded))), PAD, dtype=torch.long)
             for i, ids in enumerate(encoded):
                 tokens[i, : len(ids)] = torch.tensor(ids)
@@ -305,7 +362,7 @@ class CaptionModel:
     def _train(self, features: np.ndarray, titles: list[str], fit_rows: np.ndarray, val_rows: np.ndarray) -> list[dict]:
         """Teacher-forced epochs over ``features[fit_rows]`` (reduced region features, one per title)."""
         h = self.hyper
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=h["lr"], weight_decay=0.01)
+        optimizer = torch.optim.AdamW(self.model_.parameters(), lr=h["lr"], weight_decay=0.01)
         steps = h["epochs"] * -(-len(fit_rows) // h["batch_size"])
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=h["lr"], total_steps=max(steps, 1), pct_start=0.1)
         rng = np.random.default_rng(h["seed"])
@@ -313,10 +370,10 @@ class CaptionModel:
         val_refs = [titles[r] for r in val_rows]
         with progress_bar(h["epochs"], "caption decoder epochs", enabled=self.progress) as bar:
             for epoch in range(h["epochs"]):
-                self.model.train()
+                self.model_.train()
                 losses = []
                 for batch_maps, tokens in self._batches(features, titles, fit_rows, rng):
-                    logits = self.model.logits(self.model.memory(batch_maps), tokens[:, :-1])
+                    logits = self.model_.logits(self.model_.memory(batch_maps), tokens[:, :-1])
                     loss = F.cross_entropy(
                         logits.reshape(-1, logits.shape[-1]),
                         tokens[:, 1:].reshape(-1),
@@ -325,7 +382,7 @@ class CaptionModel:
                     )
                     optimizer.zero_grad()
                     loss.backward()
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+                    torch.nn.utils.clip_grad_norm_(self.model_.parameters(), 1.0)
                     optimizer.step()
                     schedule.step()
                     losses.append(loss.item())
@@ -338,13 +395,13 @@ class CaptionModel:
                 bar.advance()
                 if score["cider"] > best:
                     best, waited = score["cider"], 0
-                    best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                    best_state = {k: v.detach().clone() for k, v in self.model_.state_dict().items()}
                 else:
                     waited += 1
                     if waited >= h["patience"]:
                         break
-        self.model.load_state_dict(best_state)
-        self.model.eval()
+        self.model_.load_state_dict(best_state)
+        self.model_.eval()
         return history
 
     # ------------------------------------------------------------------ generation
@@ -358,18 +415,18 @@ class CaptionModel:
     @torch.inference_mode()
     def _decode(self, features: np.ndarray, beam: int | None = None, chunk: int = 128) -> list[Caption]:
         beam = self.hyper["beam"] if beam is None else beam
-        self.model.eval()
+        self.model_.eval()
         out: list[Caption] = []
         for start in range(0, len(features), chunk):
             batch = torch.from_numpy(features[start : start + chunk])
             found = beam_search(
-                self.model, self.model.memory(batch), beam, self.hyper["max_len"], self.hyper["alpha"], self.hyper["no_repeat"]
+                self.model_, self.model_.memory(batch), beam, self.hyper["max_len"], self.hyper["alpha"], self.hyper["no_repeat"]
             )
             out.extend(self._caption(candidates) for candidates in found)
         return out
 
     def _caption(self, candidates: list[Candidate]) -> Caption:
-        texts = [(self.vocab.decode(c.tokens), float(c.score)) for c in candidates]
+        texts = [(self.vocab_.decode(c.tokens), float(c.score)) for c in candidates]
         texts = [(t, s) for t, s in texts if t]
         if not texts:
             raise CaptionError(
@@ -381,16 +438,16 @@ class CaptionModel:
         """Titles for precomputed region maps (n, regions, channels); ``nearest`` > 0 adds that many nearest
         training titles and the predicted attributes to each caption."""
         self._check_fitted()
-        if maps.ndim != 3 or maps.shape[1:] != (self.regions, self.channels):
-            raise CaptionError(f"region maps of shape {maps.shape[1:]} do not fit this model's {(self.regions, self.channels)}")
+        if maps.ndim != 3 or maps.shape[1:] != (self.regions_, self.channels_):
+            raise CaptionError(f"region maps of shape {maps.shape[1:]} do not fit this model's {(self.regions_, self.channels_)}")
         captions = self._generate_maps(maps, np.arange(len(maps)), beam)
         if nearest > 0 and len(maps):
             pooled = _pooled(maps)
-            scores = pooled @ self.nearest_embeddings.astype(np.float32).T
+            scores = pooled @ self.nearest_embeddings_.astype(np.float32).T
             top = np.argsort(-scores, axis=1)[:, :nearest]
             attributes = self.predict_attributes(pooled)
             for i, caption in enumerate(captions):
-                caption.nearest = [(str(self.nearest_titles[j]), float(scores[i, j])) for j in top[i]]
+                caption.nearest = [(str(self.nearest_titles_[j]), float(scores[i, j])) for j in top[i]]
                 caption.attributes = {name: str(values[i]) for name, values in attributes.items()}
         return captions
 
@@ -404,8 +461,37 @@ class CaptionModel:
                 )
         return self.generate_from_maps(self.spatial.maps(list(images)), beam, nearest)
 
+    # ------------------------------------------------------------------ the predictor contract
+    def predict(self, data: Data, root: str | Path | None = None) -> pd.DataFrame:
+        """One row per product of ``data`` (read like :meth:`fit`): ``id``, the generated ``title``, ``issue``
+        (a product whose photo cannot be read gets no title, only its issue)."""
+        self._check_fitted()
+        data = as_catalog(data, root=root)
+        maps, ok = self.catalog_maps(data)
+        ok = np.asarray(ok, dtype=bool)
+        titles: list[str | None] = [None] * len(data)
+        for row, caption in zip(np.flatnonzero(ok).tolist(), self._generate_maps(maps, np.flatnonzero(ok))):
+            titles[row] = caption.title
+        issues = row_issue_texts(len(data), catalog_row_issues(data))
+        issues = [issue or ("" if readable else "no readable image") for issue, readable in zip(issues, ok)]
+        return with_issues(data.ids, {"title": titles}, issues)
+
+    def predict_one(self, image: ImageInput, beam: int | None = None, nearest: int = 0) -> Caption:
+        """The caption of one photo (a file path, bytes or a PIL image)."""
+        picture = load_product_image(image)
+        if picture is None:
+            raise CaptionError("give a product photo to caption")
+        return self.generate([picture], beam=beam, nearest=nearest)[0]
+
+    def serve_batch(self, items: list[dict]) -> list[Caption]:
+        """Captions of served items (each the keyword arguments of :meth:`predict_one`)."""
+        return [self.predict_one(**item) for item in items]
+
+    def warm_up(self) -> None:
+        self.generate([Image.new("RGB", (64, 64), (128, 128, 128))], beam=1)
+
     def predict_attributes(self, pooled: np.ndarray) -> dict[str, np.ndarray]:
-        return {name: probe.predict(pooled) for name, probe in self.probes.items()}
+        return {name: probe.predict(pooled) for name, probe in self.probes_.items()}
 
     def template_titles(self, pooled: np.ndarray) -> list[str]:
         """The template baseline: predicted attributes joined in ``attribute_columns`` order."""
@@ -415,8 +501,8 @@ class CaptionModel:
 
     def retrieval_titles(self, pooled: np.ndarray) -> list[str]:
         """The retrieval baseline: the title of the most similar training image."""
-        scores = pooled @ self.nearest_embeddings.astype(np.float32).T
-        return [str(t) for t in self.nearest_titles[scores.argmax(axis=1)]]
+        scores = pooled @ self.nearest_embeddings_.astype(np.float32).T
+        return [str(t) for t in self.nearest_titles_[scores.argmax(axis=1)]]
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(
@@ -456,7 +542,7 @@ class CaptionModel:
             "beam": self.hyper["beam"] if beam is None else beam,
             "n": int(len(rows)),
         }
-        if self.probes:
+        if self.probes_:
             result["template"] = caption_metrics(self.template_titles(pooled), references)
             predicted = self.predict_attributes(pooled)
             accuracy = {}
@@ -475,29 +561,29 @@ class CaptionModel:
 
     # ------------------------------------------------------------------ persistence
     def _check_fitted(self) -> None:
-        if not hasattr(self, "model"):
+        if not hasattr(self, "model_"):
             raise CaptionError("this CaptionModel is not trained: call fit(catalog) or CaptionModel.load(folder)")
 
     def save(self, folder: str | Path) -> Path:
         self._check_fitted()
-        arrays = {f"decoder.{k}": v.detach().numpy() for k, v in self.model.state_dict().items()}
-        for name, probe in self.probes.items():
+        arrays = {f"decoder.{k}": v.detach().numpy() for k, v in self.model_.state_dict().items()}
+        for name, probe in self.probes_.items():
             arrays.update({f"probe.{name}.{k}": v for k, v in probe.to_arrays().items()})
-        if self.reduce_components is not None:
-            arrays.update({"reduce.mean": self.reduce_mean, "reduce.components": self.reduce_components})
-        arrays["nearest.embeddings"] = self.nearest_embeddings
-        arrays["nearest.titles"] = self.nearest_titles.astype(str)
+        if self.reduce_components_ is not None:
+            arrays.update({"reduce.mean": self.reduce_mean_, "reduce.components": self.reduce_components_})
+        arrays["nearest.embeddings"] = self.nearest_embeddings_
+        arrays["nearest.titles"] = self.nearest_titles_.astype(str)
         config = {
             "task": TASK,
             "encoder": self.spatial.identity,
             "encoder_name": self.encoder_name,
             "architecture": self.hyper["architecture"],
             "hyper": self.hyper,
-            "shape": [self.regions, self.channels],
-            "vocab": self.vocab.to_config(),
-            "attributes": {name: [str(c) for c in probe.classes_] for name, probe in self.probes.items()},
+            "shape": [self.regions_, self.channels_],
+            "vocab": self.vocab_.to_config(),
+            "attributes": {name: [str(c) for c in probe.classes_] for name, probe in self.probes_.items()},
             "attribute_columns": self.attribute_columns,
-            "fit_report": self.fit_report,
+            "fit_report": self.fit_report_,
         }
         return write_model_folder(folder, config, arrays)
 
@@ -508,26 +594,26 @@ class CaptionModel:
         with restoring(folder):
             name = str(config.get("encoder_name") or config["encoder_variant"])  # older folders say "lite0"
             model = cls(encoder=name, attributes=config["attribute_columns"], progress=progress)
-            model.hyper.update(config["hyper"])
+            model.config = replace(model.config, **{k: v for k, v in config["hyper"].items() if k in HYPER_KEYS})
             if config["encoder"] not in (model.spatial.identity, model.spatial.legacy_identity):
                 raise ModelFolderError(
                     f"model {folder} was trained on image features '{config['encoder']}', but this skulens gives "
                     f"'{model.spatial.identity}'; retrain the captioner with this encoder"
                 )
-            model.vocab = WordVocab.from_config(config["vocab"])
-            model.regions, model.channels = (int(v) for v in config["shape"])
-            model.reduce_mean, model.reduce_components = arrays.get("reduce.mean"), arrays.get("reduce.components")
-            model.model = model._decoder(len(model.vocab), model.decoder_channels, model.regions)
+            model.vocab_ = WordVocab.from_config(config["vocab"])
+            model.regions_, model.channels_ = (int(v) for v in config["shape"])
+            model.reduce_mean_, model.reduce_components_ = arrays.get("reduce.mean"), arrays.get("reduce.components")
+            model.model_ = model._decoder(len(model.vocab_), model.decoder_channels, model.regions_)
             state = {k[len("decoder.") :]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("decoder.")}
-            model.model.load_state_dict(state, strict=True)
-            model.model.eval()
-            model.probes = {
+            model.model_.load_state_dict(state, strict=True)
+            model.model_.eval()
+            model.probes_ = {
                 name: LinearProbe.from_arrays(
                     {k.split(".", 2)[2]: v for k, v in arrays.items() if k.startswith(f"probe.{name}.")}, np.array(classes)
                 )
                 for name, classes in config["attributes"].items()
             }
-            model.nearest_embeddings = arrays["nearest.embeddings"]
-            model.nearest_titles = arrays["nearest.titles"]
-            model.fit_report = config.get("fit_report", {})
+            model.nearest_embeddings_ = arrays["nearest.embeddings"]
+            model.nearest_titles_ = arrays["nearest.titles"]
+            model.fit_report_ = config.get("fit_report", {})
         return model

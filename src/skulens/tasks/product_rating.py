@@ -6,12 +6,16 @@ training median, which is the best constant for MAE). Each fold's Huber head sta
 embeddings, projects them on their first 32 principal components (fitted on the training fold only: with
 ~130 training rows, 1,664 raw dimensions overfit and make Huber slow) and picks its L2 strength ``alpha``
 by an inner 3-fold CV (lowest MAE); predictions are clipped to [1, 5].
+
+:class:`RatingPredictor` is that head fitted on every rated row, as a task predictor (fit / predict / save...).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -24,8 +28,12 @@ from sklearn.preprocessing import StandardScaler
 
 from skulens.catalog.schema import Catalog, CatalogError
 from skulens.metrics import mean_std_ci, regression_metrics
-from skulens.tasks.features import FeatureExtractor
+from skulens.tasks.features import FeatureExtractor, Features
+from skulens.tasks.inputs import Data, ImageInput, as_catalog, load_product_image, product_text
+from skulens.tasks.model_folder import ModelFolderError, check_config, read_model_folder, restoring, write_model_folder
+from skulens.tasks.predictor import WARM_UP_TEXT, catalog_row_issues, config_dict, config_from, row_issue_texts, with_issues
 
+TASK = "rating"
 ALPHAS = (1.0, 10.0, 100.0, 1000.0, 10000.0)
 COMPONENTS = 32
 
@@ -115,3 +123,180 @@ def rating_cv(
             entry["alphas_chosen"] = chosen[name[6:]]
         results.append(entry)
     return results
+
+
+@dataclass(frozen=True)
+class RatingConfig:
+    """A product-rating model's settings (saved in ``config.json``; see :class:`RatingPredictor`)."""
+
+    encoders: tuple[str, ...] = ("efficientnet-lite0", "minilm")
+    text_fields: tuple[str, ...] = ("title", "description")
+    alphas: tuple[float, ...] = ALPHAS
+    components: int = COMPONENTS
+    seed: int = 0
+
+
+class RatingPredictor:
+    """Product rating (1-5) from image + text: the Huber head of :func:`huber_head` on the encoders'
+    concatenated embeddings, fitted on every rated row. The fitted pipeline (standardise, PCA, Huber) is
+    affine, so it is kept as one weight vector and intercept (``weights_``, ``intercept_``): saved as
+    arrays, never pickled. Predictions are clipped to [1, 5]."""
+
+    task: ClassVar[str] = TASK
+    batched: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        encoders: Sequence[str] = ("efficientnet-lite0", "minilm"),
+        text_fields: Sequence[str] = ("title", "description"),
+        alphas: Sequence[float] = ALPHAS,
+        components: int = COMPONENTS,
+        seed: int = 0,
+        cache_dir: str | Path | None = None,
+        progress: bool = False,
+    ) -> None:
+        if not encoders:
+            raise CatalogError("give at least one encoder, e.g. encoders=['minilm']")
+        self.config = RatingConfig(tuple(encoders), tuple(text_fields), tuple(alphas), components, seed)
+        self.extractor = FeatureExtractor(
+            self.config.encoders, text_fields=self.config.text_fields, cache_dir=cache_dir, progress=progress
+        )
+        self.metrics_: dict = {}
+
+    @property
+    def encoders(self) -> list[str]:
+        return list(self.config.encoders)
+
+    @property
+    def text_fields(self) -> tuple[str, ...]:
+        return self.config.text_fields
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        kinds = {self.extractor.encoder(name).modality for name in self.encoders}
+        return frozenset("image" if kind == "image" else "text" for kind in kinds)
+
+    def encoder_identities(self) -> dict[str, str]:
+        return self.extractor.identities()
+
+    def _matrix(self, features: Features) -> np.ndarray:
+        return np.hstack([_dense(features.blocks[name]) for name in self.encoders])
+
+    def _read(self, features: Features) -> np.ndarray:
+        return np.logical_or.reduce([features.present[name] for name in self.encoders])
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "weights_"):
+            raise CatalogError("this RatingPredictor is not trained yet; call fit(catalog) or load(folder)")
+
+    # ----- training ------------------------------------------------------------------------
+    def fit(self, data: Data) -> RatingPredictor:
+        """Fit the Huber head (``alpha`` by inner 3-fold CV on MAE) on the rated rows. Returns self."""
+        catalog = as_catalog(data)
+        y = _ratings(catalog)
+        rated = np.flatnonzero(~np.isnan(y))
+        if len(rated) < 6:
+            raise CatalogError(f"only {len(rated)} rated rows in '{catalog.name}'; a rating model needs at least 6")
+        rows = catalog.subset(rated)
+        self.extractor.fit(rows)
+        X, y = self._matrix(self.extractor.transform(rows)), y[rated]
+        components = max(1, min(self.config.components, X.shape[1], len(rated) * 2 // 3 - 1))
+        search = huber_head(self.config.alphas, self.config.seed, components).fit(X, y)
+        scaler, pca, huber = (step for _, step in search.best_estimator_.steps)
+        direction = pca.components_.T @ huber.coef_
+        self.weights_ = (direction / scaler.scale_).astype(np.float64)
+        self.intercept_ = float(huber.intercept_ - (scaler.mean_ / scaler.scale_ + pca.mean_) @ direction)
+        self.alpha_ = float(search.best_params_["huberregressor__alpha"])
+        self.training_mean_ = float(y.mean())
+        return self
+
+    # ----- prediction ----------------------------------------------------------------------
+    def _predict_features(self, features: Features) -> np.ndarray:
+        return np.clip(self._matrix(features) @ self.weights_ + self.intercept_, 1.0, 5.0)
+
+    def predict(self, data: Data) -> pd.DataFrame:
+        """One row per product: ``id``, the predicted ``rating``, ``issue`` (no rating for a product none of
+        whose inputs could be read)."""
+        self._check_fitted()
+        catalog = as_catalog(data)
+        features = self.extractor.transform(catalog)
+        read = self._read(features)
+        rating = np.where(read, self._predict_features(features), np.nan)
+        issues = row_issue_texts(len(catalog), catalog_row_issues(catalog) + list(features.issues))
+        issues = [issue or ("" if ok else "nothing this model reads is present") for issue, ok in zip(issues, read)]
+        return with_issues(catalog.ids, {"rating": [None if np.isnan(r) else float(r) for r in rating]}, issues)
+
+    def predict_inputs(self, images: Sequence, texts: Sequence[str]) -> np.ndarray:
+        """Ratings of products held in memory (decoded images or ``None``, joined texts)."""
+        self._check_fitted()
+        return self._predict_features(self.extractor.transform_inputs(images, texts))
+
+    def predict_one(self, image: ImageInput = None, title: str | None = None, description: str | None = None) -> float:
+        """The rating of one product from a photo (path, bytes or PIL image) and/or its text."""
+        picture = load_product_image(image)
+        text = product_text({"title": title, "description": description}, self.text_fields)
+        if picture is None and not text:
+            raise CatalogError("give an image, a title or a description to rate")
+        return float(self.predict_inputs([picture], [text])[0])
+
+    def serve_batch(self, items: list[tuple]) -> list[float]:
+        """Ratings of served items ``(image or None, text)``."""
+        return [float(r) for r in self.predict_inputs([image for image, _ in items], [text for _, text in items])]
+
+    def warm_up(self) -> None:
+        self.serve_batch([(None, WARM_UP_TEXT)])
+
+    # ----- evaluation ----------------------------------------------------------------------
+    def evaluate(self, data: Data) -> dict:
+        """MAE / RMSE / R² on the rated rows of ``data``, and the MAE of predicting the training mean."""
+        predicted = self.predict(data)
+        y = _ratings(as_catalog(data))
+        known = ~np.isnan(y) & predicted["rating"].notna().to_numpy()
+        if not known.any():
+            raise CatalogError("no rated row with a readable image or text to evaluate on")
+        metrics = regression_metrics(y[known], predicted["rating"].to_numpy(dtype=float)[known])
+        metrics["mean_baseline_mae"] = float(np.abs(y[known] - self.training_mean_).mean())
+        self.metrics_ = metrics
+        return metrics
+
+    # ----- persistence ---------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        """``config.json`` + ``weights.npz`` (no pickle)."""
+        self._check_fitted()
+        config = {
+            "task": TASK,
+            **config_dict(self.config),
+            "encoders": self.extractor.identities(),
+            "alpha": self.alpha_,
+            "training_mean": self.training_mean_,
+            "metrics": {k: v for k, v in self.metrics_.items() if isinstance(v, (int, float))},
+        }
+        arrays = {"rating.weights": self.weights_, "rating.intercept": np.array([self.intercept_])}
+        arrays.update({f"encoder.{k}": v for k, v in self.extractor.to_arrays().items()})
+        return write_model_folder(folder, config, arrays)
+
+    @classmethod
+    def load(cls, folder: str | Path, cache_dir: str | Path | None = None) -> RatingPredictor:
+        config, arrays = read_model_folder(folder, TASK)
+        check_config(config, {"encoders": "encoders", "text_fields": "str_list"}, folder)
+        with restoring(folder):
+            predictor = cls(**vars(config_from(RatingConfig, config, encoders=tuple(config["encoders"]))), cache_dir=cache_dir)
+            predictor.extractor.restore_saved(arrays, config["encoders"], folder)
+            predictor.weights_ = np.asarray(arrays["rating.weights"], dtype=np.float64)
+            predictor.intercept_ = float(arrays["rating.intercept"][0])
+            predictor.alpha_ = float(config.get("alpha", 0.0))
+            predictor.training_mean_ = float(config.get("training_mean", 3.0))
+            predictor.metrics_ = config.get("metrics", {})
+        width = sum(predictor.extractor.encoder(name).dim for name in predictor.encoders)
+        if predictor.weights_.shape != (width,):
+            raise ModelFolderError(
+                f"model {folder}: {predictor.weights_.shape[0]} rating weights for {width} features; retrain it"
+            )
+        return predictor
+
+
+def _ratings(catalog: Catalog) -> np.ndarray:
+    """The ``rating`` column as floats (NaN where missing); a clear error when there is none."""
+    if "rating" not in catalog.frame.columns:
+        raise CatalogError(f"catalog '{catalog.name}' has no 'rating' column")
+    return pd.to_numeric(catalog.frame["rating"], errors="coerce").to_numpy(dtype=float)

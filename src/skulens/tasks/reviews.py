@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -52,6 +54,7 @@ from skulens.tasks.model_folder import (
     saved_training_ids,
     write_model_folder,
 )
+from skulens.tasks.predictor import WARM_UP_TEXT, config_dict, config_from, row_issue_texts
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,8 @@ FUSIONS = ("late", "early")
 
 class EmptyReviewError(CatalogError):
     """A review with no text to read."""
+
+    code = "empty_review"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -204,6 +209,22 @@ def texts_catalog(texts: Sequence[str], titles: Sequence[str | None] | None = No
 # --------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ReviewConfig:
+    """A review reader's settings (saved in ``config.json``; see :class:`ReviewPredictor`)."""
+
+    encoders: tuple[str, ...] = ("minilm",)
+    head: str = "linear"
+    class_weight: str | None = "auto"
+    fusion: str = "late"
+    text_fields: tuple[str, ...] = TEXT_FIELDS
+    val_size: float = 0.15
+    alphas: tuple[float, ...] = ALPHAS
+    seed: int = 0
+    head_params: dict = field(default_factory=dict)
+    encoder_params: dict = field(default_factory=dict)
+
+
 class ReviewPredictor:
     """Train on reviews with star ratings (and optionally ``recommended``), then read new reviews.
 
@@ -216,6 +237,11 @@ class ReviewPredictor:
     validation data), ``None`` or ``"balanced"``. The ids of the training rows are kept as sha256
     hashes (``training_ids_``, saved with the model) so :meth:`evaluate` can leave them out.
     """
+
+    task: ClassVar[str] = TASK
+    batched: ClassVar[bool] = True
+    #: Reviews are text.
+    modalities: ClassVar[frozenset[str]] = frozenset({"text"})
 
     def __init__(
         self,
@@ -238,21 +264,68 @@ class ReviewPredictor:
             raise CatalogError(f"class_weight must be 'auto', None or 'balanced', not {class_weight!r}")
         if fusion not in FUSIONS:
             raise CatalogError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
-        self.encoders = list(encoders)
-        self.head = head
-        self.class_weight = class_weight
-        self.fusion = fusion
-        self.text_fields = tuple(text_fields)
-        self.val_size = val_size
-        self.alphas = tuple(alphas)
-        self.seed = seed
-        self.head_params = dict(head_params or {})
-        self.encoder_params = {name: dict(p) for name, p in (encoder_params or {}).items()}
+        self.config = ReviewConfig(
+            tuple(encoders),
+            head,
+            class_weight,
+            fusion,
+            tuple(text_fields),
+            val_size,
+            tuple(alphas),
+            seed,
+            dict(head_params or {}),
+            {name: dict(p) for name, p in (encoder_params or {}).items()},
+        )
         if head == "mlp" and "tfidf" in self.encoders:
             raise CatalogError("the mlp head needs dense embeddings; use head='linear' with tfidf (or drop tfidf)")
         self.extractor = FeatureExtractor(self.encoders, text_fields=self.text_fields, cache_dir=cache_dir, progress=progress)
         self.metrics_: dict = {}
         self.last_issues_: list[RowIssue] = []
+
+    # ----- the settings, as in config ---------------------------------------------------------
+    @property
+    def encoders(self) -> list[str]:
+        return list(self.config.encoders)
+
+    @property
+    def head(self) -> str:
+        return self.config.head
+
+    @property
+    def class_weight(self) -> str | None:
+        return self.config.class_weight
+
+    @property
+    def fusion(self) -> str:
+        return self.config.fusion
+
+    @property
+    def text_fields(self) -> tuple[str, ...]:
+        return self.config.text_fields
+
+    @property
+    def val_size(self) -> float:
+        return self.config.val_size
+
+    @property
+    def alphas(self) -> tuple[float, ...]:
+        return self.config.alphas
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def head_params(self) -> dict:
+        return self.config.head_params
+
+    @property
+    def encoder_params(self) -> dict[str, dict]:
+        return self.config.encoder_params
+
+    def encoder_identities(self) -> dict[str, str]:
+        """Encoder name -> identity (name, version and weights hash)."""
+        return self.extractor.identities()
 
     # ----- training -------------------------------------------------------------------------
     def _labelled_rows(self, catalog: Catalog) -> tuple[Catalog, np.ndarray, np.ndarray | None, dict[str, int]]:
@@ -437,7 +510,7 @@ class ReviewPredictor:
 
     def predict(self, data: Data, adapt_priors: bool = False) -> pd.DataFrame:
         """One row per review: id, stars, expected_rating, sentiment, sentiment_score, recommend_proba,
-        p1..p5, and ``error`` (set, with the other fields empty, for reviews without text). With
+        p1..p5, and ``issue`` (set, with the other fields empty, for reviews without text). With
         ``adapt_priors``, adapted to the batch's star mix (report in :attr:`last_prior_shift_`)."""
         catalog = as_catalog(data)
         ok, out = self._outputs(catalog, adapt_priors)
@@ -455,8 +528,7 @@ class ReviewPredictor:
                 frame.loc[ok, "recommend_proba"] = out["recommend_proba"]
             for k in STARS:
                 frame.loc[ok, f"p{k}"] = out["star_proba"][:, k - 1]
-        frame["error"] = None
-        frame.loc[~ok, "error"] = "no title or review text"
+        frame["issue"] = row_issue_texts(len(catalog), self.last_issues_)
         order = [
             "id",
             "stars",
@@ -465,11 +537,11 @@ class ReviewPredictor:
             "sentiment_score",
             "recommend_proba",
             *(f"p{k}" for k in STARS),
-            "error",
+            "issue",
         ]
         return frame[order]
 
-    def predict_text(self, text: str, title: str | None = None) -> dict:
+    def predict_one(self, text: str, title: str | None = None) -> dict:
         """Everything about one review; raises :class:`EmptyReviewError` when it has no text."""
         if not isinstance(text, str) or not (text.strip() or (title or "").strip()):
             raise EmptyReviewError("the review is empty (only whitespace); give some review text to read")
@@ -482,7 +554,7 @@ class ReviewPredictor:
         frame = self.predict(texts_catalog(texts, titles))
         results = []
         for row in frame.itertuples(index=False):
-            if row.error is not None:
+            if row.issue:
                 results.append({"error": f"text {row.id} is empty; nothing to read"})
                 continue
             item = {
@@ -496,6 +568,14 @@ class ReviewPredictor:
                 item["recommend_proba"] = round(float(row.recommend_proba), 4)
             results.append(item)
         return results
+
+    # ----- serving ----------------------------------------------------------------------------
+    def serve_batch(self, items: list[str]) -> list[dict]:
+        """One result dict per served review text (see :meth:`predict_texts`)."""
+        return self.predict_texts(list(items))
+
+    def warm_up(self) -> None:
+        self.serve_batch([WARM_UP_TEXT])
 
     # ----- evaluation -----------------------------------------------------------------------
     def evaluate(self, data: Data, include_training_rows: bool = False, adapt_priors: bool = False) -> dict:
@@ -544,14 +624,10 @@ class ReviewPredictor:
         config = {
             "task": TASK,
             "skulens_version": __version__,
-            "head": self.head,
-            "fusion": self.fusion,
+            **config_dict(self.config),
             "encoders": self.extractor.identities(),
-            "text_fields": list(self.text_fields),
             "stars_classes": [int(c) for c in self.stars_model_.classes_],
             "recommend": self.recommend_model_ is not None,
-            "class_weight": self.class_weight,
-            "encoder_params": self.encoder_params,
             "selection": self.selection_,
             "prior": [float(p) for p in self.prior_],
             "sentiment_rule": SENTIMENT_RULE,
@@ -583,15 +659,8 @@ class ReviewPredictor:
                 "replaced by late fusion; retrain it (skulens reviews train ...)"
             )
         with restoring(folder):
-            predictor = cls(
-                encoders=list(config["encoders"]),
-                head=config["head"],
-                class_weight=config.get("class_weight", "auto"),
-                fusion=config["fusion"],
-                text_fields=config["text_fields"],
-                cache_dir=cache_dir,
-                encoder_params=config.get("encoder_params"),
-            )
+            settings = config_from(ReviewConfig, config, encoders=tuple(config["encoders"]))
+            predictor = cls(**vars(settings), cache_dir=cache_dir)
             predictor.extractor.restore_saved(arrays, config["encoders"], folder)
             predictor.selection_ = config["selection"]
             predictor.prior_ = np.asarray(config["prior"], dtype=float)

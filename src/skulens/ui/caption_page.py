@@ -16,7 +16,7 @@ IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 def _show(model: LoadedModel, name: str, data: bytes, beam: int, nearest: int) -> None:
     try:
         image = decode_image(data, name=name)
-        caption = model.predictor.generate([image], beam=beam, nearest=nearest)[0]
+        caption = model.predictor.predict_one(image, beam=beam, nearest=nearest)
     except (ImageLoadError, ValueError) as exc:  # not an image, a damaged model...
         st.error(str(exc))
         return
@@ -42,7 +42,7 @@ def page(models: dict[str, LoadedModel]) -> None:
         return
     name = st.selectbox("Model", names, key="caption-model") if len(names) > 1 else names[0]
     model = models[name]
-    report = model.predictor.fit_report
+    report = model.predictor.fit_report_
     if report:
         st.caption(f"Model **{name}** writes titles learnt from {report.get('rows', 0):,} catalog photos.")
     with st.form("caption_form"):

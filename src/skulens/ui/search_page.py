@@ -116,7 +116,7 @@ def zero_shot_section(model: LoadedModel) -> None:
     labels = [part.strip() for line in labels_text.splitlines() for part in line.split(",") if part.strip()]
     try:
         image = photo.getvalue() if photo is not None else None
-        top = model.predictor.zero_shot_inputs(labels, image=image, text=title or None, k=len(labels))
+        top = model.predictor.predict_one(image=image, text=title or None, labels=labels, k=len(labels))
     except ValueError as exc:
         st.error(str(exc))
         return

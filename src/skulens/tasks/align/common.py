@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from skulens.errors import SkulensError
+
 TASK = "align"
 MIN_PAIRS = 64
 DEFAULT_IMAGE_ENCODERS = ("efficientnet-lite0", "efficientnet-lite2", "classical-image")
@@ -24,8 +26,10 @@ DEFAULT_TEMPLATES = (
 )
 
 
-class AlignmentError(ValueError):
+class AlignmentError(SkulensError, ValueError):
     """Input an alignment model cannot use (too few pairs, empty query, unknown script...)."""
+
+    code = "alignment"
 
 
 def normalise_rows(matrix: np.ndarray) -> np.ndarray:

@@ -6,8 +6,9 @@ import hashlib
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -20,8 +21,11 @@ from skulens.catalog.splits import group_split, text_groups
 from skulens.encoders import Encoder, EncoderError, create_encoder
 from skulens.encoders.text import TfidfEncoder
 from skulens.heads.align import AlignConfig, AlignmentHeads
+from skulens.metrics import classification_metrics
+from skulens.metrics.retrieval import recall_at_k
 from skulens.tasks.align.common import (
     DEFAULT_IMAGE_ENCODERS,
+    DEFAULT_TEMPLATES,
     DEFAULT_TEXT_ENCODERS,
     MIN_PAIRS,
     TASK,
@@ -35,6 +39,20 @@ from skulens.tasks.align.zero_shot import ZeroShotMixin
 from skulens.tasks.features import FeatureExtractor, Features
 from skulens.tasks.inputs import Data, as_catalog
 from skulens.tasks.model_folder import ModelFolderError, read_model_folder, write_model_folder
+from skulens.tasks.predictor import WARM_UP_TEXT, catalog_row_issues, row_issue_texts, with_issues
+
+
+@dataclass(frozen=True)
+class AlignmentConfig:
+    """An alignment's settings (saved in ``config.json``): its frozen encoders, the text it reads, the
+    validation split and refit, and the projection heads' training (``heads``, an :class:`AlignConfig`)."""
+
+    image_encoders: tuple[str, ...] = DEFAULT_IMAGE_ENCODERS
+    text_encoders: tuple[str, ...] = DEFAULT_TEXT_ENCODERS
+    text_fields: tuple[str, ...] = ("title",)
+    val_fraction: float = 0.1
+    refit: bool = True
+    heads: AlignConfig = field(default_factory=AlignConfig)
 
 
 class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
@@ -42,15 +60,22 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
 
     ``fit(catalog)`` trains on rows that have both an image and a text; ``encode_images`` /
     ``encode_texts`` embed new inputs; ``zero_shot`` ranks label names for products; ``build_index`` +
-    ``search`` / ``similar`` retrieve products; ``dedupe`` lists near-duplicate listings.
+    ``search`` / ``similar`` retrieve products; ``dedupe`` lists near-duplicate listings. As a
+    :class:`~skulens.tasks.predictor.Predictor`, ``predict`` / ``predict_one`` are zero-shot categories
+    over ``labels_`` (the top-level categories of the training rows, or labels given to the call).
     """
+
+    task: ClassVar[str] = TASK
+    #: Search and zero-shot requests are answered directly (no micro-batching worker).
+    batched: ClassVar[bool] = False
+    modalities: ClassVar[frozenset[str]] = frozenset({"image", "text"})
 
     def __init__(
         self,
         image_encoders: Sequence[str] = DEFAULT_IMAGE_ENCODERS,
         text_encoders: Sequence[str] = DEFAULT_TEXT_ENCODERS,
         text_fields: Sequence[str] = ("title",),
-        config: AlignConfig | None = None,
+        head_config: AlignConfig | None = None,
         val_fraction: float = 0.1,
         refit: bool = True,
         cache_dir: str | Path | None = None,
@@ -59,12 +84,9 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
     ) -> None:
         if not image_encoders or not text_encoders:
             raise AlignmentError("an alignment needs at least one image encoder and one text encoder")
-        self.image_encoders = list(image_encoders)
-        self.text_encoders = list(text_encoders)
-        self.text_fields = tuple(text_fields)
-        self.config = config or AlignConfig()
-        self.val_fraction = val_fraction
-        self.refit = refit
+        self.config = AlignmentConfig(
+            tuple(image_encoders), tuple(text_encoders), tuple(text_fields), val_fraction, refit, head_config or AlignConfig()
+        )
         self.features = FeatureExtractor(
             self.image_encoders + self.text_encoders,
             self.text_fields,
@@ -73,11 +95,37 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
             progress=progress,
             factory=_create_encoder,
         )
-        self.heads: AlignmentHeads | None = None
+        self.heads_: AlignmentHeads | None = None
         self._identity: str | None = None
-        self.scripts: list[str] = []
-        self.trained_pairs = 0
-        self.encoder_identities: dict[str, str] = {}
+        self.scripts_: list[str] = []
+        self.trained_pairs_ = 0
+        self.encoder_identities_: dict[str, str] = {}
+        self.labels_: list[str] = []
+
+    # ---- the settings, as in config ---------------------------------------------------------------
+    @property
+    def image_encoders(self) -> list[str]:
+        return list(self.config.image_encoders)
+
+    @property
+    def text_encoders(self) -> list[str]:
+        return list(self.config.text_encoders)
+
+    @property
+    def text_fields(self) -> tuple[str, ...]:
+        return self.config.text_fields
+
+    @property
+    def val_fraction(self) -> float:
+        return self.config.val_fraction
+
+    @property
+    def refit(self) -> bool:
+        return self.config.refit
+
+    def encoder_identities(self) -> dict[str, str]:
+        """Encoder name -> identity (name, version and weights hash) of the frozen encoders."""
+        return dict(self.encoder_identities_)
 
     @property
     def encoders(self) -> list[str]:
@@ -88,9 +136,12 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
     def encoder(self, name: str) -> Encoder:
         return self.features.encoder(name)
 
-    def catalog_features(self, catalog: Catalog) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Frozen (image features, image present, text features, text present) for every catalog row."""
-        features = self.features.transform(catalog)
+    def catalog_features(
+        self, catalog: Catalog, features: Features | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Frozen (image features, image present, text features, text present) for every catalog row
+        (from ``features`` when the catalog's are already extracted)."""
+        features = features if features is not None else self.features.transform(catalog)
         image, text = self.image_encoders, self.text_encoders
         return (
             _dense_blocks(features, image),
@@ -134,25 +185,26 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         if self.val_fraction > 0 and len(usable) >= 2 * MIN_PAIRS:
             groups = text_groups(pairs, self.text_fields)
             position = pd.Series(np.arange(len(pairs)), index=pairs.ids)
-            train_part, val_part = group_split(pairs, self.val_fraction, groups=groups, seed=self.config.seed)
+            train_part, val_part = group_split(pairs, self.val_fraction, groups=groups, seed=self.config.heads.seed)
             train_rows, val_rows = position[train_part.ids].to_numpy(), position[val_part.ids].to_numpy()
         image, text = image[usable], text[usable]
-        self.heads = AlignmentHeads(image.shape[1], text.shape[1], self.config)
-        self.heads.fit(image[train_rows], text[train_rows], image[val_rows], text[val_rows], log=log)
+        self.heads_ = AlignmentHeads(image.shape[1], text.shape[1], self.config.heads)
+        self.heads_.fit(image[train_rows], text[train_rows], image[val_rows], text[val_rows], log=log)
         if self.refit and len(val_rows):
-            chosen = self.heads
+            chosen = self.heads_
             epochs = chosen.best_epoch + 1
-            self.heads = AlignmentHeads(image.shape[1], text.shape[1], replace(self.config, max_epochs=epochs))
-            self.heads.fit(image, text, log=log)
-            self.heads.history = chosen.history + [{"refit_on_all_pairs": len(usable), "epochs": epochs}]
-            self.heads.best_epoch = chosen.best_epoch
+            self.heads_ = AlignmentHeads(image.shape[1], text.shape[1], replace(self.config.heads, max_epochs=epochs))
+            self.heads_.fit(image, text, log=log)
+            self.heads_.history = chosen.history + [{"refit_on_all_pairs": len(usable), "epochs": epochs}]
+            self.heads_.best_epoch = chosen.best_epoch
         train_rows = np.arange(len(usable)) if self.refit and len(val_rows) else train_rows
         scripts = Counter()
         for title in pairs.texts(self.text_fields):
             scripts.update(count_scripts(title))
-        self.scripts = sorted(s for s, n in scripts.items() if n >= max(1, 0.001 * sum(scripts.values())))
-        self.trained_pairs = len(train_rows)
-        self.encoder_identities = {n: self.encoder(n).identity for n in self.image_encoders + self.text_encoders}
+        self.scripts_ = sorted(s for s, n in scripts.items() if n >= max(1, 0.001 * sum(scripts.values())))
+        self.trained_pairs_ = len(train_rows)
+        self.encoder_identities_ = {n: self.encoder(n).identity for n in self.image_encoders + self.text_encoders}
+        self.labels_ = _top_level_labels(pairs)
         return self
 
     @classmethod
@@ -170,14 +222,14 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
             scale = getattr(image.model, "logit_scale", None)
             heads.logit_scale.fill_(float(scale) if scale is not None else math.log(1.0 / config.init_temperature))
         heads.eval()
-        model.config, model.heads = config, heads
-        model.encoder_identities = {n: model.encoder(n).identity for n in model.encoders}
+        model.config, model.heads_ = replace(model.config, heads=config), heads
+        model.encoder_identities_ = {n: model.encoder(n).identity for n in model.encoders}
         return model
 
     def _require_fitted(self) -> AlignmentHeads:
-        if self.heads is None:
+        if self.heads_ is None:
             raise AlignmentError("the alignment model is not trained: call fit(catalog) or AlignmentModel.load(folder)")
-        return self.heads
+        return self.heads_
 
     @property
     def identity(self) -> str:
@@ -189,7 +241,7 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         for key, value in sorted(heads.to_arrays().items()):
             digest.update(key.encode())
             digest.update(np.ascontiguousarray(value).tobytes())
-        for name, identity in sorted(self.encoder_identities.items()):
+        for name, identity in sorted(self.encoder_identities_.items()):
             digest.update(f"{name}={identity}".encode())
         for name in self.text_encoders:
             encoder = self.encoder(name)
@@ -208,10 +260,10 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         if not isinstance(text, str) or not text.strip():
             raise AlignmentError("the query is empty: type some words describing the product")
         scripts = count_scripts(text)
-        if scripts and self.scripts and not set(scripts) & set(self.scripts):
+        if scripts and self.scripts_ and not set(scripts) & set(self.scripts_):
             raise AlignmentError(
                 f"the query is written in {', '.join(sorted(scripts))} script, but this model was trained on "
-                f"{', '.join(self.scripts)} text only; write the query in that script"
+                f"{', '.join(self.scripts_)} text only; write the query in that script"
             )
         return text.strip()
 
@@ -231,14 +283,87 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
             return out
         return heads.encode_image(self.image_features([_open_image(i) for i in images]))
 
-    def encode_catalog(self, catalog: Catalog) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def encode_catalog(
+        self, catalog: Catalog, features: Features | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(image embeddings, image present, text embeddings, text present) of every row."""
         heads = self._require_fitted()
-        image, image_ok, text, text_ok = self.catalog_features(catalog)
+        image, image_ok, text, text_ok = self.catalog_features(catalog, features)
         image_emb, text_emb = heads.encode_image(image), heads.encode_text(text)
         image_emb[~image_ok] = 0.0
         text_emb[~text_ok] = 0.0
         return image_emb, image_ok, text_emb, text_ok
+
+    # ---- the predictor contract: zero-shot categories over labels_ ------------------------------------
+    def _labels(self, labels: Sequence[str] | None) -> list[str]:
+        """The labels given, else ``labels_`` (a clear error when the model recorded none)."""
+        if labels is not None:
+            return list(labels)
+        if len(self.labels_) < 2:
+            raise AlignmentError(
+                "give the label names to choose from (labels=[...]): this model recorded no categories when it was trained"
+            )
+        return list(self.labels_)
+
+    def predict(self, data: Catalog | pd.DataFrame, labels: Sequence[str] | None = None, use: str = "both") -> pd.DataFrame:
+        """One row per product: ``id``, the zero-shot ``label`` and its ``probability``, ``issue``.
+
+        ``labels`` default to ``labels_``. A product without a usable photo or text (for ``use``) gets no
+        label, only its issue: never the flat 1/K answer an empty embedding would give."""
+        labels = self._labels(labels)
+        catalog = as_catalog(data)
+        features = self.features.transform(catalog)
+        probs = self.zero_shot_scores(catalog, labels, use=use, features=features)
+        _, image_ok, _, text_ok = self.catalog_features(catalog, features)
+        read = {"image": image_ok, "text": text_ok, "both": image_ok | text_ok}[use]
+        missing = "photo or text" if use == "both" else use
+        issues = row_issue_texts(len(catalog), catalog_row_issues(catalog) + list(features.issues))
+        issues = [issue or ("" if ok else f"no usable {missing}") for issue, ok in zip(issues, read)]
+        best = probs.argmax(axis=1)
+        chosen = [labels[j] if ok else None for j, ok in zip(best, read)]
+        probability = [float(probs[i, j]) if ok else float("nan") for i, (j, ok) in enumerate(zip(best, read))]
+        return with_issues(catalog.ids, {"label": chosen, "probability": probability}, issues)
+
+    def predict_one(
+        self,
+        image: Image.Image | bytes | str | Path | None = None,
+        text: str | None = None,
+        labels: Sequence[str] | None = None,
+        k: int = 5,
+        templates: Sequence[str] = DEFAULT_TEMPLATES,
+    ) -> list[tuple[str, float]]:
+        """Top-``k`` (label, probability) of one product (a photo, a text or both), over ``labels`` or ``labels_``."""
+        return self.zero_shot_inputs(self._labels(labels), image=image, text=text, templates=templates, k=k)
+
+    def evaluate(self, data: Catalog | pd.DataFrame, labels: Sequence[str] | None = None) -> dict:
+        """Photo -> title retrieval recall@1/5/10 among the rows with both, and zero-shot classification
+        metrics against the rows' top-level categories (when the catalog has them)."""
+        catalog = as_catalog(data)
+        image, image_ok, text, text_ok = self.encode_catalog(catalog)
+        both = image_ok & text_ok
+        if both.sum() < 2:
+            raise AlignmentError(f"catalog '{catalog.name}' needs at least two products with a photo and a text to evaluate")
+        metrics: dict = {"n_pairs": int(both.sum())}
+        recall = recall_at_k(image[both], text[both], ks=(1, 5, 10))
+        metrics.update({f"image_to_text_recall@{k}": float(v) for k, v in recall.items()})
+        truth = _top_level(catalog)
+        if truth is not None and len(self.labels_ if labels is None else labels) >= 2:
+            labels = self._labels(labels)
+            predicted = self.predict(catalog, labels)
+            known = predicted["label"].notna().to_numpy() & np.isin(truth, labels)
+            if known.any():
+                zero_shot = classification_metrics(
+                    truth[known], predicted["label"].to_numpy()[known].astype(str), np.array(labels)
+                )
+                metrics["zero_shot"] = {k: zero_shot[k] for k in ("accuracy", "macro_f1", "n") if k in zero_shot}
+        return metrics
+
+    def serve_batch(self, items: list[dict]) -> list[list[tuple[str, float]]]:
+        """Zero-shot answers of served items (each the keyword arguments of :meth:`predict_one`)."""
+        return [self.predict_one(**item) for item in items]
+
+    def warm_up(self) -> None:
+        self.encode_texts([WARM_UP_TEXT])
 
     # ---- persistence ------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
@@ -250,10 +375,13 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
             "image_encoders": self.image_encoders,
             "text_encoders": self.text_encoders,
             "text_fields": list(self.text_fields),
-            "align": self.config.to_dict(),
-            "encoder_identities": self.encoder_identities,
-            "scripts": self.scripts,
-            "trained_pairs": self.trained_pairs,
+            "val_fraction": self.val_fraction,
+            "refit": self.refit,
+            "align": self.config.heads.to_dict(),
+            "encoder_identities": self.encoder_identities_,
+            "scripts": self.scripts_,
+            "trained_pairs": self.trained_pairs_,
+            "labels": self.labels_,
             "best_epoch": heads.best_epoch,
             "history": heads.history,
             "logit_scale": heads.scale,
@@ -269,17 +397,20 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
             config["text_encoders"],
             tuple(config["text_fields"]),
             AlignConfig.from_dict(config["align"]),
+            val_fraction=config.get("val_fraction", 0.1),
+            refit=config.get("refit", True),
             cache_dir=cache_dir,
         )
         model.features.restore({k: v for k, v in arrays.items() if not k.startswith("heads.")})
         heads_arrays = {k[len("heads.") :]: v for k, v in arrays.items() if k.startswith("heads.")}
-        model.heads = AlignmentHeads.from_arrays(heads_arrays, model.config)
-        model.heads.best_epoch = config.get("best_epoch", -1)
-        model.scripts = config.get("scripts", [])
-        model.trained_pairs = config.get("trained_pairs", 0)
-        model.encoder_identities = config.get("encoder_identities", {})
+        model.heads_ = AlignmentHeads.from_arrays(heads_arrays, model.config.heads)
+        model.heads_.best_epoch = config.get("best_epoch", -1)
+        model.scripts_ = config.get("scripts", [])
+        model.trained_pairs_ = config.get("trained_pairs", 0)
+        model.encoder_identities_ = config.get("encoder_identities", {})
+        model.labels_ = [str(label) for label in config.get("labels", [])]
         if check_encoders:
-            for name, saved in model.encoder_identities.items():
+            for name, saved in model.encoder_identities_.items():
                 if name in model.text_encoders and isinstance(model.encoder(name), TfidfEncoder):
                     continue
                 current = model.encoder(name).identity
@@ -293,6 +424,19 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
 def _create_encoder(name: str) -> Encoder:
     """The registry's encoder, except ``tfidf`` which gets the alignment's vocabulary size and ``min_df``."""
     return TfidfEncoder(max_features=TFIDF_MAX_FEATURES, min_df=2) if name == "tfidf" else create_encoder(name)
+
+
+def _top_level(catalog: Catalog) -> np.ndarray | None:
+    """Each row's top-level category name (``None`` where it has none), or ``None`` without a category column."""
+    if "category" not in catalog.frame.columns:
+        return None
+    return np.array([path[0] if isinstance(path, tuple) and path else None for path in catalog.frame["category"]], dtype=object)
+
+
+def _top_level_labels(catalog: Catalog) -> list[str]:
+    """The distinct top-level categories of a catalog (the default zero-shot labels), sorted."""
+    top = _top_level(catalog)
+    return sorted({str(label) for label in top if label is not None}) if top is not None else []
 
 
 def _dense_blocks(features: Features, names: Sequence[str]) -> np.ndarray:

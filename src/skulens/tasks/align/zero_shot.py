@@ -11,6 +11,7 @@ from PIL import Image
 
 from skulens.catalog.schema import Catalog
 from skulens.tasks.align.common import DEFAULT_TEMPLATES, AlignmentError, normalise_rows
+from skulens.tasks.features import Features
 from skulens.tasks.inputs import Data, as_catalog
 
 LOG = logging.getLogger(__name__)
@@ -60,18 +61,19 @@ class ZeroShotMixin:
         templates: Sequence[str] = DEFAULT_TEMPLATES,
         use: str = "image",
         class_embeddings: np.ndarray | None = None,
+        features: Features | None = None,
         root: str | Path | None = None,
     ) -> np.ndarray:
         """Probabilities (rows x labels) from ``use`` = ``image``, ``text`` or ``both`` (mean of the two
-        embeddings; a row missing one modality uses the other). ``data`` is read by
-        :func:`~skulens.tasks.inputs.as_catalog` (image paths under ``root``). A row with nothing usable
-        (no readable image for ``use="image"``...) gets NaN probabilities, never an invented answer, and
-        the count is logged."""
+        embeddings; a row missing one modality uses the other); ``features``: the catalog's, if already
+        extracted. ``data`` is read by :func:`~skulens.tasks.inputs.as_catalog` (image paths under ``root``).
+        A row with nothing usable (no readable image for ``use="image"``...) gets NaN probabilities, never
+        an invented answer, and the count is logged."""
         if use not in ("image", "text", "both"):
             raise AlignmentError(f"use must be 'image', 'text' or 'both', not '{use}'")
         catalog = as_catalog(data, root=root)
         classes = class_embeddings if class_embeddings is not None else self.label_embeddings(labels, templates)
-        image, image_ok, text, text_ok = self.encode_catalog(catalog)
+        image, image_ok, text, text_ok = self.encode_catalog(catalog, features)
         if use == "image":
             query = image
         elif use == "text":
