@@ -317,7 +317,7 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         _, image_ok, _, text_ok = self.catalog_features(catalog, features)
         read = {"image": image_ok, "text": text_ok, "both": image_ok | text_ok}[use]
         missing = "photo or text" if use == "both" else use
-        issues = row_issue_texts(len(catalog), catalog_row_issues(catalog) + list(features.issues))
+        issues = row_issue_texts(len(catalog), catalog_row_issues(catalog, features.issues))
         issues = [issue or ("" if ok else f"no usable {missing}") for issue, ok in zip(issues, read)]
         best = probs.argmax(axis=1)
         chosen = [labels[j] if ok else None for j, ok in zip(best, read)]
