@@ -234,9 +234,7 @@ def index(
     except _user_errors() as exc:
         raise fail(str(exc)) from None
     report_issues(catalog, found, _issues_file(out), images=vectors != "text")
-    console.print(
-        f"indexed {len(built):,} of {len(catalog):,} products ({built.kind} {built.manifest['params']}) into {escape(str(out))}"
-    )
+    console.print(f"indexed {len(built):,} products ({built.kind} {built.manifest['params']}) into {escape(str(out))}")
 
 
 def query(
