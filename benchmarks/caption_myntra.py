@@ -200,16 +200,14 @@ def main() -> None:
     parser.add_argument("--beam", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resamples", type=int, default=1000)
-    parser.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "skulens" / "caption"))
+    parser.add_argument("--cache-dir", default=None, help="embedding cache (default: the shared one, $SKULENS_CACHE)")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--merge-from", nargs="*", metavar="JSON", help="add the variants of these result files (no training)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     load_start = os.getloadavg()
     catalog = load_catalog(args.dataset)
-    maps, ok = CaptionModel(progress=not args.quiet).catalog_maps(
-        catalog, cache=Path(args.cache_dir) / f"{args.dataset}_lite0_maps.npy"
-    )
+    maps, ok = CaptionModel(progress=not args.quiet).catalog_maps(catalog, cache_dir=args.cache_dir)
     maps = np.asarray(maps)
     groups = duplicate_groups(catalog)
     if args.folds > 1:

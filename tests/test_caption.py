@@ -293,3 +293,50 @@ def test_cli_train_generate_evaluate(trained, shapes, tmp_path):
         "caption IMAGE" in runner.invoke(app, ["caption", "--help"]).output
         or "IMAGE" in runner.invoke(app, ["caption", "generate", "--help"]).output
     )
+
+
+# ---------------------------------------------------------------- region encoder, old folders, input path
+
+
+def test_region_maps_go_through_the_embedding_cache(shapes, tmp_path):
+    from skulens.embed import embed_catalog
+    from skulens.encoders import create_encoder
+
+    _, catalog = shapes
+    encoder = create_encoder("efficientnet-lite0-regions")
+    assert encoder.dim == 49 * 1280 and encoder.identity.startswith("efficientnet-lite0-regions@imagenet-224px-squash-w")
+    model = CaptionModel(encoder="lite0", progress=False)  # the old config value maps to the registry name
+    assert model.encoders == ["efficientnet-lite0-regions"]
+    maps, ok = model.catalog_maps(catalog, cache_dir=tmp_path)
+    again = embed_catalog(catalog, encoder, cache_dir=tmp_path)
+    assert again.cached == len(catalog) and again.encoded == 0
+    assert ok.all() and maps.dtype == np.float16 and maps.shape == (len(catalog), 49, 1280)
+    np.testing.assert_array_equal(again.vectors.reshape(maps.shape).astype(np.float16), maps)
+    images = [Image.open(shapes[0] / p).convert("RGB") for p in catalog.frame["image"][:2]]
+    np.testing.assert_array_equal(encoder.maps(images), maps[:2])
+
+
+def test_folders_saved_before_the_region_encoder_still_load(trained, shapes, tmp_path):
+    folder, catalog = shapes
+    trained.save(tmp_path / "m")
+    config_path = tmp_path / "m" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["encoder"] = trained.spatial.legacy_identity  # what older skulens wrote
+    config["encoder_variant"] = "lite0"
+    del config["encoder_name"]
+    config_path.write_text(json.dumps(config))
+    loaded = CaptionModel.load(tmp_path / "m")
+    assert loaded.encoders == ["efficientnet-lite0-regions"]
+    images = [Image.open(folder / p).convert("RGB") for p in catalog.frame["image"][:3]]
+    assert [c.title for c in loaded.generate(images)] == [c.title for c in trained.generate(images)]
+
+
+def test_a_dataframe_is_read_through_the_one_input_path(trained, shapes):
+    """fit/evaluate take a DataFrame: its image paths resolve against the declared root, never the working
+    directory; without a root there is no image to read, which the error says."""
+    folder, catalog = shapes
+    frame = catalog.frame.assign(image=catalog.frame["image"])
+    result = trained.evaluate(frame, root=folder, resamples=10)
+    assert result["n"] == len(catalog)
+    with pytest.raises(CaptionError, match="no row with both a title and a readable image"):
+        trained.evaluate(frame, resamples=10)

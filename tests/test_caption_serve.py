@@ -32,7 +32,9 @@ def client(tmp_path_factory):
 
 def test_caption_route(client):
     models = {m["name"]: m for m in client.get("/models").json()["models"]}
-    assert models["shapes-caption"]["task"] == "caption" and list(models["shapes-caption"]["encoders"]) == ["efficientnet-lite0"]
+    assert models["shapes-caption"]["task"] == "caption" and list(models["shapes-caption"]["encoders"]) == [
+        "efficientnet-lite0-regions"
+    ]
     body = client.post("/v1/caption", json={"image_base64": _b64(_draw("blue", "square", 10)), "beam": 3, "nearest": 2}).json()
     assert body["model"] == "shapes-caption" and body["title"] == "bright blue square sticker", body
     assert len(body["alternatives"]) == 2 and len(body["nearest"]) == 2 and body["attributes"] == {"colour": "blue"}

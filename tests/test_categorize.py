@@ -203,7 +203,7 @@ def test_dataframe_input_equals_catalog_input(shop, tmp_path):
     assert from_frame.evaluate(frame, include_training_rows=True)["n"] == 48
     with pytest.raises(CatalogError, match="no 'id' column"):
         from_frame.predict(frame.drop(columns=["id"]))
-    with pytest.raises(CatalogError, match="Catalog or a pandas DataFrame"):
+    with pytest.raises(CatalogError, match="a Catalog, a pandas DataFrame or a catalog file"):
         from_frame.predict([{"id": "1"}])
 
 

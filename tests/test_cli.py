@@ -77,7 +77,7 @@ def test_embed_writes_outputs_and_reuses_cache(runner, small_csv, tmp_path):
     assert manifest["rows"] == 4 and manifest["present"] == 3
     assert manifest["encoded"] == 3 and manifest["from_cache"] == 0
     assert manifest["dim"] == 1280 and manifest["encoder"].startswith("efficientnet-lite0@")
-    assert manifest["issues"] == 1
+    assert manifest["issues"] == 2  # the repeated id s1 (row skipped) and the missing image of s3
     with np.load(out / "embeddings.npz", allow_pickle=False) as data:
         assert data["ids"].tolist() == ["s0", "s1", "s2", "s3"]
         assert data["vectors"].shape == (4, 1280)
@@ -334,14 +334,14 @@ def test_image_root_option_reaches_a_symlinked_folder(runner, tmp_path, write_jp
     assert refused.exit_code == 0, _text(refused)
     assert json.loads((out / "manifest.json").read_text())["present"] == 0
     assert (
-        "4 of 4 images could not be used: 4 outside the image roots (declare their folder with --image-root DIR) "
-        f"— see {out / 'issues.csv'}"
+        f"4 of 4 rows have an issue: 4 image outside the image roots — see {out / 'issues.csv'} "
+        "(declare image folders with --image-root DIR)"
     ) in _text(refused)
 
     accepted = runner.invoke(app, [*args, "--image-root", str(pictures)], env=ENV)
     assert accepted.exit_code == 0, _text(accepted)
     assert json.loads((out / "manifest.json").read_text())["present"] == 3
-    assert "1 of 4 images could not be used: 1 missing" in _text(accepted)
+    assert "1 of 4 rows have an issue: 1 image missing" in _text(accepted)
     issues = pd.read_csv(out / "issues.csv")
     assert issues["id"].tolist() == ["d"] and "not found" in issues["message"][0]
 

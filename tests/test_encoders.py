@@ -43,6 +43,9 @@ def test_list_encoders_has_the_builtins():
         "efficientnet-lite0-int8",
         "efficientnet-lite1-int8",
         "efficientnet-lite2-int8",
+        "efficientnet-lite0-regions",
+        "efficientnet-lite1-regions",
+        "efficientnet-lite2-regions",
     }
 
 
@@ -265,9 +268,13 @@ def test_registered_dimensions_match_the_encoders(lite0, minilm):
     assert classical.encode([Image.new("RGB", (50, 40), (10, 200, 30))]).shape == (1, classical.dim)
     from skulens.encoders.efficientnet_lite import VARIANTS
 
-    assert {f"efficientnet-{v}{q}" for v in VARIANTS for q in ("", "-int8")} == {i.name for i in list_encoders("efficientnet-*")}
+    kinds = ("", "-int8", "-regions")
+    assert {f"efficientnet-{v}{q}" for v in VARIANTS for q in kinds} == {i.name for i in list_encoders("efficientnet-*")}
     for variant, spec in VARIANTS.items():
         assert f"({spec.resolution}px)" in encoder_info(f"efficientnet-{variant}").description
+        regions = create_encoder(f"efficientnet-{variant}-regions")
+        maps = regions.maps([Image.new("RGB", (50, 40), (10, 200, 30))])
+        assert maps.shape == (1, regions.regions, 1280) and encoder_info(regions.name).dim == regions.dim == maps[0].size
 
 
 # --------------------------------------------------------------------------------------------------
@@ -409,3 +416,42 @@ def test_loading_models_prints_no_progress_lines(tmp_path, tiny_clip_dir, capfd)
     out, err = capfd.readouterr()
     assert "Loading weights" not in out + err and "it/s" not in out + err
     assert out == ""
+
+
+def test_pretrained_config_is_data_and_keeps_identities():
+    """Preprocessing lives beside the weights as data; the EfficientNet-Lite defaults give today's identity
+    tag, anything that changes the numbers changes it."""
+    from PIL import Image
+
+    from skulens.encoders.lite_variants import VARIANTS, PretrainedConfig
+    from skulens.encoders.pixels import config_pixels, to_square_array
+
+    lite0 = VARIANTS["lite0"].pretrained
+    assert (lite0.input_size, lite0.mean, lite0.std, lite0.interpolation, lite0.crop) == (
+        224,
+        (0.5,) * 3,
+        (0.5,) * 3,
+        "bilinear",
+        "squash",
+    )
+    assert lite0.divisor == (127.5,) * 3 and lite0.offset == (1.0,) * 3
+    assert lite0.tag == "224px-squash" and VARIANTS["lite2"].resolution == 260
+    imagenet = PretrainedConfig(224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), interpolation="bicubic")
+    assert imagenet.tag != lite0.tag and "bicubic" in imagenet.tag
+    image = Image.fromarray((np.arange(60 * 90 * 3) % 251).astype(np.uint8).reshape(60, 90, 3))
+    np.testing.assert_array_equal(config_pixels(image, 32), to_square_array(image, 32))
+    centre = config_pixels(image, 32, "bicubic", "center")
+    assert centre.shape == (32, 32, 3) and not np.array_equal(centre, to_square_array(image, 32))
+
+
+def test_to_input_normalises_per_channel():
+    import torch
+
+    from skulens.encoders.efficientnet_lite import to_input
+    from skulens.encoders.lite_variants import VARIANTS, PretrainedConfig
+
+    pixels = np.array([[[[0, 127, 255]]]], dtype=np.uint8)
+    lite = to_input(pixels, VARIANTS["lite0"].pretrained)
+    assert torch.equal(lite, torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1.0)  # today's arithmetic
+    other = to_input(pixels, PretrainedConfig(1, mean=(0.0, 0.5, 1.0), std=(1.0, 0.5, 0.25)))
+    np.testing.assert_allclose(other.flatten().numpy(), [0.0, 127 / 127.5 - 1.0, 255 / 63.75 - 4.0], rtol=1e-6)

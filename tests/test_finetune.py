@@ -161,13 +161,13 @@ def test_finetune_image_refuses_too_few_images_and_a_folder_that_is_not_an_encod
 
 
 def test_frozen_trunk_on_onnx_runtime_matches_pytorch():
-    from skulens.encoders.efficientnet_lite import load_pretrained
-    from skulens.tasks.finetune_image import to_input, trunk, trunk_runner
+    from skulens.encoders.efficientnet_lite import VARIANTS, load_pretrained, to_input
+    from skulens.tasks.finetune_image import trunk, trunk_runner
 
     model = load_pretrained("lite0")
     pixels = np.stack([np.asarray(_drawn(shape, 5, size=224)) for shape in SHAPES])
     with torch.no_grad():
-        expected = trunk(model, 11, to_input(pixels))
+        expected = trunk(model, 11, to_input(pixels, VARIANTS["lite0"].pretrained))
     got = trunk_runner(model, 11)(pixels)
     assert got.shape == expected.shape == (2, 112, 14, 14)
     np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-3)

@@ -189,7 +189,8 @@ def test_catalog_build_refuses_paths_outside_root(mixed_catalog):
 
 def test_check_images_reports_each_bad_image(mixed_catalog):
     found = {issue.id: issue.message for issue in check_images(mixed_catalog)}
-    assert set(found) == {"text", "huge", "missing"}  # headers only: truncation is found when decoding
+    assert set(found) == {"text", "huge", "missing", "truncated"}  # decoded: truncation is found too
+    assert "truncated" in found["truncated"]
     assert "not found" in found["missing"]
     assert "huge.png" in found["huge"]
     assert "text.jpg" in found["text"]
@@ -310,16 +311,18 @@ def test_read_image_bytes_takes_one_root_or_several(tmp_path, write_jpeg):
         read_image_bytes("https://example.invalid/a.jpg", first)
 
 
-def test_image_summary_is_one_line_by_reason(mixed_catalog):
-    from skulens.catalog import image_summary
+def test_issue_summary_is_one_line_by_reason(mixed_catalog):
+    from skulens.catalog import issue_summary, row_issues
     from skulens.catalog.images import image_problem
 
-    found = check_images(mixed_catalog)
-    line = image_summary(mixed_catalog, found, "issues.csv")
-    # 12 rows name an image: 3 refused at read time, 3 found by the header check (text, huge, missing)
+    issues = row_issues(mixed_catalog, check_images(mixed_catalog))
+    line = issue_summary(mixed_catalog, issues, "issues.csv")
+    # 3 image paths refused at read time, 4 found by the check (text, huge, missing, truncated)
     assert line == (
-        "6 of 12 images could not be used: 3 outside the image roots, 1 not an image, 1 too large, 1 missing — see issues.csv"
+        "7 of 13 rows have an issue: 3 image outside the image roots, 1 image corrupt, 1 image missing, "
+        "1 image not an image, 1 image too large — see issues.csv"
     )
-    assert image_summary(mixed_catalog.subset([0, 2, 4]), found) is None  # only good rows
+    good = mixed_catalog.subset([0, 2, 4])
+    assert issue_summary(good, row_issues(good, check_images(good))) is None  # only good rows
     assert image_problem("image 'x.jpg' is corrupt or truncated: broken data") == "corrupt"
     assert image_problem("permission denied") == "unreadable"

@@ -46,13 +46,21 @@ class Embeddings:
     encoded: int = 0
     cached: int = 0
 
-    def save(self, folder: str | Path) -> Path:
-        """Write ``embeddings.npz`` (ids, vectors, present) to ``folder``; no pickle needed to read it."""
+    def save(self, folder: str | Path, issue: Sequence[str | None] | None = None) -> Path:
+        """Write ``embeddings.npz`` (ids, vectors, present, and ``issue``: each row's problems, "" when
+        none) to ``folder``; no pickle needed to read it."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         vectors = self.vectors.toarray() if sp.issparse(self.vectors) else self.vectors
+        issue = [m or "" for m in (issue if issue is not None else [None] * len(self.ids))]
         path = folder / "embeddings.npz"
-        np.savez(path, ids=np.array(self.ids, dtype=np.str_), vectors=vectors, present=self.present)
+        np.savez(
+            path,
+            ids=np.array(self.ids, dtype=np.str_),
+            vectors=vectors,
+            present=self.present,
+            issue=np.array(issue, dtype=np.str_),
+        )
         return path
 
 
@@ -105,7 +113,7 @@ def _embed_images(
                     try:
                         loaded.append((row, *future.result()))
                     except (ImageLoadError, OSError) as exc:
-                        issues.append(RowIssue(row, catalog.frame.at[row, "id"], "image", str(exc)))
+                        issues.append(RowIssue(catalog.source_row(row), catalog.frame.at[row, "id"], "image", str(exc)))
                 if cache is not None and loaded:
                     hits, found = cache.get_many([key for _, key, _ in loaded])
                 else:
@@ -118,7 +126,7 @@ def _embed_images(
                         try:
                             key, image = read(paths[row], skip_cached=False)
                         except (ImageLoadError, OSError) as exc:
-                            issues.append(RowIssue(row, catalog.frame.at[row, "id"], "image", str(exc)))
+                            issues.append(RowIssue(catalog.source_row(row), catalog.frame.at[row, "id"], "image", str(exc)))
                             continue
                     todo_rows.append(row)
                     todo_keys.append(key)

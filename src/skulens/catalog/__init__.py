@@ -2,10 +2,11 @@
 
 from skulens.catalog.datasets import ADAPTERS, data_root, load_catalog
 from skulens.catalog.images import ImageLoadError, decode_image, load_image, read_image_bytes, resolve_image_path
+from skulens.catalog.issues import issue_column, issue_summary, row_issues
 from skulens.catalog.readers import frame_to_catalog, parse_columns, read_catalog, read_reviews
 from skulens.catalog.schema import SCHEMA_COLUMNS, Catalog, CatalogError, ColumnMapping, RowIssue, write_issues
 from skulens.catalog.splits import Split, balance_catalog, split_catalog
-from skulens.catalog.validation import build_catalog, check_images, image_summary
+from skulens.catalog.validation import build_catalog, check_images
 
 __all__ = [
     "ADAPTERS",
@@ -22,7 +23,8 @@ __all__ = [
     "data_root",
     "decode_image",
     "frame_to_catalog",
-    "image_summary",
+    "issue_column",
+    "issue_summary",
     "load_catalog",
     "load_image",
     "parse_columns",
@@ -30,6 +32,7 @@ __all__ = [
     "read_image_bytes",
     "read_reviews",
     "resolve_image_path",
+    "row_issues",
     "split_catalog",
     "write_issues",
 ]

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from skulens.errors import SkulensError
@@ -85,6 +86,8 @@ class Catalog:
     resolved against; ``image_roots`` (``root`` first, then any folder the user declared) are the only
     folders images are read from, after resolving symlinks. ``issues`` lists rows that were skipped or
     fields that were dropped while the catalog was built; ``mapping`` says where its columns came from.
+    ``source_rows[i]`` is the row number (0-based) of row ``i`` in the source table, the number its
+    issues carry (default: the position).
     """
 
     frame: pd.DataFrame
@@ -93,11 +96,14 @@ class Catalog:
     issues: list[RowIssue] = field(default_factory=list)
     image_roots: tuple[Path, ...] = ()
     mapping: ColumnMapping = field(default_factory=ColumnMapping)
+    source_rows: list[int] | None = None
 
     def __post_init__(self) -> None:
         if "id" not in self.frame.columns:
             raise CatalogError(f"catalog '{self.name}' has no 'id' column; map one with columns={{'id': '<your id column>'}}")
         self.frame = self.frame.reset_index(drop=True)
+        if self.source_rows is None or len(self.source_rows) != len(self.frame):
+            self.source_rows = list(range(len(self.frame)))
         self.frame["id"] = self.frame["id"].astype(str)
         roots = ([self.root] if self.root is not None else []) + list(self.image_roots)
         self.image_roots = tuple(dict.fromkeys(Path(r).resolve() for r in roots))
@@ -158,16 +164,21 @@ class Catalog:
         """Columns outside :data:`SCHEMA_COLUMNS` (kept, usable as a label or grouping column)."""
         return [str(c) for c in self.frame.columns if c not in SCHEMA_COLUMNS]
 
+    def source_row(self, row: int) -> int:
+        """The source-table row number of positional row ``row`` (what its :class:`RowIssue` says)."""
+        return self.source_rows[row] if self.source_rows is not None and len(self.source_rows) == len(self) else row
+
     def subset(self, rows: Iterable[int] | pd.Series) -> Catalog:
         """A catalog with only the given positional rows (or a boolean mask)."""
-        frame = self.frame[rows] if isinstance(rows, pd.Series) else self.frame.iloc[list(rows)]
+        positions = np.flatnonzero(np.asarray(rows, dtype=bool)) if isinstance(rows, pd.Series) else list(rows)
         return Catalog(
-            frame.copy(),
+            self.frame.iloc[list(positions)].copy(),
             root=self.root,
             name=self.name,
             issues=list(self.issues),
             image_roots=self.image_roots,
             mapping=self.mapping,
+            source_rows=[self.source_row(int(i)) for i in positions],
         )
 
     def head(self, n: int) -> Catalog:

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
 
-from skulens.catalog.images import DEFAULT_MAX_PIXELS, ImageLoadError, image_problem, resolve_image_path
+from skulens.catalog.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageLoadError,
+    decode_image,
+    read_image_bytes,
+    resolve_image_path,
+)
 from skulens.catalog.schema import Catalog, CatalogError, ColumnMapping, RowIssue
 
 CATEGORY_SEPARATOR = ">>"
+#: Short side (px) JPEGs are decoded at when checked: a reduced-scale decode still reads every byte.
+CHECK_DRAFT = 32
 
 
 def parse_category(value: object, separator: str = CATEGORY_SEPARATOR) -> tuple[str, ...] | None:
@@ -85,6 +92,11 @@ def build_catalog(
     for column in ("title", "description", "review_text"):
         if column in frame.columns:
             frame[column] = _object_column(frame, column, lambda v: None if pd.isna(v) else str(v))
+    if "title" in frame.columns:
+        for row in frame.index[frame["title"].map(lambda v: v is None or not v.strip())]:
+            if keep[row]:
+                issues.append(RowIssue(int(row), ids[row], "title", "empty title (blank or spaces only); the row has no title"))
+        frame["title"] = _object_column(frame, "title", lambda v: v if v is not None and v.strip() else None)
     if "rating" in frame.columns:
         frame["rating"] = _numeric(frame, "rating", issues, ids)
 
@@ -92,9 +104,10 @@ def build_catalog(
         frame[keep].reset_index(drop=True),
         root=root,
         name=name,
-        issues=issues,
+        issues=sorted(issues, key=lambda issue: issue.row),
         image_roots=roots,
         mapping=mapping or ColumnMapping(),
+        source_rows=[int(row) for row in frame.index[keep]],
     )
 
 
@@ -117,47 +130,30 @@ def _numeric(frame: pd.DataFrame, column: str, issues: list[RowIssue], ids: pd.S
     return values
 
 
-def check_images(catalog: Catalog, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[RowIssue]:
-    """Open every image header (no full decode) and list the rows whose image cannot be used."""
-    issues: list[RowIssue] = []
-    if not catalog.has("image"):
-        return issues
-    for row, (row_id, path) in enumerate(zip(catalog.frame["id"], catalog.frame["image"])):
-        if path is None:
-            continue
-        try:
-            full = resolve_image_path(path, catalog.image_roots)
-            if not full.is_file():
-                raise ImageLoadError(f"image '{path}' not found at {full}")
-            with Image.open(full) as image:
-                width, height = image.size
-            if width * height > max_pixels:
-                raise ImageLoadError(f"image '{path}' is {width}x{height}, over the {max_pixels:,}-pixel limit")
-        except ImageLoadError as exc:
-            issues.append(RowIssue(row, row_id, "image", str(exc)))
-        except UnidentifiedImageError:
-            issues.append(RowIssue(row, row_id, "image", f"image '{path}' is not an image file (unrecognised format)"))
-        except (OSError, Image.DecompressionBombError) as exc:
-            issues.append(RowIssue(row, row_id, "image", f"image '{path}' cannot be opened: {exc}"))
-    return issues
+def check_images(catalog: Catalog, max_pixels: int = DEFAULT_MAX_PIXELS, workers: int = 2) -> list[RowIssue]:
+    """Read and decode every image (JPEGs at a reduced scale: fast, yet truncated data still fails) and
+    list the rows whose image cannot be used, numbered by their source row.
 
-
-def image_summary(catalog: Catalog, found: Iterable[RowIssue] = (), where: str | None = None) -> str | None:
-    """One line counting the images of ``catalog`` that could not be used, by reason; ``None`` if all could.
-
-    ``found`` adds image issues found after the catalog was built (e.g. by :func:`check_images` or an
-    embedding run); ``where`` names the file that lists them row by row.
-    e.g. ``"12 of 1,050 images could not be used: 9 missing, 3 outside the image roots — see issues.csv"``.
+    The same check for every command, so each reports the same unusable images.
     """
-    ids = set(catalog.ids)
-    refused = [i for i in catalog.issues if i.column == "image" and i.id in ids]
-    bad: dict[str | None, RowIssue] = {}
-    for issue in [*refused, *found]:
-        if issue.column == "image" and issue.id in ids:
-            bad.setdefault(issue.id, issue)
-    if not bad:
+    if not catalog.has("image"):
+        return []
+    paths = catalog.frame["image"].tolist()
+
+    def problem(path: str | None) -> str | None:
+        if path is None:
+            return None
+        try:
+            decode_image(
+                read_image_bytes(path, catalog.image_roots), name=str(path), max_pixels=max_pixels, draft_size=CHECK_DRAFT
+            )
+        except ImageLoadError as exc:
+            return str(exc)
+        except OSError as exc:
+            return f"image '{path}' cannot be read: {exc}"
         return None
-    named = len(refused) + (int(catalog.frame["image"].notna().sum()) if "image" in catalog.frame.columns else 0)
-    kinds = Counter(image_problem(issue.message) for issue in bad.values())
-    reasons = ", ".join(f"{count:,} {kind}" for kind, count in kinds.most_common())
-    return f"{len(bad):,} of {named:,} images could not be used: {reasons}" + (f" — see {where}" if where else "")
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        found = list(pool.map(problem, paths))
+    ids = catalog.ids
+    return [RowIssue(catalog.source_row(row), ids[row], "image", message) for row, message in enumerate(found) if message]

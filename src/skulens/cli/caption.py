@@ -13,7 +13,7 @@ from rich.table import Table
 
 from skulens.cli.commands import HELP_NAMES, Group, add_commands, flag
 from skulens.cli.output import console, fail
-from skulens.cli.sources import Columns, ImageRoots, Source, load_source
+from skulens.cli.sources import Columns, ImageRoots, Source, load_source, report_issues
 
 GENERATE = "generate"
 
@@ -72,17 +72,20 @@ def train(
 
     Rows without a title or a readable photo are skipped and counted. Example: skulens caption train myntra --out runs/caption
     """
+    from skulens.catalog import check_images
     from skulens.tasks.caption import CaptionModel
 
     catalog = load_source(source, columns, image_root, uses=("gender", "colour", "articleType"))
     if limit is not None:
         catalog = catalog.head(limit)
+    found = check_images(catalog)
     try:
         model = CaptionModel(architecture=architecture, epochs=epochs, layers=layers, d_model=d_model, beam=beam, seed=seed)
         model.fit(catalog)
         model.save(out)
     except (*_user_errors(), ValueError) as exc:
         raise fail(str(exc)) from None
+    report_issues(catalog, found, out / "issues.csv")
     report = model.fit_report_
     best = report["history"][report["best_epoch"] - 1]
     skipped = report["skipped"]
@@ -160,16 +163,19 @@ def evaluate(
 
     Only meaningful on products the model was not trained on. Example: skulens caption evaluate runs/caption held_out.csv
     """
+    from skulens.catalog import check_images
     from skulens.tasks.caption import CaptionModel
 
     catalog = load_source(source, columns, image_root, uses=("gender", "colour", "articleType"))
     if limit is not None:
         catalog = catalog.head(limit)
+    found = check_images(catalog)
     try:
         captioner = CaptionModel.load(model, progress=True)
         result = captioner.evaluate(catalog, beam=beam)
     except _user_errors() as exc:
         raise fail(str(exc)) from None
+    report_issues(catalog, found, out.with_name(out.stem + ".issues.csv") if out is not None else None)
     table = Table(title=f"{result['n']:,} products (beam {result['beam']})")
     for column in ("model", "BLEU", "CIDEr-D", "ROUGE-L", "word overlap %", "Jaccard %", "length ratio"):
         table.add_column(column)

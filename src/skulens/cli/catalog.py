@@ -12,7 +12,7 @@ import typer
 from skulens.cli.commands import add_commands, flag
 from skulens.cli.engines import ChunkRows, Engine, RayAddress, RayCpus, run_streamed
 from skulens.cli.output import console, fail
-from skulens.cli.sources import Columns, ImageRoots, Source, load_source, report_images
+from skulens.cli.sources import Columns, ImageRoots, Source, load_source, report_issues
 
 PANEL = "Catalogs"
 DEFAULT_TEXT_FIELDS = "title,description,review_text"
@@ -39,7 +39,7 @@ def ingest(
     columns: Columns = None,
     image_root: ImageRoots = None,
     check_images: Annotated[
-        bool, flag("--check-images/--no-check-images", help="Open every image header to find missing or bad images.")
+        bool, flag("--check-images/--no-check-images", help="Read every image to find missing, corrupt or oversized ones.")
     ] = True,
     show_issues: Annotated[int, typer.Option(metavar="N", help="How many row issues to print.")] = 10,
     issues: Annotated[Path | None, typer.Option(metavar="FILE", help="Write every row issue to this CSV.")] = None,
@@ -51,25 +51,26 @@ def ingest(
     from rich.markup import escape
 
     from skulens.catalog import check_images as check
+    from skulens.catalog import row_issues
 
     catalog = load_source(source, columns, image_root)
     image_issues = check(catalog) if check_images else []
+    all_issues = row_issues(catalog, image_issues)
     console.print(f"[bold]{escape(catalog.name)}[/]: {len(catalog):,} rows, columns: {escape(', '.join(catalog.frame.columns))}")
     for column in ("title", "description", "image", "review_text", "rating"):
         if column in catalog.frame.columns:
             console.print(f"  {column:<12} {int(catalog.frame[column].notna().sum()):>7,} rows have it")
     if check_images and catalog.has("image"):
-        console.print(f"  images unusable: {len(image_issues)}")
+        console.print(f"  images unusable: {sum(issue.column == 'image' for issue in all_issues)}")
     for level in range(catalog.depth):
         counts = catalog.labels(level).value_counts()
         top = ", ".join(f"{name} ({count})" for name, count in counts.head(5).items())
         console.print(f"  level {level}: {len(counts)} classes; top: {escape(top)}")
-    all_issues = catalog.issues + image_issues
     if all_issues:
         console.print(f"[yellow]{len(all_issues)} row issue(s)[/] (rows skipped or fields dropped):")
         for issue in all_issues[:show_issues]:
             console.print(f"  - {escape(str(issue))}")
-    report_images(catalog, image_issues, issues)
+    report_issues(catalog, image_issues, issues)
 
 
 def embed(
@@ -105,7 +106,7 @@ def embed(
 
     Example: skulens embed products.csv -e minilm --engine ray --ray-address auto -o runs/emb
     """
-    from skulens.catalog import CatalogError
+    from skulens.catalog import CatalogError, check_images, issue_column
     from skulens.embed import embed_catalog
     from skulens.encoders import create_encoder
     from skulens.progress import step
@@ -129,11 +130,14 @@ def embed(
     if model.requires_fit:
         with step(f"fitting {encoder} on {len(catalog):,} texts ({', '.join(fields)})"):
             model.fit(catalog.texts(fields))
+    images = model.modality == "image"
+    found = check_images(catalog) if images else []
     started = time.perf_counter()
     result = embed_catalog(catalog, model, cache_dir=cache_dir, use_cache=not no_cache, progress=True, text_fields=fields)
     elapsed = time.perf_counter() - started
-    path = result.save(out)
     issues_path = out / "issues.csv"
+    issues = report_issues(catalog, [*found, *result.issues], issues_path, images=images)
+    path = result.save(out, issue_column(catalog, issues))
     manifest = {
         "source": source,
         "rows": len(catalog),
@@ -143,15 +147,14 @@ def embed(
         "present": int(result.present.sum()),
         "encoded": result.encoded,
         "from_cache": result.cached,
-        "issues": len(result.issues),
+        "issues": len(issues),
         "seconds": round(elapsed, 2),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     console.print(
         f"{manifest['present']}/{len(catalog)} rows embedded ({result.encoded} encoded, {result.cached} from cache) "
-        f"in {elapsed:.1f}s with {result.encoder}; {len(result.issues)} issue(s)"
+        f"in {elapsed:.1f}s with {result.encoder}; {len(issues)} row issue(s)"
     )
-    report_images(catalog, result.issues, issues_path, images=model.modality == "image")
     console.print(f"outputs: {path}, {issues_path}, {out / 'manifest.json'}")
 
 

@@ -10,7 +10,7 @@ import typer
 from skulens.cli.commands import AdaptPriors, add_commands, flag, group
 from skulens.cli.engines import ChunkRows, Engine, RayAddress, RayCpus, run_streamed
 from skulens.cli.output import console, err, fail, note, print_report_tables, warn
-from skulens.cli.sources import Columns, ImageRoots, Label, Source, label_value, load_source, reads_images, report_images
+from skulens.cli.sources import Columns, ImageRoots, Label, Source, label_value, load_source, reads_images, report_issues
 from skulens.cli.tracking import NoTrack, Register, TrackingUri, tracked_run
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def train(
             saved = predictor.save(out)
         except (CatalogError, HeadError, ModelFolderError, ValueError) as exc:
             raise fail(str(exc)) from None
-        report_images(catalog, found, out / "issues.csv", images=images)
+        report_issues(catalog, found, out / "issues.csv", images=images)
         run.model(out)
         console.print(f"model saved to {saved} ({len(predictor.classes_)} classes)")
 
@@ -195,9 +195,10 @@ def predict(
 
     Example: skulens categorize predict runs/flipkart-model --input products.parquet --output runs/predictions --engine ray
     """
+    import numpy as np
     import pandas as pd
 
-    from skulens.catalog import check_images
+    from skulens.catalog import check_images, issue_column
     from skulens.tasks.categorize import CategoryPredictor, top_k_from_proba
 
     if input is not None and output is None:
@@ -236,16 +237,17 @@ def predict(
     if adapt_priors:
         proba = _adapted(predictor, proba, output.with_name(output.stem + ".prior_shift.json"))
     rows = top_k_from_proba(predictor.classes_, proba, k)
-    seen = {(issue.row, issue.column) for issue in found}
-    found += [issue for issue in features.issues if (issue.row, issue.column) not in seen]  # e.g. images that fail to decode
+    issues = report_issues(catalog, [*found, *features.issues], output.with_name(output.stem + ".issues.csv"), images=images)
+    readable = np.logical_or.reduce([np.asarray(mask, dtype=bool) for mask in features.present.values()])
+    rows = [r if ok else [] for r, ok in zip(rows, readable)]  # nothing the model reads: no category, only the issue
     frame = pd.DataFrame({"id": catalog.ids})
     for rank in range(k):
         frame[f"category_{rank + 1}"] = [r[rank][0] if len(r) > rank else None for r in rows]
         frame[f"probability_{rank + 1}"] = [round(r[rank][1], 5) if len(r) > rank else None for r in rows]
+    frame["issue"] = issue_column(catalog, issues)
     output.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(output, index=False)
-    report_images(catalog, found, output.with_name(output.stem + ".issues.csv"), images=images)
-    console.print(f"{len(frame)} predictions written to {output}; {len(catalog.issues) + len(found)} row issue(s)")
+    console.print(f"{len(frame)} predictions written to {output}; {len(issues)} row issue(s)")
 
 
 def evaluate(
@@ -296,7 +298,7 @@ def evaluate(
         print_prior_shift(metrics["prior_shift"], predictor.classes_)
     for line in lines:
         note(line)
-    report_images(catalog, found, out / "issues.csv", images=images)
+    report_issues(catalog, found, out / "issues.csv", images=images)
     console.print(f"report in {out}")
 
 

@@ -84,7 +84,13 @@ def run_streamed(
     (out / "_manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     rate = summary.rows_out / summary.seconds if summary.seconds else 0.0
     console.print(f"{summary.rows_out:,} rows {what} with the {engine} engine in {summary.seconds:.1f}s ({rate:,.0f} rows/s)")
-    if summary.rows_with_issue:
-        warn(f"{summary.rows_with_issue:,} row(s) have an issue (see the 'issue' column)")
+    left_out = summary.rows_in - summary.rows_out if summary.rows_in is not None else 0  # Ray does not count rows read
+    if left_out or summary.rows_with_issue:
+        parts = [f"{summary.rows_with_issue:,} written with an issue (see the 'issue' column)"] if summary.rows_with_issue else []
+        if left_out:
+            reason = "an empty or repeated id" + (", or nothing to index" if what == "encoded" else "")
+            parts.append(f"{left_out:,} left out ({reason})")
+        total = f" of {summary.rows_in:,}" if summary.rows_in is not None else ""
+        warn(f"{summary.rows_with_issue + left_out:,}{total} rows have an issue: " + "; ".join(parts))
     console.print(f"outputs: {out}/*.parquet, {out / '_manifest.json'}")
     return summary

@@ -14,7 +14,7 @@ from rich.table import Table
 from skulens.cli.commands import Command, add_commands, flag, group
 from skulens.cli.engines import ChunkRows, Engine, RayAddress, RayCpus, run_streamed
 from skulens.cli.output import console, fail
-from skulens.cli.sources import Columns, ImageRoots, Source, load_source
+from skulens.cli.sources import Columns, ImageRoots, Source, load_source, report_issues
 
 DEFAULT_IMAGE_ENCODERS = ["efficientnet-lite0", "efficientnet-lite2", "classical-image"]
 DEFAULT_TEXT_ENCODERS = ["minilm", "tfidf"]
@@ -72,6 +72,20 @@ def _load_keeping_columns(source: str, columns: str | None, image_root: list[Pat
     if source not in ADAPTERS:
         report_mapping(catalog, uses=catalog.frame.columns)
     return catalog
+
+
+def _issues_file(out: Path | None) -> Path | None:
+    """Where a command writing ``out`` (a folder or a file) lists its row issues."""
+    if out is None:
+        return None
+    return out.with_name(out.stem + ".issues.csv") if out.suffix else out / "issues.csv"
+
+
+def _image_check(catalog):
+    """The unusable images of ``catalog`` (the check every command runs)."""
+    from skulens.catalog import check_images
+
+    return check_images(catalog)
 
 
 def _open_index(index_dir: Path, model_dir: Path | None):
@@ -140,6 +154,7 @@ def train(
     catalog = load_source(source, columns, image_root)
     if limit is not None:
         catalog = catalog.head(limit)
+    found = _image_check(catalog)
     try:
         config = AlignConfig(dim=dim, hidden=hidden, max_epochs=epochs, seed=seed)
         model = AlignmentModel(image_encoder, text_encoder, head_config=config, progress=True)
@@ -148,6 +163,7 @@ def train(
         model.save(out)
     except _user_errors() as exc:
         raise fail(str(exc)) from None
+    report_issues(catalog, found, _issues_file(out))
     best = model.heads_.history[model.heads_.best_epoch]
     recall = best.get("val_recall1")
     console.print(
@@ -207,6 +223,7 @@ def index(
     catalog = _load_keeping_columns(source, columns, image_root)
     if limit is not None:
         catalog = catalog.head(limit)
+    found = _image_check(catalog) if vectors != "text" else []
     try:
         aligned = AlignmentModel.load(model)
         aligned.progress = True
@@ -216,6 +233,7 @@ def index(
         built.save(out)
     except _user_errors() as exc:
         raise fail(str(exc)) from None
+    report_issues(catalog, found, _issues_file(out), images=vectors != "text")
     console.print(f"indexed {len(built):,} products ({built.kind} {built.manifest['params']}) into {escape(str(out))}")
 
 
@@ -283,10 +301,12 @@ def dedupe(
     catalog = load_source(source, columns, image_root)
     if limit is not None:
         catalog = catalog.head(limit)
+    found = _image_check(catalog)
     try:
         result = AlignmentModel.load(model).dedupe(catalog, threshold=threshold)
     except _user_errors() as exc:
         raise fail(str(exc)) from None
+    report_issues(catalog, found, _issues_file(out))
     quality = ""
     if result.precision is not None:
         quality = (
@@ -331,23 +351,27 @@ def zero_shot(
     """
     import pandas as pd
 
+    from skulens.catalog import issue_column
     from skulens.tasks.align import DEFAULT_TEMPLATES, AlignmentModel
 
     names = [name.strip() for name in labels.split(",") if name.strip()]
     catalog = load_source(source, columns, image_root)
     if limit is not None:
         catalog = catalog.head(limit)
+    found = _image_check(catalog) if use != "text" else []
     try:
         top = AlignmentModel.load(model).zero_shot(catalog, names, tuple(template or ()) or DEFAULT_TEMPLATES, k=k, use=use)
     except _user_errors() as exc:
         raise fail(str(exc)) from None
+    issues = report_issues(catalog, found, _issues_file(out), images=use != "text")
     frame = pd.DataFrame(
         {
             "id": catalog.ids,
             "title": catalog.frame["title"] if "title" in catalog.frame.columns else None,
-            "label": [row[0][0] for row in top],
-            "probability": [row[0][1] for row in top],
-            "top_k": [json.dumps(row) for row in top],
+            "label": [row[0][0] if row else None for row in top],
+            "probability": [row[0][1] if row else None for row in top],
+            "top_k": [json.dumps(row) if row else None for row in top],
+            "issue": issue_column(catalog, issues),
         }
     )
     if out is not None:
@@ -359,7 +383,8 @@ def zero_shot(
     for column in ("id", "title", "label", "probability"):
         table.add_column(column)
     for row in frame.head(20).itertuples(index=False):
-        table.add_row(escape(row.id), escape(str(row.title or "")), escape(row.label), f"{row.probability:.3f}")
+        shown = (escape(row.label), f"{row.probability:.3f}") if row.label else ("—", escape(str(row.issue or "")))
+        table.add_row(escape(row.id), escape(str(row.title or "")), *shown)
     console.print(table)
 
 

@@ -96,20 +96,24 @@ def report_mapping(catalog: Catalog, uses: Iterable[str] = ()) -> None:
         )
 
 
-def report_images(catalog: Catalog, found: Sequence[RowIssue] = (), issues_file: Path | None = None, images: bool = True) -> None:
-    """Write every row issue to ``issues_file`` (when given) and, when the run read ``images``, print one
-    line counting the images that could not be used."""
-    from skulens.catalog import image_summary, write_issues
+def report_issues(
+    catalog: Catalog, found: Sequence[RowIssue] = (), issues_file: Path | None = None, images: bool = True
+) -> list[RowIssue]:
+    """The run's row issues (the catalog's own plus ``found``; image problems only when the run read
+    ``images``): written to ``issues_file`` (when given) and counted in one warning line. Returned so the
+    command can fill its ``issue`` column."""
+    from skulens.catalog import issue_summary, row_issues, write_issues
 
+    issues = row_issues(catalog, found if images else [i for i in found if i.column != "image"])
     if issues_file is not None:
         issues_file.parent.mkdir(parents=True, exist_ok=True)
-        write_issues([*catalog.issues, *found], issues_file)
-    line = image_summary(catalog, found) if images else None
-    if line is None:
-        return
-    if "outside the image roots" in line:
-        line += " (declare their folder with --image-root DIR)"
-    warn(line + (f" — see {issues_file}" if issues_file is not None else ""))
+        write_issues(issues, issues_file)
+    line = issue_summary(catalog, issues, str(issues_file) if issues_file is not None else None)
+    if line is not None:
+        if any("outside the image roots" in issue.message for issue in issues):
+            line += " (declare image folders with --image-root DIR)"
+        warn(line)
+    return issues
 
 
 def reads_images(encoders: Iterable[str]) -> bool:

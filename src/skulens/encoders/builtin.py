@@ -27,6 +27,15 @@ def _efficientnet(variant: str, quantize: bool = False):
     return create
 
 
+def _regions(variant: str):
+    def create(**kwargs: Any) -> Encoder:
+        from skulens.encoders.spatial import RegionEncoder
+
+        return RegionEncoder(variant, **kwargs)
+
+    return create
+
+
 for _variant, _resolution in EFFICIENTNET_RESOLUTIONS.items():
     register_encoder(
         f"efficientnet-{_variant}",
@@ -40,6 +49,12 @@ for _variant, _resolution in EFFICIENTNET_RESOLUTIONS.items():
         EFFICIENTNET_DIM,
         f"EfficientNet-Lite{_variant[-1]} int8, ONNX Runtime static quantisation ({_resolution}px)",
     )(_efficientnet(_variant, quantize=True))
+    register_encoder(
+        f"efficientnet-{_variant}-regions",
+        "image",
+        EFFICIENTNET_DIM * (-(-_resolution // 32)) ** 2,
+        f"EfficientNet-Lite{_variant[-1]} last feature map, {(-(-_resolution // 32)) ** 2} regions x 1280 (captioner input)",
+    )(_regions(_variant))
 
 
 @register_encoder("classical-image", "image", CLASSICAL_DIM, "colour histogram + HOG + LBP (scikit-image; no weights)")

@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skulens.encoders.lite_variants import HEAD_CHANNELS, VARIANTS, LiteVariant, pretrained_weights_path
+from skulens.encoders.lite_variants import HEAD_CHANNELS, VARIANTS, LiteVariant, PretrainedConfig, pretrained_weights_path
 
 __all__ = [
     "HEAD_CHANNELS",
@@ -141,6 +142,18 @@ def load_pretrained(variant: str = "lite0") -> EfficientNetLite:
     return model.eval()
 
 
+def _per_channel(values: tuple[float, ...]) -> float | torch.Tensor:
+    """One number when every channel shares it (the arithmetic, and so the features, of a scalar), else (1, 3, 1, 1)."""
+    return values[0] if len(set(values)) == 1 else torch.tensor(values, dtype=torch.float32).view(1, 3, 1, 1)
+
+
+def to_input(pixels: np.ndarray | torch.Tensor, config: PretrainedConfig) -> torch.Tensor:
+    """uint8 (n, r, r, 3) pixels as the network's float (n, 3, r, r) input, normalised as ``config`` says
+    (``pixel / (255 std) - mean / std``)."""
+    tensor = torch.as_tensor(pixels).permute(0, 3, 1, 2).float()
+    return tensor / _per_channel(config.divisor) - _per_channel(config.offset)
+
+
 def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias of the single convolution equal to ``bn(conv(x))`` in eval mode."""
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
@@ -152,7 +165,8 @@ def to_onnx(model: EfficientNetLite, opset: int = 17, blocks: int | None = None)
     and TF "SAME" padding made static. Needs the ``onnx`` package.
 
     Input ``pixels``: uint8 (n, r, r, 3) RGB at the variant's resolution. Output ``features``: (n, 1280),
-    equal up to float rounding to :meth:`EfficientNetLite.features` of ``pixels / 127.5 - 1`` (channels first).
+    equal up to float rounding to :meth:`EfficientNetLite.features` of :func:`to_input` (normalised as the
+    variant's pretrained config says).
     With ``blocks``, the graph stops after the stem and the first ``blocks`` blocks and ``features`` is that
     (n, c, h, w) map (the frozen part of a partial fine-tuning).
     """
@@ -180,9 +194,10 @@ def to_onnx(model: EfficientNetLite, opset: int = 17, blocks: int | None = None)
         return (op("Clip", [x, zero, six]) if relu6 else x), math.ceil(size / s)
 
     zero, six = const(0.0), const(6.0)
-    resolution = size = VARIANTS[model.variant].resolution
+    config = VARIANTS[model.variant].pretrained
+    resolution = size = config.input_size
     x = op("Transpose", [op("Cast", ["pixels"], to=TensorProto.FLOAT)], perm=[0, 3, 1, 2])
-    x = op("Sub", [op("Div", [x, const(127.5)]), const(1.0)])
+    x = op("Sub", [op("Div", [x, const(_per_channel(config.divisor))]), const(_per_channel(config.offset))])
     x, size = conv(x, size, model._conv_stem, model._bn0, True)
     for block in model._blocks[:blocks]:
         inputs = x

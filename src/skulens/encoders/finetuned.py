@@ -88,4 +88,4 @@ class FinetunedImageEncoder(EfficientNetLiteEncoder):
         self.classifier = classifier
         self.name = f"finetuned:{folder}"
         backend_tag = "-onnx" if self.session is not None else ""
-        self.version = f"finetuned-{self.resolution}px-squash{backend_tag}-w{folder_fingerprint(self.folder)}"
+        self.version = f"finetuned-{self.pretrained.tag}{backend_tag}-w{folder_fingerprint(self.folder)}"

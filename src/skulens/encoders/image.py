@@ -17,7 +17,7 @@ from skulens.encoders.base import Encoder, EncoderError
 from skulens.encoders.fingerprint import weights_fingerprint
 from skulens.encoders.image_int8 import INT8_VERSION
 from skulens.encoders.lite_variants import HEAD_CHANNELS, VARIANTS, pretrained_weights_path
-from skulens.encoders.pixels import to_square_array
+from skulens.encoders.pixels import config_pixels
 from skulens.encoders.text_onnx import onnx_cache_dir
 from skulens.threads import available_cores, thread_budget  # noqa: F401  (available_cores: re-exported)
 
@@ -129,7 +129,8 @@ class EfficientNetLiteEncoder(Encoder):
             raise EncoderError("quantize=True runs on ONNX Runtime; use backend='auto' or 'onnx'")
         self.name = f"efficientnet-{variant}" + ("-int8" if quantize else "")
         self.variant, self.threads = variant, threads
-        self.resolution = VARIANTS[variant].resolution
+        self.pretrained = VARIANTS[variant].pretrained
+        self.resolution = self.pretrained.input_size
         self._model: EfficientNetLite | None = None
         fingerprint = weights_fingerprint([pretrained_weights_path(variant)])
         graph = None
@@ -153,7 +154,7 @@ class EfficientNetLiteEncoder(Encoder):
             self.model  # noqa: B018  (the torch backend: load it now, not inside the first encode)
         self.backend = "torch" if self.session is None else "onnx"
         backend_tag = ("-onnx" if self.session is not None else "") + (f"-int8q{INT8_VERSION}" if quantize else "")
-        self.version = f"imagenet-{self.resolution}px-squash{backend_tag}-w{fingerprint}"
+        self.version = f"imagenet-{self.pretrained.tag}{backend_tag}-w{fingerprint}"
         self._pool = ThreadPoolExecutor(threads or thread_budget()) if self.session is not None else None
 
     @property
@@ -175,19 +176,21 @@ class EfficientNetLiteEncoder(Encoder):
 
         :func:`skulens.embed.embed_catalog` calls this in its decode threads, off the inference path.
         """
-        return image if isinstance(image, np.ndarray) else to_square_array(image, self.resolution)
+        if isinstance(image, np.ndarray):
+            return image
+        return config_pixels(image, self.resolution, self.pretrained.interpolation, self.pretrained.crop)
 
     def pixels(self, batch: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
         """The batch as one uint8 (n, r, r, 3) array (see :meth:`prepare`)."""
         return np.stack([self.prepare(item) for item in batch])
 
     def preprocess(self, batch: Sequence[Image.Image | np.ndarray]) -> torch.Tensor:
-        """A normalised (n, 3, r, r) batch for :attr:`model`: pixels scaled to [-1, 1] as the TF-Lite
-        models expect."""
+        """A normalised (n, 3, r, r) batch for :attr:`model`, as the variant's pretrained config says."""
         import torch
 
-        tensor = torch.from_numpy(self.pixels(batch)).permute(0, 3, 1, 2).float()
-        return (tensor / 127.5 - 1.0).contiguous(memory_format=torch.channels_last)
+        from skulens.encoders.efficientnet_lite import to_input
+
+        return to_input(self.pixels(batch), self.pretrained).contiguous(memory_format=torch.channels_last)
 
     def encode(self, batch: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
         if len(batch) == 0:

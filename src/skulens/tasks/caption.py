@@ -2,7 +2,8 @@
 
 A small decoder (:mod:`skulens.heads.caption_decoder`) is trained with teacher forcing and label
 smoothing on a catalog's image-title pairs, attending over the frozen EfficientNet-Lite region map
-(:mod:`skulens.encoders.spatial`). Early stopping keeps the epoch with the best CIDEr-D on a validation
+(the registered ``efficientnet-lite0-regions`` encoder, :mod:`skulens.encoders.spatial`, through the
+shared embedding cache). Early stopping keeps the epoch with the best CIDEr-D on a validation
 split carved from the training rows (grouped: rows sharing a normalised title or image bytes stay on one
 side). Beside the decoder the model keeps two baselines — the title of the nearest training image
 (pooled features, cosine) and a template of predicted attributes (linear probes on pooled features,
@@ -26,14 +27,16 @@ from PIL import Image
 
 from skulens.catalog.schema import Catalog, CatalogError
 from skulens.catalog.splits import duplicate_groups
-from skulens.encoders.spatial import SpatialImageEncoder
+from skulens.embed import embed_catalog
+from skulens.encoders import create_encoder
+from skulens.encoders.spatial import RegionEncoder, region_encoder_name
 from skulens.errors import SkulensError
 from skulens.heads.caption_decoder import build_decoder
 from skulens.heads.caption_search import Candidate, beam_search
 from skulens.heads.caption_vocab import PAD, CaptionVocabError, WordVocab
 from skulens.heads.linear import LinearProbe
 from skulens.metrics.captioning import caption_metrics
-from skulens.tasks.inputs import ImageInput, load_product_image
+from skulens.tasks.inputs import Data, ImageInput, as_catalog, load_product_image
 from skulens.tasks.model_folder import ModelFolderError, check_config, read_model_folder, restoring, write_model_folder
 from skulens.tasks.predictor import catalog_row_issues, row_issue_texts, with_issues
 from skulens.training.loop import LoopConfig, TrainingLoop
@@ -93,10 +96,10 @@ def _grouped_validation(catalog: Catalog, rows: np.ndarray, val_size: float, see
 
 @dataclass(frozen=True)
 class CaptionConfig:
-    """A captioner's settings (saved in ``config.json``: ``encoder_variant``, ``attribute_columns`` and the
-    training/decoding ones under ``hyper``)."""
+    """A captioner's settings (saved in ``config.json``: ``encoder_name``, ``attribute_columns`` and the
+    training/decoding ones under ``hyper``). ``encoder`` is a region encoder's registry name."""
 
-    encoder: str = "lite0"
+    encoder: str = "efficientnet-lite0-regions"
     architecture: str = "transformer"
     d_model: int = 256
     layers: int = 2
@@ -133,7 +136,7 @@ class CaptionModel:
 
     def __init__(
         self,
-        encoder: str = "lite0",
+        encoder: str = "efficientnet-lite0-regions",
         architecture: str = "transformer",
         d_model: int = 256,
         layers: int = 2,
@@ -157,7 +160,7 @@ class CaptionModel:
         progress: bool = True,
     ) -> None:
         self.config = CaptionConfig(
-            encoder,
+            region_encoder_name(encoder),
             architecture,
             d_model,
             layers,
@@ -180,7 +183,7 @@ class CaptionModel:
             seed,
         )
         self.progress = progress
-        self._spatial: SpatialImageEncoder | None = None
+        self._spatial: RegionEncoder | None = None
         self.fit_report_: dict = {}
 
     @property
@@ -189,7 +192,8 @@ class CaptionModel:
         return {k: v for k, v in asdict(self.config).items() if k in HYPER_KEYS}
 
     @property
-    def encoder_variant(self) -> str:
+    def encoder_name(self) -> str:
+        """The registry name of the region encoder (``config.encoder``)."""
         return self.config.encoder
 
     @property
@@ -198,23 +202,31 @@ class CaptionModel:
 
     # ------------------------------------------------------------------ features
     @property
-    def spatial(self) -> SpatialImageEncoder:
+    def spatial(self) -> RegionEncoder:
+        """The registered region encoder the decoder reads."""
         if self._spatial is None:
-            self._spatial = SpatialImageEncoder(self.encoder_variant)
+            encoder = create_encoder(self.encoder_name)
+            if not isinstance(encoder, RegionEncoder):
+                raise CaptionError(f"encoder '{self.encoder_name}' gives no region maps; use e.g. efficientnet-lite0-regions")
+            self._spatial = encoder
         return self._spatial
 
     @property
     def encoders(self) -> list[str]:
         """The image encoder the decoder reads (one)."""
-        return [f"efficientnet-{self.encoder_variant}"]
+        return [self.encoder_name]
 
     def encoder_identities(self) -> dict[str, str]:
         """Encoder name -> identity of the image encoder whose region maps the decoder reads."""
-        return {self.encoders[0]: self.spatial.identity}
+        return {self.encoder_name: self.spatial.identity}
 
-    def catalog_maps(self, catalog: Catalog, cache: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Region maps and the readable-image mask of every catalog row (see ``SpatialImageEncoder``)."""
-        return self.spatial.encode_catalog(catalog, cache=cache, progress=self.progress)
+    def catalog_maps(self, catalog: Catalog, cache_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Region maps ``(rows, regions, channels)`` float16 and the readable-image mask of every catalog row,
+        through the shared embedding cache (``cache_dir``, default ``$SKULENS_CACHE``)."""
+        spatial = self.spatial
+        result = embed_catalog(catalog, spatial, cache_dir=cache_dir, progress=self.progress)
+        maps = result.vectors.reshape(len(catalog), spatial.regions, spatial.channels).astype(np.float16)
+        return maps, result.present
 
     def _fit_reduction(self, maps: np.ndarray, rows: np.ndarray, sample_rows: int = 400) -> None:
         """A fixed PCA of region vectors (fitted on up to ``sample_rows`` training images) down to
@@ -265,8 +277,12 @@ class CaptionModel:
         skipped = {"no_title": int((~has_title).sum()), "no_readable_image": int((has_title & ~ok).sum())}
         return np.flatnonzero(has_title & ok), skipped
 
-    def fit(self, catalog: Catalog, maps: np.ndarray | None = None, ok: np.ndarray | None = None) -> CaptionModel:
-        """Train on ``catalog`` (``maps``/``ok`` from :meth:`catalog_maps` when already computed)."""
+    def fit(
+        self, data: Data, maps: np.ndarray | None = None, ok: np.ndarray | None = None, root: str | Path | None = None
+    ) -> CaptionModel:
+        """Train on ``data`` (a Catalog, DataFrame or file, read by :func:`~skulens.tasks.inputs.as_catalog`
+        with image paths under ``root``; ``maps``/``ok`` from :meth:`catalog_maps` when already computed)."""
+        catalog = as_catalog(data, root=root)
         if maps is None or ok is None:
             maps, ok = self.catalog_maps(catalog)
         if len(maps) != len(catalog):
@@ -435,13 +451,14 @@ class CaptionModel:
                 raise CaptionError(
                     f"input {i} is a {type(image).__name__}, not an image; decode files with skulens.catalog.images.load_image"
                 )
-        return self.generate_from_maps(self.spatial.encode(list(images)), beam, nearest)
+        return self.generate_from_maps(self.spatial.maps(list(images)), beam, nearest)
 
     # ------------------------------------------------------------------ the predictor contract
-    def predict(self, data: Catalog) -> pd.DataFrame:
-        """One row per product: ``id``, the generated ``title``, ``issue`` (a product whose photo cannot be
-        read gets no title, only its issue)."""
+    def predict(self, data: Data, root: str | Path | None = None) -> pd.DataFrame:
+        """One row per product of ``data`` (read like :meth:`fit`): ``id``, the generated ``title``, ``issue``
+        (a product whose photo cannot be read gets no title, only its issue)."""
         self._check_fitted()
+        data = as_catalog(data, root=root)
         maps, ok = self.catalog_maps(data)
         ok = np.asarray(ok, dtype=bool)
         titles: list[str | None] = [None] * len(data)
@@ -482,15 +499,18 @@ class CaptionModel:
     # ------------------------------------------------------------------ evaluation
     def evaluate(
         self,
-        catalog: Catalog,
+        data: Data,
         maps: np.ndarray | None = None,
         ok: np.ndarray | None = None,
         beam: int | None = None,
         resamples: int = 1000,
+        root: str | Path | None = None,
     ) -> dict:
-        """Decoder, retrieval and template metrics on ``catalog``'s usable rows, attribute accuracy per
-        probed column, generation throughput, and the generated titles (``examples``)."""
+        """Decoder, retrieval and template metrics on the usable rows of ``data`` (read like :meth:`fit`),
+        attribute accuracy per probed column the data has, generation throughput, and the generated
+        titles (``examples``)."""
         self._check_fitted()
+        catalog = as_catalog(data, root=root)
         if maps is None or ok is None:
             maps, ok = self.catalog_maps(catalog)
         rows, skipped = self.usable_rows(catalog, np.asarray(ok, dtype=bool))
@@ -519,6 +539,8 @@ class CaptionModel:
             predicted = self.predict_attributes(pooled)
             accuracy = {}
             for name, values in predicted.items():
+                if name not in catalog.frame.columns:  # an optional column this catalog lacks: nothing to score
+                    continue
                 truth = catalog.frame[name].iloc[rows]
                 known = truth.notna().to_numpy()
                 accuracy[name] = float((truth[known].astype(str).to_numpy() == values[known]).mean()) if known.any() else None
@@ -546,7 +568,7 @@ class CaptionModel:
         config = {
             "task": TASK,
             "encoder": self.spatial.identity,
-            "encoder_variant": self.encoder_variant,
+            "encoder_name": self.encoder_name,
             "architecture": self.hyper["architecture"],
             "hyper": self.hyper,
             "shape": [self.regions_, self.channels_],
@@ -562,9 +584,10 @@ class CaptionModel:
         config, arrays = read_model_folder(folder, TASK)
         check_config(config, CONFIG_KEYS, folder)
         with restoring(folder):
-            model = cls(encoder=str(config["encoder_variant"]), attributes=config["attribute_columns"], progress=progress)
+            name = str(config.get("encoder_name") or config["encoder_variant"])  # older folders say "lite0"
+            model = cls(encoder=name, attributes=config["attribute_columns"], progress=progress)
             model.config = replace(model.config, **{k: v for k, v in config["hyper"].items() if k in HYPER_KEYS})
-            if model.spatial.identity != config["encoder"]:
+            if config["encoder"] not in (model.spatial.identity, model.spatial.legacy_identity):
                 raise ModelFolderError(
                     f"model {folder} was trained on image features '{config['encoder']}', but this skulens gives "
                     f"'{model.spatial.identity}'; retrain the captioner with this encoder"

@@ -252,7 +252,7 @@ class CategoryPredictor:
         features = self.extractor.transform(catalog)
         proba = self.proba_from_features(features)
         read = np.logical_or.reduce([features.present[name] for name in self.encoders])
-        issues = row_issue_texts(len(catalog), list(catalog_row_issues(catalog)) + list(features.issues))
+        issues = row_issue_texts(len(catalog), catalog_row_issues(catalog, features.issues))
         issues = [
             issue or ("" if ok else f"nothing this model reads ({', '.join(self.encoders)}) is present")
             for issue, ok in zip(issues, read)

@@ -27,9 +27,9 @@ from torch import nn
 from skulens.catalog.images import ImageLoadError, decode_image, read_image_bytes
 from skulens.catalog.schema import Catalog
 from skulens.catalog.splits import duplicate_groups, grouped_holdout
-from skulens.encoders.efficientnet_lite import HEAD_CHANNELS, VARIANTS, EfficientNetLite, load_pretrained
+from skulens.encoders.efficientnet_lite import HEAD_CHANNELS, VARIANTS, EfficientNetLite, load_pretrained, to_input
 from skulens.encoders.finetuned import save_finetuned
-from skulens.encoders.pixels import to_square_array
+from skulens.encoders.pixels import config_pixels, to_square_array
 from skulens.progress import progress_bar
 from skulens.training.finetune import (
     FinetuneError,
@@ -130,11 +130,6 @@ def augment(image: Image.Image, size: int, rng: np.random.Generator) -> np.ndarr
     return to_square_array(image, size)
 
 
-def to_input(pixels: np.ndarray) -> torch.Tensor:
-    """uint8 (n, r, r, 3) pixels as the network's [-1, 1] (n, 3, r, r) input."""
-    return torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-
-
 def trunk_runner(model: EfficientNetLite, frozen: int) -> Callable[[np.ndarray], torch.Tensor]:
     """A function from uint8 (n, r, r, 3) pixels to the frozen trunk's outputs: ONNX Runtime on one thread when
     installed (about 3x faster on CPU; same graph export as the encoders), else PyTorch."""
@@ -153,7 +148,7 @@ def trunk_runner(model: EfficientNetLite, frozen: int) -> Callable[[np.ndarray],
 
     def run(pixels: np.ndarray) -> torch.Tensor:
         with torch.no_grad():
-            return trunk(model.eval(), frozen, to_input(pixels))
+            return trunk(model.eval(), frozen, to_input(pixels, VARIANTS[model.variant].pretrained))
 
     return run
 
@@ -170,7 +165,8 @@ def trunk_views(
 ) -> torch.Tensor:
     """Frozen-trunk outputs, shape (views, n, c, h, w), float16: view 0 is the clean image, the others
     augmented (seeded per image, so the same images give the same views)."""
-    size = VARIANTS[model.variant].resolution
+    pretrained = VARIANTS[model.variant].pretrained
+    size = pretrained.input_size
     forward = trunk_runner(model, frozen)
     out: torch.Tensor | None = None
     with progress_bar(len(images) * views, "frozen blocks (once)", progress) as bar:
@@ -179,7 +175,7 @@ def trunk_views(
                 chunk = images[start : start + batch_size]
                 pixels = np.stack(
                     [
-                        to_square_array(im, size)
+                        config_pixels(im, size, pretrained.interpolation, pretrained.crop)
                         if view == 0
                         else augment(im, size, np.random.default_rng([seed, view, start + i]))
                         for i, im in enumerate(chunk)

@@ -12,8 +12,10 @@ import pandas as pd
 from PIL import Image, ImageOps
 
 from skulens.catalog.images import decode_image, read_image_bytes
+from skulens.catalog.issues import issue_summary, row_issues
+from skulens.catalog.readers import read_catalog
 from skulens.catalog.schema import Catalog, CatalogError
-from skulens.catalog.validation import build_catalog
+from skulens.catalog.validation import build_catalog, check_images
 
 log = logging.getLogger(__name__)
 
@@ -23,33 +25,50 @@ Data = Catalog | pd.DataFrame
 ImageInput = str | Path | bytes | bytearray | Image.Image | None
 
 
-def as_catalog(data: Data, name: str = "dataframe") -> Catalog:
-    """``data`` itself when it is a :class:`Catalog`; a DataFrame in the skulens schema is validated
-    into one (category strings ``"A >> B"`` are split into levels, rows without an id are skipped).
+def as_catalog(
+    data: Data | str | Path,
+    name: str | None = None,
+    root: str | Path | None = None,
+    image_roots: Sequence[str | Path] = (),
+) -> Catalog:
+    """The one input path of every task: a :class:`Catalog` as it is; a DataFrame in the skulens schema
+    or a catalog file (CSV, Parquet, JSON Lines) validated into one.
 
-    A DataFrame has no image folder, so its image paths are dropped (with one warning); build the
-    catalog with ``build_catalog(frame, root=IMAGE_FOLDER)`` to use images.
+    Validation records every problem as a :class:`~skulens.catalog.RowIssue` in ``catalog.issues`` (and
+    logs one count line): rows with an empty or repeated id are skipped (the first of a repeated id is
+    kept), blank titles and non-numeric ratings dropped, and image paths checked. Image paths resolve
+    against a declared ``root`` (a file's default is its own folder; ``image_roots`` adds folders), never
+    the working directory: a DataFrame without ``root`` has its image paths dropped, with a warning.
+    Images that cannot be read (missing, corrupt, truncated, too large) are listed too, so a task
+    flags those rows instead of predicting from nothing.
     """
     if isinstance(data, Catalog):
         return data
-    if not isinstance(data, pd.DataFrame):
-        raise CatalogError(f"expected a Catalog or a pandas DataFrame, not {type(data).__name__}")
-    if "id" not in data.columns:
-        raise CatalogError(
-            f"the DataFrame has no 'id' column (columns: {', '.join(map(str, data.columns))}); "
-            "add one with a unique id per row, e.g. frame.rename(columns={'sku': 'id'})"
-        )
-    catalog = build_catalog(data, root=None, name=name)
-    dropped = sum(issue.column == "image" for issue in catalog.issues)
-    if dropped:
-        log.warning(
-            "%d image path(s) in the DataFrame were not used: a DataFrame has no image folder; "
-            "use build_catalog(frame, root=IMAGE_FOLDER) to include images",
-            dropped,
-        )
-    skipped = sum(issue.column == "id" for issue in catalog.issues)
-    if skipped:
-        log.warning("%d DataFrame row(s) skipped for an empty or repeated id (see catalog.issues)", skipped)
+    if isinstance(data, (str, Path)):
+        catalog = read_catalog(data, root=root, name=name, image_roots=image_roots)
+    elif isinstance(data, pd.DataFrame):
+        if "id" not in data.columns:
+            raise CatalogError(
+                f"the DataFrame has no 'id' column (columns: {', '.join(map(str, data.columns))}); "
+                "add one with a unique id per row, e.g. frame.rename(columns={'sku': 'id'})"
+            )
+        resolved = Path(root).expanduser().resolve() if root is not None else None
+        catalog = build_catalog(data, root=resolved, name=name or "dataframe", image_roots=image_roots)
+        if resolved is None and not image_roots:
+            dropped = sum(issue.column == "image" for issue in catalog.issues)
+            if dropped:
+                log.warning(
+                    "%d image path(s) in the DataFrame were not used: no image folder was declared; "
+                    "pass root=IMAGE_FOLDER to use them",
+                    dropped,
+                )
+    else:
+        raise CatalogError(f"expected a Catalog, a pandas DataFrame or a catalog file path, not {type(data).__name__}")
+    if catalog.image_roots:
+        catalog.issues = row_issues(catalog, check_images(catalog))
+    line = issue_summary(catalog, row_issues(catalog))
+    if line:
+        log.warning("%s (see catalog.issues)", line)
     return catalog
 
 

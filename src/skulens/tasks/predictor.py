@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import pandas as pd
 
+from skulens.catalog.issues import row_issues
 from skulens.catalog.schema import Catalog, RowIssue
 
 #: A request to warm a model up with (the text of a product or review the size of a short title).
@@ -99,11 +100,12 @@ def with_issues(ids: Sequence[str], columns: dict[str, Sequence], issues: Sequen
     return frame
 
 
-def catalog_row_issues(catalog: Catalog) -> list[RowIssue]:
-    """The catalog's own issues (found while it was read) that concern rows it kept, numbered by catalog row."""
-    position = {row_id: i for i, row_id in enumerate(catalog.ids)}
+def catalog_row_issues(catalog: Catalog, found: Iterable[RowIssue] = ()) -> list[RowIssue]:
+    """The catalog's own issues for the rows it kept, plus ``found`` (issues found later, e.g. while
+    embedding), renumbered by catalog row (issues carry source-row numbers; skipped rows have none)."""
+    position = {source: i for i, source in enumerate(catalog.source_rows or [])}
     return [
-        RowIssue(position[issue.id], issue.id, issue.column, issue.message)
-        for issue in catalog.issues
-        if issue.id is not None and issue.id in position
+        RowIssue(position[issue.row], issue.id, issue.column, issue.message)
+        for issue in row_issues(catalog, found)
+        if issue.column != "id" and issue.row in position
     ]

@@ -222,7 +222,7 @@ class RatingPredictor:
         features = self.extractor.transform(catalog)
         read = self._read(features)
         rating = np.where(read, self._predict_features(features), np.nan)
-        issues = row_issue_texts(len(catalog), catalog_row_issues(catalog) + list(features.issues))
+        issues = row_issue_texts(len(catalog), catalog_row_issues(catalog, features.issues))
         issues = [issue or ("" if ok else "nothing this model reads is present") for issue, ok in zip(issues, read)]
         return with_issues(catalog.ids, {"rating": [None if np.isnan(r) else float(r) for r in rating]}, issues)
 

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 
-from skulens.catalog.schema import Catalog
 from skulens.errors import SkulensError
 
 TASK = "align"
@@ -39,11 +35,3 @@ class AlignmentError(SkulensError, ValueError):
 def normalise_rows(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.maximum(norms, 1e-12)
-
-
-def as_catalog(data: Catalog | pd.DataFrame, root: str | Path | None = None) -> Catalog:
-    if isinstance(data, Catalog):
-        return data
-    if isinstance(data, pd.DataFrame):
-        return Catalog(data.copy(), root=Path(root) if root else None, name="dataframe")
-    raise AlignmentError(f"expected a Catalog or a pandas DataFrame, got {type(data).__name__}")

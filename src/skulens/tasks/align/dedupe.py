@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,8 @@ from skulens.catalog.images import ImageLoadError, read_image_bytes
 from skulens.catalog.schema import Catalog, CatalogError
 from skulens.catalog.splits import normalise_text
 from skulens.index import VectorIndex
-from skulens.tasks.align.common import AlignmentError, as_catalog
+from skulens.tasks.align.common import AlignmentError
+from skulens.tasks.inputs import Data, as_catalog
 
 
 @dataclass
@@ -32,10 +34,11 @@ class DedupeMixin:
 
     def dedupe(
         self,
-        data: Catalog | pd.DataFrame,
+        data: Data | str | Path,
         threshold: float | None = None,
         neighbours: int = 10,
         default_threshold: float = 0.9,
+        root: str | Path | None = None,
     ) -> DedupeResult:
         """Pairs of listings whose image and text are both near-identical (score = mean of the two cosines).
 
@@ -43,9 +46,10 @@ class DedupeMixin:
         candidate pairs that are exact duplicates (identical image bytes or identical normalised titles)
         from the rest; precision and recall against those exact pairs are reported (precision is a lower
         bound: a near duplicate that is not exact counts against it). Without exact duplicates,
-        ``default_threshold`` is used and precision is None.
+        ``default_threshold`` is used and precision is None. ``data`` is read by
+        :func:`~skulens.tasks.inputs.as_catalog` (image paths under ``root``).
         """
-        catalog = as_catalog(data)
+        catalog = as_catalog(data, root=root)
         image, image_ok, text, text_ok = self.encode_catalog(catalog)
         ok = np.flatnonzero(image_ok & text_ok)
         if len(ok) < 2:
@@ -93,7 +97,7 @@ def _exact_keys(catalog: Catalog) -> dict[str, list[str]]:
     paths = catalog.frame["image"].tolist() if "image" in catalog.frame.columns else [None] * len(catalog)
     for path in paths:
         try:
-            image_keys.append(hashlib.sha256(read_image_bytes(path, catalog.root)).hexdigest() if path else "")
+            image_keys.append(hashlib.sha256(read_image_bytes(path, catalog.image_roots)).hexdigest() if path else "")
         except (ImageLoadError, OSError, CatalogError):
             image_keys.append("")
     titles = catalog.frame["title"].map(normalise_text).tolist() if "title" in catalog.frame.columns else [""] * len(catalog)

@@ -31,13 +31,13 @@ from skulens.tasks.align.common import (
     TASK,
     TFIDF_MAX_FEATURES,
     AlignmentError,
-    as_catalog,
 )
 from skulens.tasks.align.dedupe import DedupeMixin
 from skulens.tasks.align.scripts import count_scripts
 from skulens.tasks.align.search import SearchMixin
 from skulens.tasks.align.zero_shot import ZeroShotMixin
 from skulens.tasks.features import FeatureExtractor, Features
+from skulens.tasks.inputs import Data, as_catalog
 from skulens.tasks.model_folder import ModelFolderError, read_model_folder, write_model_folder
 from skulens.tasks.predictor import WARM_UP_TEXT, catalog_row_issues, row_issue_texts, with_issues
 
@@ -160,13 +160,14 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         return _dense_blocks(features, self.image_encoders)
 
     # ---- training -------------------------------------------------------------------------------
-    def fit(self, data: Catalog | pd.DataFrame, log=None) -> AlignmentModel:
-        """Train the projections on the catalog's rows that have an image and a text.
+    def fit(self, data: Data | str | Path, log=None, root: str | Path | None = None) -> AlignmentModel:
+        """Train the projections on the rows of ``data`` (read by :func:`~skulens.tasks.inputs.as_catalog`,
+        image paths under ``root``) that have an image and a text.
 
         A group-aware ``val_fraction`` of the pairs (no normalised title on both sides) drives early stopping;
         with ``refit`` the heads are then retrained on every pair for the number of epochs chosen there.
         """
-        catalog = as_catalog(data)
+        catalog = as_catalog(data, root=root)
         self._identity = None
         try:
             self.features.fit(catalog)
@@ -316,7 +317,7 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         _, image_ok, _, text_ok = self.catalog_features(catalog, features)
         read = {"image": image_ok, "text": text_ok, "both": image_ok | text_ok}[use]
         missing = "photo or text" if use == "both" else use
-        issues = row_issue_texts(len(catalog), catalog_row_issues(catalog) + list(features.issues))
+        issues = row_issue_texts(len(catalog), catalog_row_issues(catalog, features.issues))
         issues = [issue or ("" if ok else f"no usable {missing}") for issue, ok in zip(issues, read)]
         best = probs.argmax(axis=1)
         chosen = [labels[j] if ok else None for j, ok in zip(best, read)]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from PIL import Image
 
 from skulens.catalog.schema import Catalog
-from skulens.tasks.align.common import DEFAULT_TEMPLATES, AlignmentError, as_catalog, normalise_rows
+from skulens.tasks.align.common import DEFAULT_TEMPLATES, AlignmentError, normalise_rows
 from skulens.tasks.features import Features
+from skulens.tasks.inputs import Data, as_catalog
+
+LOG = logging.getLogger(__name__)
 
 
 class ZeroShotMixin:
@@ -53,18 +56,22 @@ class ZeroShotMixin:
 
     def zero_shot_scores(
         self,
-        data: Catalog | pd.DataFrame,
+        data: Data | str | Path,
         labels: Sequence[str],
         templates: Sequence[str] = DEFAULT_TEMPLATES,
         use: str = "image",
         class_embeddings: np.ndarray | None = None,
         features: Features | None = None,
+        root: str | Path | None = None,
     ) -> np.ndarray:
         """Probabilities (rows x labels) from ``use`` = ``image``, ``text`` or ``both`` (mean of the two
-        embeddings; a row missing one modality uses the other); ``features``: the catalog's, if already extracted."""
+        embeddings; a row missing one modality uses the other); ``features``: the catalog's, if already
+        extracted. ``data`` is read by :func:`~skulens.tasks.inputs.as_catalog` (image paths under ``root``).
+        A row with nothing usable (no readable image for ``use="image"``...) gets NaN probabilities, never
+        an invented answer, and the count is logged."""
         if use not in ("image", "text", "both"):
             raise AlignmentError(f"use must be 'image', 'text' or 'both', not '{use}'")
-        catalog = as_catalog(data)
+        catalog = as_catalog(data, root=root)
         classes = class_embeddings if class_embeddings is not None else self.label_embeddings(labels, templates)
         image, image_ok, text, text_ok = self.encode_catalog(catalog, features)
         if use == "image":
@@ -73,23 +80,36 @@ class ZeroShotMixin:
             query = text
         else:
             query = normalise_rows(image * image_ok[:, None] + text * text_ok[:, None])
+        usable = {"image": image_ok, "text": text_ok, "both": image_ok | text_ok}[use]
         logits = self.logit_scale * query @ classes.T
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
-        return probs / probs.sum(axis=1, keepdims=True)
+        probs /= probs.sum(axis=1, keepdims=True)
+        probs[~usable] = np.nan
+        if not usable.all():
+            LOG.warning(
+                "%d of %d products of '%s' have no usable %s: no label given (see catalog.issues)",
+                int((~usable).sum()),
+                len(catalog),
+                catalog.name,
+                "image or text" if use == "both" else use,
+            )
+        return probs
 
     def zero_shot(
         self,
-        data: Catalog | pd.DataFrame,
+        data: Data | str | Path,
         labels: Sequence[str],
         templates: Sequence[str] = DEFAULT_TEMPLATES,
         k: int = 5,
         use: str = "image",
+        root: str | Path | None = None,
     ) -> list[list[tuple[str, float]]]:
-        """Top-``k`` (label, probability) for every row, from label names alone."""
-        probs = self.zero_shot_scores(data, labels, templates, use)
-        order = np.argsort(-probs, axis=1)[:, : min(k, len(labels))]
-        return [[(str(labels[j]), float(p[j])) for j in row] for row, p in zip(order, probs)]
+        """Top-``k`` (label, probability) for every row, from label names alone; an empty list for a row
+        with nothing usable (see :meth:`zero_shot_scores`)."""
+        probs = self.zero_shot_scores(data, labels, templates, use, root=root)
+        order = np.argsort(-np.nan_to_num(probs, nan=-1.0), axis=1)[:, : min(k, len(labels))]
+        return [[] if np.isnan(p).any() else [(str(labels[j]), float(p[j])) for j in row] for row, p in zip(order, probs)]
 
     def zero_shot_inputs(
         self,
