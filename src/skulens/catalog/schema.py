@@ -46,6 +46,10 @@ def write_issues(issues: Iterable[RowIssue], path: str | Path) -> Path:
     return Path(path)
 
 
+#: Separators a category path may be written with, in the order they are tried (``>>`` before its prefix ``>``).
+CATEGORY_SEPARATORS = (">>", ">", "|", "/")
+
+
 def _label_text(value: object) -> str | None:
     """A label value as text: paths joined with ``>>``, whole numbers without ``.0``, blanks as ``None``."""
     if isinstance(value, (tuple, list)):
@@ -89,6 +93,7 @@ class Catalog:
     issues: list[RowIssue] = field(default_factory=list)
     image_roots: tuple[Path, ...] = ()
     mapping: ColumnMapping = field(default_factory=ColumnMapping)
+    category_sep: str = ">>"
 
     def __post_init__(self) -> None:
         if "id" not in self.frame.columns:
@@ -138,8 +143,25 @@ class Catalog:
         if not self.has("category"):
             raise CatalogError(f"catalog '{self.name}' has no 'category' column to take level {index} from")
         if index < 0 or index >= self.depth:
-            raise CatalogError(f"category level {index} does not exist in '{self.name}': levels are 0..{self.depth - 1}")
+            raise CatalogError(
+                f"category level {index} does not exist in '{self.name}': levels are 0..{self.depth - 1} "
+                f"(paths split on '{self.category_sep}'){self._separator_hint()}"
+            )
         return self.frame["category"].map(lambda path: path[index] if isinstance(path, tuple) and len(path) > index else None)
+
+    def _separator_hint(self) -> str:
+        """What to try when paths did not split: another separator seen in the values, or level columns."""
+        paths = self.frame["category"].dropna()
+        for sep in CATEGORY_SEPARATORS:
+            if sep == self.category_sep:
+                continue
+            example = next((p[-1] for p in paths if sep in p[-1] and not (sep == ">" and ">>" in p[-1])), None)
+            if example is not None:
+                return (
+                    f"; the values contain '{sep}' (e.g. '{example[:60]}'): pass --category-sep '{sep}' "
+                    f"(category_sep='{sep}' in Python)"
+                )
+        return "; if each level is its own column, name them with --category-columns A,B,C (category_columns=[...])"
 
     def texts(self, fields: Iterable[str] = ("title", "description"), sep: str = ". ") -> list[str]:
         """Each row's text fields joined into one string (empty where a row has none)."""
@@ -164,6 +186,7 @@ class Catalog:
             issues=list(self.issues),
             image_roots=self.image_roots,
             mapping=self.mapping,
+            category_sep=self.category_sep,
         )
 
     def head(self, n: int) -> Catalog:

@@ -12,9 +12,42 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from skulens.catalog.images import DEFAULT_MAX_PIXELS, ImageLoadError, image_problem, resolve_image_path
-from skulens.catalog.schema import Catalog, CatalogError, ColumnMapping, RowIssue
+from skulens.catalog.schema import CATEGORY_SEPARATORS, Catalog, CatalogError, ColumnMapping, RowIssue
 
 CATEGORY_SEPARATOR = ">>"
+#: Share of a category column's text values that must hold a separator for it to be detected.
+SEPARATOR_SHARE = 0.5
+
+
+def detect_separator(values: Iterable[object]) -> str:
+    """The separator a column of category paths is written with: the first of :data:`CATEGORY_SEPARATORS`
+    found in at least half of its text values (``>`` counted only outside ``>>``), else ``>>``."""
+    texts = [v for v in values if isinstance(v, str) and v.strip() and not v.strip().startswith("[")]
+    for sep in CATEGORY_SEPARATORS:
+        found = sum(sep in t.replace(">>", "") if sep == ">" else sep in t for t in texts)
+        if texts and found >= SEPARATOR_SHARE * len(texts):
+            return sep
+    return CATEGORY_SEPARATOR
+
+
+def category_from_columns(frame: pd.DataFrame, columns: Sequence[str], name: str = "catalog") -> pd.Series:
+    """Category paths built from one column per level (coarse to fine); a path ends at its first blank level."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise CatalogError(
+            f"category column(s) {missing} are not in '{name}' (columns: {', '.join(map(str, frame.columns))}); "
+            "give --category-columns as the level columns from coarse to fine"
+        )
+
+    def path(row: Sequence[object]) -> tuple[str, ...] | None:
+        levels = []
+        for value in row:
+            if value is None or (isinstance(value, float) and pd.isna(value)) or not str(value).strip():
+                break
+            levels.append(str(value).strip())
+        return tuple(levels) or None
+
+    return pd.Series([path(row) for row in frame[list(columns)].itertuples(index=False)], index=frame.index, dtype=object)
 
 
 def parse_category(value: object, separator: str = CATEGORY_SEPARATOR) -> tuple[str, ...] | None:
@@ -43,8 +76,13 @@ def build_catalog(
     name: str = "catalog",
     image_roots: Sequence[str | Path] = (),
     mapping: ColumnMapping | None = None,
+    category_sep: str | None = None,
+    category_columns: Sequence[str] | None = None,
 ) -> Catalog:
     """A validated catalog from a frame already in the skulens schema.
+
+    Category paths are split on ``category_sep`` (default: detected, see :func:`detect_separator`), or built
+    from ``category_columns``, one column per level.
 
     Rows without an id or with a repeated id are skipped; image paths outside the image roots
     (``root`` and ``image_roots``, symlinks resolved) are dropped from their row. Each is recorded in
@@ -70,8 +108,12 @@ def build_catalog(
         keep[row] = False
     frame["id"] = ids
 
-    if "category" in frame.columns:
-        frame["category"] = frame["category"].map(parse_category)
+    sep = category_sep or CATEGORY_SEPARATOR
+    if category_columns:
+        frame["category"] = category_from_columns(frame, category_columns, name)
+    elif "category" in frame.columns:
+        sep = category_sep or detect_separator(frame["category"])
+        frame["category"] = frame["category"].map(lambda value: parse_category(value, sep))
     if "image" in frame.columns:
         frame["image"] = _object_column(frame, "image", lambda v: None if pd.isna(v) or str(v).strip() == "" else str(v))
         for row, path in frame["image"].items():
@@ -95,6 +137,7 @@ def build_catalog(
         issues=issues,
         image_roots=roots,
         mapping=mapping or ColumnMapping(),
+        category_sep=sep,
     )
 
 

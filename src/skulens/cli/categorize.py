@@ -10,7 +10,18 @@ import typer
 from skulens.cli.commands import AdaptPriors, add_commands, flag, group
 from skulens.cli.engines import ChunkRows, Engine, RayAddress, RayCpus, run_streamed
 from skulens.cli.output import console, err, fail, note, print_report_tables, warn
-from skulens.cli.sources import Columns, ImageRoots, Label, Source, label_value, load_source, reads_images, report_images
+from skulens.cli.sources import (
+    CategoryColumns,
+    CategorySep,
+    Columns,
+    ImageRoots,
+    Label,
+    Source,
+    label_value,
+    load_source,
+    reads_images,
+    report_images,
+)
 from skulens.cli.tracking import NoTrack, Register, TrackingUri, tracked_run
 
 if TYPE_CHECKING:
@@ -46,6 +57,8 @@ def train(
     ] = 0.2,
     seed: Annotated[int, typer.Option(metavar="N", help="Random seed (split and heads).")] = 0,
     columns: Columns = None,
+    category_sep: CategorySep = None,
+    category_columns: CategoryColumns = None,
     image_root: ImageRoots = None,
     tracking_uri: TrackingUri = None,
     no_track: NoTrack = False,
@@ -62,7 +75,7 @@ def train(
     from skulens.tasks.model_folder import ModelFolderError
 
     level = label_value(label)
-    catalog = load_source(source, columns, image_root, uses=[label])
+    catalog = load_source(source, columns, image_root, uses=[label], category_sep=category_sep, category_columns=category_columns)
     images = reads_images(encoders)
     params = {"command": "categorize train", "data": source, "label": label, "encoders": encoders, "head": head, "fusion": fusion}
     params |= {"min_class_count": min_class_count, "test_size": test_size, "seed": seed}
@@ -183,6 +196,8 @@ def predict(
     k: Annotated[int, typer.Option("-k", "--k", metavar="N", help="How many categories to show per product.")] = 5,
     adapt_priors: AdaptPriors = False,
     columns: Columns = None,
+    category_sep: CategorySep = None,
+    category_columns: CategoryColumns = None,
     image_root: ImageRoots = None,
     engine: Engine = "local",
     ray_address: RayAddress = None,
@@ -232,7 +247,7 @@ def predict(
     if input is None:
         _predict_one(predictor, model, image, text, k)
         return
-    catalog = load_source(input, columns, image_root)
+    catalog = load_source(input, columns, image_root, category_sep=category_sep, category_columns=category_columns)
     images = _modalities(predictor)[0]
     try:
         found = check_images(catalog) if images else []
@@ -265,6 +280,8 @@ def evaluate(
     ] = False,
     adapt_priors: AdaptPriors = False,
     columns: Columns = None,
+    category_sep: CategorySep = None,
+    category_columns: CategoryColumns = None,
     image_root: ImageRoots = None,
 ) -> None:
     """Evaluate a saved categorizer on labelled data and write a report folder.
@@ -283,7 +300,9 @@ def evaluate(
         predictor = CategoryPredictor.load(model)
     except (CatalogError, ModelFolderError) as exc:
         raise fail(str(exc)) from None
-    catalog = load_source(source, columns, image_root, uses=[str(predictor.label)])
+    catalog = load_source(
+        source, columns, image_root, uses=[str(predictor.label)], category_sep=category_sep, category_columns=category_columns
+    )
     images = _modalities(predictor)[0]
     options = {"include_training_rows": True} if include_training_rows else {}  # else the predictor's default: excluded
     try:
@@ -411,6 +430,8 @@ def benchmark(
         ),
     ] = None,
     columns: Columns = None,
+    category_sep: CategorySep = None,
+    category_columns: CategoryColumns = None,
     image_root: ImageRoots = None,
     tracking_uri: TrackingUri = None,
     no_track: NoTrack = False,
@@ -447,7 +468,9 @@ def benchmark(
         chosen = tuple(c for c in known if c.name in wanted)
         if len(chosen) != len(wanted):
             raise fail(f"unknown config in {wanted}; known: {[c.name for c in known]}")
-    catalog = load_source(dataset, columns, image_root, uses=[label])
+    catalog = load_source(
+        dataset, columns, image_root, uses=[label], category_sep=category_sep, category_columns=category_columns
+    )
     params = {"command": "categorize benchmark", "data": dataset, "label": label, "folds": folds, "seeds": seeds}
     params |= {"configs": [c.name for c in chosen], "min_class_count": min_class_count}
     with tracked_run("categorize-benchmark", params, no_track, tracking_uri) as run:

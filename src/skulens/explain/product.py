@@ -147,7 +147,9 @@ def explain_product(
         proba=proba,
         target=str(classes[index]),
         predicted=str(classes[int(proba.argmax())]),
-        modality=modality_contribution(proba_with, classes, index, available, readable),
+        modality=modality_contribution(
+            proba_with, classes, index, available, readable, _field_proba(predictor, features, kinds, title, description)
+        ),
         image=pixels,
         notes=notes,
     )
@@ -156,6 +158,25 @@ def explain_product(
     if text:
         explanation.text = _text_attribution(predictor, features, kinds, text, index)
     return explanation
+
+
+def _field_proba(
+    predictor: CategoryPredictor, features: Features, kinds: dict[str, str], title: str | None, description: str | None
+) -> dict[str, np.ndarray]:
+    """The model's probabilities from each text field alone (title, description), when it reads both and both are given."""
+    given = {f: v for f, v in (("title", title), ("description", description)) if f in predictor.text_fields and v and v.strip()}
+    text_names = [n for n in predictor.encoders if kinds[n] == "text"]
+    if len(given) < 2 or not text_names:
+        return {}
+    single = predictor.extractor.transform_inputs([None] * len(given), list(given.values()), text_names)
+    out = {}
+    for row, part in enumerate(given):
+        blocks = {n: single.blocks[n][row : row + 1] if n in single.blocks else features.blocks[n] for n in predictor.encoders}
+        present = {
+            n: single.present[n][row : row + 1] if n in single.present else np.zeros(1, dtype=bool) for n in predictor.encoders
+        }
+        out[part] = predictor.proba_from_features(Features(blocks, present))[0]
+    return out
 
 
 def _image_maps(
