@@ -154,7 +154,9 @@ def explain_product(
         notes=notes,
     )
     if pixels is not None:
-        explanation.image_maps = _image_maps(predictor, pixels, features, kinds, index, explanation.target, notes)
+        photo = explanation.modality.image
+        strength = photo.target_probability if photo is not None and "text" in available else 1.0
+        explanation.image_maps = _image_maps(predictor, pixels, features, kinds, index, explanation.target, notes, strength)
     if text:
         explanation.text = _text_attribution(predictor, features, kinds, text, index)
     return explanation
@@ -187,7 +189,9 @@ def _image_maps(
     index: int,
     target: str,
     notes: list[str],
+    strength: float = 1.0,
 ) -> list[ImageMap]:
+    """Grad-CAM maps of the image encoders, scaled by ``strength`` (the photo's own support for the class)."""
     fusion = predictor.model_
     if not isinstance(fusion, LateFusion):
         notes.append("Grad-CAM follows late-fusion models; this model uses early fusion, so the photo has no heat map.")
@@ -206,7 +210,7 @@ def _image_maps(
         except ExplainError as exc:
             notes.append(str(exc))
             continue
-        image_map = gradcam(encoder, head, pixels, index, target)
+        image_map = gradcam(encoder, head, pixels, index, target, strength)
         if abs(image_map.log_odds - expected) > PATH_TOLERANCE * (1 + abs(expected)):
             notes.append(
                 f"the Grad-CAM path of {name} gives log-odds {image_map.log_odds:.3f} where the model gives {expected:.3f}: "
