@@ -372,10 +372,15 @@ def evaluation_notes(metrics: dict, source: str, include_training_rows: bool) ->
     unlabelled = int(metrics.get("unlabelled_rows", 0) or 0)
     if unlabelled:
         lines.append(f"{unlabelled:,} rows have no label and were not scored")
-    absent = list(metrics.get("absent_classes") or [])
-    if absent:
-        shown = ", ".join(repr(c) for c in absent[:12]) + (f" and {len(absent) - 12} more" if len(absent) > 12 else "")
-        lines.append(f"{len(absent)} of the model's classes have no rows in {source} (not in macro-F1): {shown}")
+    trained = list(metrics.get("classes_only_in_training_rows") or [])
+    absent = [c for c in metrics.get("absent_classes") or [] if c not in trained]
+    for classes, why in (
+        (trained, f"have rows in {source} only among the excluded training rows"),
+        (absent, f"have no rows in {source}"),
+    ):
+        if classes:
+            shown = ", ".join(repr(c) for c in classes[:12]) + (f" and {len(classes) - 12} more" if len(classes) > 12 else "")
+            lines.append(f"{len(classes)} of the model's classes {why} (not in macro-F1): {shown}")
     return lines
 
 
