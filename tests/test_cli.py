@@ -574,3 +574,10 @@ def test_ui_passes_signals_to_streamlit(tmp_path, signal_name):
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_fusion_weights_are_printed_for_people():
+    from skulens.cli.reviews import _weights_text
+
+    assert _weights_text({"minilm": 0.38123, "tfidf": 0.61877}) == "tfidf 0.62, minilm 0.38"
+    assert _weights_text(None) == "none (one encoder)"
