@@ -14,6 +14,7 @@ import pandas as pd
 
 from skulens.catalog.schema import Catalog
 from skulens.explain.modality import CONFLICT_LOG_RATIO, disagreement
+from skulens.heads.fusion import LateFusion
 from skulens.tasks.categorize import CategoryPredictor
 from skulens.tasks.features import Features
 from skulens.tasks.inputs import Data, as_catalog
@@ -21,6 +22,15 @@ from skulens.tasks.inputs import Data, as_catalog
 
 def _only(features: Features, names: set[str]) -> Features:
     return Features(features.blocks, {name: mask & (name in names) for name, mask in features.present.items()})
+
+
+def view_proba(predictor: CategoryPredictor, features: Features, names: set[str]) -> np.ndarray:
+    """What the blocks ``names`` alone predict. Late fusion: their heads at full strength (see
+    :meth:`~skulens.heads.fusion.LateFusion.view_proba`: a photo the fusion down-weights still says what it
+    sees); early fusion: the one head with the other blocks marked absent."""
+    if isinstance(predictor.model_, LateFusion):
+        return predictor.model_.view_proba(features.blocks, features.present, names)
+    return predictor.proba_from_features(_only(features, names))
 
 
 def _field_only(catalog: Catalog, field: str, fields: tuple[str, ...]) -> Catalog:
@@ -45,10 +55,10 @@ def view_probabilities(
         for name in names:
             has |= features.present[name]
         if has.any():
-            views[modality] = (predictor.proba_from_features(_only(features, names)), has)
+            views[modality] = (view_proba(predictor, features, names), has)
     text_names = [n for n, kind in kinds.items() if kind == "text"]
     fields = tuple(f for f in predictor.text_fields if catalog.has(f))
-    if text_names and len(fields) > 1:
+    if text_names and len(fields) > 1 and isinstance(predictor.model_, LateFusion):  # per-field views need per-block heads
         for field in fields:
             single = predictor.extractor.transform(_field_only(catalog, field, predictor.text_fields), text_names)
             blocks = {**features.blocks, **single.blocks}

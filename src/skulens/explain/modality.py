@@ -88,6 +88,7 @@ def modality_contribution(
     available: set[str],
     readable: set[str],
     fields: dict[str, np.ndarray] | None = None,
+    proba_alone: Callable[[str], np.ndarray | None] | None = None,
 ) -> ModalityContribution:
     """Contributions of ``"image"`` and ``"text"`` to the prediction of class index ``target``.
 
@@ -97,7 +98,8 @@ def modality_contribution(
     (only when there are at least two).
     """
     full = proba_with(available & readable)
-    alone = {m: proba_with({m}) for m in ("image", "text") if m in available & readable}
+    alone_of = proba_alone or (lambda modality: proba_with({modality}))
+    alone = {m: alone_of(m) for m in ("image", "text") if m in available & readable}
     views = {
         m: ModalityView(str(classes[int(p.argmax())]), float(p.max()), float(p[target]))
         for m, p in alone.items()

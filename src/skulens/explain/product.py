@@ -9,6 +9,7 @@ from PIL import Image
 
 from skulens.catalog.schema import CatalogError
 from skulens.encoders.text import TfidfEncoder
+from skulens.explain.conflicts import view_proba
 from skulens.explain.gradcam import ImageMap, gradcam, supports_gradcam
 from skulens.explain.heads import ExplainError, fused_scores, log_odds
 from skulens.explain.modality import ModalityContribution, modality_contribution
@@ -142,13 +143,25 @@ def explain_product(
             return None
         return predictor.proba_from_features(_with_present(features, keep))[0]
 
+    def proba_alone(modality: str) -> np.ndarray | None:
+        keep = {n for n in names if kinds[n] == modality}
+        if not any(features.present[n][0] for n in keep):
+            return None
+        return view_proba(predictor, features, keep)[0]
+
     explanation = ProductExplanation(
         classes=list(classes),
         proba=proba,
         target=str(classes[index]),
         predicted=str(classes[int(proba.argmax())]),
         modality=modality_contribution(
-            proba_with, classes, index, available, readable, _field_proba(predictor, features, kinds, title, description)
+            proba_with,
+            classes,
+            index,
+            available,
+            readable,
+            _field_proba(predictor, kinds, title, description),
+            proba_alone,
         ),
         image=pixels,
         notes=notes,
@@ -163,22 +176,16 @@ def explain_product(
 
 
 def _field_proba(
-    predictor: CategoryPredictor, features: Features, kinds: dict[str, str], title: str | None, description: str | None
+    predictor: CategoryPredictor, kinds: dict[str, str], title: str | None, description: str | None
 ) -> dict[str, np.ndarray]:
-    """The model's probabilities from each text field alone (title, description), when it reads both and both are given."""
+    """What each text field alone predicts (title, description), when the model reads both and both are given."""
     given = {f: v for f, v in (("title", title), ("description", description)) if f in predictor.text_fields and v and v.strip()}
     text_names = [n for n in predictor.encoders if kinds[n] == "text"]
-    if len(given) < 2 or not text_names:
+    if len(given) < 2 or not text_names or not isinstance(predictor.model_, LateFusion):  # per-field views need per-block heads
         return {}
     single = predictor.extractor.transform_inputs([None] * len(given), list(given.values()), text_names)
-    out = {}
-    for row, part in enumerate(given):
-        blocks = {n: single.blocks[n][row : row + 1] if n in single.blocks else features.blocks[n] for n in predictor.encoders}
-        present = {
-            n: single.present[n][row : row + 1] if n in single.present else np.zeros(1, dtype=bool) for n in predictor.encoders
-        }
-        out[part] = predictor.proba_from_features(Features(blocks, present))[0]
-    return out
+    proba = view_proba(predictor, single, set(text_names))
+    return {part: proba[row] for row, part in enumerate(given)}
 
 
 def _image_maps(
