@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from skulens.catalog.schema import SCHEMA_COLUMNS, Catalog, CatalogError, ColumnMapping
+from skulens.catalog.schema import EXTRA_COLUMNS, SCHEMA_COLUMNS, Catalog, CatalogError, ColumnMapping
 from skulens.catalog.validation import build_catalog
 
 SUPPORTED_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
@@ -36,6 +36,7 @@ REVIEW_NAMES: dict[str, tuple[str, ...]] = {
     **CATALOG_NAMES,
     "id": ("id", "review_id"),
     "title": ("title", "review_title", "summary", "headline"),
+    "recommended": ("recommended", "recommended_ind", "would_recommend", "recommend", "is_recommended"),
 }
 
 
@@ -109,9 +110,10 @@ def resolve_columns(
     mapped columns that are not in the file are errors naming what the file has.
     """
     given = dict(given or {})
-    unknown = sorted(set(given) - set(SCHEMA_COLUMNS))
+    mappable = (*SCHEMA_COLUMNS, *EXTRA_COLUMNS)
+    unknown = sorted(set(given) - set(mappable))
     if unknown:
-        raise CatalogError(f"unknown schema column(s) {unknown} in the mapping; schema columns are {', '.join(SCHEMA_COLUMNS)}")
+        raise CatalogError(f"unknown schema column(s) {unknown} in the mapping; mappable columns are {', '.join(mappable)}")
     present = [str(c) for c in columns]
     missing = [src for src in given.values() if src not in present]
     if missing:
@@ -128,7 +130,7 @@ def resolve_columns(
             if choice != schema:
                 detected[schema] = choice
             used.add(choice)
-    taken = {**{s: s for s in SCHEMA_COLUMNS if s in present}, **given, **detected}
+    taken = {**{s: s for s in mappable if s in present}, **given, **detected}
     ignored: dict[str, str] = {}
     for column in present:
         if column in taken.values():

@@ -21,6 +21,13 @@ SCHEMA_COLUMNS: tuple[str, ...] = (
 )
 
 
+#: Optional columns beyond the schema that a task reads when present, mappable like schema columns:
+#: ``recommended`` (would the reviewer recommend the product: 1/0, yes/no, true/false).
+EXTRA_COLUMNS: tuple[str, ...] = ("recommended",)
+#: The star scale of the ``rating`` column.
+RATING_RANGE = (1, 5)
+
+
 class CatalogError(ValueError):
     """Raised for input that cannot be turned into a catalog; the message says how to fix it."""
 

@@ -12,7 +12,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from skulens.catalog.images import DEFAULT_MAX_PIXELS, ImageLoadError, image_problem, resolve_image_path
-from skulens.catalog.schema import CATEGORY_SEPARATORS, Catalog, CatalogError, ColumnMapping, RowIssue
+from skulens.catalog.schema import CATEGORY_SEPARATORS, RATING_RANGE, Catalog, CatalogError, ColumnMapping, RowIssue
 
 CATEGORY_SEPARATOR = ">>"
 #: Share of a category column's text values that must hold a separator for it to be detected.
@@ -129,6 +129,15 @@ def build_catalog(
             frame[column] = _object_column(frame, column, lambda v: None if pd.isna(v) else str(v))
     if "rating" in frame.columns:
         frame["rating"] = _numeric(frame, "rating", issues, ids)
+        low, high = RATING_RANGE
+        for row in frame.index[frame["rating"].notna() & ~frame["rating"].between(low, high)]:
+            value = frame.at[row, "rating"]
+            issues.append(
+                RowIssue(int(row), ids[row], "rating", f"rating {value:g} is outside {low}-{high} stars; value dropped")
+            )
+            frame.at[row, "rating"] = np.nan
+    if "recommended" in frame.columns:
+        frame["recommended"] = _yes_no(frame, "recommended", issues, ids)
 
     return Catalog(
         frame[keep].reset_index(drop=True),
@@ -158,6 +167,24 @@ def _numeric(frame: pd.DataFrame, column: str, issues: list[RowIssue], ids: pd.S
             continue
         issues.append(RowIssue(int(row), ids[row], column, f"'{raw}' is not a number; value dropped"))
     return values
+
+
+YES = {"1", "1.0", "true", "yes", "y", "t"}
+NO = {"0", "0.0", "false", "no", "n", "f"}
+
+
+def _yes_no(frame: pd.DataFrame, column: str, issues: list[RowIssue], ids: pd.Series) -> pd.Series:
+    """1.0 / 0.0 from yes/no, true/false or 1/0 (any case); other values are reported and dropped (NaN)."""
+    out = []
+    for row, raw in frame[column].items():
+        text = "" if raw is None or (isinstance(raw, float) and pd.isna(raw)) else str(raw).strip().lower()
+        if text in YES or text in NO:
+            out.append(1.0 if text in YES else 0.0)
+            continue
+        if text:
+            issues.append(RowIssue(int(row), ids[row], column, f"'{raw}' is not yes/no (or 1/0, true/false); value dropped"))
+        out.append(np.nan)
+    return pd.Series(out, index=frame.index, dtype=float)
 
 
 def check_images(catalog: Catalog, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[RowIssue]:
