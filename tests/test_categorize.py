@@ -344,3 +344,14 @@ def test_cli_train_predict_evaluate(shop, tmp_path):
     assert metrics["n"] == 12 and metrics["excluded_training_rows"] == 36  # trained on 36 of 48 rows
     result = runner.invoke(app, ["predict", str(tmp_path), "--text", "x"])
     assert result.exit_code == 2 and "is not a skulens model" in " ".join(result.output.split())
+
+
+def test_evaluate_names_classes_whose_rows_were_all_training_rows(tmp_path):
+    from serve_helpers import tiny_catalog
+
+    catalog = tiny_catalog(tmp_path / "data", per_class=6)
+    garden = np.flatnonzero(catalog.labels(0).to_numpy() == "Garden")
+    train = catalog.subset([i for i in range(len(catalog)) if i % 2 == 0 or i in set(garden)])
+    model = CategoryPredictor(["tfidf"], min_class_count=2, cache_dir=tmp_path / "cache").fit(train)
+    metrics = model.evaluate(catalog)
+    assert metrics["absent_classes"] == ["Garden"] and metrics["classes_only_in_training_rows"] == ["Garden"]

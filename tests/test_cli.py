@@ -430,6 +430,15 @@ def test_evaluation_notes_name_every_exclusion():
         "4 rows have no label and were not scored",
         "1 of the model's classes have no rows in holdout.csv (not in macro-F1): 'Free Items'",
     ]
+    trained_only = evaluation_notes(
+        {"absent_classes": ["Free Items", "Home"], "classes_only_in_training_rows": ["Home"]},
+        "h.csv",
+        include_training_rows=False,
+    )
+    assert trained_only == [
+        "1 of the model's classes have rows in h.csv only among the excluded training rows (not in macro-F1): 'Home'",
+        "1 of the model's classes have no rows in h.csv (not in macro-F1): 'Free Items'",
+    ]
     opted_in = evaluation_notes({"excluded_training_rows": 0}, "x.csv", include_training_rows=True)
     assert opted_in == ["rows the model was trained on are included (--include-training-rows): scores on them are optimistic"]
     assert evaluation_notes({}, "x.csv", include_training_rows=False) == []
@@ -565,3 +574,10 @@ def test_ui_passes_signals_to_streamlit(tmp_path, signal_name):
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_fusion_weights_are_printed_for_people():
+    from skulens.cli.reviews import _weights_text
+
+    assert _weights_text({"minilm": 0.38123, "tfidf": 0.61877}) == "tfidf 0.62, minilm 0.38"
+    assert _weights_text(None) == "none (one encoder)"

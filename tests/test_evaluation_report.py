@@ -109,3 +109,14 @@ def test_report_html_renders_in_headless_chromium(evaluated, tmp_path):
     assert len(images) >= 2 + 9  # two figures and nine product thumbnails
     assert all(complete and width > 0 for complete, width in images)
     assert "Calibration and confusion" in headings
+
+
+def test_long_category_paths_keep_the_level_that_tells_them_apart():
+    from skulens.evaluation.plots import short_label
+
+    track, trousers = "Apparel > Bottomwear > Track Pants", "Apparel > Bottomwear > Trousers"
+    assert short_label(track, 24) != short_label(trousers, 24)
+    assert short_label(track, 24).endswith("Track Pants") and short_label(track, 24).startswith("…")
+    assert len(short_label(track, 24)) == 24
+    assert short_label("Watches", 24) == "Watches"
+    assert short_label("A very long plain class name without levels", 10) == "A very lo…"

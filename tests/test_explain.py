@@ -145,6 +145,46 @@ def test_conflict_fires_on_disagreeing_photo_and_title(fused_model):
     assert np.isfinite(log_odds(clash.proba, target)).all()
 
 
+def test_weak_photo_support_gives_a_weak_map(fused_model):
+    clash = explain_product(fused_model, image=product_image("Kitchen", seed=5), title="teddy bear toy car")
+    agree = explain_product(fused_model, image=product_image("Kitchen", seed=5), title="steel frying pan")
+    weak, strong = clash.image_maps[0], agree.image_maps[0]
+    # each map is scaled by the photo's own probability of the explained class, not to its own peak
+    assert weak.cam.max() == pytest.approx(clash.modality.image.target_probability, abs=1e-5)
+    assert strong.cam.max() == pytest.approx(agree.modality.image.target_probability, abs=1e-5)
+    if clash.target != "Kitchen":
+        assert weak.cam.max() < 0.5 < strong.cam.max()
+
+
+def test_swapped_title_with_honest_description_is_a_conflict(fused_model):
+    photo = product_image("Kitchen", seed=5)
+    swapped = explain_product(
+        fused_model, image=photo, title="teddy bear toy car", description="a steel frying pan for the kitchen shelf"
+    )
+    honest = explain_product(
+        fused_model, image=photo, title="steel frying pan", description="a steel frying pan for the kitchen shelf"
+    )
+    assert set(swapped.modality.fields) == {"title", "description"}
+    assert swapped.modality.fields["title"].top == "Toys" and swapped.modality.fields["description"].top == "Kitchen"
+    assert swapped.modality.conflict and swapped.modality.conflict_view == "title"
+    assert "title alone says Toys" in swapped.modality.statement
+    assert not honest.modality.conflict
+
+
+def test_catalog_conflicts_flags_the_swapped_listing(fused_model, tmp_path):
+    from skulens.explain.conflicts import catalog_conflicts
+
+    catalog = tiny_catalog(tmp_path / "shop", per_class=4)
+    row = int(np.flatnonzero(catalog.frame["id"] == "Kitchen-1")[0])
+    catalog.frame.at[row, "title"] = "teddy bear toy car"
+    found = catalog_conflicts(fused_model, catalog)
+    assert list(found["id"]) == catalog.ids
+    flagged = set(found.loc[found["conflict"], "id"])
+    assert "Kitchen-1" in flagged and len(flagged) <= 2
+    clash = found.set_index("id").loc["Kitchen-1"]
+    assert clash["title_top"] == "Toys" and clash["conflict_view"] == "title"
+
+
 def test_explanation_files(fused_model, tmp_path):
     explanation = explain_product(fused_model, image=product_image("Toys", seed=2), title="rubber duck", description="a toy")
     written = save_explanation(explanation, tmp_path / "out")

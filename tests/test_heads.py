@@ -126,3 +126,23 @@ def test_probe_errors():
         MLPProbe().fit(X, np.linspace(0, 1, 6))
     with pytest.raises(ValueError, match="NaN"):
         LinearProbe().fit(np.full((6, 2), np.nan), [0, 1] * 3)
+
+
+def test_late_fusion_view_speaks_at_full_strength_when_down_weighted():
+    from skulens.heads.fusion import LateFusion
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.array(["a", "b", "c"]), 20)
+    strong = np.eye(3)[np.repeat([0, 1, 2], 20)] * 4 + rng.normal(0, 0.3, (60, 3))
+    weak = rng.normal(0, 1, (60, 3))
+    blocks = {"photo": strong.astype(np.float32), "text": weak.astype(np.float32)}
+    present = {name: np.ones(60, dtype=bool) for name in blocks}
+    fusion = LateFusion(head="linear").fit(blocks, present, y)
+    fusion.weights_ = np.array([0.0, 1.0])  # as if the fusion had learnt to ignore the photo
+    alone = fusion.view_proba(blocks, present, {"photo"})
+    masked = fusion.predict_proba(blocks, {"photo": present["photo"], "text": np.zeros(60, dtype=bool)})
+    own = fusion.block_proba(blocks)["photo"]
+    assert np.allclose(alone, own, atol=1e-6)  # the photo's own head, not a flattened copy
+    assert np.allclose(masked, 1 / 3)  # what masking alone gives with a zero weight
+    nothing = fusion.view_proba(blocks, {"photo": np.zeros(60, dtype=bool), "text": present["text"]}, {"photo"})
+    assert np.allclose(nothing, 1 / 3)

@@ -472,3 +472,17 @@ def test_in_memory_path_matches_predictor(client, models_dir, tmp_path):
     image = prepare_image(model.predictor, decode_image(data, draft_size=image_resolution(model.predictor)))
     got = model.batcher([(image, model.text_of("toy car", "red")), (None, model.text_of("rake", None))])
     np.testing.assert_allclose(np.stack(got), expected, atol=1e-5)
+
+
+def test_every_route_is_named_in_serve_help_and_the_docs(client):
+    from typer.testing import CliRunner
+
+    from skulens.cli import app as cli
+
+    routes = set(client.get("/openapi.json").json()["paths"]) - {"/"}
+    assert {"/health", "/v1/categorize", "/v1/reviews"} <= routes
+    help_text = " ".join(CliRunner().invoke(cli, ["serve", "--help"], terminal_width=200).output.split())
+    description = client.app.description
+    for route in routes:
+        assert route in help_text, f"{route} missing from `skulens serve --help`"
+        assert f"`{route}`" in description, f"{route} missing from the /docs description"

@@ -109,12 +109,39 @@ def test_model_picker_and_plain_words(app):
     assert successes(app)[0].startswith("Top category: Garden")
 
 
+def answers(at: AppTest) -> list[str]:
+    """The top-category line, whether shown as a success or as a low-confidence warning."""
+    return [m for m in [*successes(at), *(w.value for w in at.warning)] if "op category: " in m]
+
+
 def test_example_product(app):
     submit(app, "Wrist watch")
     assert app.text_input(key="cat_title").value == "Analog wrist watch with leather strap"
     assert image_captions(app) == ["Example: Wrist watch"]
-    assert successes(app)[0].startswith("Top category: ")
+    assert len(answers(app)) == 1
     assert any(c.value.startswith("From the photo, the title and the description;") for c in app.caption)
+
+
+def test_example_description_is_not_mixed_into_your_own_product(app):
+    submit(app, "Wrist watch")
+    assert app.text_area(key="cat_description").value  # the example filled it
+    app.text_input(key="cat_title").input("garden hose")
+    submit(app, "Categorize")
+    assert app.text_area(key="cat_description").value == ""
+    assert any("example was cleared" in i.value for i in app.info)
+    assert any(c.value.startswith("From the title;") for c in app.caption), [c.value for c in app.caption]
+
+
+def test_low_confidence_answer_is_a_warning_not_a_success(app):
+    app.selectbox(key="categorize-model").set_value("text-only").run()
+    app.text_input(key="cat_title").input("number 3")  # a word every class's titles share: no class stands out
+    submit(app, "Categorize")
+    assert not successes(app)
+    [warning] = [w.value for w in app.warning if "top category" in w.value]
+    assert warning.startswith("Low confidence — top category: ")
+    app.text_input(key="cat_title").input("garden hose")
+    submit(app, "Categorize")
+    assert successes(app)[0].startswith("Top category: Garden")
 
 
 # ----- reviews --------------------------------------------------------------------------------------------

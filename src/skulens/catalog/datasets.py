@@ -118,19 +118,29 @@ ADAPTERS: dict[str, Callable[..., Catalog]] = {
 
 
 def load_catalog(
-    name_or_path: str | Path, columns: Mapping[str, str] | None = None, image_roots: Sequence[str | Path] = ()
+    name_or_path: str | Path,
+    columns: Mapping[str, str] | None = None,
+    image_roots: Sequence[str | Path] = (),
+    category_sep: str | None = None,
+    category_columns: Sequence[str] | None = None,
 ) -> Catalog:
     """A built-in dataset by name (``flipkart``, ``myntra``, ``reviews``) or a catalog file by path.
 
     ``columns`` maps schema names to a file's columns (built-in datasets have their own mapping);
-    ``image_roots`` are folders besides the catalog's own that images may be read from.
+    ``image_roots`` are folders besides the catalog's own that images may be read from;
+    ``category_sep`` / ``category_columns`` say how a file's category paths are written (see :func:`read_catalog`).
     """
     key = str(name_or_path)
     if key in ADAPTERS:
-        if columns:
-            raise CatalogError(f"'{key}' is a built-in dataset with its own column mapping; --columns applies to your own files")
+        if columns or category_sep or category_columns:
+            raise CatalogError(
+                f"'{key}' is a built-in dataset with its own column mapping and category paths; --columns, --category-sep "
+                "and --category-columns apply to your own files"
+            )
         return ADAPTERS[key](_require(data_root() / key, key), image_roots=image_roots)
     path = Path(key)
     if not path.exists():
         raise CatalogError(f"'{key}' is neither a built-in dataset ({', '.join(ADAPTERS)}) nor an existing catalog file")
-    return read_catalog(path, columns=columns, image_roots=image_roots)
+    return read_catalog(
+        path, columns=columns, image_roots=image_roots, category_sep=category_sep, category_columns=category_columns
+    )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from skulens.catalog.schema import SCHEMA_COLUMNS, Catalog, CatalogError, ColumnMapping
+from skulens.catalog.schema import EXTRA_COLUMNS, SCHEMA_COLUMNS, Catalog, CatalogError, ColumnMapping
 from skulens.catalog.validation import build_catalog
 
 SUPPORTED_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
@@ -36,6 +36,7 @@ REVIEW_NAMES: dict[str, tuple[str, ...]] = {
     **CATALOG_NAMES,
     "id": ("id", "review_id"),
     "title": ("title", "review_title", "summary", "headline"),
+    "recommended": ("recommended", "recommended_ind", "would_recommend", "recommend", "is_recommended"),
 }
 
 
@@ -109,9 +110,10 @@ def resolve_columns(
     mapped columns that are not in the file are errors naming what the file has.
     """
     given = dict(given or {})
-    unknown = sorted(set(given) - set(SCHEMA_COLUMNS))
+    mappable = (*SCHEMA_COLUMNS, *EXTRA_COLUMNS)
+    unknown = sorted(set(given) - set(mappable))
     if unknown:
-        raise CatalogError(f"unknown schema column(s) {unknown} in the mapping; schema columns are {', '.join(SCHEMA_COLUMNS)}")
+        raise CatalogError(f"unknown schema column(s) {unknown} in the mapping; mappable columns are {', '.join(mappable)}")
     present = [str(c) for c in columns]
     missing = [src for src in given.values() if src not in present]
     if missing:
@@ -128,7 +130,7 @@ def resolve_columns(
             if choice != schema:
                 detected[schema] = choice
             used.add(choice)
-    taken = {**{s: s for s in SCHEMA_COLUMNS if s in present}, **given, **detected}
+    taken = {**{s: s for s in mappable if s in present}, **given, **detected}
     ignored: dict[str, str] = {}
     for column in present:
         if column in taken.values():
@@ -156,11 +158,14 @@ def frame_to_catalog(
     image_roots: Sequence[str | Path] = (),
     reviews: bool = False,
     source: str | None = None,
+    category_sep: str | None = None,
+    category_columns: Sequence[str] | None = None,
 ) -> Catalog:
     """A validated catalog from any table: columns mapped and detected, rows checked.
 
     With ``reviews=True`` product keys are not taken as ids and a table without an id gets ``<name>:<row>`` ids.
-    ``source`` (default ``name``) names the input in error messages.
+    ``source`` (default ``name``) names the input in error messages. ``category_sep`` / ``category_columns``:
+    see :func:`~skulens.catalog.validation.build_catalog`.
     """
     mapping = resolve_columns(frame.columns, columns, source or name, REVIEW_NAMES if reviews else CATALOG_NAMES)
     frame = apply_columns(frame, mapping)
@@ -168,7 +173,15 @@ def frame_to_catalog(
         # ids name the file and the row, so rows of another file never pass for training rows
         frame.insert(0, "id", [f"{name}:{i}" for i in range(len(frame))])
     root_path = Path(root).resolve() if root is not None else None
-    return build_catalog(frame, root=root_path, name=name, image_roots=image_roots, mapping=mapping)
+    return build_catalog(
+        frame,
+        root=root_path,
+        name=name,
+        image_roots=image_roots,
+        mapping=mapping,
+        category_sep=category_sep,
+        category_columns=category_columns,
+    )
 
 
 def _text_columns(columns: Mapping[str, str] | None, names: Mapping[str, Sequence[str]]) -> list[str]:
@@ -184,9 +197,12 @@ def read_catalog(
     root: str | Path | None = None,
     name: str | None = None,
     image_roots: Sequence[str | Path] = (),
+    category_sep: str | None = None,
+    category_columns: Sequence[str] | None = None,
 ) -> Catalog:
     """Read a catalog file. ``root`` (default: the file's folder) is where relative image paths resolve;
-    ``image_roots`` are further folders images may be read from.
+    ``image_roots`` are further folders images may be read from. Category paths are split on ``category_sep``
+    (``>>``, ``>``, ``|``, ``/``; detected when not given) or built from ``category_columns`` (one per level).
 
     >>> read_catalog("products.csv", columns={"id": "sku", "title": "name", "image": "img"})
     """
@@ -195,7 +211,14 @@ def read_catalog(
     if frame.empty:
         raise CatalogError(f"catalog file {path} has no rows; add at least one product")
     return frame_to_catalog(
-        frame, columns, root if root is not None else path.parent, name or path.stem, image_roots, source=str(path)
+        frame,
+        columns,
+        root if root is not None else path.parent,
+        name or path.stem,
+        image_roots,
+        source=str(path),
+        category_sep=category_sep,
+        category_columns=category_columns,
     )
 
 

@@ -24,6 +24,13 @@ SCHEMA_COLUMNS: tuple[str, ...] = (
 )
 
 
+#: Optional columns beyond the schema that a task reads when present, mappable like schema columns:
+#: ``recommended`` (would the reviewer recommend the product: 1/0, yes/no, true/false).
+EXTRA_COLUMNS: tuple[str, ...] = ("recommended",)
+#: The star scale of the ``rating`` column.
+RATING_RANGE = (1, 5)
+
+
 class CatalogError(SkulensError, ValueError):
     """Raised for input that cannot be turned into a catalog; the message says how to fix it."""
 
@@ -49,6 +56,10 @@ def write_issues(issues: Iterable[RowIssue], path: str | Path) -> Path:
     frame = pd.DataFrame([vars(issue) for issue in issues], columns=["row", "id", "column", "message"])
     frame.to_csv(path, index=False)
     return Path(path)
+
+
+#: Separators a category path may be written with, in the order they are tried (``>>`` before its prefix ``>``).
+CATEGORY_SEPARATORS = (">>", ">", "|", "/")
 
 
 def _label_text(value: object) -> str | None:
@@ -97,6 +108,7 @@ class Catalog:
     image_roots: tuple[Path, ...] = ()
     mapping: ColumnMapping = field(default_factory=ColumnMapping)
     source_rows: list[int] | None = None
+    category_sep: str = ">>"
 
     def __post_init__(self) -> None:
         if "id" not in self.frame.columns:
@@ -148,8 +160,25 @@ class Catalog:
         if not self.has("category"):
             raise CatalogError(f"catalog '{self.name}' has no 'category' column to take level {index} from")
         if index < 0 or index >= self.depth:
-            raise CatalogError(f"category level {index} does not exist in '{self.name}': levels are 0..{self.depth - 1}")
+            raise CatalogError(
+                f"category level {index} does not exist in '{self.name}': levels are 0..{self.depth - 1} "
+                f"(paths split on '{self.category_sep}'){self._separator_hint()}"
+            )
         return self.frame["category"].map(lambda path: path[index] if isinstance(path, tuple) and len(path) > index else None)
+
+    def _separator_hint(self) -> str:
+        """What to try when paths did not split: another separator seen in the values, or level columns."""
+        paths = self.frame["category"].dropna()
+        for sep in CATEGORY_SEPARATORS:
+            if sep == self.category_sep:
+                continue
+            example = next((p[-1] for p in paths if sep in p[-1] and not (sep == ">" and ">>" in p[-1])), None)
+            if example is not None:
+                return (
+                    f"; the values contain '{sep}' (e.g. '{example[:60]}'): pass --category-sep '{sep}' "
+                    f"(category_sep='{sep}' in Python)"
+                )
+        return "; if each level is its own column, name them with --category-columns A,B,C (category_columns=[...])"
 
     def texts(self, fields: Iterable[str] = ("title", "description"), sep: str = ". ") -> list[str]:
         """Each row's text fields joined into one string (empty where a row has none)."""
@@ -179,6 +208,7 @@ class Catalog:
             image_roots=self.image_roots,
             mapping=self.mapping,
             source_rows=[self.source_row(int(i)) for i in positions],
+            category_sep=self.category_sep,
         )
 
     def head(self, n: int) -> Catalog:

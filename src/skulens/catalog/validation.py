@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,11 +17,44 @@ from skulens.catalog.images import (
     read_image_bytes,
     resolve_image_path,
 )
-from skulens.catalog.schema import Catalog, CatalogError, ColumnMapping, RowIssue
+from skulens.catalog.schema import CATEGORY_SEPARATORS, RATING_RANGE, Catalog, CatalogError, ColumnMapping, RowIssue
 
 CATEGORY_SEPARATOR = ">>"
 #: Short side (px) JPEGs are decoded at when checked: a reduced-scale decode still reads every byte.
 CHECK_DRAFT = 32
+#: Share of a category column's text values that must hold a separator for it to be detected.
+SEPARATOR_SHARE = 0.5
+
+
+def detect_separator(values: Iterable[object]) -> str:
+    """The separator a column of category paths is written with: the first of :data:`CATEGORY_SEPARATORS`
+    found in at least half of its text values (``>`` counted only outside ``>>``), else ``>>``."""
+    texts = [v for v in values if isinstance(v, str) and v.strip() and not v.strip().startswith("[")]
+    for sep in CATEGORY_SEPARATORS:
+        found = sum(sep in t.replace(">>", "") if sep == ">" else sep in t for t in texts)
+        if texts and found >= SEPARATOR_SHARE * len(texts):
+            return sep
+    return CATEGORY_SEPARATOR
+
+
+def category_from_columns(frame: pd.DataFrame, columns: Sequence[str], name: str = "catalog") -> pd.Series:
+    """Category paths built from one column per level (coarse to fine); a path ends at its first blank level."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise CatalogError(
+            f"category column(s) {missing} are not in '{name}' (columns: {', '.join(map(str, frame.columns))}); "
+            "give --category-columns as the level columns from coarse to fine"
+        )
+
+    def path(row: Sequence[object]) -> tuple[str, ...] | None:
+        levels = []
+        for value in row:
+            if value is None or (isinstance(value, float) and pd.isna(value)) or not str(value).strip():
+                break
+            levels.append(str(value).strip())
+        return tuple(levels) or None
+
+    return pd.Series([path(row) for row in frame[list(columns)].itertuples(index=False)], index=frame.index, dtype=object)
 
 
 def parse_category(value: object, separator: str = CATEGORY_SEPARATOR) -> tuple[str, ...] | None:
@@ -50,8 +83,13 @@ def build_catalog(
     name: str = "catalog",
     image_roots: Sequence[str | Path] = (),
     mapping: ColumnMapping | None = None,
+    category_sep: str | None = None,
+    category_columns: Sequence[str] | None = None,
 ) -> Catalog:
     """A validated catalog from a frame already in the skulens schema.
+
+    Category paths are split on ``category_sep`` (default: detected, see :func:`detect_separator`), or built
+    from ``category_columns``, one column per level.
 
     Rows without an id or with a repeated id are skipped; image paths outside the image roots
     (``root`` and ``image_roots``, symlinks resolved) are dropped from their row. Each is recorded in
@@ -77,8 +115,12 @@ def build_catalog(
         keep[row] = False
     frame["id"] = ids
 
-    if "category" in frame.columns:
-        frame["category"] = frame["category"].map(parse_category)
+    sep = category_sep or CATEGORY_SEPARATOR
+    if category_columns:
+        frame["category"] = category_from_columns(frame, category_columns, name)
+    elif "category" in frame.columns:
+        sep = category_sep or detect_separator(frame["category"])
+        frame["category"] = frame["category"].map(lambda value: parse_category(value, sep))
     if "image" in frame.columns:
         frame["image"] = _object_column(frame, "image", lambda v: None if pd.isna(v) or str(v).strip() == "" else str(v))
         for row, path in frame["image"].items():
@@ -99,6 +141,15 @@ def build_catalog(
         frame["title"] = _object_column(frame, "title", lambda v: v if v is not None and v.strip() else None)
     if "rating" in frame.columns:
         frame["rating"] = _numeric(frame, "rating", issues, ids)
+        low, high = RATING_RANGE
+        for row in frame.index[frame["rating"].notna() & ~frame["rating"].between(low, high)]:
+            value = frame.at[row, "rating"]
+            issues.append(
+                RowIssue(int(row), ids[row], "rating", f"rating {value:g} is outside {low}-{high} stars; value dropped")
+            )
+            frame.at[row, "rating"] = np.nan
+    if "recommended" in frame.columns:
+        frame["recommended"] = _yes_no(frame, "recommended", issues, ids)
 
     return Catalog(
         frame[keep].reset_index(drop=True),
@@ -108,6 +159,7 @@ def build_catalog(
         image_roots=roots,
         mapping=mapping or ColumnMapping(),
         source_rows=[int(row) for row in frame.index[keep]],
+        category_sep=sep,
     )
 
 
@@ -128,6 +180,24 @@ def _numeric(frame: pd.DataFrame, column: str, issues: list[RowIssue], ids: pd.S
             continue
         issues.append(RowIssue(int(row), ids[row], column, f"'{raw}' is not a number; value dropped"))
     return values
+
+
+YES = {"1", "1.0", "true", "yes", "y", "t"}
+NO = {"0", "0.0", "false", "no", "n", "f"}
+
+
+def _yes_no(frame: pd.DataFrame, column: str, issues: list[RowIssue], ids: pd.Series) -> pd.Series:
+    """1.0 / 0.0 from yes/no, true/false or 1/0 (any case); other values are reported and dropped (NaN)."""
+    out = []
+    for row, raw in frame[column].items():
+        text = "" if raw is None or (isinstance(raw, float) and pd.isna(raw)) else str(raw).strip().lower()
+        if text in YES or text in NO:
+            out.append(1.0 if text in YES else 0.0)
+            continue
+        if text:
+            issues.append(RowIssue(int(row), ids[row], column, f"'{raw}' is not yes/no (or 1/0, true/false); value dropped"))
+        out.append(np.nan)
+    return pd.Series(out, index=frame.index, dtype=float)
 
 
 def check_images(catalog: Catalog, max_pixels: int = DEFAULT_MAX_PIXELS, workers: int = 2) -> list[RowIssue]:

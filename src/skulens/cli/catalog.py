@@ -12,7 +12,7 @@ import typer
 from skulens.cli.commands import add_commands, flag
 from skulens.cli.engines import ChunkRows, Engine, RayAddress, RayCpus, run_streamed
 from skulens.cli.output import console, fail
-from skulens.cli.sources import Columns, ImageRoots, Source, load_source, report_issues
+from skulens.cli.sources import CategoryColumns, CategorySep, Columns, ImageRoots, Source, load_source, report_issues
 
 PANEL = "Catalogs"
 DEFAULT_TEXT_FIELDS = "title,description,review_text"
@@ -37,6 +37,8 @@ def encoders(
 def ingest(
     source: Source,
     columns: Columns = None,
+    category_sep: CategorySep = None,
+    category_columns: CategoryColumns = None,
     image_root: ImageRoots = None,
     check_images: Annotated[
         bool, flag("--check-images/--no-check-images", help="Read every image to find missing, corrupt or oversized ones.")
@@ -53,7 +55,7 @@ def ingest(
     from skulens.catalog import check_images as check
     from skulens.catalog import row_issues
 
-    catalog = load_source(source, columns, image_root)
+    catalog = load_source(source, columns, image_root, category_sep=category_sep, category_columns=category_columns)
     image_issues = check(catalog) if check_images else []
     all_issues = row_issues(catalog, image_issues)
     console.print(f"[bold]{escape(catalog.name)}[/]: {len(catalog):,} rows, columns: {escape(', '.join(catalog.frame.columns))}")
@@ -88,6 +90,8 @@ def embed(
     ] = None,
     no_cache: Annotated[bool, flag("--no-cache", help="Recompute everything; do not read or write the cache.")] = False,
     columns: Columns = None,
+    category_sep: CategorySep = None,
+    category_columns: CategoryColumns = None,
     image_root: ImageRoots = None,
     parquet: Annotated[
         bool, flag("--parquet", help="Stream the catalog in chunks and write Parquet parts (id, vector, present, issue).")
@@ -120,7 +124,7 @@ def embed(
         job = EmbedJob(encoder, fields, str(cache_dir) if cache_dir else None, use_cache=not no_cache)
         run_streamed(source, job, out, engine, ray_address, ray_cpus, chunk_rows, columns, image_root, "embedded")
         return
-    catalog = load_source(source, columns, image_root)
+    catalog = load_source(source, columns, image_root, category_sep=category_sep, category_columns=category_columns)
     if limit is not None:
         catalog = catalog.head(limit)
     with step(f"loading {encoder}"):

@@ -10,7 +10,18 @@ import typer
 from skulens.cli.commands import AdaptPriors, add_commands, flag, group
 from skulens.cli.engines import ChunkRows, Engine, RayAddress, RayCpus, run_streamed
 from skulens.cli.output import console, err, fail, note, print_report_tables, warn
-from skulens.cli.sources import Columns, ImageRoots, Label, Source, label_value, load_source, reads_images, report_issues
+from skulens.cli.sources import (
+    CategoryColumns,
+    CategorySep,
+    Columns,
+    ImageRoots,
+    Label,
+    Source,
+    label_value,
+    load_source,
+    reads_images,
+    report_issues,
+)
 from skulens.cli.tracking import NoTrack, Register, TrackingUri, tracked_run
 
 if TYPE_CHECKING:
@@ -46,6 +57,8 @@ def train(
     ] = 0.2,
     seed: Annotated[int, typer.Option(metavar="N", help="Random seed (split and heads).")] = 0,
     columns: Columns = None,
+    category_sep: CategorySep = None,
+    category_columns: CategoryColumns = None,
     image_root: ImageRoots = None,
     tracking_uri: TrackingUri = None,
     no_track: NoTrack = False,
@@ -62,7 +75,7 @@ def train(
     from skulens.tasks.model_folder import ModelFolderError
 
     level = label_value(label)
-    catalog = load_source(source, columns, image_root, uses=[label])
+    catalog = load_source(source, columns, image_root, uses=[label], category_sep=category_sep, category_columns=category_columns)
     images = reads_images(encoders)
     params = {"command": "categorize train", "data": source, "label": label, "encoders": encoders, "head": head, "fusion": fusion}
     params |= {"min_class_count": min_class_count, "test_size": test_size, "seed": seed}
@@ -183,6 +196,8 @@ def predict(
     k: Annotated[int, typer.Option("-k", "--k", metavar="N", help="How many categories to show per product.")] = 5,
     adapt_priors: AdaptPriors = False,
     columns: Columns = None,
+    category_sep: CategorySep = None,
+    category_columns: CategoryColumns = None,
     image_root: ImageRoots = None,
     engine: Engine = "local",
     ray_address: RayAddress = None,
@@ -229,7 +244,7 @@ def predict(
     if input is None:
         _predict_one(predictor, model, image, text, k)
         return
-    catalog = load_source(input, columns, image_root)
+    catalog = load_source(input, columns, image_root, category_sep=category_sep, category_columns=category_columns)
     images = _modalities(predictor)[0]
     found = check_images(catalog) if images else []
     features = predictor.extractor.transform(catalog)
@@ -260,6 +275,8 @@ def evaluate(
     ] = False,
     adapt_priors: AdaptPriors = False,
     columns: Columns = None,
+    category_sep: CategorySep = None,
+    category_columns: CategoryColumns = None,
     image_root: ImageRoots = None,
 ) -> None:
     """Evaluate a saved categorizer on labelled data and write a report folder.
@@ -274,7 +291,9 @@ def evaluate(
     from skulens.tasks.categorize import CategoryPredictor
 
     predictor = CategoryPredictor.load(model)
-    catalog = load_source(source, columns, image_root, uses=[str(predictor.label)])
+    catalog = load_source(
+        source, columns, image_root, uses=[str(predictor.label)], category_sep=category_sep, category_columns=category_columns
+    )
     images = _modalities(predictor)[0]
     options = {"include_training_rows": True} if include_training_rows else {}  # else the predictor's default: excluded
     found = check_images(catalog) if images else []
@@ -341,10 +360,15 @@ def evaluation_notes(metrics: dict, source: str, include_training_rows: bool) ->
     unlabelled = int(metrics.get("unlabelled_rows", 0) or 0)
     if unlabelled:
         lines.append(f"{unlabelled:,} rows have no label and were not scored")
-    absent = list(metrics.get("absent_classes") or [])
-    if absent:
-        shown = ", ".join(repr(c) for c in absent[:12]) + (f" and {len(absent) - 12} more" if len(absent) > 12 else "")
-        lines.append(f"{len(absent)} of the model's classes have no rows in {source} (not in macro-F1): {shown}")
+    trained = list(metrics.get("classes_only_in_training_rows") or [])
+    absent = [c for c in metrics.get("absent_classes") or [] if c not in trained]
+    for classes, why in (
+        (trained, f"have rows in {source} only among the excluded training rows"),
+        (absent, f"have no rows in {source}"),
+    ):
+        if classes:
+            shown = ", ".join(repr(c) for c in classes[:12]) + (f" and {len(classes) - 12} more" if len(classes) > 12 else "")
+            lines.append(f"{len(classes)} of the model's classes {why} (not in macro-F1): {shown}")
     return lines
 
 
@@ -399,6 +423,8 @@ def benchmark(
         ),
     ] = None,
     columns: Columns = None,
+    category_sep: CategorySep = None,
+    category_columns: CategoryColumns = None,
     image_root: ImageRoots = None,
     tracking_uri: TrackingUri = None,
     no_track: NoTrack = False,
@@ -434,7 +460,9 @@ def benchmark(
         chosen = tuple(c for c in known if c.name in wanted)
         if len(chosen) != len(wanted):
             raise fail(f"unknown config in {wanted}; known: {[c.name for c in known]}")
-    catalog = load_source(dataset, columns, image_root, uses=[label])
+    catalog = load_source(
+        dataset, columns, image_root, uses=[label], category_sep=category_sep, category_columns=category_columns
+    )
     params = {"command": "categorize benchmark", "data": dataset, "label": label, "folds": folds, "seeds": seeds}
     params |= {"configs": [c.name for c in chosen], "min_class_count": min_class_count}
     with tracked_run("categorize-benchmark", params, no_track, tracking_uri) as run:

@@ -9,7 +9,7 @@ import typer
 
 from skulens.cli.commands import Command, flag
 from skulens.cli.output import console, fail, note
-from skulens.cli.sources import Columns, ImageRoots, Label, Source, label_value, load_source
+from skulens.cli.sources import CategoryColumns, CategorySep, Columns, ImageRoots, Label, Source, label_value, load_source
 
 Out = Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Folder for the HTML report.")]
 
@@ -29,6 +29,8 @@ def explore(
     max_images: Annotated[int, typer.Option(metavar="N", help="Images sampled for size/colour statistics.")] = 2000,
     max_map_rows: Annotated[int, typer.Option(metavar="N", help="Rows sampled for the maps.")] = 2000,
     columns: Columns = None,
+    category_sep: CategorySep = None,
+    category_columns: CategoryColumns = None,
     image_root: ImageRoots = None,
 ) -> None:
     """Write an exploration report of a catalog: classes and balance, text lengths, images, duplicates, examples.
@@ -39,7 +41,7 @@ def explore(
     from skulens.encoders import EncoderError
     from skulens.evaluation.explore import explore_catalog
 
-    catalog = load_source(source, columns, image_root, uses=[label])
+    catalog = load_source(source, columns, image_root, uses=[label], category_sep=category_sep, category_columns=category_columns)
     maps_page = None
     try:
         if maps:

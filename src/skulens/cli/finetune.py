@@ -12,7 +12,7 @@ import typer
 
 from skulens.cli.commands import add_commands, group
 from skulens.cli.output import console, fail, note
-from skulens.cli.sources import Columns, ImageRoots, Label, Source, label_value, load_source
+from skulens.cli.sources import CategoryColumns, CategorySep, Columns, ImageRoots, Label, Source, label_value, load_source
 from skulens.cli.tracking import NoTrack, TrackingUri, tracked_run
 
 finetune_app = group(
@@ -108,6 +108,8 @@ def image(
     seed: Annotated[int, typer.Option(metavar="N", help="Random seed (split, views, training order).")] = 0,
     seeds: Seeds = 1,
     columns: Columns = None,
+    category_sep: CategorySep = None,
+    category_columns: CategoryColumns = None,
     image_root: ImageRoots = None,
     tracking_uri: TrackingUri = None,
     no_track: NoTrack = False,
@@ -122,7 +124,7 @@ def image(
     variant = encoder.removeprefix("efficientnet-")
     if variant not in ("lite0", "lite1", "lite2"):
         raise fail(f"--encoder {encoder}: fine-tuning supports efficientnet-lite0, efficientnet-lite1 and efficientnet-lite2")
-    catalog = load_source(source, columns, image_root, uses=[label])
+    catalog = load_source(source, columns, image_root, uses=[label], category_sep=category_sep, category_columns=category_columns)
     recipe = ImageRecipe(variant=variant, freeze_blocks=freeze_blocks, views=views, val_size=val_size)
     rows, labels = training_rows_or_fail(catalog, label, min_class_count)
 

@@ -36,6 +36,13 @@ ReviewSource = Annotated[
 Model = Annotated[Path, typer.Argument(metavar="MODEL", help="A model folder written by `skulens reviews train`.")]
 
 
+def _weights_text(weights: dict | None) -> str:
+    """Fusion weights for people: ``tfidf 0.62, minilm 0.38`` (largest first)."""
+    if not weights:
+        return "none (one encoder)"
+    return ", ".join(f"{name} {float(w):.2f}" for name, w in sorted(weights.items(), key=lambda kv: -float(kv[1])))
+
+
 def train(
     source: ReviewSource,
     out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Model folder to write (config.json + weights.npz).")],
@@ -79,7 +86,7 @@ def train(
         sel = predictor.selection_
         console.print(
             f"trained on {len(train_part):,} rows in {time.perf_counter() - started:.0f}s; class weight {sel['class_weight']}, "
-            f"alpha {sel['alpha']}, fusion weights {sel.get('weights')}"
+            f"alpha {sel['alpha']}, fusion weights {_weights_text(sel.get('weights'))}"
         )
         if metrics:
             _print_metrics(metrics, "held-out")

@@ -47,8 +47,11 @@ def serve(
     ] = 8,
     log_level: Annotated[str, typer.Option(metavar="LEVEL", help="uvicorn log level.")] = "info",
 ) -> None:
-    """Serve the models under MODELS over HTTP: /health, /ready, /models, /v1/categorize,
-    /v1/categorize/batch, /v1/reviews, with OpenAPI docs at /docs.
+    """Serve the models under MODELS over HTTP, with OpenAPI docs at /docs (offline).
+
+    Routes: /health, /ready, /models; /v1/categorize, /v1/categorize/batch, /v1/explain (categorize models);
+    /v1/reviews (review models); /v1/search, /v1/similar/{product_id}, /v1/zero-shot (alignment models);
+    /v1/caption (caption models).
 
     Example: skulens serve --models runs/demo/models
     """

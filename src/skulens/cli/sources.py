@@ -36,6 +36,25 @@ ImageRoots = Annotated[
         show_default=False,
     ),
 ]
+CategorySep = Annotated[
+    str | None,
+    typer.Option(
+        "--category-sep",
+        metavar="SEP",
+        help="How category paths are written: '>>', '>', '|' or '/' (detected when not given), e.g. --category-sep '>' "
+        "for 'Apparel > Topwear > Tshirts'.",
+        show_default=False,
+    ),
+]
+CategoryColumns = Annotated[
+    str | None,
+    typer.Option(
+        "--category-columns",
+        metavar="COL,COL,...",
+        help="Build the category path from one column per level, coarse to fine, e.g. masterCategory,subCategory,articleType.",
+        show_default=False,
+    ),
+]
 Label = Annotated[
     str,
     typer.Option(metavar="LEVEL|COLUMN", help="Category level (0 = coarsest) or a column name, e.g. masterCategory."),
@@ -47,11 +66,19 @@ def label_value(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
-def load_source(source: str, columns: str | None = None, image_roots: Sequence[Path] | None = None, uses: Iterable[str] = ()):
+def load_source(
+    source: str,
+    columns: str | None = None,
+    image_roots: Sequence[Path] | None = None,
+    uses: Iterable[str] = (),
+    category_sep: str | None = None,
+    category_columns: str | None = None,
+):
     """A catalog by dataset name or file, reporting how its columns were mapped (exits 2 on bad input).
 
     ``uses`` names extra columns the command reads (a label or grouping column), so they are not
-    reported as ignored.
+    reported as ignored; ``category_sep`` / ``category_columns`` (comma-separated) say how category paths
+    are written.
     """
     from skulens.catalog import ADAPTERS, load_catalog, parse_columns
 
@@ -59,9 +86,18 @@ def load_source(source: str, columns: str | None = None, image_roots: Sequence[P
     for root in roots:
         if not root.is_dir():
             raise fail(f"--image-root {root} is not a folder")
-    catalog = load_catalog(source, columns=parse_columns(columns), image_roots=roots)
+    from skulens.catalog.schema import CATEGORY_SEPARATORS
+
+    if category_sep is not None and category_sep not in CATEGORY_SEPARATORS:
+        raise fail(f"--category-sep {category_sep!r} is not one of {', '.join(CATEGORY_SEPARATORS)}")
+    levels = [c.strip() for c in category_columns.split(",") if c.strip()] if category_columns else None
+    catalog = load_catalog(
+        source, columns=parse_columns(columns), image_roots=roots, category_sep=category_sep, category_columns=levels
+    )
     if source not in ADAPTERS:
-        report_mapping(catalog, uses)
+        report_mapping(catalog, [*uses, *(levels or [])])
+        if catalog.has("category") and catalog.category_sep != ">>" and not levels:
+            note(f"category paths of {catalog.name} are split on '{catalog.category_sep}'")
     return catalog
 
 

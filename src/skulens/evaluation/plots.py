@@ -9,6 +9,18 @@ from pathlib import Path
 import numpy as np
 
 
+def short_label(name: object, width: int) -> str:
+    """A class name that fits ``width`` characters: a category path keeps its last levels (what tells two
+    classes apart), with ``…`` where the start was cut; other names keep their start."""
+    text = str(name)
+    if len(text) <= width:
+        return text
+    for sep in (" >> ", " > ", " | ", "/"):
+        if sep in text:
+            return "…" + text[-(width - 1) :]
+    return text[: width - 1] + "…"
+
+
 def _pyplot():
     import matplotlib
 
@@ -38,7 +50,7 @@ def comparison_chart(
     ax.barh(positions, values, xerr=[np.clip(low, 0, None), np.clip(high, 0, None)], color="#4c78a8", capsize=3, height=0.6)
     for pos, value in zip(positions, values):
         ax.text(value, pos + 0.32, f"{value:.3f}", va="bottom", ha="right", fontsize=7)
-    ax.set_yticks(positions, labels=[str(n)[:40] for n in names], fontsize=8)
+    ax.set_yticks(positions, labels=[short_label(n, 40) for n in names], fontsize=8)
     finite = np.concatenate([values - low, values + high])
     finite = finite[np.isfinite(finite)]
     left = max(0.0, float(finite.min()) - 0.05) if len(finite) else 0.0
@@ -98,7 +110,7 @@ def confusion_pair(matrix: Sequence[Sequence[int]], classes: Sequence[str], path
     k = len(classes)
     size = max(4.0, 0.36 * k + 2.4)
     fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size + 0.6))
-    labels = [str(c)[:24] for c in classes]
+    labels = [short_label(c, 24) for c in classes]
     for ax, data, name, fmt in ((axes[0], matrix, "counts", "{:.0f}"), (axes[1], recall, "row-normalised (recall)", "{:.2f}")):
         ax.imshow(data, cmap="Blues", vmin=0, vmax=data.max() if data.max() > 0 else 1)
         ax.set_xticks(range(k), labels=labels, rotation=60, ha="right", fontsize=7 if k <= 20 else 6)

@@ -24,8 +24,10 @@ from skulens.extras import require_extra
 class ImageMap:
     """A Grad-CAM map of one image encoder for one class.
 
-    ``cam`` is (r, r) in [0, 1] at the encoder's input resolution (the image as the network saw it,
-    ``pixels``, resized without keeping the aspect); ``grid`` is the raw map at the feature-map
+    ``cam`` is (r, r) in [0, ``strength``] at the encoder's input resolution (the image as the network saw
+    it, ``pixels``, resized without keeping the aspect): the map scaled to its peak, times ``strength``,
+    how much the photo supports the class (its probability from the photo alone), so a map of weak support
+    looks weak instead of as bright as a confident one. ``grid`` is the raw map at the feature-map
     resolution (before upsampling and scaling). ``log_proba`` is the fused log-probability of the
     target computed on the differentiable path.
     """
@@ -37,6 +39,7 @@ class ImageMap:
     pixels: np.ndarray
     log_proba: float
     log_odds: float
+    strength: float = 1.0
 
 
 class _FeatureMap(nn.Module):
@@ -82,12 +85,18 @@ def supports_gradcam(encoder: object) -> bool:
 
 
 def gradcam(
-    encoder: object, scores: Callable[[torch.Tensor], torch.Tensor], image: object, target: int, target_name: str = ""
+    encoder: object,
+    scores: Callable[[torch.Tensor], torch.Tensor],
+    image: object,
+    target: int,
+    target_name: str = "",
+    strength: float = 1.0,
 ) -> ImageMap:
     """Grad-CAM of ``encoder`` for class index ``target``: the gradient of the target's fused log-odds
     (``scores``: pooled features -> fused class scores, see :func:`~skulens.explain.heads.fused_scores`).
 
-    ``image`` is a decoded PIL image or an array from ``encoder.prepare``.
+    ``image`` is a decoded PIL image or an array from ``encoder.prepare``; ``strength`` in [0, 1] scales
+    the map (see :class:`ImageMap`).
     """
     if not supports_gradcam(encoder):
         raise ExplainError(
@@ -109,7 +118,8 @@ def gradcam(
     cam = cam[0, 0].numpy().astype(np.float32)
     cam = np.clip(cam, 0.0, None)
     peak = float(cam.max())
-    cam = cam / peak if peak > 0 else cam
+    strength = float(np.clip(strength, 0.0, 1.0))
+    cam = cam / peak * strength if peak > 0 else cam
     return ImageMap(
         encoder=str(getattr(encoder, "name", "image")),
         target=target_name,
@@ -118,4 +128,5 @@ def gradcam(
         pixels=np.asarray(pixels),
         log_proba=log_proba,
         log_odds=log_odds,
+        strength=strength,
     )

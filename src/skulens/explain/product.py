@@ -9,6 +9,7 @@ from PIL import Image
 
 from skulens.catalog.schema import CatalogError
 from skulens.encoders.text import TfidfEncoder
+from skulens.explain.conflicts import view_proba
 from skulens.explain.gradcam import ImageMap, gradcam, supports_gradcam
 from skulens.explain.heads import ExplainError, fused_scores, log_odds
 from skulens.explain.modality import ModalityContribution, modality_contribution
@@ -142,20 +143,49 @@ def explain_product(
             return None
         return predictor.proba_from_features(_with_present(features, keep))[0]
 
+    def proba_alone(modality: str) -> np.ndarray | None:
+        keep = {n for n in names if kinds[n] == modality}
+        if not any(features.present[n][0] for n in keep):
+            return None
+        return view_proba(predictor, features, keep)[0]
+
     explanation = ProductExplanation(
         classes=list(classes),
         proba=proba,
         target=str(classes[index]),
         predicted=str(classes[int(proba.argmax())]),
-        modality=modality_contribution(proba_with, classes, index, available, readable),
+        modality=modality_contribution(
+            proba_with,
+            classes,
+            index,
+            available,
+            readable,
+            _field_proba(predictor, kinds, title, description),
+            proba_alone,
+        ),
         image=pixels,
         notes=notes,
     )
     if pixels is not None:
-        explanation.image_maps = _image_maps(predictor, pixels, features, kinds, index, explanation.target, notes)
+        photo = explanation.modality.image
+        strength = photo.target_probability if photo is not None and "text" in available else 1.0
+        explanation.image_maps = _image_maps(predictor, pixels, features, kinds, index, explanation.target, notes, strength)
     if text:
         explanation.text = _text_attribution(predictor, features, kinds, text, index)
     return explanation
+
+
+def _field_proba(
+    predictor: CategoryPredictor, kinds: dict[str, str], title: str | None, description: str | None
+) -> dict[str, np.ndarray]:
+    """What each text field alone predicts (title, description), when the model reads both and both are given."""
+    given = {f: v for f, v in (("title", title), ("description", description)) if f in predictor.text_fields and v and v.strip()}
+    text_names = [n for n in predictor.encoders if kinds[n] == "text"]
+    if len(given) < 2 or not text_names or not isinstance(predictor.model_, LateFusion):  # per-field views need per-block heads
+        return {}
+    single = predictor.extractor.transform_inputs([None] * len(given), list(given.values()), text_names)
+    proba = view_proba(predictor, single, set(text_names))
+    return {part: proba[row] for row, part in enumerate(given)}
 
 
 def _image_maps(
@@ -166,7 +196,9 @@ def _image_maps(
     index: int,
     target: str,
     notes: list[str],
+    strength: float = 1.0,
 ) -> list[ImageMap]:
+    """Grad-CAM maps of the image encoders, scaled by ``strength`` (the photo's own support for the class)."""
     fusion = predictor.model_
     if not isinstance(fusion, LateFusion):
         notes.append("Grad-CAM follows late-fusion models; this model uses early fusion, so the photo has no heat map.")
@@ -185,7 +217,7 @@ def _image_maps(
         except ExplainError as exc:
             notes.append(str(exc))
             continue
-        image_map = gradcam(encoder, head, pixels, index, target)
+        image_map = gradcam(encoder, head, pixels, index, target, strength)
         if abs(image_map.log_odds - expected) > PATH_TOLERANCE * (1 + abs(expected)):
             notes.append(
                 f"the Grad-CAM path of {name} gives log-odds {image_map.log_odds:.3f} where the model gives {expected:.3f}: "

@@ -161,6 +161,25 @@ class LateFusion:
             for name in self.names_
         }
 
+    def view_proba(self, blocks: Blocks, present: Masks, names: set[str]) -> np.ndarray:
+        """What the blocks ``names`` (say, the photo's) predict on their own: their heads combined with the
+        fusion weights rescaled to sum to 1 within the view, per row over the blocks present (equal weights
+        where those are all 0). A view the fusion down-weights thus still speaks at full strength, which is
+        what a photo-vs-text comparison needs; rows with none of the blocks are uniform."""
+        chosen = [name for name in self.names_ if name in names]
+        n = len(next(iter(present.values())))
+        if not chosen:
+            return np.full((n, len(self.classes_)), 1.0 / len(self.classes_))
+        per_block = {
+            name: align_proba(self.heads_[name].predict_proba(blocks[name]), self.heads_[name].classes_, self.classes_)
+            for name in chosen
+        }
+        masks = np.stack([np.asarray(present[name], dtype=float) for name in chosen])
+        weights = masks * np.array([self.weights_[self.names_.index(name)] for name in chosen])[:, None]
+        total = weights.sum(axis=0)
+        weights = np.where(total > 0, weights / np.where(total > 0, total, 1.0), masks / np.maximum(masks.sum(axis=0), 1.0))
+        return softmax(self._log_sum([per_block[name] for name in chosen], weights)).reshape(n, len(self.classes_))
+
     def predict_proba(self, blocks: Blocks, present: Masks) -> np.ndarray:
         per_block = self.block_proba(blocks)
         n = next(iter(per_block.values())).shape[0]

@@ -141,7 +141,12 @@ def create_app(
         title="skulens",
         version=__version__,
         description=(
-            "Multimodal product intelligence: categorize products from an image and/or text, read reviews. "
+            "Multimodal product intelligence. `/v1/categorize` (one product: photo and/or text, multipart) and "
+            "`/v1/categorize/batch` (JSON, base64 photos) give categories; `/v1/explain` says why (Grad-CAM, words, "
+            "photo-vs-text conflicts); `/v1/reviews` reads stars, sentiment and recommendation from review text; "
+            "`/v1/search` finds products by text or photo, `/v1/similar/{product_id}` finds look-alikes of an indexed "
+            "product and `/v1/zero-shot` categorises with typed labels (alignment models with an index); `/v1/caption` writes a product title from a photo. `/health`, `/ready` and `/models` "
+            "say what is loaded. Each route below lists its limits. "
             + ("Every /v1 route needs the `X-API-Key` header." if api_key else "")
         ),
         lifespan=lifespan,

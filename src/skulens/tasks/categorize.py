@@ -318,6 +318,8 @@ class CategoryPredictor:
         y_true = labels[known].astype(str).to_numpy()
         metrics = classification_metrics(y_true, self.classes_[proba.argmax(axis=1)], self.classes_, proba)
         metrics.update(counts)
+        trained_on = set(labels[training & labels.notna().to_numpy()].astype(str))
+        metrics["classes_only_in_training_rows"] = [c for c in metrics.get("absent_classes", []) if c in trained_on]
         if getattr(self, "class_prior_", None) is not None:
             metrics["majority_baseline"] = majority_baseline(y_true, self.classes_[int(np.argmax(self.class_prior_))])
         if shift is not None:

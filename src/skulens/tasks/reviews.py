@@ -191,7 +191,7 @@ def labelled_stars(catalog: Catalog) -> np.ndarray:
 def recommended_labels(catalog: Catalog) -> np.ndarray | None:
     if "recommended" not in catalog.frame.columns:
         return None
-    values = pd.to_numeric(catalog.frame["recommended"], errors="coerce").to_numpy(dtype=float)
+    values = pd.to_numeric(catalog.frame["recommended"], errors="coerce").to_numpy(dtype=float, copy=True)
     values[~np.isin(values, (0.0, 1.0))] = np.nan
     return values
 

@@ -47,7 +47,11 @@ def page(models: dict[str, LoadedModel]) -> None:
         st.caption(f"Model **{name}** writes titles learnt from {report.get('rows', 0):,} catalog photos.")
     with st.form("caption_form"):
         photos = st.file_uploader(
-            f"Product photos (up to {MAX_IMAGE_MB} MB each)", type=IMAGE_TYPES, accept_multiple_files=True, key="caption_photos"
+            f"Product photos (up to {MAX_IMAGE_MB} MB each)",
+            type=IMAGE_TYPES,
+            accept_multiple_files=True,
+            key="caption_photos",
+            max_upload_size=MAX_IMAGE_MB,
         )
         beam = st.slider("Beam width (1 = greedy)", 1, 5, 3, key="caption_beam")
         nearest = st.slider("How many nearest titles", 0, 10, 3, key="caption_nearest")

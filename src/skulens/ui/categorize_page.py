@@ -12,6 +12,8 @@ from skulens.ui.examples import EXAMPLES
 from skulens.ui.explain_panel import explain_panel
 
 TOP_K = 5
+#: Below this probability the top category is shown as a warning, not a success.
+LOW_CONFIDENCE = 0.5
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 
 
@@ -21,6 +23,17 @@ def _choose_example(index: int) -> None:
 
 
 def _submitted() -> None:
+    """The form was sent: an example's description the user did not touch is not mixed into their own product."""
+    source = st.session_state.get("cat_source") or ""
+    st.session_state.pop("cat_cleared", None)
+    if source.startswith("example:"):
+        example = EXAMPLES[int(source.split(":")[1])]
+        own = st.session_state.get("cat_title", "") != example.title or st.session_state.get("cat_image") is not None
+        if own and example.description and st.session_state.get("cat_description", "") == example.description:
+            st.session_state.cat_description = ""
+            st.session_state.cat_cleared = (
+                f"The description of the “{example.label}” example was cleared: it is not your product's."
+            )
     st.session_state.cat_source = "form"
 
 
@@ -73,6 +86,8 @@ def show_result(model: LoadedModel) -> None:
         st.info("Upload a photo and/or type a title, then press **Categorize** — or try an example.")
         return
     image, caption, title, description = product
+    if st.session_state.get("cat_cleared"):
+        st.info(st.session_state.cat_cleared)
     photo = image is not None and model.reads_images
     text = model.text_of(title, description)
     if not photo and not text:
@@ -86,7 +101,10 @@ def show_result(model: LoadedModel) -> None:
         proba = model.batcher([(prepare_image(model.predictor, image) if photo else None, text)])[0]
     top = top_k_from_proba(model.classes, proba[None, :], min(TOP_K, len(model.classes)))[0]
     best, p = top[0]
-    st.success(f"Top category: {best} ({p:.0%})")
+    if p >= LOW_CONFIDENCE:
+        st.success(f"Top category: {best} ({p:.0%})")
+    else:
+        st.warning(f"Low confidence — top category: {best} ({p:.0%}). Check the alternatives below.")
     st.caption(
         f"{used_phrase(photo, bool(title.strip()), bool(description.strip()))}; "
         f"the {len(top)} most likely of {len(model.classes)} categories:"

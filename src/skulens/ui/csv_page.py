@@ -34,7 +34,9 @@ def read_upload(data: bytes, name: str) -> pd.DataFrame:
     if frame.empty:
         raise CatalogError(f"{name} has a header but no rows")
     if len(frame) > MAX_ROWS:
-        raise CatalogError(f"{name} has {len(frame):,} rows; the UI takes at most {MAX_ROWS:,} (use `skulens predict` for more)")
+        raise CatalogError(
+            f"{name} has {len(frame):,} rows; the UI takes at most {MAX_ROWS:,} (use `skulens categorize predict MODEL --input FILE --output predictions.csv` for more)"
+        )
     return frame
 
 
@@ -100,7 +102,7 @@ def page(models: dict[str, LoadedModel]) -> None:
         return
     st.write(
         "Upload a CSV of products. skulens reads each product's title and description "
-        "(photos are not read from an upload; use `skulens predict` on a folder for that)."
+        "(photos are not read from an upload; use `skulens categorize predict MODEL --input FILE --image-root PHOTOS` for that)."
     )
     upload = st.file_uploader("Catalog CSV", type=["csv", "tsv"], key="csv", max_upload_size=MAX_CSV_MB)
     if upload is None:

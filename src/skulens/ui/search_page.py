@@ -70,7 +70,10 @@ def search_section(model: LoadedModel) -> None:
     with st.form("search_form"):
         text = st.text_input("What are you looking for?", key="search_text", placeholder="red running shoes for men")
         photo = st.file_uploader(
-            f"...or find products that look like a photo (up to {MAX_IMAGE_MB} MB)", type=IMAGE_TYPES, key="search_photo"
+            f"...or find products that look like a photo (up to {MAX_IMAGE_MB} MB)",
+            type=IMAGE_TYPES,
+            key="search_photo",
+            max_upload_size=MAX_IMAGE_MB,
         )
         k = st.slider("Results", 5, 50, 10, step=5, key="search_k")
         where = _filters(index)
@@ -108,7 +111,7 @@ def zero_shot_section(model: LoadedModel) -> None:
     st.write("Type the categories you want; the model scores each product photo or title against them, no training needed.")
     with st.form("zero_shot_form"):
         labels_text = st.text_area("Categories, one per line or comma-separated", key="zs_labels", height=100)
-        photo = st.file_uploader("Product photo", type=IMAGE_TYPES, key="zs_photo")
+        photo = st.file_uploader("Product photo", type=IMAGE_TYPES, key="zs_photo", max_upload_size=MAX_IMAGE_MB)
         title = st.text_input("...or a product title", key="zs_title")
         submitted = st.form_submit_button("Categorise")
     if not submitted:
