@@ -133,3 +133,67 @@ def test_missing_and_mismatched_index(client, models_dir, tmp_path):
 def test_lone_surrogates_get_a_clean_422(client, path, raw):
     response = client.post(path, content=raw.encode(), headers={"content-type": "application/json"})
     assert_error(response, 422, "invalid_request")
+
+
+# ----- issue 24: templates are plain text, every list and text is bounded, one image decode path ------
+
+
+@pytest.mark.parametrize(
+    "template", ["{label}{label:a>10000000}", "{label} {0}", "{label} {}", "{label} {x}", "{label} {", "{label} {label:d}"]
+)
+def test_zero_shot_templates_are_plain_text(client, template):
+    """A template is substituted, never formatted: format specs and stray braces are just characters."""
+    response = client.post(
+        "/v1/zero-shot", json={"labels": ["Shoes", "Shirts"], "text": "x", "templates": [template], "model": "shapes-align"}
+    )
+    assert response.status_code == 200, response.text
+    assert len(response.json()["labels"]) == 2
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"templates": ["{label} v%d" % i for i in range(21)]},
+        {"templates": ["{label}" + "x" * 300]},
+        {"labels": ["a" * 201, "b"]},
+        {"labels": [f"l{i}" for i in range(501)]},
+    ],
+)
+def test_zero_shot_lists_and_texts_are_bounded(client, payload):
+    request = {"labels": ["Shoes", "Shirts"], "text": "x", "model": "shapes-align", **payload}
+    assert_error(client.post("/v1/zero-shot", json=request), 422, "invalid_request")
+
+
+def test_search_filters_are_bounded(client):
+    many_keys = {f"k{i}": "x" for i in range(21)}
+    assert_error(client.post("/v1/search", json={"text": "red", "where": many_keys}), 422, "invalid_request")
+    many_values = {"colour": [f"c{i}" for i in range(101)]}
+    assert_error(client.post("/v1/search", json={"text": "red", "where": many_values}), 422, "invalid_request")
+    assert_error(client.post("/v1/search", json={"text": "red", "model": "m" * 201}), 422, "invalid_request")
+
+
+def test_openapi_declares_the_bounds(client):
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+
+    def prop(schema, name):
+        field = schemas[schema]["properties"][name]
+        return next((option for option in field.get("anyOf", [field]) if option.get("type") != "null"), field)
+
+    templates = prop("ZeroShotRequest", "templates")
+    assert templates["maxItems"] == 20 and templates["items"]["maxLength"] == 200
+    assert prop("ZeroShotRequest", "labels")["items"]["maxLength"] == 200
+    assert prop("SearchRequest", "where")["maxProperties"] == 20
+    for schema in ("SearchRequest", "ZeroShotRequest"):
+        assert prop(schema, "image_base64")["maxLength"] > 0 and prop(schema, "model")["maxLength"] == 200
+
+
+@pytest.mark.parametrize("path", ["/v1/search", "/v1/zero-shot"])
+def test_decoded_pixel_cap_on_alignment_routes(client, tmp_path, path):
+    """A tiny PNG that decodes to 64 MP is refused (400) before its pixels are allocated."""
+    from conftest import write_huge_png
+
+    data = write_huge_png(tmp_path / "big.png", 7999, 7999).read_bytes()
+    request = {"image_base64": base64.b64encode(data).decode(), "model": "shapes-align"}
+    if path == "/v1/zero-shot":
+        request["labels"] = ["a", "b"]
+    assert_error(client.post(path, json=request), 400, "invalid_image", "decoded pixels")
