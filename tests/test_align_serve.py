@@ -153,7 +153,7 @@ def test_zero_shot_templates_are_plain_text(client, template):
 @pytest.mark.parametrize(
     "payload",
     [
-        {"templates": ["{label} v%d" % i for i in range(21)]},
+        {"templates": ["{label} v" + str(i) for i in range(21)]},
         {"templates": ["{label}" + "x" * 300]},
         {"labels": ["a" * 201, "b"]},
         {"labels": [f"l{i}" for i in range(501)]},

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from skulens.outputs import write_csv
+
 #: The documented columns. Only ``id`` is required; every other column is optional.
 #: ``category`` holds a tuple of levels (coarse to fine), e.g. ``("Home Furnishing", "Curtains")``.
 SCHEMA_COLUMNS: tuple[str, ...] = (
@@ -42,8 +44,7 @@ class RowIssue:
 def write_issues(issues: Iterable[RowIssue], path: str | Path) -> Path:
     """Write row issues as CSV (row, id, column, message)."""
     frame = pd.DataFrame([vars(issue) for issue in issues], columns=["row", "id", "column", "message"])
-    frame.to_csv(path, index=False)
-    return Path(path)
+    return write_csv(frame, path)
 
 
 def _label_text(value: object) -> str | None:

@@ -249,8 +249,9 @@ def predict(
     for rank in range(k):
         frame[f"category_{rank + 1}"] = [r[rank][0] if len(r) > rank else None for r in rows]
         frame[f"probability_{rank + 1}"] = [round(r[rank][1], 5) if len(r) > rank else None for r in rows]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(output, index=False)
+    from skulens.outputs import write_csv
+
+    write_csv(frame, output)
     report_images(catalog, found, output.with_name(output.stem + ".issues.csv"), images=images)
     console.print(f"{len(frame)} predictions written to {output}; {len(catalog.issues) + len(found)} row issue(s)")
 

@@ -80,17 +80,22 @@ def run_streamed(
     from skulens.catalog import CatalogError
     from skulens.encoders import EncoderError
     from skulens.engines import ENGINES, run_job
+    from skulens.engines.local import MANIFEST
+    from skulens.outputs import OutputError, folder_lock, write_text
     from skulens.tasks.model_folder import ModelFolderError
 
     if engine not in ENGINES:
         raise fail(f"--engine must be one of {', '.join(ENGINES)}, not '{engine}'")
     stream = open_source_stream(source, columns, image_roots, chunk_rows)
+    if out.exists() and not out.is_dir():
+        raise fail(f"output {out} is a file; give a folder for the Parquet parts")
     try:
-        summary = run_job(stream, job, out, engine=engine, address=address, num_cpus=cpus, progress=True)
-    except (CatalogError, EncoderError, ModelFolderError) as exc:
+        with folder_lock(out):  # one run at a time per output folder; the manifest is written last
+            summary = run_job(stream, job, out, engine=engine, address=address, num_cpus=cpus, progress=True)
+            manifest = {"source": source, "job": type(job).__name__, **vars(job), "chunk_rows": chunk_rows, **summary.to_dict()}
+            write_text(out / MANIFEST, json.dumps(manifest, indent=2, default=str))
+    except (CatalogError, EncoderError, ModelFolderError, OutputError) as exc:
         raise fail(str(exc)) from None
-    manifest = {"source": source, "job": type(job).__name__, **vars(job), "chunk_rows": chunk_rows, **summary.to_dict()}
-    (out / "_manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     rate = summary.rows_out / summary.seconds if summary.seconds else 0.0
     console.print(f"{summary.rows_out:,} rows {what} with the {engine} engine in {summary.seconds:.1f}s ({rate:,.0f} rows/s)")
     if summary.rows_with_issue:

@@ -14,9 +14,12 @@ import pyarrow.parquet as pq
 from skulens.catalog.schema import CatalogError
 from skulens.catalog.streaming import CatalogStream, rows_frame
 from skulens.engines.jobs import ChunkRunner, Job
+from skulens.outputs import atomic_file
 from skulens.progress import progress_bar
 
 ENGINES = ("local", "ray")
+#: Written last into an output folder: its presence says the parts beside it are complete.
+MANIFEST = "_manifest.json"
 
 
 @dataclass
@@ -36,10 +39,12 @@ class RunSummary:
 
 
 def prepare_output(folder: Path) -> Path:
-    """Create ``folder`` (a file there is an error) and remove the Parquet files an earlier run left in it."""
+    """Create ``folder`` (a file there is an error) and remove what an earlier run left in it: its manifest
+    first (so a run that dies from here on never leaves an old manifest beside new parts), then its parts."""
     if folder.exists() and not folder.is_dir():
         raise CatalogError(f"output {folder} is a file; give a folder for the Parquet parts")
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / MANIFEST).unlink(missing_ok=True)
     for old in folder.glob("*.parquet"):
         old.unlink()
     return folder
@@ -85,7 +90,8 @@ def drop_repeated_ids(folder: Path) -> int:
         if all(keep):
             continue
         table = pq.read_table(file).filter(pa.array(keep))
-        pq.write_table(table, file)
+        with atomic_file(file) as temp:
+            pq.write_table(table, temp)
         dropped += len(keep) - sum(keep)
     return dropped
 
@@ -100,22 +106,26 @@ def run_local(stream: CatalogStream, job: Job, out: str | Path, progress: bool =
     runner = ChunkRunner(job, stream.image_roots)
     writer: pq.ParquetWriter | None = None
     rows_in = rows_out = with_issue = 0
-    try:
-        with progress_bar(stream.count_rows() or 0, f"{stream.name} rows", progress) as bar:
-            for catalog in stream.chunks():
-                read = len(catalog) + sum(1 for issue in catalog.issues if issue.column == "id")
-                table = runner(rows_frame(catalog))
-                if table.num_rows:  # a chunk whose rows were all skipped may have no columns to write
-                    if writer is None:
-                        writer = pq.ParquetWriter(out / "part-00000.parquet", table.schema)
-                    writer.write_table(table)
-                rows_in += read
-                rows_out += table.num_rows
-                with_issue += table.num_rows - table.column("issue").null_count
-                bar.advance(read)
-    finally:
-        if writer is not None:
-            writer.close()
+    # The part is written under a temporary name and renamed when complete: a killed run leaves no part.
+    with atomic_file(out / "part-00000.parquet") as temp:
+        try:
+            with progress_bar(stream.count_rows() or 0, f"{stream.name} rows", progress) as bar:
+                for catalog in stream.chunks():
+                    read = len(catalog) + sum(1 for issue in catalog.issues if issue.column == "id")
+                    table = runner(rows_frame(catalog))
+                    if table.num_rows:  # a chunk whose rows were all skipped may have no columns to write
+                        if writer is None:
+                            writer = pq.ParquetWriter(temp, table.schema)
+                        writer.write_table(table)
+                    rows_in += read
+                    rows_out += table.num_rows
+                    with_issue += table.num_rows - table.column("issue").null_count
+                    bar.advance(read)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:  # no row was written: no part
+            temp.unlink()
     return RunSummary("local", rows_in, rows_out, with_issue, round(time.perf_counter() - started, 3), str(out))
 
 

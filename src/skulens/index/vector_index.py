@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from skulens.outputs import atomic_file, folder_lock, write_text
 
 FORMAT_VERSION = 1
 FLAT_LIMIT = 50_000
@@ -242,14 +243,16 @@ class VectorIndex:
     def save(self, folder: str | Path) -> Path:
         faiss = _faiss()
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / (INDEX_FILE + ".tmp")
-        faiss.write_index(self.index, str(tmp))
-        os.replace(tmp, folder / INDEX_FILE)
-        self.metadata.astype({c: "string" for c in self.metadata.columns if self.metadata[c].dtype == object}).to_parquet(
-            folder / METADATA, index=False
-        )
-        (folder / MANIFEST).write_text(json.dumps(self.manifest, indent=2, ensure_ascii=False))
+        # Under the folder's lock, each file written atomically, the manifest last (and removed first,
+        # so a save killed half-way leaves no manifest beside new files).
+        with folder_lock(folder, wait=True):
+            (folder / MANIFEST).unlink(missing_ok=True)
+            with atomic_file(folder / INDEX_FILE) as temp:
+                faiss.write_index(self.index, str(temp))
+            with atomic_file(folder / METADATA) as temp:
+                strings = {c: "string" for c in self.metadata.columns if self.metadata[c].dtype == object}
+                self.metadata.astype(strings).to_parquet(temp, index=False)
+            write_text(folder / MANIFEST, json.dumps(self.manifest, indent=2, ensure_ascii=False))
         return folder
 
     @classmethod

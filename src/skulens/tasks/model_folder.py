@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from skulens.outputs import atomic_file, folder_lock, write_text
+
 CONFIG = "config.json"
 WEIGHTS = "weights.npz"
 #: Folders (separated by ``os.pathsep``) where encoders named by path in a saved model may live,
@@ -35,12 +37,13 @@ class ModelFolderError(ValueError):
 
 
 def write_model_folder(folder: str | Path, config: dict, arrays: dict[str, np.ndarray]) -> Path:
+    """Save a model: weights then config, each written atomically, under the folder's lock (concurrent
+    saves to one folder take turns, so the folder always holds one save's complete files)."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (WEIGHTS + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, folder / WEIGHTS)
-    (folder / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))
+    with folder_lock(folder, wait=True):
+        with atomic_file(folder / WEIGHTS) as temp, open(temp, "wb") as handle:
+            np.savez(handle, **arrays)
+        write_text(folder / CONFIG, json.dumps(config, indent=2, ensure_ascii=False))
     return folder
 
 
