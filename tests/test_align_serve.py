@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import os
+import pickle
 import shutil
 
+import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
@@ -197,3 +201,73 @@ def test_decoded_pixel_cap_on_alignment_routes(client, tmp_path, path):
     if path == "/v1/zero-shot":
         request["labels"] = ["a", "b"]
     assert_error(client.post(path, json=request), 400, "invalid_image", "decoded pixels")
+
+
+# ----- issue 24: tampered index folders are a clear 409, read once, and never show the server's paths ------
+
+
+def _nan_index(index):
+    import faiss
+
+    vectors = faiss.read_index(str(index / "index.faiss"))
+    broken = faiss.IndexFlatIP(vectors.d)
+    broken.add(np.full((vectors.ntotal, vectors.d), np.nan, dtype=np.float32))
+    faiss.write_index(broken, str(index / "index.faiss"))
+
+
+def _huge_header(index):
+    data = bytearray((index / "index.faiss").read_bytes())
+    data[37:45] = (2**28).to_bytes(8, "little")  # a vector array of 1 GiB declared in a small file
+    (index / "index.faiss").write_bytes(bytes(data))
+
+
+def _manifest(change):
+    def tamper(index):
+        manifest = json.loads((index / "manifest.json").read_text())
+        (index / "manifest.json").write_text(json.dumps(change(manifest)))
+
+    return tamper
+
+
+TAMPERED_INDEXES = {
+    "truncated": lambda i: (i / "index.faiss").write_bytes((i / "index.faiss").read_bytes()[:100]),
+    "empty": lambda i: (i / "index.faiss").write_bytes(b""),
+    "garbage": lambda i: (i / "index.faiss").write_bytes(os.urandom((i / "index.faiss").stat().st_size)),
+    "pickled": lambda i: (i / "index.faiss").write_bytes(pickle.dumps(list(range(3000)))),
+    "huge-header": _huge_header,
+    "nan-vectors": _nan_index,
+    "manifest-list": lambda i: (i / "manifest.json").write_text("[1, 2]"),
+    "manifest-not-utf8": lambda i: (i / "manifest.json").write_bytes(b"\xff\xfe{}"),
+    "ivf-without-params": _manifest(lambda m: {**m, "kind": "ivf", "params": {}}),
+    "dim-string": _manifest(lambda m: {**m, "dim": "32"}),
+    "garbage-metadata": lambda i: (i / "metadata.parquet").write_bytes(b"PAR1 not parquet PAR1"),
+}
+
+
+@pytest.fixture(scope="module")
+def tampered(models_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("tampered-indexes")
+    for name, tamper in TAMPERED_INDEXES.items():
+        shutil.copytree(models_dir / "shapes-align", root / name)
+        tamper(root / name / "index")
+    with TestClient(create_app(root, max_upload_bytes=200_000)) as c:
+        yield c, root
+
+
+@pytest.mark.parametrize("name", sorted(TAMPERED_INDEXES))
+def test_tampered_index_is_a_clear_409_without_paths(tampered, name):
+    client, root = tampered
+    for _ in range(2):
+        response = client.post("/v1/search", json={"text": "red circle", "model": name})
+        assert_error(response, 409, "broken_index", "rebuild")
+        assert str(root) not in response.json()["detail"] and "/tmp" not in response.json()["detail"]
+    assert client.get("/v1/similar/p5", params={"model": name}).status_code == 409
+
+
+def test_a_failed_index_load_is_remembered(tampered, models_dir):
+    """The second request does not read the folder again: repairing it needs a restart (or reload)."""
+    client, root = tampered
+    assert client.post("/v1/search", json={"text": "red", "model": "empty"}).status_code == 409
+    shutil.rmtree(root / "empty" / "index")
+    shutil.copytree(models_dir / "shapes-align" / "index", root / "empty" / "index")
+    assert_error(client.post("/v1/search", json={"text": "red", "model": "empty"}), 409, "broken_index")

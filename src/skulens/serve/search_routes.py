@@ -7,6 +7,7 @@ in the thread pool; every bad input is a 4xx JSON error through the service's ``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Annotated
 
@@ -80,6 +81,15 @@ class ZeroShotResponse(BaseModel):
     used_text: bool
 
 
+#: An absolute path in a message (a run of non-space characters starting with a slash).
+_PATH = re.compile(r"(?<![\w.])/[^\s,;:'\"]+")
+
+
+def without_paths(message: str) -> str:
+    """``message`` with absolute paths replaced by their last part (errors never show the server's folders)."""
+    return _PATH.sub(lambda m: m.group().rstrip("/").rsplit("/", 1)[-1], message)
+
+
 def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exception], images: ImageDecoder) -> None:
     """Add the alignment routes to ``router``; ``pick(task, name)`` finds a loaded model, ``service_error``
     is the service's 4xx exception ``(status, code, detail)``, ``images`` the service's image decoder."""
@@ -88,14 +98,19 @@ def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exc
         return images.decode_base64(data_b64)
 
     def index_of(model):
+        """The model's index; its errors say what is wrong without the server's paths."""
         try:
             return model_index(model.folder, model.predictor.identity)
-        except NoIndexError as exc:
-            raise service_error(404, "no_index", str(exc)) from None
+        except NoIndexError:
+            raise service_error(
+                404, "no_index", f"model '{model.name}' has no product index; build one with `skulens search index`"
+            ) from None
         except IndexIdentityError as exc:
-            raise service_error(409, "index_mismatch", str(exc)) from None
+            raise service_error(409, "index_mismatch", without_paths(str(exc))) from None
         except SearchIndexError as exc:
-            raise service_error(500, "broken_index", str(exc)) from None
+            raise service_error(
+                409, "broken_index", f"the index of model '{model.name}' cannot be used: {without_paths(str(exc))}"
+            ) from None
 
     def answer(model, index, hits: list[dict]) -> SearchResponse:
         results = []
