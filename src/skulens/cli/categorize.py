@@ -140,13 +140,13 @@ def _predict_one(predictor: CategoryPredictor, model: Path, image: Path | None, 
     if image is None and not text:
         raise fail(f"nothing model {model} can read: give --image FILE and/or --text 'title'")
     try:
-        top = predictor.predict_product(image=image, title=text, k=k)
+        top = predictor.predict_one(image=image, title=text, k=k)
     except (ImageLoadError, CatalogError) as exc:
         if image is None or not text:
             raise fail(str(exc)) from None
         _image_not_used(str(exc))
         image = None
-        top = predictor.predict_product(image=None, title=text, k=k)
+        top = predictor.predict_one(image=None, title=text, k=k)
     used = " and ".join(part for part, on in (("the photo", image is not None), ("the text", bool(text))) if on)
     table = Table("category", "probability", header_style="bold")
     for name, p in top:
