@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -271,3 +272,49 @@ def test_a_failed_index_load_is_remembered(tampered, models_dir):
     shutil.rmtree(root / "empty" / "index")
     shutil.copytree(models_dir / "shapes-align" / "index", root / "empty" / "index")
     assert_error(client.post("/v1/search", json={"text": "red", "model": "empty"}), 409, "broken_index")
+
+
+# ----- issue 24: tampered alignment folders are one clear ModelFolderError --------------------------------
+
+
+def _config_change(change):
+    def tamper(folder):
+        config = json.loads((folder / "config.json").read_text())
+        change(config)
+        (folder / "config.json").write_text(json.dumps(config))
+
+    return tamper
+
+
+def _shrunk_projection(folder):
+    with np.load(folder / "weights.npz", allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    key = next(k for k in arrays if k.startswith("heads.image_proj") and k.endswith("weight"))
+    arrays[key] = arrays[key][:, :-1]
+    np.savez(folder / "weights.npz", **arrays)
+
+
+TAMPERED_ALIGNMENTS = {
+    "st-absolute": _config_change(lambda c: c.update(text_encoders=["st:/etc", *c["text_encoders"][1:]])),
+    "st-parent": _config_change(lambda c: c.update(text_encoders=["st:../../../x", *c["text_encoders"][1:]])),
+    "finetuned-outside": _config_change(lambda c: c.update(image_encoders=["finetuned:/tmp/elsewhere"])),
+    "huge-dim": _config_change(lambda c: c["align"].update(dim=200_000)),
+    "dim-string": _config_change(lambda c: c["align"].update(dim="32")),
+    "dropout-nan": _config_change(lambda c: c["align"].update(dropout=float("nan"))),
+    "align-list": _config_change(lambda c: c.update(align=[1, 2])),
+    "encoders-number": _config_change(lambda c: c.update(image_encoders=5)),
+    "fields-string": _config_change(lambda c: c.update(text_fields="title")),
+    "identities-list": _config_change(lambda c: c.update(encoder_identities=[1])),
+    "missing-align": _config_change(lambda c: c.pop("align")),
+    "projection-shape": _shrunk_projection,
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAMPERED_ALIGNMENTS))
+def test_tampered_alignment_folder_is_one_clear_error(models_dir, tmp_path, name):
+    from skulens.tasks.model_folder import ModelFolderError
+
+    folder = Path(shutil.copytree(models_dir / "no-index", tmp_path / name))
+    TAMPERED_ALIGNMENTS[name](folder)
+    with pytest.raises(ModelFolderError, match="damaged|outside the model folder"):
+        AlignmentModel.load(folder)

@@ -146,6 +146,31 @@ def check_config(config: dict, required: Mapping[str, str], folder: str | Path) 
             raise ModelFolderError(f"model {folder}: '{key}' in {CONFIG} should be {what}; the folder is damaged")
 
 
+#: A number setting's kind and inclusive range: ``(int | float | bool, low, high)``.
+NumberLimit = tuple[type, float, float]
+
+
+def check_numbers(values: Any, limits: Mapping[str, NumberLimit], folder: str | Path, where: str) -> None:
+    """Refuse settings of a model (``where``: the config key holding them) of the wrong type or outside
+    their range, before anything is allocated from them (a tampered ``dim`` of 200,000 is refused, not built).
+    Settings missing from ``values`` keep their defaults; keys not in ``limits`` are not read."""
+    if not isinstance(values, dict):
+        raise ModelFolderError(f"model {folder}: '{where}' in {CONFIG} should be an object; the folder is damaged")
+    for key, (kind, low, high) in limits.items():
+        if key not in values:
+            continue
+        value = values[key]
+        if kind is bool:
+            fits = isinstance(value, bool)
+        elif kind is int:
+            fits = type(value) is int and low <= value <= high
+        else:
+            fits = type(value) in (int, float) and bool(np.isfinite(value)) and low <= value <= high
+        if not fits:
+            what = "true or false" if kind is bool else f"{'an integer' if kind is int else 'a number'} in {low:g}..{high:g}"
+            raise ModelFolderError(f"model {folder}: '{where}.{key}' in {CONFIG} should be {what}; the folder is damaged")
+
+
 def models_roots() -> list[Path]:
     """The folders listed in ``$SKULENS_MODELS_ROOT`` (resolved), where path-named encoders may live."""
     value = os.environ.get(MODELS_ROOT_ENV, "")
