@@ -293,3 +293,54 @@ def test_cli_train_generate_evaluate(trained, shapes, tmp_path):
         "caption IMAGE" in runner.invoke(app, ["caption", "--help"]).output
         or "IMAGE" in runner.invoke(app, ["caption", "generate", "--help"]).output
     )
+
+
+def _tamper_caption(folder: Path, config_change=None, arrays_change=None) -> None:
+    if config_change is not None:
+        config = json.loads((folder / "config.json").read_text())
+        config_change(config)
+        (folder / "config.json").write_text(json.dumps(config))
+    if arrays_change is not None:
+        with np.load(folder / "weights.npz", allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        arrays_change(arrays)
+        np.savez(folder / "weights.npz", **arrays)
+
+
+TAMPERED_CAPTIONERS = {
+    "short-titles": (None, lambda a: a.update({"nearest.titles": a["nearest.titles"][:-2]})),
+    "wide-embeddings": (None, lambda a: a.update({"nearest.embeddings": np.hstack([a["nearest.embeddings"]] * 2)})),
+    "missing-nearest": (None, lambda a: a.pop("nearest.embeddings")),
+    "beam-string": (lambda c: c["hyper"].update(beam="3"), None),
+    "beam-zero": (lambda c: c["hyper"].update(beam=0), None),
+    "beam-huge": (lambda c: c["hyper"].update(beam=2000), None),
+    "d-model-huge": (lambda c: c["hyper"].update(d_model=10**6), None),
+    "shape-strings": (lambda c: c.update(shape=["7", "7"]), None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAMPERED_CAPTIONERS))
+def test_tampered_caption_folder_is_refused_at_load(trained, tmp_path, name):
+    """Issue 24: a captioner folder that would load and then fail every request is refused when it loads."""
+    trained.save(tmp_path / name)
+    change = TAMPERED_CAPTIONERS[name]
+    _tamper_caption(tmp_path / name, *change)
+    with pytest.raises(ModelFolderError, match="damaged"):
+        CaptionModel.load(tmp_path / name)
+
+
+def test_beam_is_capped(trained):
+    image = Image.new("RGB", (32, 32))
+    for beam in (0, 17, 2000):
+        with pytest.raises(CaptionError, match="beam must be"):
+            trained.generate([image], beam=beam)
+
+
+def test_cli_refuses_a_device_file_instead_of_reading_it(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from skulens.cli.main import app
+
+    trained.save(tmp_path / "m")
+    result = CliRunner().invoke(app, ["caption", "/dev/zero", "--model", str(tmp_path / "m")], env={"NO_COLOR": "1"})
+    assert result.exit_code != 0 and "not a regular file" in " ".join(result.output.split())
