@@ -180,10 +180,8 @@ class VectorIndex:
         try:
             return self._rows[str(product_id)]
         except KeyError:
-            sample = ", ".join(self.ids[:3])
-            raise SearchIndexError(
-                f"product id '{product_id}' is not in this index ({len(self)} products, e.g. {sample})"
-            ) from None
+            shown = str(product_id) if len(str(product_id)) <= 200 else str(product_id)[:199] + "…"
+            raise SearchIndexError(f"product id '{shown}' is not in this index ({len(self)} products)") from None
 
     def vector(self, product_id: str) -> np.ndarray:
         """The stored vector of one product."""
