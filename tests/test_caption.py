@@ -344,3 +344,17 @@ def test_cli_refuses_a_device_file_instead_of_reading_it(trained, tmp_path):
     trained.save(tmp_path / "m")
     result = CliRunner().invoke(app, ["caption", "/dev/zero", "--model", str(tmp_path / "m")], env={"NO_COLOR": "1"})
     assert result.exit_code != 0 and "not a regular file" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("steps", [1, 2, 9, 10, 11, 19, 20, 30])
+def test_learning_rate_schedule_runs_for_any_number_of_steps(steps):
+    """Issue 24: `caption train --limit 300 --epochs 2` died with ZeroDivisionError in the one-cycle schedule."""
+    from skulens.tasks.caption import lr_schedule
+
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([parameter], lr=1e-3)
+    schedule = lr_schedule(optimizer, 1e-3, steps)
+    for _ in range(steps):
+        optimizer.step()
+        schedule.step()
+    assert 0 < optimizer.param_groups[0]["lr"] <= 1e-3

@@ -68,6 +68,20 @@ HYPER_LIMITS = {
 MAX_SHAPE = (4096, 65_536)
 
 
+#: Fewest optimizer steps a one-cycle schedule is used for (its 10% warm-up needs at least 2 steps).
+MIN_ONE_CYCLE_STEPS = 20
+
+
+def lr_schedule(optimizer: torch.optim.Optimizer, lr: float, steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """One-cycle (10% warm-up, then cosine decay) over ``steps``; a constant rate when there are too few
+    steps for its phases (a short run such as ``--limit 300 --epochs 2``)."""
+    if steps < MIN_ONE_CYCLE_STEPS:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+
+
 def _check_nearest(arrays: dict[str, np.ndarray], channels: int, folder: str | Path) -> None:
     """Refuse nearest-title arrays that cannot answer a request: one finite embedding of ``channels``
     values per title."""
@@ -335,7 +349,7 @@ class CaptionModel:
         h = self.hyper
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=h["lr"], weight_decay=0.01)
         steps = h["epochs"] * -(-len(fit_rows) // h["batch_size"])
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=h["lr"], total_steps=max(steps, 1), pct_start=0.1)
+        schedule = lr_schedule(optimizer, h["lr"], steps)
         rng = np.random.default_rng(h["seed"])
         history, best, best_state, waited = [], -np.inf, None, 0
         val_refs = [titles[r] for r in val_rows]
