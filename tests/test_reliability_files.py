@@ -222,3 +222,11 @@ def test_categorize_predict_input_reports_every_row_problem(shared, tmp_path, wr
     issues = pd.read_csv(out.with_name("out.issues.csv"))
     assert sorted(set(issues["id"])) == ["p1", "p2", "p3", "p5"]
     assert "4 row issue(s)" in " ".join(result.output.split())
+
+
+def test_class_names_must_match_the_weights(shared, tmp_path):
+    """Issue 24: a config naming 100,000 classes does not load against 3-class weights."""
+    folder = copy_model(shared, "text-only", tmp_path)
+    rewrite_config(folder, lambda c: c.update(classes=[f"class {i}" for i in range(100_000)]))
+    with pytest.raises(ModelFolderError, match="damaged"):
+        CategoryPredictor.load(folder)

@@ -209,6 +209,14 @@ def check_restored(fusion: Any, zero_row: Mapping[str, Any], n_classes: int, fol
     finite probabilities (a tampered or mismatched ``weights.npz``), by predicting ``zero_row``: one
     all-zero feature row per encoder, as the encoders would give it."""
     dims = {name: block.shape[1] for name, block in zero_row.items()}
+    heads = getattr(fusion, "heads_", None) or {"head": getattr(fusion, "head_", None)}
+    for name, head in heads.items():
+        rows = getattr(getattr(head, "coef_", None), "shape", (None,))[0]
+        if rows is not None and rows != (1 if n_classes == 2 else n_classes):
+            raise ModelFolderError(
+                f"model {folder}: the head for '{name}' scores {rows} classes but {CONFIG} names {n_classes}; "
+                "the folder is damaged (retrain the model)"
+            )
     for name, head in getattr(fusion, "heads_", {}).items():
         takes = getattr(head, "n_features_in_", None)
         if name in dims and takes is not None and takes != dims[name]:
