@@ -230,3 +230,19 @@ def test_class_names_must_match_the_weights(shared, tmp_path):
     rewrite_config(folder, lambda c: c.update(classes=[f"class {i}" for i in range(100_000)]))
     with pytest.raises(ModelFolderError, match="damaged"):
         CategoryPredictor.load(folder)
+
+
+def test_relative_encoder_paths_are_resolved_at_training_time(tmp_path, monkeypatch):
+    """Issue 24: `-e finetuned:runs/ft` was stored relative and then looked up inside the model folder;
+    it is stored absolute, with a warning at training time when loading will need $SKULENS_MODELS_ROOT."""
+    from skulens.tasks.model_folder import training_encoder_names
+
+    (tmp_path / "runs" / "ft").mkdir(parents=True)
+    (tmp_path / "runs" / "model" / "enc").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SKULENS_MODELS_ROOT", raising=False)
+    names, warnings = training_encoder_names(["finetuned:runs/ft", "minilm", "finetuned:runs/model/enc"], "runs/model")
+    assert names == [f"finetuned:{tmp_path / 'runs' / 'ft'}", "minilm", f"finetuned:{tmp_path / 'runs' / 'model' / 'enc'}"]
+    assert len(warnings) == 1 and f"SKULENS_MODELS_ROOT={tmp_path / 'runs'}" in warnings[0]
+    monkeypatch.setenv("SKULENS_MODELS_ROOT", str(tmp_path / "runs"))
+    assert training_encoder_names(["finetuned:runs/ft"], "runs/model")[1] == []

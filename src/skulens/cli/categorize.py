@@ -59,9 +59,12 @@ def train(
     from skulens.heads import HeadError
     from skulens.progress import step
     from skulens.tasks.categorize import CategoryPredictor
-    from skulens.tasks.model_folder import ModelFolderError
+    from skulens.tasks.model_folder import ModelFolderError, training_encoder_names
 
     level = label_value(label)
+    encoders, notes = training_encoder_names(encoders, out)
+    for message in notes:
+        warn(message)
     catalog = load_source(source, columns, image_root, uses=[label])
     images = reads_images(encoders)
     params = {"command": "categorize train", "data": source, "label": label, "encoders": encoders, "head": head, "fusion": fusion}

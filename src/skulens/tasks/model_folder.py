@@ -204,6 +204,30 @@ def encoder_sources(names: list[str], folder: str | Path) -> dict[str, str]:
     return sources
 
 
+def training_encoder_names(names: list[str], out: str | Path) -> tuple[list[str], list[str]]:
+    """Encoder names for a model about to be trained into ``out``: a path-named encoder given relative
+    to the working folder (``finetuned:runs/ft``) becomes absolute, as a saved model would otherwise look
+    for it inside its own folder. Also returns a warning for each one that a saved model in ``out`` will
+    not be allowed to load (outside ``out`` and ``$SKULENS_MODELS_ROOT``), saying what to do."""
+    out = Path(out).expanduser().resolve()
+    allowed = [out, *models_roots()]
+    resolved, warnings = [], []
+    for name in names:
+        prefix, colon, argument = name.partition(":")
+        path = Path(argument).expanduser()
+        if not colon or not argument or not path.exists():
+            resolved.append(name)
+            continue
+        full = path.resolve()
+        resolved.append(f"{prefix}:{full}")
+        if not any(full == root or root in full.parents for root in allowed):
+            warnings.append(
+                f"encoder {name} is stored as {prefix}:{full}, outside {out}; to load the model later (predict, serve) "
+                f"set {MODELS_ROOT_ENV}={full.parent} or put the encoder folder inside the model folder"
+            )
+    return resolved, warnings
+
+
 def check_restored(fusion: Any, zero_row: Mapping[str, Any], n_classes: int, folder: str | Path) -> None:
     """Refuse restored heads that do not take the encoders' features or do not give ``n_classes``
     finite probabilities (a tampered or mismatched ``weights.npz``), by predicting ``zero_row``: one
