@@ -338,7 +338,7 @@ def _read_manifest(path: Path) -> dict:
             f"{path.parent} has index format {str(version)[:20]}; this skulens reads format {FORMAT_VERSION}: rebuild it"
         )
     kind, dim, params = manifest.get("kind"), manifest.get("dim"), manifest.get("params")
-    if kind not in KIND_PARAMS:
+    if not isinstance(kind, str) or kind not in KIND_PARAMS:
         raise SearchIndexError(f"{path}: kind {str(kind)[:20]!r} is not one of {', '.join(KIND_PARAMS)}; rebuild the index")
     if type(dim) is not int or not 1 <= dim <= MAX_DIM:
         raise SearchIndexError(f"{path}: dim should be an integer in 1..{MAX_DIM}; rebuild the index")
