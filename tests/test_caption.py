@@ -349,12 +349,12 @@ def test_cli_refuses_a_device_file_instead_of_reading_it(trained, tmp_path):
 @pytest.mark.parametrize("steps", [1, 2, 9, 10, 11, 19, 20, 30])
 def test_learning_rate_schedule_runs_for_any_number_of_steps(steps):
     """Issue 24: `caption train --limit 300 --epochs 2` died with ZeroDivisionError in the one-cycle schedule."""
-    from skulens.tasks.caption import lr_schedule
+    from skulens.training.loop import LoopConfig, TrainingLoop
 
-    parameter = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.AdamW([parameter], lr=1e-3)
-    schedule = lr_schedule(optimizer, 1e-3, steps)
+    config = LoopConfig(epochs=1, lr=1e-3, weight_decay=0.0, schedule="one_cycle", warmup=0.1)
+    loop = TrainingLoop(torch.nn.Linear(1, 1), config, steps_per_epoch=steps)
     for _ in range(steps):
-        optimizer.step()
-        schedule.step()
-    assert 0 < optimizer.param_groups[0]["lr"] <= 1e-3
+        loop.optimizer.step()
+        if loop.scheduler is not None:
+            loop.scheduler.step()
+    assert 0 < loop.optimizer.param_groups[0]["lr"] <= 1e-3

@@ -80,7 +80,7 @@ def run_streamed(
     from skulens.catalog import CatalogError
     from skulens.encoders import EncoderError
     from skulens.engines import ENGINES, run_job
-    from skulens.engines.local import MANIFEST
+    from skulens.engines.output import MANIFEST
     from skulens.outputs import OutputError, folder_lock, write_text
     from skulens.tasks.model_folder import ModelFolderError
 

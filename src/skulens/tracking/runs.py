@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from skulens.extras import require_extra
 from skulens.tracking.store import DEFAULT_EXPERIMENT, TrackingStore, resolve_store
 from skulens.tracking.tracker import HTTP_DEFAULTS
 
@@ -21,6 +22,7 @@ class RunsError(ValueError):
 
 
 def _client(store: TrackingStore):
+    require_extra("track", feature="reading tracked runs")
     import os
 
     for variable, value in HTTP_DEFAULTS.items():  # an unreachable server fails in seconds, not minutes
@@ -103,6 +105,7 @@ def ui_command(uri: str | None = None, port: int = 5000) -> list[str]:
 
 def start_ui(uri: str | None = None, port: int = 5000) -> int:
     """Run the MLflow UI in the foreground until interrupted; returns its exit code."""
+    require_extra("track", feature="the MLflow UI")
     try:
         return subprocess.call(ui_command(uri, port))
     except KeyboardInterrupt:
