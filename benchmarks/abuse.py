@@ -266,18 +266,18 @@ async def abuse_service(service: Service, record: Recorder, connections: int, de
     detail["memory_mb"] = memory
 
 
-def schemathesis_run(models: Path, examples: int) -> dict:
+def schemathesis_run(models: Path, examples: int, folder: Path | None = None) -> dict:
     """schemathesis on every operation, positive and negative cases: ``failures`` counts what ``make test``
     forbids (a 5xx, or a 4xx that is not JSON ``{"error", "detail"}``); ``conformance`` counts, by check,
     the stricter schema-conformance findings of ``call_and_validate`` (e.g. ST202, a schema-valid request
-    answered 4xx)."""
+    answered 4xx). ``folder``: the models to serve (default: the text models of ``models``)."""
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
 
     from skulens.serve.app import create_app
 
-    app = create_app(text_models(models), max_upload_bytes=100_000, max_batch=8)
+    app = create_app(folder or text_models(models), max_upload_bytes=100_000, max_batch=8)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     counts = {"cases": 0, "failures": 0}
     conformance: Counter = Counter()

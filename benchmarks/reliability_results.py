@@ -17,6 +17,12 @@ TARGETS = {
     "soak_errors": ("==", 0),
     "soak_rss_growth_mb": ("<=", 50),
     "schemathesis_failures": ("==", 0),
+    # issue 24
+    "abuse_5xx_new_routes": ("==", 0),
+    "abuse_peak_rss_mb_new_routes": ("<=", 1_500),
+    "kill_sweep_partial_outputs": ("==", 0),
+    "csv_injection_cells_escaped": ("==", True),
+    "schemathesis_conformance_findings": ("==", 0),
 }
 
 
@@ -37,7 +43,7 @@ def update_results(path: Path, values: dict, section: str, command: str) -> dict
 
 
 def render(results: dict) -> str:
-    lines = ["# Reliability (issue 16)", "", "| key | value | target | met |", "|---|---|---|---|"]
+    lines = ["# Reliability (issues 16 and 24)", "", "| key | value | target | met |", "|---|---|---|---|"]
     for key, value in results.items():
         if isinstance(value, (dict, list)) or key == "machine":
             continue
@@ -46,7 +52,8 @@ def render(results: dict) -> str:
         lines.append(f"| {key} | {value} | {'' if op is None else f'{op} {target}'} | {met} |")
     lines += ["", f"Machine: {results.get('machine', '')}", "", "## Commands", ""]
     lines += [f"- {section}: `{command}`" for section, command in results.get("command", {}).items()]
-    for key in ("fuzz_targets", "abuse_detail", "soak_detail", "schemathesis_detail"):
+    details = ("fuzz_targets", "abuse_detail", "soak_detail", "schemathesis_detail", "abuse_new_routes_detail")
+    for key in (*details, "kill_sweep_detail", "csv_injection_detail"):
         if key in results:
             lines += ["", f"## {key}", "", "```json", json.dumps(results[key], indent=2, default=str), "```"]
     return "\n".join(lines) + "\n"

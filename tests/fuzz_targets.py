@@ -112,3 +112,43 @@ def mutate(data: bytes, flips: list[tuple[int, int]], cut: int | None) -> bytes:
         if buffer:
             buffer[position % len(buffer)] = value
     return bytes(buffer[:cut] if cut is not None else buffer)
+
+
+class IndexTemplate:
+    """A real saved product index (``VectorIndex``), copied with one of its files replaced per fuzz input."""
+
+    FILES = ("manifest.json", "index.faiss", "metadata.parquet")
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.files = {name: (self.folder / name).read_bytes() for name in self.FILES}
+
+    def load(self, name: str, data: bytes, workdir: Path) -> None:
+        """Load a copy with file ``name`` replaced by ``data``: a ``SearchIndexError`` or an index that
+        searches with finite scores."""
+        from skulens.index import SearchIndexError, VectorIndex
+
+        target = Path(tempfile.mkdtemp(dir=workdir))
+        try:
+            for file, content in self.files.items():
+                (target / file).write_bytes(data if file == name else content)
+            try:
+                index = VectorIndex.load(target)
+            except SearchIndexError:
+                return
+            query = np.ones((1, index.dim), dtype=np.float32) / np.sqrt(index.dim)
+            hits = index.search(query, k=min(3, len(index)))[0]
+            assert all(np.isfinite(hit.score) for hit in hits)
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
+
+
+def build_index_template(folder: Path) -> IndexTemplate:
+    """A 60-vector flat index saved in ``folder``."""
+    from skulens.index import VectorIndex
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(60, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    VectorIndex.build(vectors, [f"p{i}" for i in range(60)], "fuzz@1", kind="flat").save(folder)
+    return IndexTemplate(folder)

@@ -274,7 +274,9 @@ def test_zero_shot_for_one_product_in_memory(model):
         model.zero_shot_inputs(["red", "green"])
 
 
-def test_a_real_clip_checkpoint_needs_no_training(tiny_clip_dir, shop, tmp_path):
+def test_a_real_clip_checkpoint_needs_no_training(tiny_clip_dir, shop, tmp_path, monkeypatch):
+    from pathlib import Path
+
     from skulens.encoders import create_encoder
 
     clip = AlignmentModel.from_clip(tiny_clip_dir, cache_dir=tmp_path)
@@ -284,4 +286,7 @@ def test_a_real_clip_checkpoint_needs_no_training(tiny_clip_dir, shop, tmp_path)
     index = clip.build_index(shop)
     assert len(clip.search(index, text="blue square", k=3)) == 3
     clip.save(tmp_path / "clip")
+    with pytest.raises(ModelFolderError, match="outside the model folder"):  # the checkpoint lives elsewhere
+        AlignmentModel.load(tmp_path / "clip", cache_dir=tmp_path)
+    monkeypatch.setenv("SKULENS_MODELS_ROOT", str(Path(tiny_clip_dir).parent))
     assert AlignmentModel.load(tmp_path / "clip", cache_dir=tmp_path).identity == clip.identity

@@ -96,7 +96,10 @@ def test_too_few_pairs_to_train(cli, tmp_path, files):
     assert result.exit_code == 2 and "at least 64" in " ".join(result.output.split())
 
 
-def test_a_clip_checkpoint_instead_of_training(cli, files, tiny_clip_dir, tmp_path):
+def test_a_clip_checkpoint_instead_of_training(cli, files, tiny_clip_dir, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setenv("SKULENS_MODELS_ROOT", str(Path(tiny_clip_dir).parent))  # the checkpoint is outside the model folder
     catalog, _ = files
     result = cli("search", "train", "unused", "--clip", tiny_clip_dir, "--out", tmp_path / "clip")
     assert result.exit_code == 0 and "no training" in result.output, result.output

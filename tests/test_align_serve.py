@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import os
+import pickle
 import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
@@ -133,3 +138,183 @@ def test_missing_and_mismatched_index(client, models_dir, tmp_path):
 def test_lone_surrogates_get_a_clean_422(client, path, raw):
     response = client.post(path, content=raw.encode(), headers={"content-type": "application/json"})
     assert_error(response, 422, "invalid_request")
+
+
+# ----- issue 24: templates are plain text, every list and text is bounded, one image decode path ------
+
+
+@pytest.mark.parametrize(
+    "template", ["{label}{label:a>10000000}", "{label} {0}", "{label} {}", "{label} {x}", "{label} {", "{label} {label:d}"]
+)
+def test_zero_shot_templates_are_plain_text(client, template):
+    """A template is substituted, never formatted: format specs and stray braces are just characters."""
+    response = client.post(
+        "/v1/zero-shot", json={"labels": ["Shoes", "Shirts"], "text": "x", "templates": [template], "model": "shapes-align"}
+    )
+    assert response.status_code == 200, response.text
+    assert len(response.json()["labels"]) == 2
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"templates": ["{label} v" + str(i) for i in range(21)]},
+        {"templates": ["{label}" + "x" * 300]},
+        {"labels": ["a" * 201, "b"]},
+        {"labels": [f"l{i}" for i in range(501)]},
+    ],
+)
+def test_zero_shot_lists_and_texts_are_bounded(client, payload):
+    request = {"labels": ["Shoes", "Shirts"], "text": "x", "model": "shapes-align", **payload}
+    assert_error(client.post("/v1/zero-shot", json=request), 422, "invalid_request")
+
+
+def test_search_filters_are_bounded(client):
+    many_keys = {f"k{i}": "x" for i in range(21)}
+    assert_error(client.post("/v1/search", json={"text": "red", "where": many_keys}), 422, "invalid_request")
+    many_values = {"colour": [f"c{i}" for i in range(101)]}
+    assert_error(client.post("/v1/search", json={"text": "red", "where": many_values}), 422, "invalid_request")
+    assert_error(client.post("/v1/search", json={"text": "red", "model": "m" * 201}), 422, "invalid_request")
+
+
+def test_openapi_declares_the_bounds(client):
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+
+    def prop(schema, name):
+        field = schemas[schema]["properties"][name]
+        return next((option for option in field.get("anyOf", [field]) if option.get("type") != "null"), field)
+
+    templates = prop("ZeroShotRequest", "templates")
+    assert templates["maxItems"] == 20 and templates["items"]["maxLength"] == 200
+    assert prop("ZeroShotRequest", "labels")["items"]["maxLength"] == 200
+    assert prop("SearchRequest", "where")["maxProperties"] == 20
+    for schema in ("SearchRequest", "ZeroShotRequest"):
+        assert prop(schema, "image_base64")["maxLength"] > 0 and prop(schema, "model")["maxLength"] == 200
+
+
+@pytest.mark.parametrize("path", ["/v1/search", "/v1/zero-shot"])
+def test_decoded_pixel_cap_on_alignment_routes(client, tmp_path, path):
+    """A tiny PNG that decodes to 64 MP is refused (400) before its pixels are allocated."""
+    from conftest import write_huge_png
+
+    data = write_huge_png(tmp_path / "big.png", 7999, 7999).read_bytes()
+    request = {"image_base64": base64.b64encode(data).decode(), "model": "shapes-align"}
+    if path == "/v1/zero-shot":
+        request["labels"] = ["a", "b"]
+    assert_error(client.post(path, json=request), 400, "invalid_image", "decoded pixels")
+
+
+# ----- issue 24: tampered index folders are a clear 409, read once, and never show the server's paths ------
+
+
+def _nan_index(index):
+    import faiss
+
+    vectors = faiss.read_index(str(index / "index.faiss"))
+    broken = faiss.IndexFlatIP(vectors.d)
+    broken.add(np.full((vectors.ntotal, vectors.d), np.nan, dtype=np.float32))
+    faiss.write_index(broken, str(index / "index.faiss"))
+
+
+def _huge_header(index):
+    data = bytearray((index / "index.faiss").read_bytes())
+    data[37:45] = (2**28).to_bytes(8, "little")  # a vector array of 1 GiB declared in a small file
+    (index / "index.faiss").write_bytes(bytes(data))
+
+
+def _manifest(change):
+    def tamper(index):
+        manifest = json.loads((index / "manifest.json").read_text())
+        (index / "manifest.json").write_text(json.dumps(change(manifest)))
+
+    return tamper
+
+
+TAMPERED_INDEXES = {
+    "truncated": lambda i: (i / "index.faiss").write_bytes((i / "index.faiss").read_bytes()[:100]),
+    "empty": lambda i: (i / "index.faiss").write_bytes(b""),
+    "garbage": lambda i: (i / "index.faiss").write_bytes(os.urandom((i / "index.faiss").stat().st_size)),
+    "pickled": lambda i: (i / "index.faiss").write_bytes(pickle.dumps(list(range(3000)))),
+    "huge-header": _huge_header,
+    "nan-vectors": _nan_index,
+    "manifest-list": lambda i: (i / "manifest.json").write_text("[1, 2]"),
+    "manifest-not-utf8": lambda i: (i / "manifest.json").write_bytes(b"\xff\xfe{}"),
+    "ivf-without-params": _manifest(lambda m: {**m, "kind": "ivf", "params": {}}),
+    "dim-string": _manifest(lambda m: {**m, "dim": "32"}),
+    "garbage-metadata": lambda i: (i / "metadata.parquet").write_bytes(b"PAR1 not parquet PAR1"),
+}
+
+
+@pytest.fixture(scope="module")
+def tampered(models_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("tampered-indexes")
+    for name, tamper in TAMPERED_INDEXES.items():
+        shutil.copytree(models_dir / "shapes-align", root / name)
+        tamper(root / name / "index")
+    with TestClient(create_app(root, max_upload_bytes=200_000)) as c:
+        yield c, root
+
+
+@pytest.mark.parametrize("name", sorted(TAMPERED_INDEXES))
+def test_tampered_index_is_a_clear_409_without_paths(tampered, name):
+    client, root = tampered
+    for _ in range(2):
+        response = client.post("/v1/search", json={"text": "red circle", "model": name})
+        assert_error(response, 409, "broken_index", "rebuild")
+        assert str(root) not in response.json()["detail"] and "/tmp" not in response.json()["detail"]
+    assert client.get("/v1/similar/p5", params={"model": name}).status_code == 409
+
+
+def test_a_failed_index_load_is_remembered(tampered, models_dir):
+    """The second request does not read the folder again: repairing it needs a restart (or reload)."""
+    client, root = tampered
+    assert client.post("/v1/search", json={"text": "red", "model": "empty"}).status_code == 409
+    shutil.rmtree(root / "empty" / "index")
+    shutil.copytree(models_dir / "shapes-align" / "index", root / "empty" / "index")
+    assert_error(client.post("/v1/search", json={"text": "red", "model": "empty"}), 409, "broken_index")
+
+
+# ----- issue 24: tampered alignment folders are one clear ModelFolderError --------------------------------
+
+
+def _config_change(change):
+    def tamper(folder):
+        config = json.loads((folder / "config.json").read_text())
+        change(config)
+        (folder / "config.json").write_text(json.dumps(config))
+
+    return tamper
+
+
+def _shrunk_projection(folder):
+    with np.load(folder / "weights.npz", allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    key = next(k for k in arrays if k.startswith("heads.image_proj") and k.endswith("weight"))
+    arrays[key] = arrays[key][:, :-1]
+    np.savez(folder / "weights.npz", **arrays)
+
+
+TAMPERED_ALIGNMENTS = {
+    "st-absolute": _config_change(lambda c: c.update(text_encoders=["st:/etc", *c["text_encoders"][1:]])),
+    "st-parent": _config_change(lambda c: c.update(text_encoders=["st:../../../x", *c["text_encoders"][1:]])),
+    "finetuned-outside": _config_change(lambda c: c.update(image_encoders=["finetuned:/tmp/elsewhere"])),
+    "huge-dim": _config_change(lambda c: c["align"].update(dim=200_000)),
+    "dim-string": _config_change(lambda c: c["align"].update(dim="32")),
+    "dropout-nan": _config_change(lambda c: c["align"].update(dropout=float("nan"))),
+    "align-list": _config_change(lambda c: c.update(align=[1, 2])),
+    "encoders-number": _config_change(lambda c: c.update(image_encoders=5)),
+    "fields-string": _config_change(lambda c: c.update(text_fields="title")),
+    "identities-list": _config_change(lambda c: c.update(encoder_identities=[1])),
+    "missing-align": _config_change(lambda c: c.pop("align")),
+    "projection-shape": _shrunk_projection,
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAMPERED_ALIGNMENTS))
+def test_tampered_alignment_folder_is_one_clear_error(models_dir, tmp_path, name):
+    from skulens.tasks.model_folder import ModelFolderError
+
+    folder = Path(shutil.copytree(models_dir / "no-index", tmp_path / name))
+    TAMPERED_ALIGNMENTS[name](folder)
+    with pytest.raises(ModelFolderError, match="damaged|outside the model folder"):
+        AlignmentModel.load(folder)

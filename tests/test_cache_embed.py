@@ -157,9 +157,9 @@ def test_opening_reads_no_shard(tmp_path, monkeypatch):
     assert len(opened) == 100 and _keys([5])[0] in opened and _keys([500])[0] not in opened
     assert loads == []  # opening, len and membership read the index only
     np.testing.assert_array_equal(opened.get(_keys([5])[0]), _vector(5))
-    assert len(loads) == 1  # the one shard holding item 5, memory-mapped
+    assert len(loads) == 2  # the one shard holding item 5, memory-mapped, and its row checksums
     vectors, found = opened.get_many(_keys(range(100)))
-    assert found.all() and len(loads) == len(opened.shard_files())  # each shard mapped once, then reused
+    assert found.all() and len(loads) == 2 * len(opened.shard_files())  # each shard (and checksums) read once, then reused
     np.testing.assert_array_equal(vectors, np.stack([_vector(i) for i in range(100)]))
 
 
@@ -170,14 +170,15 @@ def test_many_single_writes_keep_one_index_and_few_shards(tmp_path):
         cache.flush()
     # compaction ran ~125 times; size tiers of 8, 32, 128, 512 rows hold at most 3 shards each
     assert 1 <= len(cache.shard_files()) <= 12
-    assert sorted(p.name for p in cache.shard_folder.iterdir()) == sorted(cache.shard_files())
+    shards_and_checksums = sorted([*cache.shard_files(), *(f"{f}.crc32" for f in cache.shard_files())])
+    assert sorted(p.name for p in cache.shard_folder.iterdir()) == shards_and_checksums
     assert [p.name for p in cache.folder.glob("*.sqlite")] == ["index.sqlite"]
     vectors, found = cache.get_many(_keys(range(1000)))
     assert found.all() and len(cache) == 1000
     np.testing.assert_array_equal(vectors, np.stack([_vector(i) for i in range(1000)]))
 
     result = cache.compact(full=True)
-    assert len(cache.shard_files()) == 1 and len(list(cache.shard_folder.iterdir())) == 1 and result.written == 1
+    assert len(cache.shard_files()) == 1 and len(list(cache.shard_folder.iterdir())) == 2 and result.written == 1
     vectors, found = cache.get_many(_keys(range(1000)))
     assert found.all()
     np.testing.assert_array_equal(vectors, np.stack([_vector(i) for i in range(1000)]))
@@ -247,7 +248,7 @@ def test_killed_writer_leaves_a_consistent_cache(tmp_path):
         assert found_all.sum() == stored  # nothing listed that cannot be read
         np.testing.assert_array_equal(everything[found_all], np.stack([_vector(i) for i in np.flatnonzero(found_all)]))
         cache.compact(full=True)
-        assert [p.name for p in cache.shard_folder.iterdir()] == cache.shard_files()
+        assert sorted(p.name for p in cache.shard_folder.iterdir()) == [*cache.shard_files(), f"{cache.shard_files()[0]}.crc32"]
         cache.close()
 
 
@@ -262,7 +263,8 @@ def test_two_processes_write_the_same_cache(tmp_path):
     vectors, found = cache.get_many(_keys(range(600)))
     assert found.all()
     np.testing.assert_array_equal(vectors, np.stack([_vector(i) for i in range(600)]))
-    assert sorted(p.name for p in cache.shard_folder.iterdir()) == sorted(cache.shard_files())
+    expected = sorted([*cache.shard_files(), *(f"{f}.crc32" for f in cache.shard_files())])
+    assert sorted(p.name for p in cache.shard_folder.iterdir()) == expected  # each shard with its row checksums
 
 
 # --------------------------------------------------------------------------------------------------
@@ -437,3 +439,38 @@ def test_tfidf_embedding_needs_fit_and_is_sparse(text_catalog, tmp_path):
     assert sp.issparse(result.vectors) and result.vectors.shape == (4, encoder.dim)
     assert result.vectors[3].nnz == 0  # "Steel knife" was not in the training rows
     assert not (tmp_path / "cache").exists()  # fitted encoders are never cached
+
+
+@pytest.mark.parametrize("damage", ["nan", "random"])
+def test_damaged_entries_fail_their_checksum_and_are_encoded_again(tmp_path, damage):
+    """Issue 24: vectors replaced in place (NaN or random bytes of the same length) are never served;
+    they are counted, dropped from the index and stored afresh when encoded again."""
+    import sqlite3
+
+    cache = EmbeddingCache(tmp_path, "enc@1", 16)
+    cache.put(_keys(range(10)), np.stack([_vector(i) for i in range(10)]))
+    cache.compact()  # rows 0-9 in a shard
+    cache.put(_keys(range(10, 14)), np.stack([_vector(i) for i in range(10, 14)]))
+    cache.flush()  # rows 10-13 in the journal
+    shard = cache.shard_folder / cache.shard_files()[0]
+    cache.close()
+    rng = np.random.default_rng(0)
+    bad = (np.full(16, np.nan, dtype=np.float32) if damage == "nan" else rng.random(16, dtype=np.float32)).tobytes()
+    data = bytearray(shard.read_bytes())
+    offset = len(data) - 10 * 16 * 4 + 3 * 16 * 4  # row 3 of the shard
+    data[offset : offset + 64] = bad
+    shard.write_bytes(bytes(data))
+    with sqlite3.connect(cache.folder / "index.sqlite") as conn:
+        blob = conn.execute("SELECT vector FROM journal WHERE key = ?", (_keys([11])[0],)).fetchone()[0]
+        conn.execute("UPDATE journal SET vector = ? WHERE key = ?", (bad + blob[64:], _keys([11])[0]))
+
+    reopened = EmbeddingCache(tmp_path, "enc@1", 16)
+    with pytest.warns(RuntimeWarning, match="2 vector.*checksum"):
+        vectors, found = reopened.get_many(_keys(range(14)))
+    assert [i for i in range(14) if not found[i]] == [3, 11] and reopened.corrupt_entries == 2
+    assert np.isfinite(vectors).all()
+    reopened.put(_keys([3, 11]), np.stack([_vector(3), _vector(11)]))  # encoded again
+    reopened.compact(full=True)
+    again, found = reopened.get_many(_keys(range(14)))
+    assert found.all()
+    np.testing.assert_array_equal(again, np.stack([_vector(i) for i in range(14)]))

@@ -340,3 +340,66 @@ def test_a_dataframe_is_read_through_the_one_input_path(trained, shapes):
     assert result["n"] == len(catalog)
     with pytest.raises(CaptionError, match="no row with both a title and a readable image"):
         trained.evaluate(frame, resamples=10)
+def _tamper_caption(folder: Path, config_change=None, arrays_change=None) -> None:
+    if config_change is not None:
+        config = json.loads((folder / "config.json").read_text())
+        config_change(config)
+        (folder / "config.json").write_text(json.dumps(config))
+    if arrays_change is not None:
+        with np.load(folder / "weights.npz", allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        arrays_change(arrays)
+        np.savez(folder / "weights.npz", **arrays)
+
+
+TAMPERED_CAPTIONERS = {
+    "short-titles": (None, lambda a: a.update({"nearest.titles": a["nearest.titles"][:-2]})),
+    "wide-embeddings": (None, lambda a: a.update({"nearest.embeddings": np.hstack([a["nearest.embeddings"]] * 2)})),
+    "missing-nearest": (None, lambda a: a.pop("nearest.embeddings")),
+    "beam-string": (lambda c: c["hyper"].update(beam="3"), None),
+    "beam-zero": (lambda c: c["hyper"].update(beam=0), None),
+    "beam-huge": (lambda c: c["hyper"].update(beam=2000), None),
+    "d-model-huge": (lambda c: c["hyper"].update(d_model=10**6), None),
+    "shape-strings": (lambda c: c.update(shape=["7", "7"]), None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAMPERED_CAPTIONERS))
+def test_tampered_caption_folder_is_refused_at_load(trained, tmp_path, name):
+    """Issue 24: a captioner folder that would load and then fail every request is refused when it loads."""
+    trained.save(tmp_path / name)
+    change = TAMPERED_CAPTIONERS[name]
+    _tamper_caption(tmp_path / name, *change)
+    with pytest.raises(ModelFolderError, match="damaged"):
+        CaptionModel.load(tmp_path / name)
+
+
+def test_beam_is_capped(trained):
+    image = Image.new("RGB", (32, 32))
+    for beam in (0, 17, 2000):
+        with pytest.raises(CaptionError, match="beam must be"):
+            trained.generate([image], beam=beam)
+
+
+def test_cli_refuses_a_device_file_instead_of_reading_it(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from skulens.cli.main import app
+
+    trained.save(tmp_path / "m")
+    result = CliRunner().invoke(app, ["caption", "/dev/zero", "--model", str(tmp_path / "m")], env={"NO_COLOR": "1"})
+    assert result.exit_code != 0 and "not a regular file" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("steps", [1, 2, 9, 10, 11, 19, 20, 30])
+def test_learning_rate_schedule_runs_for_any_number_of_steps(steps):
+    """Issue 24: `caption train --limit 300 --epochs 2` died with ZeroDivisionError in the one-cycle schedule."""
+    from skulens.training.loop import LoopConfig, TrainingLoop
+
+    config = LoopConfig(epochs=1, lr=1e-3, weight_decay=0.0, schedule="one_cycle", warmup=0.1)
+    loop = TrainingLoop(torch.nn.Linear(1, 1), config, steps_per_epoch=steps)
+    for _ in range(steps):
+        loop.optimizer.step()
+        if loop.scheduler is not None:
+            loop.scheduler.step()
+    assert 0 < loop.optimizer.param_groups[0]["lr"] <= 1e-3

@@ -50,3 +50,12 @@ def test_caption_route_bad_input(client):
     too_big = client.post("/v1/caption", json={"image_base64": base64.b64encode(b"\xff" * 300_000).decode()})
     assert too_big.status_code == 413
     assert client.post("/v1/caption", json={}).status_code == 422
+
+
+def test_caption_route_decoded_pixel_cap(client, tmp_path):
+    """A tiny PNG that decodes to 64 MP is refused (400) before its pixels are allocated (issue 24)."""
+    from conftest import write_huge_png
+
+    data = write_huge_png(tmp_path / "big.png", 7999, 7999).read_bytes()
+    response = client.post("/v1/caption", json={"image_base64": base64.b64encode(data).decode()})
+    assert response.status_code == 400 and "decoded pixels" in response.json()["detail"], response.text

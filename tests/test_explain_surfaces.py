@@ -123,3 +123,21 @@ def test_route_text_only_model(client):
     answer = client.post("/v1/explain", json=body).json()
     assert answer["image_maps"] == [] and answer["image"] is None
     assert "text only" in answer["statement"] and any("not used" in n for n in answer["notes"])
+
+
+def test_route_decoded_pixel_cap(client, tmp_path):
+    """A tiny PNG that decodes to 64 MP is refused (400) before its pixels are allocated (issue 24)."""
+    from conftest import write_huge_png
+
+    data = write_huge_png(tmp_path / "big.png", 7999, 7999).read_bytes()
+    response = client.post("/v1/explain", json={"image_base64": b64(data), "title": "pan"})
+    assert response.status_code == 400 and "decoded pixels" in response.json()["detail"], response.text
+
+
+def test_route_long_text_is_explained_on_its_start(client):
+    """The cost of an explanation does not grow with the text: a 100,000-character description is
+    explained on its first 5,000 characters, and the answer says so (issue 24)."""
+    body = {"title": "garden hose", "description": "steel pan for cooking " * 4_500, "model": "text-only"}
+    answer = client.post("/v1/explain", json=body).json()
+    assert any("first 5,000" in note for note in answer["notes"]), answer["notes"]
+    assert answer["words"] and max(w["end"] for w in answer["words"]) <= 5_000

@@ -213,3 +213,38 @@ def test_fold_features_fine_tune_on_inner_training_rows_only_and_reuse_the_cache
     again.prepare(catalog, y, groups)
     assert torch.equal(again.cached, learnt.cached)
     assert learnt.summary()["folds"][0]["fold"] == 0
+
+
+# ----- issue 24: fine-tuned weights files are regular, finite safetensors, never a pickle fallback ------
+
+
+def test_fine_tuned_weights_must_be_a_finite_regular_safetensors_file(tmp_path):
+    import os
+
+    from safetensors.torch import save_file
+
+    from skulens.encoders.base import EncoderError
+    from skulens.encoders.finetuned import read_safetensors
+
+    save_file({"w": torch.ones(3)}, str(tmp_path / "good.safetensors"))
+    assert read_safetensors(tmp_path / "good.safetensors")["w"].sum() == 3
+    save_file({"w": torch.tensor([1.0, float("nan")])}, str(tmp_path / "nan.safetensors"))
+    with pytest.raises(EncoderError, match="NaN"):
+        read_safetensors(tmp_path / "nan.safetensors")
+    os.mkfifo(tmp_path / "fifo.safetensors")  # opening it would block forever
+    with pytest.raises(EncoderError, match="not a regular file"):
+        read_safetensors(tmp_path / "fifo.safetensors")
+    with pytest.raises(EncoderError, match="missing"):
+        read_safetensors(tmp_path / "absent.safetensors")
+
+
+def test_text_encoder_folder_without_safetensors_never_falls_back_to_a_pickle(tmp_path):
+    import json
+
+    from skulens.encoders.base import EncoderError
+    from skulens.encoders.finetuned_text import FORMAT, SPEC_NAME, finetuned_text_encoder
+
+    (tmp_path / SPEC_NAME).write_text(json.dumps({"format": FORMAT}))
+    (tmp_path / "pytorch_model.bin").write_bytes(b"a pickle would be read here")
+    with pytest.raises(EncoderError, match="model.safetensors is missing"):
+        finetuned_text_encoder(tmp_path)

@@ -131,3 +131,41 @@ def test_tiff_found_by_fuzzing_is_refused():
 
     with pytest.raises(ImageLoadError, match="corrupt"):
         decode_image(base64.b64decode(FUZZ_FOUND_TIFF))
+
+
+@pytest.fixture(scope="module")
+def index_template(tmp_path_factory):
+    pytest.importorskip("faiss")
+    from fuzz_targets import build_index_template
+
+    return build_index_template(tmp_path_factory.mktemp("fuzz-index"))
+
+
+@SETTINGS
+@given(name=st.sampled_from(["manifest.json", "index.faiss", "metadata.parquet"]), changes=flips, cut=cuts)
+def test_mutated_index_files_load_or_refuse(index_template, tmp_path, name, changes, cut):
+    """Issue 24: a damaged index folder is a SearchIndexError, never another exception."""
+    index_template.load(name, mutate(index_template.files[name], changes, cut), tmp_path)
+
+
+@SETTINGS
+@given(
+    manifest=st.dictionaries(
+        st.sampled_from(["format_version", "kind", "dim", "params", "count", "identity"]),
+        st.one_of(
+            st.none(),
+            st.integers(-5, 10**12),
+            st.floats(allow_nan=True),
+            st.text(max_size=5),
+            st.lists(st.integers(), max_size=3),
+            st.dictionaries(
+                st.sampled_from(["nprobe", "nlist", "efSearch"]), st.one_of(st.integers(-3, 10**9), st.text(max_size=3))
+            ),
+        ),
+    )
+)
+def test_random_index_manifests_load_or_refuse(index_template, tmp_path, manifest):
+    import json
+
+    base = json.loads(index_template.files["manifest.json"])
+    index_template.load("manifest.json", json.dumps({**base, **manifest}).encode(), tmp_path)

@@ -222,3 +222,27 @@ def test_categorize_predict_input_reports_every_row_problem(shared, tmp_path, wr
     issues = pd.read_csv(out.with_name("out.issues.csv"))
     assert sorted(set(issues["id"])) == ["p1", "p2", "p3", "p5"]
     assert "4 row issue(s)" in " ".join(result.output.split())
+
+
+def test_class_names_must_match_the_weights(shared, tmp_path):
+    """Issue 24: a config naming 100,000 classes does not load against 3-class weights."""
+    folder = copy_model(shared, "text-only", tmp_path)
+    rewrite_config(folder, lambda c: c.update(classes=[f"class {i}" for i in range(100_000)]))
+    with pytest.raises(ModelFolderError, match="damaged"):
+        CategoryPredictor.load(folder)
+
+
+def test_relative_encoder_paths_are_resolved_at_training_time(tmp_path, monkeypatch):
+    """Issue 24: `-e finetuned:runs/ft` was stored relative and then looked up inside the model folder;
+    it is stored absolute, with a warning at training time when loading will need $SKULENS_MODELS_ROOT."""
+    from skulens.tasks.model_folder import training_encoder_names
+
+    (tmp_path / "runs" / "ft").mkdir(parents=True)
+    (tmp_path / "runs" / "model" / "enc").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SKULENS_MODELS_ROOT", raising=False)
+    names, warnings = training_encoder_names(["finetuned:runs/ft", "minilm", "finetuned:runs/model/enc"], "runs/model")
+    assert names == [f"finetuned:{tmp_path / 'runs' / 'ft'}", "minilm", f"finetuned:{tmp_path / 'runs' / 'model' / 'enc'}"]
+    assert len(warnings) == 1 and f"SKULENS_MODELS_ROOT={tmp_path / 'runs'}" in warnings[0]
+    monkeypatch.setenv("SKULENS_MODELS_ROOT", str(tmp_path / "runs"))
+    assert training_encoder_names(["finetuned:runs/ft"], "runs/model")[1] == []

@@ -148,3 +148,13 @@ def test_metric_and_param_cleaning():
         "d.e f": 2.5,
     }
     assert param_strings({"k": "x" * 900, "l": (1, 2), "bad:key": 1}) == {"k": "x" * 500, "l": "1,2", "bad_key": "1"}
+
+
+def test_runs_list_on_an_unreachable_server_is_one_clear_error():
+    """Issue 24: a dead tracking server gave a 4-minute hang and a traceback; now short retries, one line."""
+    from typer.testing import CliRunner
+
+    from skulens.cli.main import app
+
+    result = CliRunner().invoke(app, ["runs", "list", "--tracking-uri", "http://127.0.0.1:9"], env={"NO_COLOR": "1"})
+    assert result.exit_code != 0 and "cannot read" in result.output and "Traceback" not in result.output

@@ -23,18 +23,31 @@ from pathlib import Path
 import numpy as np
 
 from skulens.cache.index import Index, drop_shard, journal_rows
-from skulens.cache.shards import SUFFIX, TEMP_SUFFIX, ShardError, open_shard, quarantine, write_shard
+from skulens.cache.shards import (
+    CHECKSUM_SUFFIX,
+    SUFFIX,
+    TEMP_SUFFIX,
+    ShardError,
+    journal_vector,
+    open_checksums,
+    open_shard,
+    quarantine,
+    row_checksums,
+    write_shard,
+)
 
 Shard = tuple[int, str, int]  # (id, file, rows)
 
 
 @dataclass
 class CompactionResult:
-    """What one compaction did: shards written, shard files removed, and shards set aside as unreadable."""
+    """What one compaction did: shards written, shard files removed, shards set aside as unreadable, and
+    entries dropped because their checksum failed (they are encoded again when next needed)."""
 
     written: int = 0
     removed: list[str] = field(default_factory=list)
     quarantined: list[tuple[Path, str, int]] = field(default_factory=list)  # (new place, reason, entries dropped)
+    corrupt_entries: int = 0
 
 
 def tier(rows: int, base: int, fanout: int) -> int:
@@ -63,17 +76,19 @@ def _register(conn: sqlite3.Connection, file: str, rows: int) -> int:
 def _remove_orphans(conn: sqlite3.Connection, folder: Path) -> None:
     known = {row[0] for row in conn.execute("SELECT file FROM shards")}
     for path in folder.iterdir():
-        if path.name.endswith(TEMP_SUFFIX) or (path.name.endswith(SUFFIX) and path.name not in known):
+        shard_name = path.name.removesuffix(CHECKSUM_SUFFIX)
+        if path.name.endswith(TEMP_SUFFIX) or (shard_name.endswith(SUFFIX) and shard_name not in known):
             path.unlink(missing_ok=True)
 
 
 def _journal_to_shard(conn: sqlite3.Connection, folder: Path, dim: int) -> bool:
     journal = conn.execute("SELECT key, vector FROM journal ORDER BY rowid").fetchall()
     conn.execute("DELETE FROM journal")
-    good = [(key, blob) for key, blob in journal if len(blob) == 4 * dim]  # a vector of another size re-encodes
+    # A vector of another size or with a wrong checksum is dropped: it is encoded again when next needed.
+    good = [(key, vector) for key, vector in ((key, journal_vector(blob, dim)) for key, blob in journal) if vector is not None]
     if not good:
         return False
-    vectors = np.frombuffer(b"".join(blob for _, blob in good), dtype=np.float32).reshape(-1, dim)
+    vectors = np.stack([vector for _, vector in good])
     shard = _register(conn, write_shard(folder, [vectors], len(vectors), dim), len(vectors))
     conn.executemany(
         "INSERT OR IGNORE INTO entries (key, shard, row) VALUES (?, ?, ?)",
@@ -92,6 +107,12 @@ def _merge(conn: sqlite3.Connection, group: list[Shard], folder: Path, dim: int,
             result.quarantined.append((folder / shard[1], str(exc), drop_shard(conn, shard[0])))
     if not readable:
         return
+    for (shard_id, file, rows), array in readable:  # rows whose checksum fails are dropped, not merged as good
+        sums = open_checksums(folder / file, rows)
+        if sums is not None:
+            bad = np.flatnonzero(row_checksums(array) != sums)
+            conn.executemany("DELETE FROM entries WHERE shard = ? AND row = ?", ((shard_id, int(r)) for r in bad))
+            result.corrupt_entries += len(bad)
     total = sum(len(array) for _, array in readable)
     merged = _register(conn, write_shard(folder, [array for _, array in readable], total, dim), total)
     result.written += 1
@@ -134,6 +155,7 @@ def compact(
     for file in result.removed:
         try:
             (folder / file).unlink(missing_ok=True)
+            (folder / f"{file}{CHECKSUM_SUFFIX}").unlink(missing_ok=True)
         except OSError:  # still mapped on a platform that forbids deleting it: the next compaction retries
             pass
     result.quarantined = [(quarantine(path, quarantine_folder), reason, n) for (path, reason, n) in result.quarantined]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,6 +20,34 @@ from skulens.errors import SkulensError
 
 SUFFIX = ".npy"
 TEMP_SUFFIX = ".tmp"
+#: Beside each shard: the CRC-32 of each of its rows (uint32 ``.npy``), checked when a row is read.
+CHECKSUM_SUFFIX = ".crc32"
+
+
+def row_checksums(rows: np.ndarray) -> np.ndarray:
+    """The CRC-32 of each row's float32 bytes."""
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    return np.fromiter((zlib.crc32(row) for row in rows), dtype=np.uint32, count=len(rows))
+
+
+def with_checksum(vector: np.ndarray) -> bytes:
+    """A journal blob: the vector's float32 bytes followed by their CRC-32 (4 bytes, little-endian)."""
+    data = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+    return data + zlib.crc32(data).to_bytes(4, "little")
+
+
+def journal_vector(blob: bytes, dim: int) -> np.ndarray | None:
+    """The vector of a journal blob, or None when it is damaged (wrong size or checksum). Blobs written
+    before checksums existed (exactly ``4 * dim`` bytes) are taken as they are."""
+    if len(blob) == 4 * dim + 4:
+        data = blob[:-4]
+        if zlib.crc32(data) != int.from_bytes(blob[-4:], "little"):
+            return None
+    elif len(blob) == 4 * dim:
+        data = blob
+    else:
+        return None
+    return np.frombuffer(data, dtype=np.float32)
 
 
 class ShardError(SkulensError, ValueError):
@@ -46,21 +75,30 @@ def write_shard(folder: Path, parts: Iterable[np.ndarray], rows: int, dim: int) 
     """
     name = f"shard-{uuid.uuid4().hex}{SUFFIX}"
     temp = folder / f"{name}{TEMP_SUFFIX}"
+    sums_temp = folder / f"{name}{CHECKSUM_SUFFIX}{TEMP_SUFFIX}"
     try:
         out = np.lib.format.open_memmap(temp, mode="w+", dtype=np.float32, shape=(rows, dim))
+        sums = np.zeros(rows, dtype=np.uint32)
         start = 0
         for part in parts:
             out[start : start + len(part)] = part
+            sums[start : start + len(part)] = row_checksums(part)
             start += len(part)
         if start != rows:
             raise ValueError(f"shard expected {rows} rows, got {start}")
         out.flush()
         del out
+        with open(sums_temp, "wb") as handle:
+            np.save(handle, sums, allow_pickle=False)
+            handle.flush()
+            os.fsync(handle.fileno())
         with open(temp, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.replace(sums_temp, folder / f"{name}{CHECKSUM_SUFFIX}")  # the checksums first: a shard never lacks its own
         os.replace(temp, folder / name)
     except BaseException:
         temp.unlink(missing_ok=True)
+        sums_temp.unlink(missing_ok=True)
         raise
     _fsync_folder(folder)
     return name
@@ -84,6 +122,16 @@ def open_shard(path: Path, rows: int, dim: int) -> np.ndarray:
     return array
 
 
+def open_checksums(path: Path, rows: int) -> np.ndarray | None:
+    """The row checksums beside the shard at ``path`` (None for a shard written before checksums, or
+    when the checksum file itself is unusable: its rows are then read unverified)."""
+    try:
+        sums = np.load(Path(f"{path}{CHECKSUM_SUFFIX}"), allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    return sums if isinstance(sums, np.ndarray) and sums.dtype == np.uint32 and sums.shape == (rows,) else None
+
+
 def quarantine(path: Path, folder: Path) -> Path:
     """Move a bad shard into ``folder`` (kept for inspection, never read again); returns where it went."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -92,4 +140,5 @@ def quarantine(path: Path, folder: Path) -> Path:
         os.replace(path, target)
     except FileNotFoundError:
         pass
+    Path(f"{path}{CHECKSUM_SUFFIX}").unlink(missing_ok=True)
     return target

@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import warnings
+import zlib
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 from skulens.cache.compaction import CompactionResult, compact
 from skulens.cache.index import Hit, Index, add_to_journal, drop_shard, journal_rows
 from skulens.cache.keys import folder_name
-from skulens.cache.shards import ShardError, open_shard, quarantine
+from skulens.cache.shards import ShardError, journal_vector, open_checksums, open_shard, quarantine, with_checksum
 
 #: Bytes of vectors the journal holds before they move into a shard (rows = this / (4 * dim)).
 JOURNAL_BYTES = 8 << 20
@@ -63,7 +64,9 @@ class EmbeddingCache:
         self.fanout = fanout
         self._index = Index(self.folder / "index.sqlite", self.quarantine_folder)
         self._pending: dict[str, np.ndarray] = {}
-        self._open: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._open: OrderedDict[str, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
+        #: Entries found damaged (checksum or size) since this cache was opened; each is encoded again.
+        self.corrupt_entries = 0
 
     # ----- lookups ----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -96,11 +99,15 @@ class EmbeddingCache:
         self, hits: list[Hit], positions: dict[str, list[int]], vectors: np.ndarray, found: np.ndarray, retry: bool
     ) -> None:
         by_shard: dict[tuple[int, str, int], list[Hit]] = defaultdict(list)
+        damaged: list[tuple[str, int | None]] = []  # (key, shard) of entries whose checksum fails
         for hit in hits:
             if hit.shard is None:
-                if hit.vector is not None and len(hit.vector) == 4 * self.dim:
-                    where = positions[hit.key]
-                    vectors[where], found[where] = np.frombuffer(hit.vector, dtype=np.float32), True
+                vector = journal_vector(hit.vector, self.dim) if hit.vector is not None else None
+                if vector is None:
+                    damaged.append((hit.key, None))
+                    continue
+                where = positions[hit.key]
+                vectors[where], found[where] = vector, True
             elif hit.file is not None:
                 by_shard[(hit.shard, hit.file, hit.rows)].append(hit)
         moved: list[str] = []
@@ -116,24 +123,54 @@ class EmbeddingCache:
             except ShardError as exc:
                 self._quarantine(shard, file, str(exc))
                 continue
+            array, sums = array
+            if sums is not None:
+                good = []
+                for hit in group:
+                    if zlib.crc32(np.ascontiguousarray(array[hit.row])) == sums[hit.row]:
+                        good.append(hit)
+                    else:
+                        damaged.append((hit.key, shard))
+                group = good
+                if not group:
+                    continue
             where = [(position, hit.row) for hit in group for position in positions[hit.key]]
             targets, rows_read = np.array(where, dtype=np.int64).T
             order = np.argsort(rows_read, kind="stable")  # read the map front to back
             vectors[targets[order]] = array[rows_read[order]]
             found[targets] = True
+        if damaged:
+            self._forget(damaged)
         if moved and retry:
             self._fill(self._index.lookup(moved), positions, vectors, found, retry=False)
 
-    def _shard(self, file: str, rows: int) -> np.ndarray:
-        array = self._open.get(file)
-        if array is None:
-            array = open_shard(self.shard_folder / file, rows, self.dim)
-            self._open[file] = array
+    def _forget(self, damaged: list[tuple[str, int | None]]) -> None:
+        """Drop damaged entries from the index (counted, one warning) so that their vectors are encoded
+        again and stored afresh."""
+        with self._index.writing() as conn:
+            for key, shard in damaged:
+                if shard is None:
+                    conn.execute("DELETE FROM journal WHERE key = ?", (key,))
+                else:
+                    conn.execute("DELETE FROM entries WHERE key = ? AND shard = ?", (key, shard))
+        self.corrupt_entries += len(damaged)
+        warnings.warn(
+            f"embedding cache of {self.identity}: {len(damaged)} vector(s) failed their checksum; they will be encoded again",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+    def _shard(self, file: str, rows: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The shard's rows (memory-mapped) and their checksums (None for a shard written without them)."""
+        opened = self._open.get(file)
+        if opened is None:
+            opened = (open_shard(self.shard_folder / file, rows, self.dim), open_checksums(self.shard_folder / file, rows))
+            self._open[file] = opened
             if len(self._open) > OPEN_SHARDS:
                 self._open.popitem(last=False)
         else:
             self._open.move_to_end(file)
-        return array
+        return opened
 
     def _quarantine(self, shard: int, file: str, reason: str) -> None:
         """Drop an unreadable shard's keys from the index and move the file aside; its vectors re-encode."""
@@ -167,7 +204,7 @@ class EmbeddingCache:
             return
         keys = list(self._pending)
         with self._index.writing() as conn:
-            add_to_journal(conn, keys, [self._pending[key].tobytes() for key in keys])
+            add_to_journal(conn, keys, [with_checksum(self._pending[key]) for key in keys])
             journal = journal_rows(conn)
         self._pending = {}
         if journal >= self.journal_rows:
@@ -179,6 +216,7 @@ class EmbeddingCache:
         result = compact(
             self._index, self.shard_folder, self.quarantine_folder, self.dim, self.journal_rows, self.fanout, min_journal, full
         )
+        self.corrupt_entries += result.corrupt_entries
         for file in result.removed:
             self._open.pop(file, None)
         for target, reason, dropped in result.quarantined:

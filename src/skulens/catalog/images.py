@@ -86,12 +86,18 @@ def resolve_image_path(path: str | os.PathLike, roots: Roots) -> Path:
 def read_image_bytes(path: str | os.PathLike, roots: Roots, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     """The raw bytes of a catalog image (inside one of ``roots``, at most ``max_bytes``)."""
     full = resolve_image_path(path, roots)
-    if not full.is_file():
+    if not full.is_file():  # also refuses devices, FIFOs and sockets (/dev/zero would never end)
+        if full.exists():
+            raise ImageLoadError(f"image '{path}' at {full} is not a regular file; give an image file")
         raise ImageLoadError(f"image '{path}' not found at {full}")
     size = full.stat().st_size
     if size > max_bytes:
         raise ImageLoadError(f"image '{path}' is {size:,} bytes, over the {max_bytes:,}-byte limit")
-    return full.read_bytes()
+    with open(full, "rb") as handle:  # at most the cap, even if the file grows meanwhile
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ImageLoadError(f"image '{path}' is over the {max_bytes:,}-byte limit")
+    return data
 
 
 def decode_image(

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from skulens.errors import SkulensError
+from skulens.outputs import write_csv
 
 #: The documented columns. Only ``id`` is required; every other column is optional.
 #: ``category`` holds a tuple of levels (coarse to fine), e.g. ``("Home Furnishing", "Curtains")``.
@@ -54,8 +55,7 @@ class RowIssue:
 def write_issues(issues: Iterable[RowIssue], path: str | Path) -> Path:
     """Write row issues as CSV (row, id, column, message)."""
     frame = pd.DataFrame([vars(issue) for issue in issues], columns=["row", "id", "column", "message"])
-    frame.to_csv(path, index=False)
-    return Path(path)
+    return write_csv(frame, path)
 
 
 #: Separators a category path may be written with, in the order they are tried (``>>`` before its prefix ``>``).

@@ -107,8 +107,9 @@ def generate(
 
     A photo that cannot be read is reported and skipped; the others are captioned. Example: skulens caption shoe.jpg --model runs/caption
     """
-    from skulens.catalog.images import ImageLoadError, decode_image
+    from skulens.catalog.images import ImageLoadError
     from skulens.tasks.caption import CaptionModel
+    from skulens.tasks.inputs import load_product_image
 
     try:
         captioner = CaptionModel.load(model)
@@ -117,7 +118,7 @@ def generate(
     decoded, names = [], []
     for path in images:
         try:
-            decoded.append(decode_image(path.read_bytes(), name=str(path)))
+            decoded.append(load_product_image(path))  # a regular file within the byte cap, decoded within the pixel caps
             names.append(str(path))
         except (ImageLoadError, OSError) as exc:
             console.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(str(exc))}")

@@ -72,9 +72,12 @@ def train(
     from skulens.heads import HeadError
     from skulens.progress import step
     from skulens.tasks.categorize import CategoryPredictor
-    from skulens.tasks.model_folder import ModelFolderError
+    from skulens.tasks.model_folder import ModelFolderError, training_encoder_names
 
     level = label_value(label)
+    encoders, notes = training_encoder_names(encoders, out)
+    for message in notes:
+        warn(message)
     catalog = load_source(source, columns, image_root, uses=[label], category_sep=category_sep, category_columns=category_columns)
     images = reads_images(encoders)
     params = {"command": "categorize train", "data": source, "label": label, "encoders": encoders, "head": head, "fusion": fusion}
@@ -214,6 +217,7 @@ def predict(
     import pandas as pd
 
     from skulens.catalog import check_images, issue_column
+    from skulens.outputs import write_csv
     from skulens.tasks.categorize import CategoryPredictor, top_k_from_proba
 
     if input is not None and output is None:
@@ -260,8 +264,7 @@ def predict(
         frame[f"category_{rank + 1}"] = [r[rank][0] if len(r) > rank else None for r in rows]
         frame[f"probability_{rank + 1}"] = [round(r[rank][1], 5) if len(r) > rank else None for r in rows]
     frame["issue"] = issue_column(catalog, issues)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(output, index=False)
+    write_csv(frame, output)
     console.print(f"{len(frame)} predictions written to {output}; {len(issues)} row issue(s)")
 
 

@@ -75,13 +75,18 @@ def run_streamed(
 ) -> RunSummary:
     """Stream ``source`` through ``job`` on ``engine`` into Parquet parts in ``out``; writes ``out/_manifest.json``."""
     from skulens.engines import ENGINES, run_job
+    from skulens.engines.output import MANIFEST
+    from skulens.outputs import folder_lock, write_text
 
     if engine not in ENGINES:
         raise fail(f"--engine must be one of {', '.join(ENGINES)}, not '{engine}'")
     stream = open_source_stream(source, columns, image_roots, chunk_rows)
-    summary = run_job(stream, job, out, engine=engine, address=address, num_cpus=cpus, progress=True)
-    manifest = {"source": source, "job": type(job).__name__, **vars(job), "chunk_rows": chunk_rows, **summary.to_dict()}
-    (out / "_manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    if out.exists() and not out.is_dir():
+        raise fail(f"output {out} is a file; give a folder for the Parquet parts")
+    with folder_lock(out):  # one run at a time per output folder; the manifest is written last
+        summary = run_job(stream, job, out, engine=engine, address=address, num_cpus=cpus, progress=True)
+        manifest = {"source": source, "job": type(job).__name__, **vars(job), "chunk_rows": chunk_rows, **summary.to_dict()}
+        write_text(out / MANIFEST, json.dumps(manifest, indent=2, default=str))
     rate = summary.rows_out / summary.seconds if summary.seconds else 0.0
     console.print(f"{summary.rows_out:,} rows {what} with the {engine} engine in {summary.seconds:.1f}s ({rate:,.0f} rows/s)")
     left_out = summary.rows_in - summary.rows_out if summary.rows_in is not None else 0  # Ray does not count rows read

@@ -130,7 +130,9 @@ def predict(
     catalog = load_reviews_source(input, columns)
     frame = predictor.predict(catalog, adapt_priors=adapt_priors)
     target = output or Path(input).with_name(Path(input).stem + ".predictions.csv")
-    frame.to_csv(target, index=False)
+    from skulens.outputs import write_csv
+
+    write_csv(frame, target)
     if adapt_priors and predictor.last_prior_shift_ is not None:
         from skulens.cli.categorize import print_prior_shift
         from skulens.tasks.reviews import STARS

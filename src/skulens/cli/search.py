@@ -317,8 +317,9 @@ def dedupe(
         f"{len(result.pairs):,} near-duplicate pairs at score >= {result.threshold:.3f} ({result.threshold_source}){quality}"
     )
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        result.pairs.to_csv(out, index=False)
+        from skulens.outputs import write_csv
+
+        write_csv(result.pairs, out)
         console.print(f"wrote {escape(str(out))}")
         return
     table = Table()
@@ -375,8 +376,9 @@ def zero_shot(
         }
     )
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(out, index=False)
+        from skulens.outputs import write_csv
+
+        write_csv(frame, out)
         console.print(f"wrote {len(frame):,} predictions to {escape(str(out))}")
         return
     table = Table()

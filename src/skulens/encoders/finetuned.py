@@ -56,17 +56,38 @@ def read_spec(folder: str | Path) -> dict[str, Any]:
     return spec
 
 
-def load_finetuned(folder: str | Path) -> tuple[EfficientNetLite, dict[str, torch.Tensor], dict[str, Any]]:
-    """The fine-tuned network (eval mode), its classifier tensors and its spec; safetensors only, no pickle."""
+#: Largest weights file a fine-tuned encoder folder may hold.
+MAX_WEIGHTS_BYTES = 4 * 1024**3
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, refused (one :class:`EncoderError`) when it is missing, not a
+    regular file (a FIFO or a device would hang or never end), over the size cap, unreadable, or holds
+    NaN or infinite values."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    spec = read_spec(folder)
-    path = Path(folder).expanduser() / WEIGHTS_NAME
+    if not path.is_file():
+        what = "is not a regular file" if path.exists() else "is missing"
+        raise EncoderError(f"{path} {what}; the fine-tuned encoder folder is incomplete (fine-tune again)")
+    size = path.stat().st_size
+    if size > MAX_WEIGHTS_BYTES:
+        raise EncoderError(f"{path} is {size:,} bytes, over the {MAX_WEIGHTS_BYTES:,}-byte limit for encoder weights")
     try:
         tensors = load_file(str(path))
     except (OSError, SafetensorError) as exc:
         raise EncoderError(f"{path} cannot be read: {exc}") from None
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise EncoderError(f"{path}: tensor '{name}' holds NaN or infinite values; the weights are damaged (fine-tune again)")
+    return tensors
+
+
+def load_finetuned(folder: str | Path) -> tuple[EfficientNetLite, dict[str, torch.Tensor], dict[str, Any]]:
+    """The fine-tuned network (eval mode), its classifier tensors and its spec; safetensors only, no pickle."""
+    spec = read_spec(folder)
+    path = Path(folder).expanduser() / WEIGHTS_NAME
+    tensors = read_safetensors(path)
     classifier = {k[len(CLASSIFIER_PREFIX) :]: v for k, v in tensors.items() if k.startswith(CLASSIFIER_PREFIX)}
     model = EfficientNetLite(spec["variant"])
     try:

@@ -19,10 +19,13 @@ import torch
 from torch import nn
 
 from skulens.encoders.base import Encoder, EncoderError
+from skulens.encoders.finetuned import read_safetensors
 from skulens.encoders.text import sentence_encoder
 
 SPEC_NAME = "encoder.json"
 HEAD_NAME = "head.safetensors"
+#: The fine-tuned transformer's weights (written by ``save_pretrained``; the only weights file read).
+MODEL_WEIGHTS = "model.safetensors"
 FORMAT = "skulens-finetuned-text/1"
 #: Files of the base sentence-transformers folder copied unchanged (tokenizer, pooling, module list).
 COPIED = (
@@ -75,20 +78,15 @@ def read_text_spec(folder: str | Path) -> dict[str, Any]:
 
 def load_head(folder: str | Path) -> dict[str, torch.Tensor]:
     """The fine-tuning classifier's tensors (``weight``, ``bias``); safetensors only."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    path = Path(folder).expanduser() / HEAD_NAME
-    try:
-        return load_file(str(path))
-    except (OSError, SafetensorError) as exc:
-        raise EncoderError(f"{path} cannot be read: {exc}") from None
+    return read_safetensors(Path(folder).expanduser() / HEAD_NAME)
 
 
 def finetuned_text_encoder(folder: str | Path, **kwargs: Any) -> Encoder:
     """The folder as a text encoder named ``finetuned-text:<folder>`` (keyword arguments as for
     :func:`~skulens.encoders.text.sentence_encoder`: ``backend``, ``threads``, ...)."""
     spec = read_text_spec(folder)
+    # The weights must be this safetensors file: never a fallback to a pickled pytorch_model.bin beside it.
+    read_safetensors(Path(folder).expanduser() / MODEL_WEIGHTS)
     encoder = sentence_encoder(str(Path(folder).expanduser()), f"finetuned-text:{folder}", **kwargs)
     encoder.spec = spec
     encoder.classes = list(spec.get("classes", []))

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 from skulens.catalog.streaming import CatalogStream, rows_frame
 from skulens.engines.jobs import ChunkRunner, Job
 from skulens.engines.output import RunSummary, prepare_output
+from skulens.outputs import atomic_file
 from skulens.progress import progress_bar
 
 
@@ -23,20 +24,24 @@ def run_local(stream: CatalogStream, job: Job, out: str | Path, progress: bool =
     runner = ChunkRunner(job, stream.image_roots)
     writer: pq.ParquetWriter | None = None
     rows_in = rows_out = with_issue = 0
-    try:
-        with progress_bar(stream.count_rows() or 0, f"{stream.name} rows", progress) as bar:
-            for catalog in stream.chunks():
-                read = len(catalog) + sum(1 for issue in catalog.issues if issue.column == "id")
-                table = runner(rows_frame(catalog))
-                if table.num_rows:  # a chunk whose rows were all skipped may have no columns to write
-                    if writer is None:
-                        writer = pq.ParquetWriter(out / "part-00000.parquet", table.schema)
-                    writer.write_table(table)
-                rows_in += read
-                rows_out += table.num_rows
-                with_issue += table.num_rows - table.column("issue").null_count
-                bar.advance(read)
-    finally:
-        if writer is not None:
-            writer.close()
+    # The part is written under a temporary name and renamed when complete: a killed run leaves no part.
+    with atomic_file(out / "part-00000.parquet") as temp:
+        try:
+            with progress_bar(stream.count_rows() or 0, f"{stream.name} rows", progress) as bar:
+                for catalog in stream.chunks():
+                    read = len(catalog) + sum(1 for issue in catalog.issues if issue.column == "id")
+                    table = runner(rows_frame(catalog))
+                    if table.num_rows:  # a chunk whose rows were all skipped may have no columns to write
+                        if writer is None:
+                            writer = pq.ParquetWriter(temp, table.schema)
+                        writer.write_table(table)
+                    rows_in += read
+                    rows_out += table.num_rows
+                    with_issue += table.num_rows - table.column("issue").null_count
+                    bar.advance(read)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:  # no row was written: no part
+            temp.unlink()
     return RunSummary("local", rows_in, rows_out, with_issue, round(time.perf_counter() - started, 3), str(out))

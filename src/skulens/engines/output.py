@@ -13,6 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from skulens.catalog.schema import CatalogError
+from skulens.outputs import atomic_file
+
+#: Written last into an output folder: its presence says the parts beside it are complete.
+MANIFEST = "_manifest.json"
 
 
 @dataclass
@@ -32,10 +36,12 @@ class RunSummary:
 
 
 def prepare_output(folder: Path) -> Path:
-    """Create ``folder`` (a file there is an error) and remove the Parquet files an earlier run left in it."""
+    """Create ``folder`` (a file there is an error) and remove what an earlier run left in it: its manifest
+    first (so a run that dies from here on never leaves an old manifest beside new parts), then its parts."""
     if folder.exists() and not folder.is_dir():
         raise CatalogError(f"output {folder} is a file; give a folder for the Parquet parts")
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / MANIFEST).unlink(missing_ok=True)
     for old in folder.glob("*.parquet"):
         old.unlink()
     return folder
@@ -81,6 +87,7 @@ def drop_repeated_ids(folder: Path) -> int:
         if all(keep):
             continue
         table = pq.read_table(file).filter(pa.array(keep))
-        pq.write_table(table, file)
+        with atomic_file(file) as temp:
+            pq.write_table(table, temp)
         dropped += len(keep) - sum(keep)
     return dropped

@@ -14,6 +14,7 @@ from skulens.explain.gradcam import ImageMap, gradcam, supports_gradcam
 from skulens.explain.heads import ExplainError, fused_scores, log_odds
 from skulens.explain.modality import ModalityContribution, modality_contribution
 from skulens.explain.text_attribution import (
+    MAX_EXPLAINED_CHARS,
     MAX_OCCLUDED_WORDS,
     TextAttribution,
     occluded_texts,
@@ -123,6 +124,11 @@ def explain_product(
     kinds = {name: _modality(predictor, name) for name in names}
     readable = set(kinds.values())
     notes = []
+    if len(text) > MAX_EXPLAINED_CHARS:
+        notes.append(
+            f"The text has {len(text):,} characters; its first {MAX_EXPLAINED_CHARS:,} are explained (and predicted on)."
+        )
+        text = text[:MAX_EXPLAINED_CHARS]
     if pixels is not None and "image" not in readable:
         notes.append(f"This model reads no images (encoders: {', '.join(names)}); the photo was not used.")
         pixels = None

@@ -25,6 +25,9 @@ from skulens.heads.linear import LinearProbe
 WORD = re.compile(r"\w+")
 #: Words occluded one by one at most (a MiniLM text is cut at 256 tokens anyway); later words score 0.
 MAX_OCCLUDED_WORDS = 160
+#: Characters of a product text explained at most: each occluded copy is re-encoded, so the cost of an
+#: explanation grows with the text's length; longer texts are explained (and predicted) on their start.
+MAX_EXPLAINED_CHARS = 5_000
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from skulens.errors import SkulensError
+from skulens.outputs import atomic_file, folder_lock, write_text
 
 FORMAT_VERSION = 1
 FLAT_LIMIT = 50_000
@@ -191,10 +191,9 @@ class VectorIndex:
         try:
             return self._rows[str(product_id)]
         except KeyError:
+            shown = str(product_id) if len(str(product_id)) <= 200 else str(product_id)[:199] + "…"
             sample = ", ".join(self.ids[:3])
-            raise UnknownProductError(
-                f"product id '{product_id}' is not in this index ({len(self)} products, e.g. {sample})"
-            ) from None
+            raise UnknownProductError(f"product id '{shown}' is not in this index ({len(self)} products, e.g. {sample})") from None
 
     def vector(self, product_id: str) -> np.ndarray:
         """The stored vector of one product."""
@@ -254,19 +253,26 @@ class VectorIndex:
     def save(self, folder: str | Path) -> Path:
         faiss = _faiss()
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / (INDEX_FILE + ".tmp")
-        faiss.write_index(self.index, str(tmp))
-        os.replace(tmp, folder / INDEX_FILE)
-        self.metadata.astype({c: "string" for c in self.metadata.columns if self.metadata[c].dtype == object}).to_parquet(
-            folder / METADATA, index=False
-        )
-        (folder / MANIFEST).write_text(json.dumps(self.manifest, indent=2, ensure_ascii=False))
+        # Under the folder's lock, each file written atomically, the manifest last (and removed first,
+        # so a save killed half-way leaves no manifest beside new files).
+        with folder_lock(folder, wait=True):
+            (folder / MANIFEST).unlink(missing_ok=True)
+            with atomic_file(folder / INDEX_FILE) as temp:
+                faiss.write_index(self.index, str(temp))
+            with atomic_file(folder / METADATA) as temp:
+                strings = {c: "string" for c in self.metadata.columns if self.metadata[c].dtype == object}
+                self.metadata.astype(strings).to_parquet(temp, index=False)
+            write_text(folder / MANIFEST, json.dumps(self.manifest, indent=2, ensure_ascii=False))
         return folder
 
     @classmethod
     def load(cls, folder: str | Path, identity: str | None = None) -> VectorIndex:
-        """Read an index folder; with ``identity``, refuse one built by another model."""
+        """Read an index folder; with ``identity``, refuse one built by another model.
+
+        Everything is checked before it is used: the manifest (size, UTF-8 JSON object, version, kind,
+        dim, params), the metadata (row count, an ``id`` column), the FAISS file (its size and header
+        against the manifest and the metadata, before FAISS allocates anything; its type against the
+        kind) and the stored vectors (finite). Any failure is one :class:`SearchIndexError`."""
         faiss = _faiss()
         folder = Path(folder)
         paths = [folder / INDEX_FILE, folder / MANIFEST, folder / METADATA]
@@ -275,29 +281,120 @@ class VectorIndex:
             raise SearchIndexError(
                 f"{folder} is not a skulens index: {', '.join(missing)} missing (build one with `skulens search index`)"
             )
+        manifest = _read_manifest(folder / MANIFEST)
         try:
-            manifest = json.loads((folder / MANIFEST).read_text())
-        except json.JSONDecodeError as exc:
-            raise SearchIndexError(f"{folder / MANIFEST} is not valid JSON: {exc}") from None
-        version = manifest.get("format_version")
-        if version != FORMAT_VERSION:
-            raise SearchIndexError(f"{folder} has index format {version}; this skulens reads format {FORMAT_VERSION}: rebuild it")
-        metadata = pd.read_parquet(folder / METADATA)
-        index = faiss.read_index(str(folder / INDEX_FILE))
-        if index.ntotal != len(metadata) or index.d != manifest.get("dim"):
+            import pyarrow.parquet as pq
+
+            count = pq.ParquetFile(folder / METADATA).metadata.num_rows
+        except Exception as exc:  # noqa: BLE001 - any reader failure means a damaged file
+            raise SearchIndexError(
+                f"{folder / METADATA} is not a readable Parquet file ({type(exc).__name__}); rebuild the index"
+            ) from None
+        _check_faiss_file(folder / INDEX_FILE, manifest["dim"], count)
+        try:
+            index = faiss.read_index(str(folder / INDEX_FILE))
+        except (RuntimeError, MemoryError, ValueError) as exc:
+            raise SearchIndexError(
+                f"{folder / INDEX_FILE} is not a readable FAISS index ({type(exc).__name__}); rebuild the index"
+            ) from None
+        expected = INDEX_TYPES[manifest["kind"]]
+        if type(index).__name__ not in expected:
+            raise SearchIndexError(
+                f"{folder / INDEX_FILE} holds a {type(index).__name__}, not the {manifest['kind']} index its manifest names; rebuild it"
+            )
+        try:
+            metadata = pd.read_parquet(folder / METADATA)
+        except Exception as exc:  # noqa: BLE001 - any reader failure means a damaged file
+            raise SearchIndexError(f"{folder / METADATA} cannot be read ({type(exc).__name__}); rebuild the index") from None
+        if "id" not in metadata.columns or index.ntotal != len(metadata) or index.d != manifest["dim"]:
             raise SearchIndexError(f"{folder} is inconsistent: {index.ntotal} vectors, {len(metadata)} metadata rows")
-        if manifest.get("kind") == "ivf":
+        if manifest["kind"] == "ivf":
             index.nprobe = manifest["params"]["nprobe"]
-        elif manifest.get("kind") == "hnsw":
+            index.make_direct_map()  # lets the vectors be read back (checked below, and for /similar)
+        elif manifest["kind"] == "hnsw":
             index.hnsw.efSearch = manifest["params"]["efSearch"]
+        for start in range(0, index.ntotal, 65_536):
+            if not np.isfinite(index.reconstruct_n(start, min(65_536, index.ntotal - start))).all():
+                raise SearchIndexError(f"{folder / INDEX_FILE} holds NaN or infinite vectors; the index is damaged, rebuild it")
         loaded = cls(index, metadata["id"].astype(str).tolist(), metadata, manifest)
         if identity is not None:
             loaded.check_identity(identity)
         return loaded
 
 
+#: FAISS classes each index kind is saved as.
+INDEX_TYPES = {"flat": ("IndexFlatIP", "IndexFlat"), "ivf": ("IndexIVFFlat",), "hnsw": ("IndexHNSWFlat",)}
+#: Integer search parameters each kind's manifest must carry.
+KIND_PARAMS = {"flat": (), "ivf": ("nprobe", "nlist"), "hnsw": ("efSearch",)}
+#: Largest manifest read, and largest vector dimension accepted.
+MAX_MANIFEST_BYTES = 1024**2
+MAX_DIM = 65_536
+#: Bytes per vector an index file may hold beyond its float32 values (HNSW links), plus a fixed allowance.
+INDEX_OVERHEAD_PER_VECTOR = 2_048
+INDEX_OVERHEAD_BYTES = 1024**2
+
+
+def _read_manifest(path: Path) -> dict:
+    """The checked manifest of an index folder (a JSON object with a known version, kind, dim and params)."""
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise SearchIndexError(f"{path} is over {MAX_MANIFEST_BYTES:,} bytes; it is not a skulens index manifest")
+    try:
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise SearchIndexError(f"{path} is not valid UTF-8 JSON ({type(exc).__name__}); rebuild the index") from None
+    if not isinstance(manifest, dict):
+        raise SearchIndexError(f"{path} holds a JSON {type(manifest).__name__}, not an object; rebuild the index")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise SearchIndexError(
+            f"{path.parent} has index format {str(version)[:20]}; this skulens reads format {FORMAT_VERSION}: rebuild it"
+        )
+    kind, dim, params = manifest.get("kind"), manifest.get("dim"), manifest.get("params")
+    if not isinstance(kind, str) or kind not in KIND_PARAMS:
+        raise SearchIndexError(f"{path}: kind {str(kind)[:20]!r} is not one of {', '.join(KIND_PARAMS)}; rebuild the index")
+    if type(dim) is not int or not 1 <= dim <= MAX_DIM:
+        raise SearchIndexError(f"{path}: dim should be an integer in 1..{MAX_DIM}; rebuild the index")
+    needed = KIND_PARAMS[kind]
+    if needed and not (isinstance(params, dict) and all(type(params.get(p)) is int and params[p] >= 1 for p in needed)):
+        raise SearchIndexError(f"{path}: a {kind} index needs positive integer params {', '.join(needed)}; rebuild the index")
+    return manifest
+
+
+def _check_faiss_file(path: Path, dim: int, count: int) -> None:
+    """Refuse an index file whose size or header does not fit ``count`` vectors of ``dim`` (before FAISS
+    reads it, so a header declaring gigabytes never gets them allocated)."""
+    size = path.stat().st_size
+    values = count * dim * 4
+    if not values <= size <= values + count * INDEX_OVERHEAD_PER_VECTOR + INDEX_OVERHEAD_BYTES:
+        raise SearchIndexError(
+            f"{path} is {size:,} bytes, which cannot hold {count:,} vectors of dimension {dim}; rebuild the index"
+        )
+    with open(path, "rb") as handle:
+        header = handle.read(64)
+    if len(header) < 16:
+        raise SearchIndexError(f"{path} is too short to be a FAISS index; rebuild the index")
+    d, ntotal = int.from_bytes(header[4:8], "little", signed=True), int.from_bytes(header[8:16], "little", signed=True)
+    if d != dim or ntotal != count:
+        raise SearchIndexError(
+            f"{path} declares {ntotal:,} vectors of dimension {d}, not the {count:,} of {dim} indexed; rebuild it"
+        )
+    if header[:4] in (b"IxFI", b"IxF2") and len(header) >= 45:
+        # A flat index: after the common header (37 bytes) comes the length of its vector array (floats or bytes).
+        declared = int.from_bytes(header[37:45], "little")
+        if declared not in (count * dim, values):
+            raise SearchIndexError(
+                f"{path} declares a vector array of {declared:,}, not {count * dim:,} floats; rebuild the index"
+            )
+
+
 def _plain(value):
     """A JSON-friendly Python value (NaN -> None, numpy scalars -> Python)."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return None
+    if isinstance(value, np.ndarray):  # a list-typed metadata column
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
     return value.item() if hasattr(value, "item") else value

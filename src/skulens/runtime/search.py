@@ -17,6 +17,8 @@ from skulens.index import SearchIndexError, VectorIndex
 INDEX_DIR = "index"
 
 _indexes: dict[tuple[str, str], VectorIndex] = {}
+#: Indexes that failed to load, with the error: a damaged index is read once, not on every request.
+_failed: dict[tuple[str, str], SearchIndexError] = {}
 _lock = Lock()
 
 
@@ -27,17 +29,27 @@ class NoIndexError(SearchIndexError):
 
 
 def model_index(folder: str | Path, identity: str) -> VectorIndex:
-    """The index in ``<folder>/index`` built by the model with ``identity`` (loaded once, then reused)."""
+    """The index in ``<folder>/index`` built by the model with ``identity`` (loaded once, then reused;
+    a load that failed raises the same error again without reading the folder)."""
     path = Path(folder) / INDEX_DIR
     key = (str(path.resolve()), identity)
     with _lock:
+        if key in _failed:
+            raise _failed[key]
         if key not in _indexes:
             if not path.is_dir():
                 raise NoIndexError(
                     f"model {Path(folder).name} has no product index; build one with "
                     f"`skulens search index CATALOG --model {folder} --out {path}`"
                 )
-            _indexes[key] = VectorIndex.load(path, identity=identity)
+            try:
+                _indexes[key] = VectorIndex.load(path, identity=identity)
+            except SearchIndexError as exc:
+                _failed[key] = exc
+                raise
+            except OSError as exc:  # unreadable files: remembered the same way
+                _failed[key] = SearchIndexError(f"{path} cannot be read ({type(exc).__name__}); rebuild the index")
+                raise _failed[key] from None
         return _indexes[key]
 
 

@@ -10,14 +10,9 @@ is served from local files, so it works offline; ``GET /`` redirects there.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import ctypes
 import json
 import logging
 import os
-import re
-import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartParser
 
 from skulens import __version__
-from skulens.catalog.images import DEFAULT_MAX_PIXELS, ImageLoadError, decode_image
+from skulens.catalog.images import DEFAULT_MAX_PIXELS
 from skulens.errors import SkulensError
 from skulens.runtime import (
     LoadedModel,
@@ -64,15 +59,11 @@ from skulens.serve.schemas import (
     ReviewsResponse,
 )
 from skulens.serve.search_routes import add_search_routes
+from skulens.serve.uploads import DEFAULT_DECODE_SLOTS, DEFAULT_MAX_DECODED_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, ImageDecoder
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_BATCH = 64
-#: Pixels an uploaded image may decode to (after JPEG draft decoding): 16 MP, e.g. 4,000 x 4,000.
-DEFAULT_MAX_DECODED_PIXELS = 16_000_000
-#: Images decoded at the same time (each can take up to about 4 bytes x the decoded-pixel cap).
-DEFAULT_DECODE_SLOTS = 2
 #: Seconds a request body may take to arrive.
 DEFAULT_BODY_TIMEOUT_S = 60.0
 API_KEY_ENV = "SKULENS_API_KEY"
@@ -160,7 +151,7 @@ def create_app(
     app.add_middleware(RequestGuard, api_key=api_key, max_body_bytes=max_body_bytes, body_timeout_s=body_timeout_s)
     # Uploads stay in memory (bounded by the guard's body limit): no temporary files on disk.
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_body_bytes)
-    decode_slot = threading.BoundedSemaphore(max(1, decode_slots))
+    images = ImageDecoder(ServiceError, max_upload_bytes, max_pixels, max_decoded_pixels, decode_slots)
     app.mount("/static/swagger-ui", StaticFiles(directory=SWAGGER_ASSETS), name="swagger-ui")
 
     # ----- errors: always JSON, always saying what is wrong ---------------------------------------
@@ -210,30 +201,10 @@ def create_app(
         return model
 
     def decode(data: bytes, name: str, model: LoadedModel):
-        if len(data) > max_upload_bytes:
-            raise ServiceError(413, "too_large", f"image '{name}' is over the {max_upload_bytes:,}-byte upload limit")
-        if not data:
-            raise ServiceError(400, "invalid_image", f"image '{name}' is empty (0 bytes)")
-        name = safe_text(name, MAX_QUOTED_CHARS)
-        with decode_slot:
-            try:
-                image = decode_image(
-                    data,
-                    name=name,
-                    max_pixels=max_pixels,
-                    draft_size=image_resolution(model.predictor),
-                    max_decoded_pixels=max_decoded_pixels,
-                )
-            except ImageLoadError as exc:
-                raise ServiceError(400, "invalid_image", str(exc)) from None
-            except Exception as exc:  # noqa: BLE001 - any decoder failure is the upload's fault
-                raise ServiceError(400, "invalid_image", f"image '{name}' cannot be decoded: {type(exc).__name__}") from None
-            large = image.width * image.height >= LARGE_DECODE_PIXELS
-            prepared = prepare_image(model.predictor, image)
-            del image
-        if large:
-            release_memory()
-        return prepared
+        """The upload decoded and prepared for ``model`` (draft-decoded JPEGs at its input size)."""
+        return images.decode(
+            data, name, draft_size=image_resolution(model.predictor), then=lambda image: prepare_image(model.predictor, image)
+        )
 
     def scores(model: LoadedModel, proba, k: int) -> list[CategoryScore]:
         top = top_k_from_proba(model.classes, proba[None, :], min(k, len(model.classes)))[0]
@@ -367,11 +338,12 @@ def create_app(
         def prepare(product) -> tuple:
             picture = None
             if product.image_base64:
-                try:
-                    data = decode_base64(product.image_base64)
-                except (binascii.Error, ValueError):
-                    raise ServiceError(400, "invalid_image", "image_base64 is not valid base64 (or a data: URI)") from None
-                picture = decode(data, product.id or "image_base64", chosen)
+                picture = images.decode_base64(
+                    product.image_base64,
+                    product.id or "image_base64",
+                    draft_size=image_resolution(chosen.predictor),
+                    then=lambda image: prepare_image(chosen.predictor, image),
+                )
             text = chosen.text_of(product.title, product.description)
             if picture is None and not text:
                 raise ServiceError(422, "empty_input", "no image and no title/description")
@@ -405,9 +377,9 @@ def create_app(
             results.append(ReviewResult(index=index, **out))
         return ReviewsResponse(model=chosen.name, results=results)
 
-    add_search_routes(v1, pick, ServiceError, max_upload_bytes)
-    add_explain_routes(v1, pick, ServiceError, max_upload_bytes)
-    add_caption_routes(v1, pick, ServiceError, max_upload_bytes)
+    add_search_routes(v1, pick, ServiceError, images)
+    add_explain_routes(v1, pick, ServiceError, images)
+    add_caption_routes(v1, pick, ServiceError, images)
     app.include_router(v1)
     generated_openapi = app.openapi
 
@@ -427,26 +399,6 @@ def create_app(
 
     app.openapi = openapi
     return app
-
-
-#: A ``data:image/png;base64,`` style prefix.
-DATA_URI = re.compile(r"^data:[\w.+/-]*(;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNORECASE)
-#: Decoded images at least this large have their memory handed back to the system afterwards.
-LARGE_DECODE_PIXELS = 4_000_000
-
-
-def decode_base64(text: str) -> bytes:
-    """Bytes of plain, line-wrapped (MIME) or data-URI base64; raises ``binascii.Error`` on anything else."""
-    text = DATA_URI.sub("", text.strip(), count=1)
-    return base64.b64decode("".join(text.split()), validate=True)
-
-
-def release_memory() -> None:
-    """Hand freed heap memory back to the system (glibc keeps it otherwise); a no-op elsewhere."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _plain(value):

@@ -12,17 +12,17 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from skulens.serve.schemas import Text
-from skulens.serve.search_routes import image_from_base64
+from skulens.serve.schemas import Base64Image, Name
+from skulens.serve.uploads import ImageDecoder
 
 TASK = "caption"
 
 
 class CaptionRequest(BaseModel):
-    image_base64: Text = Field(..., description="The product photo (base64 JPEG, PNG, WebP...).")
+    image_base64: Base64Image = Field(..., description="The product photo (base64 JPEG, PNG, WebP...).")
     beam: int | None = Field(None, ge=1, le=8, description="Beam width (1 = greedy; default: the model's).")
     nearest: int = Field(3, ge=0, le=20, description="How many nearest training titles to return.")
-    model: Text | None = Field(None, max_length=200, description="Captioner name from GET /models.")
+    model: Name | None = Field(None, description="Captioner name from GET /models.")
 
 
 class ScoredTitle(BaseModel):
@@ -38,11 +38,11 @@ class CaptionResponse(BaseModel):
     attributes: dict[str, str] = Field(default_factory=dict, description="Attributes predicted from the photo.")
 
 
-def add_caption_routes(router: APIRouter, pick: Callable, service_error: type[Exception], max_upload_bytes: int) -> None:
+def add_caption_routes(router: APIRouter, pick: Callable, service_error: type[Exception], images: ImageDecoder) -> None:
     """Add ``/caption`` to ``router``; ``pick(task, name)`` finds a loaded model."""
 
     def caption(model, request: CaptionRequest):
-        image = image_from_base64(request.image_base64, service_error, max_upload_bytes)
+        image = images.decode_base64(request.image_base64)
         return model.predictor.predict_one(image, beam=request.beam, nearest=request.nearest)
 
     @router.post("/caption", response_model=CaptionResponse, tags=["caption"], summary="Write a product title from a photo")

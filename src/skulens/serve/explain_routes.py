@@ -15,7 +15,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from skulens.serve.search_routes import image_from_base64
+from skulens.runtime import image_resolution
+from skulens.serve.schemas import Base64Image, Name, Text
+from skulens.serve.uploads import ImageDecoder
 
 TASK = "categorize"
 #: Longest side of the overlay PNG sent back.
@@ -23,11 +25,13 @@ OVERLAY_SIDE = 512
 
 
 class ExplainRequest(BaseModel):
-    image_base64: str | None = Field(None, description="The product photo (base64).")
-    title: str | None = Field(None, max_length=10_000, examples=["Baby diaper pack"])
-    description: str | None = Field(None, max_length=100_000)
-    category: str | None = Field(None, max_length=1_000, description="Explain this category (default: the predicted one).")
-    model: str | None = Field(None, description="Categorize model name from GET /models.")
+    image_base64: Base64Image | None = Field(None, description="The product photo (base64).")
+    title: Text | None = Field(None, max_length=10_000, examples=["Baby diaper pack"])
+    description: Text | None = Field(
+        None, max_length=100_000, description="Long texts are explained (and predicted on) on their first 5,000 characters."
+    )
+    category: Text | None = Field(None, max_length=1_000, description="Explain this category (default: the predicted one).")
+    model: Name | None = Field(None, description="Categorize model name from GET /models.")
 
 
 class ModalityOut(BaseModel):
@@ -105,7 +109,7 @@ def _answer(name: str, explanation) -> ExplainResponse:
     )
 
 
-def add_explain_routes(router: APIRouter, pick: Callable, service_error: type[Exception], max_upload_bytes: int) -> None:
+def add_explain_routes(router: APIRouter, pick: Callable, service_error: type[Exception], images: ImageDecoder) -> None:
     """Add ``/explain`` to ``router``; ``pick(task, name)`` finds a loaded model, ``service_error`` is the
     service's 4xx exception ``(status, code, detail)``."""
 
@@ -131,7 +135,7 @@ def add_explain_routes(router: APIRouter, pick: Callable, service_error: type[Ex
         if not request.image_base64 and not has_text:
             raise service_error(422, "empty_input", "give image_base64, a title or a description to explain")
         image = (
-            await run_in_threadpool(image_from_base64, request.image_base64, service_error, max_upload_bytes)
+            await run_in_threadpool(images.decode_base64, request.image_base64, "image_base64", image_resolution(model.predictor))
             if request.image_base64
             else None
         )

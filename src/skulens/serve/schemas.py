@@ -31,6 +31,24 @@ def _not_blank(text: str) -> str:
 
 #: A string of a request: valid Unicode (no lone surrogates).
 Text = Annotated[str, AfterValidator(_valid_unicode)]
+
+# Limits of every list and text of a request (declared in the OpenAPI schema as maxItems/maxLength).
+#: A model name, a product id, a label, a metadata key or value.
+MAX_NAME_CHARS = 200
+#: A base64 image: the 10 MB upload limit in base64 (the body limit refuses more anyway).
+MAX_BASE64_CHARS = 14_000_000
+#: Zero-shot labels and prompt templates per request, and the length of one template.
+MAX_LABELS = 500
+MAX_TEMPLATES = 20
+MAX_TEMPLATE_CHARS = 200
+#: Search metadata filters: keys per request and values per key.
+MAX_FILTER_KEYS = 20
+MAX_FILTER_VALUES = 100
+
+#: A short name (model, id, label, filter key or value).
+Name = Annotated[Text, Field(max_length=MAX_NAME_CHARS)]
+#: A base64-encoded image.
+Base64Image = Annotated[Text, Field(max_length=MAX_BASE64_CHARS, description="An image file (JPEG/PNG/WebP...) as base64.")]
 #: One review text: not blank (declared in the schema too, so generated clients know), at most 100,000 characters.
 ReviewText = Annotated[
     Text, AfterValidator(_not_blank), Field(max_length=100_000, json_schema_extra={"minLength": 1, "pattern": NOT_BLANK_PATTERN})
@@ -82,10 +100,10 @@ class CategorizeResponse(BaseModel):
 class ProductIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: Text | None = Field(None, max_length=200, description="Echoed back in the result.")
+    id: Name | None = Field(None, description="Echoed back in the result.")
     title: Text | None = Field(None, max_length=10_000)
     description: Text | None = Field(None, max_length=100_000)
-    image_base64: Text | None = Field(
+    image_base64: Base64Image | None = Field(
         None, description="Optional image file (JPEG/PNG/WebP...) encoded as base64; same limits as uploads."
     )
 
@@ -93,9 +111,7 @@ class ProductIn(BaseModel):
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: Text | None = Field(
-        None, max_length=200, description="Model name from GET /models; the default categorizer if omitted."
-    )
+    model: Name | None = Field(None, description="Model name from GET /models; the default categorizer if omitted.")
     k: int = Field(5, ge=1, le=1000, description="How many categories per product.")
     products: list[ProductIn] = Field(..., min_length=1, description="The products (at most the service's batch limit).")
 
@@ -115,7 +131,7 @@ class BatchResponse(BaseModel):
 class ReviewsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: Text | None = Field(None, max_length=200, description="Reviews model name; the default one if omitted.")
+    model: Name | None = Field(None, description="Reviews model name; the default one if omitted.")
     texts: list[ReviewText] = Field(..., min_length=1, description="Review texts (at most the service's batch limit).")
 
 

@@ -7,28 +7,39 @@ in the thread pool; every bad input is a 4xx JSON error through the service's ``
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
 from collections.abc import Callable
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from skulens.catalog.images import DEFAULT_MAX_PIXELS, ImageLoadError, decode_image
 from skulens.index import IndexIdentityError, SearchIndexError
 from skulens.runtime.search import NoIndexError, model_index
-from skulens.serve.schemas import Text
+from skulens.serve.schemas import (
+    MAX_FILTER_KEYS,
+    MAX_FILTER_VALUES,
+    MAX_LABELS,
+    MAX_TEMPLATE_CHARS,
+    MAX_TEMPLATES,
+    Base64Image,
+    Name,
+    Text,
+)
+from skulens.serve.uploads import ImageDecoder
 
 TASK = "align"
 
 
 class SearchRequest(BaseModel):
     text: Text | None = Field(None, max_length=2_000, examples=["red running shoes for men"])
-    image_base64: Text | None = Field(None, description="Query by a product photo instead of a text (base64).")
+    image_base64: Base64Image | None = Field(None, description="Query by a product photo instead of a text (base64).")
     k: int = Field(10, ge=1, le=1000, description="How many products to return.")
-    where: dict[Text, Text | list[Text]] | None = Field(None, examples=[{"gender": "Men"}], description="Metadata filters.")
-    model: Text | None = Field(None, max_length=200, description="Alignment model name from GET /models.")
+    where: dict[Name, Name | Annotated[list[Name], Field(max_length=MAX_FILTER_VALUES)]] | None = Field(
+        None, max_length=MAX_FILTER_KEYS, examples=[{"gender": "Men"}], description="Metadata filters."
+    )
+    model: Name | None = Field(None, description="Alignment model name from GET /models.")
 
 
 class SearchHit(BaseModel):
@@ -45,12 +56,17 @@ class SearchResponse(BaseModel):
 
 
 class ZeroShotRequest(BaseModel):
-    labels: list[Text] = Field(..., min_length=2, max_length=500, examples=[["Watches", "Shoes", "Handbags"]])
+    labels: list[Name] = Field(..., min_length=2, max_length=MAX_LABELS, examples=[["Watches", "Shoes", "Handbags"]])
     text: Text | None = Field(None, max_length=10_000, description="The product's title (or description).")
-    image_base64: Text | None = Field(None, description="The product photo (base64).")
-    templates: list[Text] | None = Field(None, description="Prompt templates with {label}; default: the built-in ensemble.")
+    image_base64: Base64Image | None = Field(None, description="The product photo (base64).")
+    templates: list[Annotated[Text, Field(max_length=MAX_TEMPLATE_CHARS)]] | None = Field(
+        None,
+        max_length=MAX_TEMPLATES,
+        description="Prompt templates; '{label}' is replaced by each label (plain text, no other placeholders). "
+        "Default: the built-in ensemble.",
+    )
     k: int = Field(5, ge=1, le=500)
-    model: Text | None = Field(None, max_length=200)
+    model: Name | None = Field(None, description="Alignment model name from GET /models.")
 
 
 class LabelScore(BaseModel):
@@ -65,40 +81,36 @@ class ZeroShotResponse(BaseModel):
     used_text: bool
 
 
-def image_from_base64(data_b64: str, service_error: type[Exception], max_upload_bytes: int):
-    """The decoded RGB image of a base64 upload; 400 (not base64, empty, undecodable) or 413 (over the limit)."""
-    try:
-        data = base64.b64decode(data_b64, validate=True)
-    except (binascii.Error, ValueError):
-        raise service_error(400, "invalid_image", "image_base64 is not valid base64") from None
-    if not data:
-        raise service_error(400, "invalid_image", "image_base64 is empty")
-    if len(data) > max_upload_bytes:
-        raise service_error(413, "too_large", f"the image is over the {max_upload_bytes:,}-byte upload limit")
-    try:
-        return decode_image(data, name="image_base64", max_pixels=DEFAULT_MAX_PIXELS)
-    except ImageLoadError as exc:
-        raise service_error(400, "invalid_image", str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is the upload's fault
-        raise service_error(400, "invalid_image", f"image_base64 cannot be decoded: {exc}") from None
+#: An absolute path in a message (a run of non-space characters starting with a slash).
+_PATH = re.compile(r"(?<![\w.])/[^\s,;:'\"]+")
 
 
-def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exception], max_upload_bytes: int) -> None:
+def without_paths(message: str) -> str:
+    """``message`` with absolute paths replaced by their last part (errors never show the server's folders)."""
+    return _PATH.sub(lambda m: m.group().rstrip("/").rsplit("/", 1)[-1], message)
+
+
+def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exception], images: ImageDecoder) -> None:
     """Add the alignment routes to ``router``; ``pick(task, name)`` finds a loaded model, ``service_error``
-    is the service's 4xx exception ``(status, code, detail)``."""
+    is the service's 4xx exception ``(status, code, detail)``, ``images`` the service's image decoder."""
 
     def image_from(data_b64: str):
-        return image_from_base64(data_b64, service_error, max_upload_bytes)
+        return images.decode_base64(data_b64)
 
     def index_of(model):
+        """The model's index; its errors say what is wrong without the server's paths."""
         try:
             return model_index(model.folder, model.predictor.identity)
-        except NoIndexError as exc:
-            raise service_error(404, "no_index", str(exc)) from None
+        except NoIndexError:
+            raise service_error(
+                404, "no_index", f"model '{model.name}' has no product index; build one with `skulens search index`"
+            ) from None
         except IndexIdentityError as exc:
-            raise service_error(409, "index_mismatch", str(exc)) from None
+            raise service_error(409, "index_mismatch", without_paths(str(exc))) from None
         except SearchIndexError as exc:
-            raise service_error(500, "broken_index", str(exc)) from None
+            raise service_error(
+                409, "broken_index", f"the index of model '{model.name}' cannot be used: {without_paths(str(exc))}"
+            ) from None
 
     def answer(model, index, hits: list[dict]) -> SearchResponse:
         results = []

@@ -37,7 +37,14 @@ from skulens.heads.caption_vocab import PAD, CaptionVocabError, WordVocab
 from skulens.heads.linear import LinearProbe
 from skulens.metrics.captioning import caption_metrics
 from skulens.tasks.inputs import Data, ImageInput, as_catalog, load_product_image
-from skulens.tasks.model_folder import ModelFolderError, check_config, read_model_folder, restoring, write_model_folder
+from skulens.tasks.model_folder import (
+    ModelFolderError,
+    check_config,
+    check_numbers,
+    read_model_folder,
+    restoring,
+    write_model_folder,
+)
 from skulens.tasks.predictor import catalog_row_issues, row_issue_texts, with_issues
 from skulens.training.loop import LoopConfig, TrainingLoop
 
@@ -50,6 +57,43 @@ MIN_ROWS_FOR_VALIDATION = 40
 #: Attribute columns probed when present (Myntra's names); the template joins them in this order.
 DEFAULT_ATTRIBUTES = ("gender", "colour", "articleType")
 CONFIG_KEYS = {"encoder": "str", "architecture": "str", "hyper": "dict", "vocab": "dict", "attributes": "dict"}
+#: Widest beam a caption may be searched with (each beam entry runs the decoder once per word).
+MAX_BEAM = 16
+#: Types and ranges of the saved ``hyper`` settings, checked before a decoder is built from them.
+HYPER_LIMITS = {
+    "d_model": (int, 1, 4096),
+    "layers": (int, 1, 48),
+    "heads": (int, 1, 64),
+    "dropout": (float, 0.0, 1.0),
+    "max_len": (int, 1, 256),
+    "beam": (int, 1, MAX_BEAM),
+    "alpha": (float, 0.0, 10.0),
+    "no_repeat": (bool, 0, 1),
+    "reduce_dim": (int, 1, 65_536),
+    "min_count": (int, 1, 1_000_000),
+}
+#: Largest region grid a saved captioner may declare (regions, channels).
+MAX_SHAPE = (4096, 65_536)
+
+
+def _check_nearest(arrays: dict[str, np.ndarray], channels: int, folder: str | Path) -> None:
+    """Refuse nearest-title arrays that cannot answer a request: one finite embedding of ``channels``
+    values per title."""
+    embeddings, titles = arrays.get("nearest.embeddings"), arrays.get("nearest.titles")
+    if (
+        embeddings is None
+        or titles is None
+        or embeddings.ndim != 2
+        or titles.ndim != 1
+        or embeddings.dtype.kind != "f"
+        or titles.dtype.kind not in "SU"
+        or len(embeddings) != len(titles)
+        or embeddings.shape[1] != channels
+    ):
+        raise ModelFolderError(
+            f"model {folder}: nearest.embeddings and nearest.titles should hold one {channels}-wide embedding per title; "
+            "the folder is damaged (retrain the captioner)"
+        )
 
 
 class CaptionError(SkulensError, ValueError):
@@ -426,10 +470,15 @@ class CaptionModel:
             )
         return Caption(title=texts[0][0], alternatives=texts[1:])
 
+    def _check_beam(self, beam: int | None) -> None:
+        if beam is not None and not (type(beam) is int and 1 <= beam <= MAX_BEAM):
+            raise CaptionError(f"beam must be an integer from 1 (greedy) to {MAX_BEAM}, not {str(beam)[:20]}")
+
     def generate_from_maps(self, maps: np.ndarray, beam: int | None = None, nearest: int = 0) -> list[Caption]:
         """Titles for precomputed region maps (n, regions, channels); ``nearest`` > 0 adds that many nearest
         training titles and the predicted attributes to each caption."""
         self._check_fitted()
+        self._check_beam(beam)
         if maps.ndim != 3 or maps.shape[1:] != (self.regions_, self.channels_):
             raise CaptionError(f"region maps of shape {maps.shape[1:]} do not fit this model's {(self.regions_, self.channels_)}")
         captions = self._generate_maps(maps, np.arange(len(maps)), beam)
@@ -510,6 +559,7 @@ class CaptionModel:
         attribute accuracy per probed column the data has, generation throughput, and the generated
         titles (``examples``)."""
         self._check_fitted()
+        self._check_beam(beam)
         catalog = as_catalog(data, root=root)
         if maps is None or ok is None:
             maps, ok = self.catalog_maps(catalog)
@@ -583,6 +633,13 @@ class CaptionModel:
     def load(cls, folder: str | Path, progress: bool = False) -> CaptionModel:
         config, arrays = read_model_folder(folder, TASK)
         check_config(config, CONFIG_KEYS, folder)
+        check_numbers(config["hyper"], HYPER_LIMITS, folder, "hyper")
+        shape = config.get("shape")
+        if not (
+            isinstance(shape, list) and len(shape) == 2 and all(type(v) is int and 1 <= v <= m for v, m in zip(shape, MAX_SHAPE))
+        ):
+            raise ModelFolderError(f"model {folder}: 'shape' in config.json should be [regions, channels]; the folder is damaged")
+        _check_nearest(arrays, shape[1], folder)
         with restoring(folder):
             name = str(config.get("encoder_name") or config["encoder_variant"])  # older folders say "lite0"
             model = cls(encoder=name, attributes=config["attribute_columns"], progress=progress)

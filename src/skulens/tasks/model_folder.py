@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from skulens.errors import SkulensError
+from skulens.outputs import atomic_file, folder_lock, write_text
 
 CONFIG = "config.json"
 WEIGHTS = "weights.npz"
@@ -39,12 +40,13 @@ class ModelFolderError(SkulensError, ValueError):
 
 
 def write_model_folder(folder: str | Path, config: dict, arrays: dict[str, np.ndarray]) -> Path:
+    """Save a model: weights then config, each written atomically, under the folder's lock (concurrent
+    saves to one folder take turns, so the folder always holds one save's complete files)."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (WEIGHTS + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, folder / WEIGHTS)
-    (folder / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))
+    with folder_lock(folder, wait=True):
+        with atomic_file(folder / WEIGHTS) as temp, open(temp, "wb") as handle:
+            np.savez(handle, **arrays)
+        write_text(folder / CONFIG, json.dumps(config, indent=2, ensure_ascii=False))
     return folder
 
 
@@ -147,6 +149,31 @@ def check_config(config: dict, required: Mapping[str, str], folder: str | Path) 
             raise ModelFolderError(f"model {folder}: '{key}' in {CONFIG} should be {what}; the folder is damaged")
 
 
+#: A number setting's kind and inclusive range: ``(int | float | bool, low, high)``.
+NumberLimit = tuple[type, float, float]
+
+
+def check_numbers(values: Any, limits: Mapping[str, NumberLimit], folder: str | Path, where: str) -> None:
+    """Refuse settings of a model (``where``: the config key holding them) of the wrong type or outside
+    their range, before anything is allocated from them (a tampered ``dim`` of 200,000 is refused, not built).
+    Settings missing from ``values`` keep their defaults; keys not in ``limits`` are not read."""
+    if not isinstance(values, dict):
+        raise ModelFolderError(f"model {folder}: '{where}' in {CONFIG} should be an object; the folder is damaged")
+    for key, (kind, low, high) in limits.items():
+        if key not in values:
+            continue
+        value = values[key]
+        if kind is bool:
+            fits = isinstance(value, bool)
+        elif kind is int:
+            fits = type(value) is int and low <= value <= high
+        else:
+            fits = type(value) in (int, float) and bool(np.isfinite(value)) and low <= value <= high
+        if not fits:
+            what = "true or false" if kind is bool else f"{'an integer' if kind is int else 'a number'} in {low:g}..{high:g}"
+            raise ModelFolderError(f"model {folder}: '{where}.{key}' in {CONFIG} should be {what}; the folder is damaged")
+
+
 def models_roots() -> list[Path]:
     """The folders listed in ``$SKULENS_MODELS_ROOT`` (resolved), where path-named encoders may live."""
     value = os.environ.get(MODELS_ROOT_ENV, "")
@@ -180,11 +207,43 @@ def encoder_sources(names: list[str], folder: str | Path) -> dict[str, str]:
     return sources
 
 
+def training_encoder_names(names: list[str], out: str | Path) -> tuple[list[str], list[str]]:
+    """Encoder names for a model about to be trained into ``out``: a path-named encoder given relative
+    to the working folder (``finetuned:runs/ft``) becomes absolute, as a saved model would otherwise look
+    for it inside its own folder. Also returns a warning for each one that a saved model in ``out`` will
+    not be allowed to load (outside ``out`` and ``$SKULENS_MODELS_ROOT``), saying what to do."""
+    out = Path(out).expanduser().resolve()
+    allowed = [out, *models_roots()]
+    resolved, warnings = [], []
+    for name in names:
+        prefix, colon, argument = name.partition(":")
+        path = Path(argument).expanduser()
+        if not colon or not argument or not path.exists():
+            resolved.append(name)
+            continue
+        full = path.resolve()
+        resolved.append(f"{prefix}:{full}")
+        if not any(full == root or root in full.parents for root in allowed):
+            warnings.append(
+                f"encoder {name} is stored as {prefix}:{full}, outside {out}; to load the model later (predict, serve) "
+                f"set {MODELS_ROOT_ENV}={full.parent} or put the encoder folder inside the model folder"
+            )
+    return resolved, warnings
+
+
 def check_restored(fusion: Any, zero_row: Mapping[str, Any], n_classes: int, folder: str | Path) -> None:
     """Refuse restored heads that do not take the encoders' features or do not give ``n_classes``
     finite probabilities (a tampered or mismatched ``weights.npz``), by predicting ``zero_row``: one
     all-zero feature row per encoder, as the encoders would give it."""
     dims = {name: block.shape[1] for name, block in zero_row.items()}
+    heads = getattr(fusion, "heads_", None) or {"head": getattr(fusion, "head_", None)}
+    for name, head in heads.items():
+        rows = getattr(getattr(head, "coef_", None), "shape", (None,))[0]
+        if rows is not None and rows != (1 if n_classes == 2 else n_classes):
+            raise ModelFolderError(
+                f"model {folder}: the head for '{name}' scores {rows} classes but {CONFIG} names {n_classes}; "
+                "the folder is damaged (retrain the model)"
+            )
     for name, head in getattr(fusion, "heads_", {}).items():
         takes = getattr(head, "n_features_in_", None)
         if name in dims and takes is not None and takes != dims[name]:

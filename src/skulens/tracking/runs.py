@@ -12,6 +12,7 @@ import pandas as pd
 from skulens.errors import SkulensError
 from skulens.extras import require_extra
 from skulens.tracking.store import DEFAULT_EXPERIMENT, TrackingStore, resolve_store
+from skulens.tracking.tracker import HTTP_DEFAULTS
 
 #: Metrics shown first by ``list_runs`` when a run has them.
 PREFERRED_METRICS = ("macro_f1", "accuracy", "ece", "star_accuracy", "star_macro_f1", "rating_mae", "recommend_auc")
@@ -25,6 +26,10 @@ class RunsError(SkulensError, ValueError):
 
 def _client(store: TrackingStore):
     require_extra("track", feature="reading tracked runs")
+    import os
+
+    for variable, value in HTTP_DEFAULTS.items():  # an unreachable server fails in seconds, not minutes
+        os.environ.setdefault(variable, value)
     from mlflow import MlflowClient
 
     if store.folder is not None and not (store.folder / "mlflow.db").is_file() and store.uri.startswith("sqlite:///"):
@@ -39,10 +44,17 @@ def list_runs(
     (:data:`PREFERRED_METRICS` first)."""
     store = resolve_store(uri)
     client = _client(store)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        raise RunsError(f"experiment '{experiment}' not found in {store.describe()}")
-    runs = client.search_runs([found.experiment_id], max_results=max_results, order_by=["attribute.start_time DESC"])
+    try:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            raise RunsError(f"experiment '{experiment}' not found in {store.describe()}")
+        runs = client.search_runs([found.experiment_id], max_results=max_results, order_by=["attribute.start_time DESC"])
+    except RunsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - MLflow and HTTP errors alike: the store cannot be read
+        raise RunsError(
+            f"cannot read {store.describe()} ({type(exc).__name__}); check --tracking-uri and that the server runs"
+        ) from None
     rows = []
     for run in runs:
         row = {

@@ -153,7 +153,8 @@ class TrainingLoop:
         self.scheduler: Any = None
         if config.schedule == "warmup_cosine":
             self.scheduler = cosine_with_warmup(self.optimizer, int(config.warmup * steps_per_epoch), total)
-        elif config.schedule == "one_cycle":
+        elif config.schedule == "one_cycle" and config.warmup * total >= 2:
+            # (too few steps for a warm-up phase: a constant rate, as OneCycleLR divides by zero there)
             self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
                 self.optimizer, max_lr=config.lr, total_steps=max(total, 1), pct_start=config.warmup
             )

@@ -11,6 +11,7 @@ import streamlit as st
 from skulens.catalog import Catalog, CatalogError
 from skulens.catalog.readers import apply_columns, resolve_columns
 from skulens.catalog.validation import build_catalog
+from skulens.outputs import csv_safe
 from skulens.runtime import LoadedModel, top_k_from_proba
 from skulens.ui.common import MAX_CSV_MB, bar_chart, pick_model
 
@@ -158,7 +159,7 @@ def show_result(result: pd.DataFrame, issues: list, name: str) -> None:
     st.dataframe(result, hide_index=True, column_config=columns)
     st.download_button(
         "Download results (CSV)",
-        result.to_csv(index=False).encode(),
+        csv_safe(result).to_csv(index=False).encode(),
         file_name=f"{Path(name).stem}-categories.csv",
         mime="text/csv",
         on_click="ignore",

@@ -16,6 +16,7 @@ import streamlit as st
 
 from skulens.catalog import Catalog, CatalogError, load_catalog
 from skulens.evaluation.explore import catalog_thumbnails
+from skulens.outputs import csv_safe
 from skulens.runtime import LoadedModel
 from skulens.ui.common import bar_chart, pick_model
 
@@ -109,7 +110,7 @@ def show_queue(queue: pd.DataFrame, source: str) -> None:
     export = shown.drop(columns=["thumbnail"])
     st.download_button(
         "Download queue (CSV)",
-        export.to_csv(index=False).encode(),
+        csv_safe(export).to_csv(index=False).encode(),
         file_name=f"{source.replace('/', '_')}-review-queue.csv",
         mime="text/csv",
         on_click="ignore",

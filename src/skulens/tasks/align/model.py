@@ -38,7 +38,15 @@ from skulens.tasks.align.search import SearchMixin
 from skulens.tasks.align.zero_shot import ZeroShotMixin
 from skulens.tasks.features import FeatureExtractor, Features
 from skulens.tasks.inputs import Data, as_catalog
-from skulens.tasks.model_folder import ModelFolderError, read_model_folder, write_model_folder
+from skulens.tasks.model_folder import (
+    ModelFolderError,
+    check_config,
+    check_numbers,
+    encoder_sources,
+    read_model_folder,
+    restoring,
+    write_model_folder,
+)
 from skulens.tasks.predictor import WARM_UP_TEXT, catalog_row_issues, row_issue_texts, with_issues
 
 
@@ -391,19 +399,31 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
 
     @classmethod
     def load(cls, folder: str | Path, cache_dir: str | Path | None = None, check_encoders: bool = True) -> AlignmentModel:
+        """Load a folder written by :meth:`save`; a damaged or tampered one is one :class:`ModelFolderError`
+        (config types and ranges, encoder paths inside the folder or ``$SKULENS_MODELS_ROOT``, weight shapes
+        checked against the config before the heads are built)."""
         config, arrays = read_model_folder(folder, TASK)
-        model = cls(
-            config["image_encoders"],
-            config["text_encoders"],
-            tuple(config["text_fields"]),
-            AlignConfig.from_dict(config["align"]),
-            val_fraction=config.get("val_fraction", 0.1),
-            refit=config.get("refit", True),
-            cache_dir=cache_dir,
-        )
-        model.features.restore({k: v for k, v in arrays.items() if not k.startswith("heads.")})
-        heads_arrays = {k[len("heads.") :]: v for k, v in arrays.items() if k.startswith("heads.")}
-        model.heads_ = AlignmentHeads.from_arrays(heads_arrays, model.config.heads)
+        check_config(config, {"image_encoders": "str_list", "text_encoders": "str_list", "text_fields": "str_list"}, folder)
+        check_numbers(config.get("align"), ALIGN_LIMITS, folder, "align")
+        if not isinstance(config.get("encoder_identities", {}), dict):
+            raise ModelFolderError(
+                f"model {folder}: 'encoder_identities' in config.json should be an object; the folder is damaged"
+            )
+        with restoring(folder):
+            model = cls(
+                config["image_encoders"],
+                config["text_encoders"],
+                tuple(config["text_fields"]),
+                AlignConfig.from_dict(config["align"]),
+                val_fraction=config.get("val_fraction", 0.1),
+                refit=config.get("refit", True),
+                cache_dir=cache_dir,
+            )
+            model.features.sources = encoder_sources(model.features.names, folder)
+            model.features.restore({k: v for k, v in arrays.items() if not k.startswith("heads.")})
+            heads_arrays = {k[len("heads.") :]: v for k, v in arrays.items() if k.startswith("heads.")}
+            check_state_shapes(AlignmentHeads, heads_arrays, model.config.heads, folder)
+            model.heads_ = AlignmentHeads.from_arrays(heads_arrays, model.config.heads)
         model.heads_.best_epoch = config.get("best_epoch", -1)
         model.scripts_ = config.get("scripts", [])
         model.trained_pairs_ = config.get("trained_pairs", 0)
@@ -419,6 +439,38 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
                         f"alignment {folder} was trained on encoder {saved}, but this install has {current}; retrain it"
                     )
         return model
+
+
+#: Types and ranges of the saved ``align`` settings (what training accepts, with room to spare).
+ALIGN_LIMITS = {
+    "dim": (int, 1, 4096),
+    "hidden": (int, 0, 16_384),
+    "dropout": (float, 0.0, 1.0),
+    "lr": (float, 0.0, 10.0),
+    "weight_decay": (float, 0.0, 100.0),
+    "batch_size": (int, 1, 1_000_000),
+    "max_epochs": (int, 0, 100_000),
+    "patience": (int, 0, 100_000),
+    "init_temperature": (float, 1e-6, 100.0),
+    "seed": (int, 0, 2**32 - 1),
+    "standardize_text": (bool, 0, 1),
+}
+
+
+def check_state_shapes(heads_class, arrays: dict[str, np.ndarray], config: AlignConfig, folder: str | Path) -> None:
+    """Refuse saved head weights whose names or shapes differ from what ``config`` builds, comparing
+    against heads built on PyTorch's meta device (no memory is allocated for them)."""
+    means = [arrays.get("image_mean"), arrays.get("text_mean")]
+    if any(m is None or m.ndim != 1 or not 1 <= m.shape[0] <= 1_000_000 for m in means):
+        raise ModelFolderError(f"model {folder}: the saved heads have no usable image_mean/text_mean; the folder is damaged")
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in heads_class(means[0].shape[0], means[1].shape[0], config).state_dict().items()}
+    saved = {k: tuple(v.shape) for k, v in arrays.items()}
+    if saved != expected:
+        wrong = sorted(k for k in expected.keys() | saved.keys() if expected.get(k) != saved.get(k))[:3]
+        raise ModelFolderError(
+            f"model {folder}: the saved head weights do not fit its 'align' settings ({', '.join(wrong)}); the folder is damaged"
+        )
 
 
 def _create_encoder(name: str) -> Encoder:

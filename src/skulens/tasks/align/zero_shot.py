@@ -29,7 +29,8 @@ class ZeroShotMixin:
             raise AlignmentError("label names must be unique")
         if not templates or any("{label}" not in t for t in templates):
             raise AlignmentError("every prompt template must contain '{label}', e.g. 'a photo of {label}'")
-        prompts = [t.format(label=label) for label in labels for t in templates]
+        # Plain substitution of '{label}' only: a template is user text, never a format string.
+        prompts = [t.replace("{label}", label) for label in labels for t in templates]
         emb = self.encode_texts(prompts).reshape(len(labels), len(templates), -1).mean(axis=1)
         return normalise_rows(emb)
 
