@@ -112,12 +112,14 @@ def expected_gain(raw: np.ndarray, adapted: np.ndarray) -> tuple[float, float]:
 
 
 def worth_adapting(raw: np.ndarray, calibrated: np.ndarray, source: np.ndarray, priors: np.ndarray) -> tuple[bool, str]:
-    """Whether to act on ``priors``: the likelihood-ratio test rejects "no shift" and the expected accuracy
-    gain exceeds twice its standard error; else the reason (one line)."""
+    """Whether to act on ``priors``: the likelihood-ratio test rejects "no shift", and the expected accuracy gain
+    exceeds twice its standard error (or no argmax decision changes); with the reason (one line)."""
     _, p_value = shift_test(calibrated, source, priors)
     if p_value >= SHIFT_LEVEL:
         return False, f"no clear class-mix shift (likelihood-ratio p = {p_value:.2g} >= {SHIFT_LEVEL})"
     gain, error = expected_gain(raw, reweight(calibrated, source, priors))
+    if error == 0:
+        return True, "no decision changes; the distributions follow the new mix"
     if gain <= 2 * error:
         return False, f"the expected accuracy gain {gain:+.3f} is within twice its standard error ({error:.3f})"
     return True, f"expected accuracy gain {gain:+.3f} (standard error {error:.3f})"
