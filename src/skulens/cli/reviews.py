@@ -184,16 +184,17 @@ def evaluate(
     _print_metrics(metrics, "evaluated")
     baseline = metrics["majority_baseline"]
     loses = metrics["star_accuracy"] <= baseline["accuracy"] or metrics["rating_mae"] >= baseline["rating_mae"]
+    hint = "" if adapt_priors else " (try --adapt-priors)"
     console.print(
         f"majority-star baseline (always {baseline['class']}*): star accuracy {baseline['accuracy']:.3f}, macro-F1 "
         f"{baseline['macro_f1']:.3f}, rating MAE {baseline['rating_mae']:.3f}"
-        + ("  [bold red]the model does not beat it here (try --adapt-priors)[/]" if loses else "")
+        + (f"  [bold red]the model does not beat it here{hint}[/]" if loses else "")
     )
     if "prior_shift" in metrics:
         from skulens.cli.categorize import print_prior_shift
         from skulens.tasks.reviews import STARS
 
-        print_prior_shift(metrics["prior_shift"], [f"{k}*" for k in STARS])
+        print_prior_shift(metrics["prior_shift"], [f"{k}*" for k in STARS], metrics.get("unadapted"))
     for reason, count in (metrics.get("skipped") or {}).items():
         if count:
             note(f"{count:,} rows not scored: {reason.replace('_', ' ')}")

@@ -105,7 +105,10 @@ def median_rating(star_proba: np.ndarray) -> np.ndarray:
 
 
 def prior_corrected_stars(star_proba: np.ndarray, prior: np.ndarray, alpha: float) -> np.ndarray:
-    """``argmax_k p(k) / prior(k) ** alpha`` (alpha 0: plain argmax; 1: divide out the class prior)."""
+    """``argmax_k p(k) / prior(k) ** alpha`` (alpha 0: plain argmax; 1: divide out the class prior).
+
+    This is the one star rule: the stars the CLI, the service and the UI show all come from it (through
+    :meth:`ReviewPredictor.predict`), with ``alpha`` chosen on validation data."""
     scores = np.log(np.clip(star_proba, 1e-12, 1.0)) - alpha * np.log(np.clip(prior, 1e-12, 1.0))
     return STARS[scores.argmax(axis=1)]
 
@@ -579,7 +582,12 @@ class ReviewPredictor:
             "rating_mae": float(np.abs(np.asarray(y, dtype=float) - majority).mean()),
         }
         if self.last_prior_shift_ is not None:
-            metrics["prior_shift"] = self.last_prior_shift_.as_dict()
+            shift = metrics["prior_shift"] = self.last_prior_shift_.as_dict()
+            if shift["applied"]:  # the same rows without adapting: did it help?
+                plain = self.outputs_from_features(self.extractor.transform(rows))
+                before = review_metrics(y, plain["star_proba"], plain["stars"])
+                metrics["unadapted"] = {k: (before[k], metrics[k]) for k in ("star_accuracy", "star_decision_mae", "rating_mae")}
+                self.last_prior_shift_ = PriorShift(**shift)
         metrics["skipped"] = skipped
         metrics["excluded_training_rows"] = int(training.sum())
         metrics["training_ids_recorded"] = int(len(self.training_ids_))
