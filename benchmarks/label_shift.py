@@ -2,8 +2,8 @@
 
     SKULENS_THREADS=2 python benchmarks/label_shift.py      # writes benchmarks/results/label_shift.{json,md}
 
-Reviews. The review model (TF-IDF LR + MiniLM linear head, late fusion; ``review_text`` only, because the other
-shop has no titles worth reading; class weighting and prior correction chosen for star accuracy on its own
+Reviews. The review model (TF-IDF + logistic regression; ``review_text`` only, because the other shop has no
+titles worth reading; class weighting and prior correction chosen for star accuracy on its own
 validation split, where label-shift adaptation is fitted too) is trained on the training part of the clothing
 reviews (one seeded group-aware 80/20 split). It is then scored, with and without ``adapt_priors``, on
 ``reviews/amazon_fashion_2018.csv`` (``reviewText`` only): nothing of that file is used to train or choose
@@ -12,7 +12,7 @@ displayed stars and of the expected rating are reported beside it. 95% percentil
 439 reviews.
 
 Simulated shifts. ``--shifts`` class mixes drawn from Dirichlet(1) resample (with replacement, ``--rows`` rows) the
-clothing test part and the test part of a Myntra articleType categorizer (text: MiniLM + TF-IDF, trained on
+clothing test part and the test part of a Myntra articleType categorizer (TF-IDF of the product titles, trained on
 ``myntra/`` ids below 18000, tested on the others, classes with at least 30 training products): the estimated mix
 is compared with the realised one and the accuracy of the adapted predictions with the unadapted ones. The Myntra
 headline case is the test part resampled to the reverse of the training class mix (rare classes frequent).
@@ -100,7 +100,7 @@ def reviews_part(args) -> dict:
     train, test = group_split(reviews, 0.2, label="rating", seed=args.seed)
     log(f"clothing reviews: train {len(train)}, test {len(test)}")
     model = ReviewPredictor(
-        encoders=("tfidf", "minilm"),
+        encoders=("tfidf",),
         text_fields=("review_text",),
         criterion="accuracy",
         seed=args.seed,
@@ -162,7 +162,7 @@ def myntra_part(args) -> dict:
     myntra = load_catalog("myntra")
     ids = myntra.frame["id"].astype(int).to_numpy()
     train, test = myntra.subset(np.flatnonzero(ids < MYNTRA_SPLIT_ID)), myntra.subset(np.flatnonzero(ids >= MYNTRA_SPLIT_ID))
-    model = CategoryPredictor(encoders=("minilm", "tfidf"), label="articleType", min_class_count=MIN_CLASS, seed=args.seed)
+    model = CategoryPredictor(encoders=("tfidf",), label="articleType", min_class_count=MIN_CLASS, seed=args.seed)
     model.fit(train)
     labels = test.labels("articleType").astype(str).to_numpy()
     known = np.isin(labels, model.classes_)

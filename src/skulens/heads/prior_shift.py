@@ -28,6 +28,8 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 from scipy.stats import chi2
+from sklearn.decomposition import TruncatedSVD
+from sklearn.preprocessing import normalize
 
 #: Fewer rows than this give prior estimates too noisy to act on.
 MIN_ROWS = 30
@@ -250,11 +252,12 @@ class DomainReference:
     bandwidth: float
     limit: float = np.inf
 
-    def project(self, vectors: np.ndarray) -> np.ndarray:
-        unit = _unit(np.asarray(vectors, dtype=float))
-        return _unit((unit - self.mean) @ self.components.T)
+    def project(self, vectors) -> np.ndarray:
+        """Rows (dense or sparse) L2-normalised, centred on the reference mean, projected, normalised again."""
+        unit = normalize(vectors)
+        return _unit(np.asarray(unit @ self.components.T) - self.mean @ self.components.T)
 
-    def distance(self, vectors: np.ndarray, new_over_source: np.ndarray) -> float:
+    def distance(self, vectors, new_over_source: np.ndarray) -> float:
         """Squared MMD between the batch and the reference re-weighted by ``new_over_source`` per class."""
         return weighted_mmd(self.points, new_over_source[self.y_index], self.project(vectors), self.bandwidth)
 
@@ -296,18 +299,20 @@ def weighted_mmd(reference: np.ndarray, weights: np.ndarray, current: np.ndarray
     return float(w @ kernel(reference, reference) @ w + u @ kernel(current, current) @ u - 2 * w @ kernel(reference, current) @ u)
 
 
-def domain_reference(vectors: np.ndarray, y_index: np.ndarray, dims: int = 32, max_rows: int = 400, seed: int = 0) -> DomainReference:
-    """A :class:`DomainReference` from labelled validation embeddings (dense; at most ``max_rows`` kept)."""
-    rng = np.random.default_rng(seed)
-    keep = np.sort(rng.permutation(len(vectors))[:max_rows])
-    unit = _unit(np.asarray(vectors, dtype=float))
-    mean = unit.mean(axis=0)
-    _, _, vt = np.linalg.svd(unit - mean, full_matrices=False)
-    components = vt[: min(dims, len(vt))]
-    points = _unit((unit[keep] - mean) @ components.T)
+def domain_reference(vectors, y_index: np.ndarray, dims: int = 16, max_rows: int = 400, seed: int = 0) -> DomainReference:
+    """A :class:`DomainReference` from labelled validation embeddings (dense, or sparse such as TF-IDF): their
+    ``dims`` leading singular directions and at most ``max_rows`` of them, projected."""
+    unit = normalize(vectors)
+    mean = np.asarray(unit.mean(axis=0), dtype=float).ravel()
+    dims = max(1, min(dims, unit.shape[1] - 1, unit.shape[0] - 1))
+    components = TruncatedSVD(n_components=dims, random_state=seed).fit(unit).components_
+    reference = DomainReference(mean, components, np.zeros((0, dims)), np.zeros(0, dtype=int), 1.0)
+    keep = np.sort(np.random.default_rng(seed).permutation(unit.shape[0])[:max_rows])
+    points = reference.project(unit[keep])
     squared = np.sum((points[:, None] - points[None]) ** 2, axis=2)
-    bandwidth = float(np.median(squared[np.triu_indices_from(squared, 1)]))
-    return DomainReference(mean, components, points, np.asarray(y_index, int)[keep], max(bandwidth, _FLOOR))
+    reference.points, reference.y_index = points, np.asarray(y_index, int)[keep]
+    reference.bandwidth = max(float(np.median(squared[np.triu_indices_from(squared, 1)])), _FLOOR)
+    return reference
 
 
 @dataclass
@@ -468,9 +473,9 @@ def fit_label_shift(
         simulation["reason"] = "no estimator kept accuracy within 0.01 on every simulated shift of the validation part"
     domain = None
     if vectors is not None and chosen != "none":
-        domain = domain_reference(np.asarray(vectors)[fit_rows], y_index[fit_rows], seed=seed)
+        domain = domain_reference(vectors[fit_rows], y_index[fit_rows], seed=seed)
         seen = [
-            domain.distance(np.asarray(vectors)[rows], _estimate(chosen, calibration.apply(proba[rows]), source, confusion)[0] / source)
+            domain.distance(vectors[rows], _estimate(chosen, calibration.apply(proba[rows]), source, confusion)[0] / source)
             for rows, _ in draws[:10]
         ]
         domain.limit = 2 * float(np.max(seen))

@@ -154,9 +154,9 @@ class CategoryPredictor:
         return self
 
     @property
-    def shift_block(self) -> str | None:
-        """The dense encoder whose embeddings test whether a batch lies in the training domain (None: tfidf only)."""
-        return next((name for name in self.encoders if name != "tfidf"), None)
+    def shift_block(self) -> str:
+        """The encoder whose embeddings test whether a batch lies in the training domain (a dense one if any)."""
+        return next((name for name in self.encoders if name != "tfidf"), self.encoders[0])
 
     def _fit_label_shift(self, features: Features, labels: np.ndarray) -> LabelShift | None:
         """Label-shift adaptation fitted on the fusion's held-out posteriors (None without enough of them)."""
@@ -164,9 +164,7 @@ class CategoryPredictor:
         if len(rows) < 2 * MIN_ROWS:
             return None
         y_index = np.searchsorted(np.asarray(self.classes_).astype(str), labels[rows])
-        block = self.shift_block
-        vectors = None if block is None else np.asarray(features.blocks[block])[rows]
-        return fit_label_shift(self.model_.holdout_proba_, y_index, vectors, seed=self.seed)
+        return fit_label_shift(self.model_.holdout_proba_, y_index, features.blocks[self.shift_block][rows], seed=self.seed)
 
     def adapted_proba(self, proba: np.ndarray, features: Features | None = None) -> tuple[np.ndarray, PriorShift]:
         """``proba`` adapted to the class priors of these rows (:mod:`skulens.heads.prior_shift`: the adaptation
@@ -176,10 +174,9 @@ class CategoryPredictor:
             raise CatalogError("this model was saved without its training class priors; retrain it to use --adapt-priors")
         if getattr(self, "label_shift_", None) is None:
             return adapt_priors(proba, self.class_prior_)
-        block, vectors = self.shift_block, None
-        if features is not None and block is not None and self.label_shift_.domain is not None:
-            present = np.asarray(features.present[block], dtype=bool)
-            vectors = np.asarray(features.blocks[block])[present] if present.all() else None
+        vectors = None
+        if features is not None and np.all(features.present[self.shift_block]):
+            vectors = features.blocks[self.shift_block]
         return self.label_shift_.adapt(proba, vectors, seed=self.seed)
 
     # ----- prediction -----------------------------------------------------------------------

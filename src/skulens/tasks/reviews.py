@@ -384,9 +384,7 @@ class ReviewPredictor:
         sel["weights"] = self.stars_model_.block_weights if isinstance(self.stars_model_, LateFusion) else None
         val_proba, val_y, val_features = self._validation
         del self._validation
-        block = self.shift_block
-        vectors = None if block is None else np.asarray(val_features.blocks[block])
-        self.label_shift_ = fit_label_shift(val_proba, val_y - 1, vectors, seed=self.seed)
+        self.label_shift_ = fit_label_shift(val_proba, val_y - 1, val_features.blocks[self.shift_block], seed=self.seed)
         self.recommend_model_ = None
         if recommended is not None:
             known = ~np.isnan(recommended)
@@ -398,9 +396,9 @@ class ReviewPredictor:
         return self
 
     @property
-    def shift_block(self) -> str | None:
-        """The dense encoder whose embeddings test whether a batch lies in the training domain (None: tfidf only)."""
-        return next((name for name in self.encoders if name != "tfidf"), None)
+    def shift_block(self) -> str:
+        """The encoder whose embeddings test whether a batch lies in the training domain (a dense one if any)."""
+        return next((name for name in self.encoders if name != "tfidf"), self.encoders[0])
 
     # ----- prediction -----------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -433,10 +431,7 @@ class ReviewPredictor:
         """Star distributions adapted to the batch's star mix (fitted adaptation, or plain EM for older models)."""
         if getattr(self, "label_shift_", None) is None:
             return estimate_priors(proba, self.prior_)
-        block = self.shift_block
-        vectors = None
-        if block is not None and self.label_shift_.domain is not None:
-            vectors = np.asarray(features.blocks[block])[np.asarray(features.present[block], dtype=bool)]
+        vectors = features.blocks[self.shift_block] if np.all(features.present[self.shift_block]) else None
         return self.label_shift_.adapt(proba, vectors, seed=self.seed)
 
     def outputs_from_features(self, features: Features, adapt_priors: bool = False) -> dict[str, np.ndarray]:
