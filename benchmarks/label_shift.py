@@ -107,8 +107,10 @@ def reviews_part(args) -> dict:
         encoder_params=ENCODER_PARAMS,
         progress=True,
     ).fit(train)
-    log(f"trained; selection {model.selection_['class_weight']}, alpha {model.selection_['alpha']}; "
-        f"label shift: {model.label_shift_.estimator}")
+    log(
+        f"trained; selection {model.selection_['class_weight']}, alpha {model.selection_['alpha']}; "
+        f"label shift: {model.label_shift_.estimator}"
+    )
     amazon = read_reviews(DATA / "reviews" / "amazon_fashion_2018.csv")
     amazon = amazon.subset(np.flatnonzero(~np.isnan(labelled_stars(amazon))))
     readable = model._readable(amazon)
@@ -168,7 +170,9 @@ def myntra_part(args) -> dict:
     known = np.isin(labels, model.classes_)
     test, labels = test.subset(np.flatnonzero(known)), labels[known]
     y_index = np.searchsorted(model.classes_, labels)
-    log(f"myntra: train {len(train)}, test {len(test)}, {len(model.classes_)} articleTypes; label shift: {model.label_shift_.estimator}")
+    log(
+        f"myntra: train {len(train)}, test {len(test)}, {len(model.classes_)} articleTypes; label shift: {model.label_shift_.estimator}"
+    )
     features = model.extractor.transform(test)
     proba = model.proba_from_features(features)
 
@@ -234,8 +238,13 @@ def to_markdown(report: dict) -> str:
                 f"| {k + 1} | {prior['training_mix'][k]:.3f} | {prior['true_mix'][k]:.3f} | {prior['estimate'][k]:.3f} | {interval} |"
             )
         lines.append("")
-    lines += ["## Simulated Dirichlet(1) shifts of test parts", "", "| test part | shifts | rows each | prior MAE | "
-              "mean accuracy change | worst accuracy change | adapted | worse by > 0.01 |", "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "## Simulated Dirichlet(1) shifts of test parts",
+        "",
+        "| test part | shifts | rows each | prior MAE | "
+        "mean accuracy change | worst accuracy change | adapted | worse by > 0.01 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, key in (("clothing reviews (stars)", "clothing_simulation"), ("Myntra articleType", "myntra_simulation")):
         if key in r:
             s = r[key]

@@ -54,7 +54,11 @@ def test_estimators_recover_a_drawn_mix():
     xt, yt = _sample([0.7, 0.2, 0.1], 3000, seed=2)
     calibrated = calibration.apply(model.predict_proba(xt))
     realised = np.bincount(yt, minlength=3) / len(yt)
-    for priors in (em_priors(calibrated, confusion.sum(0))[0], bbse_priors(calibrated, confusion), rlls_priors(calibrated, confusion)):
+    for priors in (
+        em_priors(calibrated, confusion.sum(0))[0],
+        bbse_priors(calibrated, confusion),
+        rlls_priors(calibrated, confusion),
+    ):
         assert np.abs(priors - realised).max() < 0.08, priors  # the training mix is 0.36 off
 
 

@@ -56,7 +56,9 @@ def test_cli_service_and_ui_show_the_same_stars(model_dir):
     result = model.predict_text(OK_REVIEW)
     frame = model.predict(pd.DataFrame({"id": ["a"], "review_text": [OK_REVIEW]}))
     assert int(frame["stars"].iloc[0]) == result["stars"]
-    printed = CliRunner().invoke(cli, ["reviews", "predict", str(model_dir / "reviews"), "--text", OK_REVIEW], env={"COLUMNS": "200"})
+    printed = CliRunner().invoke(
+        cli, ["reviews", "predict", str(model_dir / "reviews"), "--text", OK_REVIEW], env={"COLUMNS": "200"}
+    )
     assert printed.exit_code == 0, printed.output
     cli_stars = json.loads(printed.output[printed.output.index("{") :])["stars"]
     with TestClient(create_app(model_dir)) as client:
@@ -71,11 +73,15 @@ def test_review_in_another_script_gets_no_stars(model_dir):
     results = model.predict_texts([RUSSIAN_ONE_STAR, "perfect love amazing"])
     assert "error" in results[0] and "Latin script" in results[0]["error"] and "stars" not in results[0]
     assert results[1]["stars"] >= 4
-    frame = model.predict(pd.DataFrame({"id": ["ru", "fr", "en"], "review_text": [RUSSIAN_ONE_STAR, FRENCH, "awful ripped returned"]}))
+    frame = model.predict(
+        pd.DataFrame({"id": ["ru", "fr", "en"], "review_text": [RUSSIAN_ONE_STAR, FRENCH, "awful ripped returned"]})
+    )
     assert frame["stars"].isna().tolist() == [True, True, False]
     assert "vocabulary" in frame["error"].iloc[1] and frame["error"].iloc[2] is None
     assert [issue.id for issue in model.last_issues_] == ["ru", "fr"]
-    labelled = pd.DataFrame({"id": ["ru", "x1", "x2"], "review_text": [RUSSIAN_ONE_STAR, "awful ripped", "love perfect"], "rating": [1, 1, 5]})
+    labelled = pd.DataFrame(
+        {"id": ["ru", "x1", "x2"], "review_text": [RUSSIAN_ONE_STAR, "awful ripped", "love perfect"], "rating": [1, 1, 5]}
+    )
     metrics = model.evaluate(labelled)
     assert metrics["n"] == 2 and metrics["skipped"]["unreadable"] == 1
 

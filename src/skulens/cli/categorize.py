@@ -328,7 +328,8 @@ def print_prior_shift(shift: dict, classes, unadapted: dict | None = None) -> No
     if shift["applied"] and unadapted:
         changes = ", ".join(f"{name} {before:.3f} -> {after:.3f}" for name, (before, after) in unadapted.items())
         better = all(
-            (after >= before) if "accuracy" in name or "f1" in name else (after <= before) for name, (before, after) in unadapted.items()
+            (after >= before) if "accuracy" in name or "f1" in name else (after <= before)
+            for name, (before, after) in unadapted.items()
         )
         (note if better else warn)(f"adapting {'helped' if better else 'did NOT help'} here (labels known): {changes}")
 

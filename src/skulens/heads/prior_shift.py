@@ -380,7 +380,12 @@ class LabelShift:
         calibrated = self.calibration.apply(proba)
         priors, converged, iterations = self.estimate(proba)
         gain = shift_test(calibrated, source, priors)[0]
-        found = {"converged": converged, "iterations": iterations, "estimated_priors": priors.tolist(), "log_likelihood_gain": gain}
+        found = {
+            "converged": converged,
+            "iterations": iterations,
+            "estimated_priors": priors.tolist(),
+            "log_likelihood_gain": gain,
+        }
         if not converged:
             return proba, report(False, f"EM did not converge in {iterations} iterations; posteriors left unchanged", **found)
         act, why = worth_adapting(proba, calibrated, source, priors)

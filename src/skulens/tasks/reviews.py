@@ -43,7 +43,6 @@ from skulens.metrics import classification_metrics, regression_metrics
 from skulens.metrics.classification import majority_baseline
 from skulens.tasks.features import FeatureExtractor, Features
 from skulens.tasks.inputs import Data, as_catalog, hash_ids, training_id_mask
-from skulens.tasks.readable import unreadable_reason
 from skulens.tasks.model_folder import (
     ModelFolderError,
     array_part,
@@ -54,6 +53,7 @@ from skulens.tasks.model_folder import (
     saved_training_ids,
     write_model_folder,
 )
+from skulens.tasks.readable import unreadable_reason
 
 log = logging.getLogger(__name__)
 
@@ -566,7 +566,9 @@ class ReviewPredictor:
         readable = self._readable(rows)
         skipped["unreadable"] = int((~readable).sum())
         if not readable.any():
-            raise CatalogError(f"no review of '{catalog.name}' is in a language the model can read: {self.last_issues_[0].message}")
+            raise CatalogError(
+                f"no review of '{catalog.name}' is in a language the model can read: {self.last_issues_[0].message}"
+            )
         rows, y = rows.subset(np.flatnonzero(readable)), y[readable]
         recommended = None if recommended is None else recommended[readable]
         out = self.outputs_from_features(self.extractor.transform(rows), adapt_priors)
