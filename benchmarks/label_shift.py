@@ -41,6 +41,8 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
 ENCODER_PARAMS = {"tfidf": {"Cs": (1.0, 3.0, 10.0)}, "minilm": {"Cs": (0.01, 0.03, 0.1)}}
 MYNTRA_SPLIT_ID = 18000
 MIN_CLASS = 30
+#: The keys each part writes (a run of one part replaces only its own keys).
+PART_KEYS = {"reviews": ("fashion_", "clothing_", "estimator", "review_"), "myntra": ("myntra_",)}
 
 
 def log(message: str) -> None:
@@ -272,17 +274,24 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    report: dict = {}
     parts = args.parts.split(",")
+    command = "SKULENS_THREADS=2 python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    results: dict = {}
     if "reviews" in parts:
-        report.update(reviews_part(args))
+        results.update(reviews_part(args))
     if "myntra" in parts:
-        report.update(myntra_part(args))
-    report["command"] = "SKULENS_THREADS=2 python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+        results.update(myntra_part(args))
+    # a run of some parts keeps the other parts' results (and their commands) from an earlier run
+    path = args.out / "label_shift.json"
+    earlier = json.loads(path.read_text()) if path.exists() else {}
+    rerun = tuple(prefix for part in parts for prefix in PART_KEYS[part])
+    report = {k: v for k, v in earlier.items() if not k.startswith(rerun) and k not in ("command", "commands")} | results
+    report["commands"] = {k: v for k, v in earlier.get("commands", {}).items() if k not in parts} | dict.fromkeys(parts, command)
+    report["command"] = " && ".join(dict.fromkeys(report["commands"].values()))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "label_shift.json").write_text(json.dumps(report, indent=2) + "\n")
+    path.write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "label_shift.md").write_text(to_markdown(report))
-    log(f"written to {args.out / 'label_shift.json'}")
+    log(f"written to {path}")
 
 
 if __name__ == "__main__":

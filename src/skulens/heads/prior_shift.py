@@ -480,7 +480,10 @@ def fit_label_shift(
     if vectors is not None and chosen != "none":
         domain = domain_reference(vectors[fit_rows], y_index[fit_rows], seed=seed)
         seen = [
-            domain.distance(vectors[rows], _estimate(chosen, calibration.apply(proba[rows]), source, confusion)[0] / source)
+            domain.distance(
+                vectors[rows],
+                _estimate(chosen, calibration.apply(proba[rows]), source, confusion)[0] / np.clip(source, _FLOOR, None),
+            )
             for rows, _ in draws[:10]
         ]
         domain.limit = 2 * float(np.max(seen))
