@@ -94,3 +94,21 @@ def test_unreadable_reason_rules():
     assert unreadable_reason("Great dress, love it", vocabulary) is None
     assert "vocabulary" in unreadable_reason("Vraiment nul, la couleur a disparu", vocabulary)
     assert unreadable_reason("nul", vocabulary) is None  # too short to judge
+
+
+def test_model_saved_before_label_shift_still_loads_and_adapts(model_dir, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(model_dir / "reviews", old)
+    config = json.loads((old / "config.json").read_text())
+    assert config["label_shift"]["estimator"] in ("em", "bbse", "rlls", "none")
+    del config["label_shift"]  # as written before label-shift fitting existed
+    (old / "config.json").write_text(json.dumps(config))
+    model = ReviewPredictor.load(old)
+    assert model.label_shift_ is None
+    rng = np.random.default_rng(3)
+    texts = [f"awful ripped returned {i}" if rng.random() < 0.7 else f"perfect love amazing {i}" for i in range(60)]
+    model.predict(pd.DataFrame({"id": [str(i) for i in range(60)], "review_text": texts}), adapt_priors=True)
+    shift = model.last_prior_shift_
+    assert shift.applied and shift.estimator == "em" and shift.estimated_priors[0] > 2 * shift.train_priors[0]
