@@ -55,7 +55,7 @@ def tracked_finetune(
     the encoder folder as an artifact; a training error becomes a CLI error. Returns the outcome."""
     from skulens.catalog import CatalogError
     from skulens.encoders import EncoderError
-    from skulens.tasks.finetune_training import FinetuneError
+    from skulens.training.finetune import FinetuneError
 
     with tracked_run(name, params, no_track, tracking_uri) as run:
         try:
@@ -70,7 +70,7 @@ def tracked_finetune(
 def across_seeds(seed: int, seeds: int, out: Path, once: Callable[[int, Path], dict[str, float]]) -> None:
     """``once(seed, out)``; with ``seeds`` > 1, ``once(s, out/seed<s>)`` per seed, then the mean, std and 95%
     t-interval of each returned metric across seeds, printed and written to ``out/seeds.json``."""
-    from skulens.tasks.finetune_training import seed_summary
+    from skulens.training.finetune import seed_summary
 
     if seeds < 1:
         raise fail(f"--seeds must be at least 1, not {seeds}")
@@ -127,7 +127,7 @@ def image(
     Example: skulens finetune image flipkart --label 0 --out runs/ft-lite0
     """
     from skulens.tasks.finetune_image import ImageRecipe, finetune_image
-    from skulens.tasks.finetune_training import TrainConfig
+    from skulens.training.finetune import TrainConfig
 
     variant = encoder.removeprefix("efficientnet-")
     if variant not in ("lite0", "lite1", "lite2"):
@@ -233,7 +233,7 @@ def text(
     """
     from skulens.catalog import CatalogError
     from skulens.tasks.finetune_text import TextRecipe, finetune_text, label_examples, star_examples
-    from skulens.tasks.finetune_training import FinetuneError, TrainConfig
+    from skulens.training.finetune import FinetuneError, TrainConfig
 
     if target not in ("stars", "label"):
         raise fail(f"--target {target}: choose stars (a 1-5 rating column) or label (a category level or column)")

@@ -112,6 +112,7 @@ def add_explain_routes(router: APIRouter, pick: Callable, service_error: type[Ex
     def run(model, image, request: ExplainRequest):
         from skulens.catalog import CatalogError, ImageLoadError
         from skulens.explain import ExplainError, explain_product
+        from skulens.extras import MissingExtraError
 
         try:
             explanation = explain_product(
@@ -121,6 +122,8 @@ def add_explain_routes(router: APIRouter, pick: Callable, service_error: type[Ex
             raise service_error(400, "invalid_image", str(exc)) from None
         except (CatalogError, ExplainError) as exc:
             raise service_error(422, "invalid_request", str(exc)) from None
+        except MissingExtraError as exc:  # Grad-CAM needs the 'explain' extra
+            raise service_error(501, "extra_not_installed", str(exc)) from None
         return _answer(model.name, explanation)
 
     @router.post("/explain", response_model=ExplainResponse, tags=["categorize"], summary="Why this category?")
