@@ -150,7 +150,9 @@ def predict(
         print_prior_shift(shift, [f"{k}*" for k in STARS])
         note(f"prior-shift report written to {report}")
     skipped = int(frame["error"].notna().sum())
-    console.print(f"{len(frame) - skipped}/{len(frame)} reviews predicted; {skipped} skipped (no text, or text the model cannot read): see the 'error' column")
+    console.print(
+        f"{len(frame) - skipped}/{len(frame)} reviews predicted; {skipped} skipped (no text, or text the model cannot read): see the 'error' column"
+    )
     console.print(f"predictions written to {target}")
 
 
