@@ -171,15 +171,15 @@ def test_reviews_page_without_model(tmp_path_factory, monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     "result, filled, note",
     [
-        ({"expected_rating": 2.26, "sentiment": "negative"}, 2, False),
-        ({"expected_rating": 4.6, "sentiment": "positive"}, 5, False),
-        ({"expected_rating": 3.0, "sentiment": "neutral"}, 3, False),
-        # a split review: 40% one star, 60% five stars -> expected 3.4 but sentiment positive
-        ({"expected_rating": 3.4, "sentiment": "positive", "star_proba": {"1": 0.4, "5": 0.6}}, 4, True),
-        ({"expected_rating": 3.6, "sentiment": "negative", "star_proba": {"1": 0.55, "5": 0.45}}, 2, True),
+        ({"stars": 2, "expected_rating": 2.26, "sentiment": "negative"}, 2, False),
+        ({"stars": 5, "expected_rating": 4.6, "sentiment": "positive", "star_proba": {"4": 0.3, "5": 0.7}}, 5, False),
+        ({"stars": 3, "expected_rating": 3.0, "sentiment": "neutral"}, 3, False),
+        # a split review: 40% one star, 60% five stars -> expected 3.4, the model's stars 5, a note says it is mixed
+        ({"stars": 5, "expected_rating": 3.4, "sentiment": "positive", "star_proba": {"1": 0.4, "5": 0.6}}, 5, True),
+        ({"stars": 1, "expected_rating": 2.8, "sentiment": "negative", "star_proba": {"1": 0.55, "5": 0.45}}, 1, True),
     ],
 )
-def test_star_view_agrees_with_sentiment(result, filled, note):
+def test_star_view_shows_the_models_stars(result, filled, note):
     view = star_view(result)
     assert view.filled == filled and len(view.stars) == 5 and view.stars.count("★") == filled
     assert (view.note is not None) == note

@@ -254,7 +254,7 @@ def predict(
     features = predictor.extractor.transform(catalog)
     proba = predictor.proba_from_features(features)
     if adapt_priors:
-        proba = _adapted(predictor, proba, output.with_name(output.stem + ".prior_shift.json"))
+        proba = _adapted(predictor, proba, output.with_name(output.stem + ".prior_shift.json"), features)
     rows = top_k_from_proba(predictor.classes_, proba, k)
     issues = report_issues(catalog, [*found, *features.issues], output.with_name(output.stem + ".issues.csv"), images=images)
     readable = np.logical_or.reduce([np.asarray(mask, dtype=bool) for mask in features.present.values()])
@@ -317,28 +317,38 @@ def evaluate(
             + ("  [bold red]the model does not beat it here[/]" if metrics["accuracy"] <= baseline["accuracy"] else "")
         )
     if "prior_shift" in metrics:
-        print_prior_shift(metrics["prior_shift"], predictor.classes_)
+        print_prior_shift(metrics["prior_shift"], predictor.classes_, metrics.get("unadapted"))
     for line in lines:
         note(line)
     report_issues(catalog, found, out / "issues.csv", images=images)
     console.print(f"report in {out}")
 
 
-def print_prior_shift(shift: dict, classes) -> None:
-    """One line on what --adapt-priors did: the estimated class mix beside the training one, or why not."""
-    pairs = sorted(zip(classes, shift["train_priors"], shift["estimated_priors"]), key=lambda t: -abs(t[2] - t[1]))[:5]
-    moved = ", ".join(f"{name} {old:.2f}->{new:.2f}" for name, old, new in pairs)
+def print_prior_shift(shift: dict, classes, unadapted: dict | None = None) -> None:
+    """One line on what --adapt-priors did: the estimated class mix (with its 95% interval) beside the
+    training one, or why not; with ``unadapted`` metrics (labelled data), whether adapting helped."""
+    interval = shift.get("interval") or [[p, p] for p in shift["estimated_priors"]]
+    rows = zip(classes, shift["train_priors"], shift["estimated_priors"], interval)
+    pairs = sorted(rows, key=lambda t: -abs(t[2] - t[1]))[:5]
+    moved = ", ".join(f"{name} {old:.2f}->{new:.2f} [{low:.2f}-{high:.2f}]" for name, old, new, (low, high) in pairs)
     if shift["applied"]:
-        note(f"priors adapted on {shift['n_rows']:,} rows (EM converged in {shift['iterations']} iterations): {moved}")
+        note(f"priors adapted on {shift['n_rows']:,} rows ({shift.get('estimator', 'em')}; {shift['reason']}): {moved}")
     else:
         warn(f"priors NOT adapted: {shift['reason']}")
+    if shift["applied"] and unadapted:
+        changes = ", ".join(f"{name} {before:.3f} -> {after:.3f}" for name, (before, after) in unadapted.items())
+        better = all(
+            (after >= before) if "accuracy" in name or "f1" in name else (after <= before)
+            for name, (before, after) in unadapted.items()
+        )
+        (note if better else warn)(f"adapting {'helped' if better else 'did NOT help'} here (labels known): {changes}")
 
 
-def _adapted(predictor: CategoryPredictor, proba, report: Path):
-    """``proba`` adapted by EM to the batch's class priors; the report goes to ``report`` (JSON)."""
+def _adapted(predictor: CategoryPredictor, proba, report: Path, features=None):
+    """``proba`` adapted to the batch's class priors; the report goes to ``report`` (JSON)."""
     import json
 
-    adapted, shift = predictor.adapted_proba(proba)
+    adapted, shift = predictor.adapted_proba(proba, features)
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps({"classes": [str(c) for c in predictor.classes_], **shift.as_dict()}, indent=2))
     print_prior_shift(shift.as_dict(), predictor.classes_)

@@ -143,7 +143,9 @@ def predict(
         print_prior_shift(shift, [f"{k}*" for k in STARS])
         note(f"prior-shift report written to {report}")
     skipped = int((frame["issue"] != "").sum())
-    console.print(f"{len(frame) - skipped}/{len(frame)} reviews predicted; {skipped} skipped (no text): see the 'error' column")
+    console.print(
+        f"{len(frame) - skipped}/{len(frame)} reviews predicted; {skipped} skipped (no text, or text the model cannot read): see the 'issue' column"
+    )
     console.print(f"predictions written to {target}")
 
 
@@ -168,16 +170,17 @@ def evaluate(
     _print_metrics(metrics, "evaluated")
     baseline = metrics["majority_baseline"]
     loses = metrics["star_accuracy"] <= baseline["accuracy"] or metrics["rating_mae"] >= baseline["rating_mae"]
+    hint = "" if adapt_priors else " (try --adapt-priors)"
     console.print(
         f"majority-star baseline (always {baseline['class']}*): star accuracy {baseline['accuracy']:.3f}, macro-F1 "
         f"{baseline['macro_f1']:.3f}, rating MAE {baseline['rating_mae']:.3f}"
-        + ("  [bold red]the model does not beat it here (try --adapt-priors)[/]" if loses else "")
+        + (f"  [bold red]the model does not beat it here{hint}[/]" if loses else "")
     )
     if "prior_shift" in metrics:
         from skulens.cli.categorize import print_prior_shift
         from skulens.tasks.reviews import STARS
 
-        print_prior_shift(metrics["prior_shift"], [f"{k}*" for k in STARS])
+        print_prior_shift(metrics["prior_shift"], [f"{k}*" for k in STARS], metrics.get("unadapted"))
     for reason, count in (metrics.get("skipped") or {}).items():
         if count:
             note(f"{count:,} rows not scored: {reason.replace('_', ' ')}")

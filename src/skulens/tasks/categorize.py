@@ -14,7 +14,7 @@ import pandas as pd
 from skulens import __version__
 from skulens.catalog.schema import Catalog, CatalogError
 from skulens.heads.fusion import make_fusion, restore_fusion
-from skulens.heads.prior_shift import PriorShift, adapt_priors
+from skulens.heads.prior_shift import MIN_ROWS, LabelShift, PriorShift, adapt_priors, fit_label_shift
 from skulens.metrics import classification_metrics
 from skulens.metrics.classification import majority_baseline
 from skulens.tasks.features import FeatureExtractor, Features
@@ -28,6 +28,7 @@ from skulens.tasks.inputs import (
     training_id_mask,
 )
 from skulens.tasks.model_folder import (
+    ModelFolderError,
     array_part,
     check_config,
     check_restored,
@@ -208,13 +209,34 @@ class CategoryPredictor:
         labels = np.asarray(y).astype(str)
         self.class_prior_ = np.array([np.mean(labels == str(c)) for c in self.classes_])
         self.training_ids_ = hash_ids(ids if ids is not None else [])
+        self.label_shift_ = self._fit_label_shift(features, labels)
         return self
 
-    def adapted_proba(self, proba: np.ndarray) -> tuple[np.ndarray, PriorShift]:
-        """``proba`` adapted to the class priors of these rows (EM, :mod:`skulens.heads.prior_shift`)."""
+    @property
+    def shift_block(self) -> str:
+        """The encoder whose embeddings test whether a batch lies in the training domain (a dense one if any)."""
+        return next((name for name in self.encoders if name != "tfidf"), self.encoders[0])
+
+    def _fit_label_shift(self, features: Features, labels: np.ndarray) -> LabelShift | None:
+        """Label-shift adaptation fitted on the fusion's held-out posteriors (None without enough of them)."""
+        rows = getattr(self.model_, "holdout_rows_", np.array([], dtype=int))
+        if len(rows) < 2 * MIN_ROWS:
+            return None
+        y_index = np.searchsorted(np.asarray(self.classes_).astype(str), labels[rows])
+        return fit_label_shift(self.model_.holdout_proba_, y_index, features.blocks[self.shift_block][rows], seed=self.seed)
+
+    def adapted_proba(self, proba: np.ndarray, features: Features | None = None) -> tuple[np.ndarray, PriorShift]:
+        """``proba`` adapted to the class priors of these rows (:mod:`skulens.heads.prior_shift`: the adaptation
+        fitted with the model, or plain EM for models saved before it); ``features`` of the same rows let it
+        check that the rows lie in the training domain."""
         if getattr(self, "class_prior_", None) is None:
             raise CatalogError("this model was saved without its training class priors; retrain it to use --adapt-priors")
-        return adapt_priors(proba, self.class_prior_)
+        if getattr(self, "label_shift_", None) is None:
+            return adapt_priors(proba, self.class_prior_)
+        vectors = None
+        if features is not None and np.all(features.present[self.shift_block]):
+            vectors = features.blocks[self.shift_block]
+        return self.label_shift_.adapt(proba, vectors, seed=self.seed)
 
     # ----- prediction -----------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -311,10 +333,11 @@ class CategoryPredictor:
         if not known.any():
             raise CatalogError(self._nothing_to_evaluate(catalog, counts))
         rows = catalog.subset(np.flatnonzero(known))
-        proba = self.predict_proba(rows)
+        features = self.extractor.transform(rows)
+        proba = self.proba_from_features(features)
         shift = None
         if adapt_priors:
-            proba, shift = self.adapted_proba(proba)
+            proba, shift = self.adapted_proba(proba, features)
         y_true = labels[known].astype(str).to_numpy()
         metrics = classification_metrics(y_true, self.classes_[proba.argmax(axis=1)], self.classes_, proba)
         metrics.update(counts)
@@ -324,6 +347,10 @@ class CategoryPredictor:
             metrics["majority_baseline"] = majority_baseline(y_true, self.classes_[int(np.argmax(self.class_prior_))])
         if shift is not None:
             metrics["prior_shift"] = shift.as_dict()
+            if shift.applied:  # the same rows without adapting: did it help?
+                plain = self.proba_from_features(features)
+                before = classification_metrics(y_true, self.classes_[plain.argmax(axis=1)], self.classes_)
+                metrics["unadapted"] = {k: (before[k], metrics[k]) for k in ("accuracy", "macro_f1")}
         self.metrics_ = metrics
         return Evaluation(metrics, rows, y_true, proba)
 
@@ -354,6 +381,7 @@ class CategoryPredictor:
             "classes": [str(c) for c in self.classes_],
             "class_prior": [float(p) for p in self.class_prior_] if getattr(self, "class_prior_", None) is not None else None,
             "parents": self.parents_,
+            "label_shift": self.label_shift_.config() if getattr(self, "label_shift_", None) is not None else None,
             "dropped_classes": self.dropped_classes_ if hasattr(self, "dropped_classes_") else {},
             "metrics": {k: v for k, v in self.metrics_.items() if k in ("accuracy", "macro_f1", "ece", "n")},
             "training_rows": int(len(self.training_ids_)),
@@ -362,6 +390,8 @@ class CategoryPredictor:
         arrays = {f"fusion.{k}": v for k, v in self.model_.to_arrays().items()}
         arrays.update({f"encoder.{k}": v for k, v in self.extractor.to_arrays().items()})
         arrays["training.id_sha256"] = self.training_ids_
+        if getattr(self, "label_shift_", None) is not None:
+            arrays.update({f"label_shift.{k}": v for k, v in self.label_shift_.to_arrays().items()})
         return write_model_folder(folder, config, arrays)
 
     @classmethod
@@ -391,6 +421,11 @@ class CategoryPredictor:
                 np.asarray(prior, dtype=float) if isinstance(prior, list) and len(prior) == len(predictor.classes_) else None
             )
             predictor.dropped_classes_ = config.get("dropped_classes", {})
+            shift = config.get("label_shift")  # absent in models saved before: plain EM then
+            try:
+                predictor.label_shift_ = LabelShift.restore(shift, array_part(arrays, "label_shift")) if shift else None
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ModelFolderError(f"model {folder}: 'label_shift' is damaged ({exc}); retrain the model") from None
             predictor.metrics_ = config.get("metrics", {})
             predictor.training_ids_ = saved_training_ids(arrays)
             predictor.model_ = restore_fusion(

@@ -39,6 +39,7 @@ from skulens.catalog.schema import Catalog, CatalogError, RowIssue
 from skulens.catalog.splits import group_split
 from skulens.heads.base import align_proba
 from skulens.heads.fusion import LateFusion, make_fusion, restore_fusion
+from skulens.heads.prior_shift import LabelShift, PriorShift, fit_label_shift
 from skulens.heads.prior_shift import adapt_priors as estimate_priors
 from skulens.metrics import classification_metrics, regression_metrics
 from skulens.metrics.classification import majority_baseline
@@ -55,6 +56,7 @@ from skulens.tasks.model_folder import (
     write_model_folder,
 )
 from skulens.tasks.predictor import WARM_UP_TEXT, config_dict, config_from, row_issue_texts
+from skulens.tasks.readable import unreadable_reason
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 FUSIONS = ("late", "early")
+CRITERIA = ("accuracy+macro_f1", "accuracy")
 
 
 class EmptyReviewError(CatalogError):
@@ -107,7 +110,10 @@ def median_rating(star_proba: np.ndarray) -> np.ndarray:
 
 
 def prior_corrected_stars(star_proba: np.ndarray, prior: np.ndarray, alpha: float) -> np.ndarray:
-    """``argmax_k p(k) / prior(k) ** alpha`` (alpha 0: plain argmax; 1: divide out the class prior)."""
+    """``argmax_k p(k) / prior(k) ** alpha`` (alpha 0: plain argmax; 1: divide out the class prior).
+
+    This is the one star rule: the stars the CLI, the service and the UI show all come from it (through
+    :meth:`ReviewPredictor.predict`), with ``alpha`` chosen on validation data."""
     scores = np.log(np.clip(star_proba, 1e-12, 1.0)) - alpha * np.log(np.clip(prior, 1e-12, 1.0))
     return STARS[scores.argmax(axis=1)]
 
@@ -223,6 +229,7 @@ class ReviewConfig:
     seed: int = 0
     head_params: dict = field(default_factory=dict)
     encoder_params: dict = field(default_factory=dict)
+    criterion: str = "accuracy+macro_f1"
 
 
 class ReviewPredictor:
@@ -234,7 +241,9 @@ class ReviewPredictor:
     :class:`~skulens.heads.fusion.LateFusion`) or ``early`` (one head on the concatenated features).
     ``encoder_params[name]`` sets one encoder's head, e.g. ``{"minilm": {"head": "mlp"}}`` or
     ``{"tfidf": {"Cs": (3.0,)}}``. ``class_weight`` is ``"auto"`` (choose ``None`` or ``"balanced"`` on
-    validation data), ``None`` or ``"balanced"``. The ids of the training rows are kept as sha256
+    validation data), ``None`` or ``"balanced"``; ``criterion`` is what that choice (and alpha's) maximises
+    on the validation part: ``"accuracy+macro_f1"`` or ``"accuracy"``. Label-shift adaptation
+    (``label_shift_``, :mod:`skulens.heads.prior_shift`) is fitted on the same validation part. The ids of the training rows are kept as sha256
     hashes (``training_ids_``, saved with the model) so :meth:`evaluate` can leave them out.
     """
 
@@ -257,9 +266,12 @@ class ReviewPredictor:
         progress: bool = False,
         head_params: dict | None = None,
         encoder_params: dict[str, dict] | None = None,
+        criterion: str = "accuracy+macro_f1",
     ) -> None:
         if not encoders:
             raise CatalogError("give at least one text encoder, e.g. encoders=['minilm']")
+        if criterion not in CRITERIA:
+            raise CatalogError(f"criterion must be one of {', '.join(CRITERIA)}, not {criterion!r}")
         if class_weight not in ("auto", None, "balanced"):
             raise CatalogError(f"class_weight must be 'auto', None or 'balanced', not {class_weight!r}")
         if fusion not in FUSIONS:
@@ -275,6 +287,7 @@ class ReviewPredictor:
             seed,
             dict(head_params or {}),
             {name: dict(p) for name, p in (encoder_params or {}).items()},
+            criterion,
         )
         if head == "mlp" and "tfidf" in self.encoders:
             raise CatalogError("the mlp head needs dense embeddings; use head='linear' with tfidf (or drop tfidf)")
@@ -322,6 +335,10 @@ class ReviewPredictor:
     @property
     def encoder_params(self) -> dict[str, dict]:
         return self.config.encoder_params
+
+    @property
+    def criterion(self) -> str:
+        return self.config.criterion
 
     def encoder_identities(self) -> dict[str, str]:
         """Encoder name -> identity (name, version and weights hash)."""
@@ -375,11 +392,10 @@ class ReviewPredictor:
         return align_proba(model.predict_proba(features.blocks, features.present), np.asarray(model.classes_), STARS)
 
     def _select(self, rows: Catalog, features: Features, y: np.ndarray) -> dict:
-        """Choose class weight and prior-correction alpha on a group-aware validation split."""
+        """Choose class weight and prior-correction alpha on a group-aware validation split; keeps the chosen
+        candidate's validation posteriors in ``_validation`` (for fitting label-shift adaptation)."""
         candidates = list(CLASS_WEIGHTS) if self.class_weight == "auto" else [self.class_weight]
         alphas = self.alphas
-        if len(candidates) == 1 and len(alphas) == 1:
-            return {"class_weight": candidates[0], "alpha": float(alphas[0]), "C": {}, "criterion": "fixed"}
         frame = rows.frame.assign(_row=np.arange(len(rows)))
         inner, val = group_split(
             Catalog(frame, name=rows.name), self.val_size, label="rating", fields=self.text_fields, seed=self.seed
@@ -387,11 +403,11 @@ class ReviewPredictor:
         inner_rows, val_rows = inner.frame["_row"].to_numpy(), val.frame["_row"].to_numpy()
         prior = np.bincount(y[inner_rows], minlength=6)[1:] / len(inner_rows)
         inner_features, val_features = features.subset(inner_rows), features.subset(val_rows)
-        scores = []
+        scores, probas = [], {}
         for class_weight in candidates:
             model = self._new_model(class_weight).fit(inner_features.blocks, inner_features.present, y[inner_rows])
             Cs = self._chosen_Cs(model)
-            proba = self._star_proba(model, val_features)
+            proba = probas[class_weight] = self._star_proba(model, val_features)
             mae = float(np.abs(expected_rating(proba) - y[val_rows]).mean())
             # prior correction divides out the class prior, which a class-weighted head has already done
             for alpha in alphas if class_weight is None else (0.0,):
@@ -404,15 +420,19 @@ class ReviewPredictor:
                         "accuracy": metrics["accuracy"],
                         "macro_f1": metrics["macro_f1"],
                         "rating_mae": mae,
-                        "score": metrics["accuracy"] + metrics["macro_f1"],
+                        "score": metrics["accuracy"] + (metrics["macro_f1"] if self.criterion == "accuracy+macro_f1" else 0.0),
                     }
                 )
         best = max(scores, key=lambda s: s["score"])
+        self._validation = (probas[best["class_weight"]], y[val_rows], val_features)
+        fixed = len(candidates) == 1 and len(alphas) == 1
         return {
             "class_weight": best["class_weight"],
             "alpha": best["alpha"],
-            "C": best["C"],
-            "criterion": f"max accuracy + macro-F1 on a group-aware {self.val_size:.0%} validation split of the training rows",
+            "C": {} if fixed else best["C"],
+            "criterion": "fixed"
+            if fixed
+            else f"max {self.criterion.replace('+', ' + ')} on a group-aware {self.val_size:.0%} validation split of the training rows",
             "candidates": scores,
             "n_inner": int(len(inner_rows)),
             "n_val": int(len(val_rows)),
@@ -440,6 +460,9 @@ class ReviewPredictor:
         sel = self.selection_
         self.stars_model_ = self._new_model(sel["class_weight"], sel.get("C")).fit(features.blocks, features.present, y)
         sel["weights"] = self.stars_model_.block_weights if isinstance(self.stars_model_, LateFusion) else None
+        val_proba, val_y, val_features = self._validation
+        del self._validation
+        self.label_shift_ = fit_label_shift(val_proba, val_y - 1, val_features.blocks[self.shift_block], seed=self.seed)
         self.recommend_model_ = None
         if recommended is not None:
             known = ~np.isnan(recommended)
@@ -450,22 +473,44 @@ class ReviewPredictor:
                 log.warning("the 'recommended' column has fewer than two values; no recommendation head is trained")
         return self
 
+    @property
+    def shift_block(self) -> str:
+        """The encoder whose embeddings test whether a batch lies in the training domain (a dense one if any)."""
+        return next((name for name in self.encoders if name != "tfidf"), self.encoders[0])
+
     # ----- prediction -----------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if not hasattr(self, "stars_model_"):
             raise CatalogError("this ReviewPredictor is not trained yet; call fit(catalog) or load(folder)")
 
+    def _vocabulary(self) -> dict | None:
+        """The TF-IDF vocabulary when the model has one (to tell text it cannot read)."""
+        if "tfidf" not in self.encoders:
+            return None
+        return getattr(self.extractor.encoder("tfidf").vectorizer, "vocabulary_", None)
+
     def _readable(self, catalog: Catalog) -> np.ndarray:
-        """Rows with text; the others are reported in ``last_issues_`` (and skipped)."""
-        texts = review_texts(catalog, self.text_fields)
-        ok = np.array([bool(t.strip()) for t in texts], dtype=bool)
-        self.last_issues_ = [
-            RowIssue(int(i), catalog.ids[i], "review_text", "no title or review text; row skipped (give it some text)")
-            for i in np.flatnonzero(~ok)
-        ]
+        """Rows with text the model can read; the others (empty, another script or language) are reported in
+        ``last_issues_`` and skipped."""
+        vocabulary = self._vocabulary()
+        self.last_issues_ = []
+        ok = np.ones(len(catalog), dtype=bool)
+        for i, text in enumerate(review_texts(catalog, self.text_fields)):
+            reason = "no title or review text; row skipped (give it some text)" if not text.strip() else None
+            reason = reason or unreadable_reason(text, vocabulary)
+            if reason:
+                ok[i] = False
+                self.last_issues_.append(RowIssue(i, catalog.ids[i], "review_text", reason))
         for issue in self.last_issues_[:5]:
             log.warning("%s", issue)
         return ok
+
+    def _adapt(self, proba: np.ndarray, features: Features) -> tuple[np.ndarray, PriorShift]:
+        """Star distributions adapted to the batch's star mix (fitted adaptation, or plain EM for older models)."""
+        if getattr(self, "label_shift_", None) is None:
+            return estimate_priors(proba, self.prior_)
+        vectors = features.blocks[self.shift_block] if np.all(features.present[self.shift_block]) else None
+        return self.label_shift_.adapt(proba, vectors, seed=self.seed)
 
     def outputs_from_features(self, features: Features, adapt_priors: bool = False) -> dict[str, np.ndarray]:
         """Star distribution, expected rating, stars, sentiment and recommendation for feature rows.
@@ -477,7 +522,7 @@ class ReviewPredictor:
         prior = self.prior_
         self.last_prior_shift_ = None
         if adapt_priors:
-            proba, self.last_prior_shift_ = estimate_priors(proba, self.prior_)
+            proba, self.last_prior_shift_ = self._adapt(proba, features)
             prior = np.asarray(self.last_prior_shift_.estimated_priors) if self.last_prior_shift_.applied else prior
         sentiment, score, _ = sentiment_from_proba(proba)
         out = {
@@ -555,7 +600,7 @@ class ReviewPredictor:
         results = []
         for row in frame.itertuples(index=False):
             if row.issue:
-                results.append({"error": f"text {row.id} is empty; nothing to read"})
+                results.append({"error": f"text {row.id}: {row.issue}"})
                 continue
             item = {
                 "stars": int(row.stars),
@@ -602,6 +647,14 @@ class ReviewPredictor:
                 "used to train this model (matched by id) and the others lack text or a 1-5 rating; evaluate on held-out "
                 "reviews, or pass include_training_rows=True to score training rows (optimistic)"
             ) from None
+        readable = self._readable(rows)
+        skipped["unreadable"] = int((~readable).sum())
+        if not readable.any():
+            raise CatalogError(
+                f"no review of '{catalog.name}' is in a language the model can read: {self.last_issues_[0].message}"
+            )
+        rows, y = rows.subset(np.flatnonzero(readable)), y[readable]
+        recommended = None if recommended is None else recommended[readable]
         out = self.outputs_from_features(self.extractor.transform(rows), adapt_priors)
         metrics = review_metrics(y, out["star_proba"], out["stars"], recommended, out.get("recommend_proba"))
         majority = int(STARS[int(np.argmax(self.prior_))])
@@ -610,7 +663,12 @@ class ReviewPredictor:
             "rating_mae": float(np.abs(np.asarray(y, dtype=float) - majority).mean()),
         }
         if self.last_prior_shift_ is not None:
-            metrics["prior_shift"] = self.last_prior_shift_.as_dict()
+            shift = metrics["prior_shift"] = self.last_prior_shift_.as_dict()
+            if shift["applied"]:  # the same rows without adapting: did it help?
+                plain = self.outputs_from_features(self.extractor.transform(rows))
+                before = review_metrics(y, plain["star_proba"], plain["stars"])
+                metrics["unadapted"] = {k: (before[k], metrics[k]) for k in ("star_accuracy", "star_decision_mae", "rating_mae")}
+                self.last_prior_shift_ = PriorShift(**shift)
         metrics["skipped"] = skipped
         metrics["excluded_training_rows"] = int(training.sum())
         metrics["training_ids_recorded"] = int(len(self.training_ids_))
@@ -630,6 +688,7 @@ class ReviewPredictor:
             "recommend": self.recommend_model_ is not None,
             "selection": self.selection_,
             "prior": [float(p) for p in self.prior_],
+            "label_shift": self.label_shift_.config() if getattr(self, "label_shift_", None) is not None else None,
             "sentiment_rule": SENTIMENT_RULE,
             "metrics": {k: v for k, v in self.metrics_.items() if isinstance(v, (int, float)) or v is None},
             "training_rows": int(len(self.training_ids_)),
@@ -640,6 +699,8 @@ class ReviewPredictor:
         if self.recommend_model_ is not None:
             arrays.update({f"recommend.{k}": v for k, v in self.recommend_model_.to_arrays().items()})
         arrays.update({f"encoder.{k}": v for k, v in self.extractor.to_arrays().items()})
+        if getattr(self, "label_shift_", None) is not None:
+            arrays.update({f"label_shift.{k}": v for k, v in self.label_shift_.to_arrays().items()})
         return write_model_folder(folder, config, arrays)
 
     @classmethod
@@ -664,6 +725,11 @@ class ReviewPredictor:
             predictor.extractor.restore_saved(arrays, config["encoders"], folder)
             predictor.selection_ = config["selection"]
             predictor.prior_ = np.asarray(config["prior"], dtype=float)
+            shift = config.get("label_shift")  # absent in models saved before: plain EM then
+            try:
+                predictor.label_shift_ = LabelShift.restore(shift, array_part(arrays, "label_shift")) if shift else None
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ModelFolderError(f"model {folder}: 'label_shift' is damaged ({exc}); retrain the model") from None
             predictor.metrics_ = config.get("metrics", {})
             predictor.training_ids_ = saved_training_ids(arrays)
             stars = np.array(config["stars_classes"])

@@ -11,14 +11,14 @@ from skulens.runtime import LoadedModel
 from skulens.ui.common import bar_chart, model_details, pick_model
 from skulens.ui.examples import EXAMPLE_REVIEWS
 
-#: Star ratings each sentiment stands for (the reviews model's own 1-2 / 3 / 4-5 split).
-SENTIMENT_STARS = {"negative": (1, 2), "neutral": (3, 3), "positive": (4, 5)}
+#: A review is "mixed" when both 1-2 stars and 4-5 stars are at least this likely.
+MIXED_SHARE = 0.3
 COLOURS = {"negative": "red", "neutral": "gray", "positive": "green"}
 
 
 @dataclass(frozen=True)
 class StarView:
-    """How a review result is shown: filled stars that agree with the sentiment label."""
+    """How a review result is shown: the model's stars, its expected rating and sentiment, and a note when mixed."""
 
     filled: int
     rating: float
@@ -35,23 +35,16 @@ class StarView:
 
 
 def star_view(result: dict) -> StarView:
-    """Stars from the expected rating, kept inside the range of the sentiment shown beside them.
-
-    A review whose star distribution is split (say 40% one star, 60% five stars) can have an expected
-    rating in another band than its sentiment; then the stars follow the sentiment and a note says the
-    review is mixed.
-    """
-    rating = float(result["expected_rating"])
+    """The stars the model gives (``result["stars"]``: the one star rule the CLI and the service show too,
+    :func:`skulens.tasks.reviews.prior_corrected_stars`) with the expected rating beside them; a review whose star
+    distribution is split (say 40% one star, 60% five stars) gets a note that it is mixed."""
     sentiment = str(result.get("sentiment") or "neutral")
-    low, high = SENTIMENT_STARS.get(sentiment, (1, 5))
-    rounded = min(max(int(rating + 0.5), 1), 5)
-    filled = min(max(rounded, low), high)
+    proba = {int(k): float(v) for k, v in (result.get("star_proba") or {}).items()}
+    bad, good = proba.get(1, 0) + proba.get(2, 0), proba.get(4, 0) + proba.get(5, 0)
     note = None
-    if filled != rounded:
-        proba = {int(k): float(v) for k, v in (result.get("star_proba") or {}).items()}
-        bad, good = proba.get(1, 0) + proba.get(2, 0), proba.get(4, 0) + proba.get(5, 0)
+    if min(bad, good) >= MIXED_SHARE:
         note = f"A mixed review: {bad:.0%} chance of 1-2 stars, {good:.0%} chance of 4-5 stars."
-    return StarView(filled, rating, sentiment, note)
+    return StarView(int(result["stars"]), float(result["expected_rating"]), sentiment, note)
 
 
 def _choose_example(text: str) -> None:
