@@ -340,6 +340,8 @@ def test_a_dataframe_is_read_through_the_one_input_path(trained, shapes):
     assert result["n"] == len(catalog)
     with pytest.raises(CaptionError, match="no row with both a title and a readable image"):
         trained.evaluate(frame, resamples=10)
+
+
 def _tamper_caption(folder: Path, config_change=None, arrays_change=None) -> None:
     if config_change is not None:
         config = json.loads((folder / "config.json").read_text())
