@@ -145,7 +145,9 @@ class LateFusion:
         # the fused held-out posteriors (rows no head saw), for calibration and label-shift fitting
         self.holdout_rows_ = np.flatnonzero(usable)
         held = np.stack([np.log(np.clip(held_out[n][usable], EPS, 1.0)) for n in self.names_])
-        self.holdout_proba_ = softmax(np.tensordot(self.weights_, held, axes=1)).reshape(len(self.holdout_rows_), len(self.classes_))
+        self.holdout_proba_ = softmax(np.tensordot(self.weights_, held, axes=1)).reshape(
+            len(self.holdout_rows_), len(self.classes_)
+        )
         return self
 
     @property
