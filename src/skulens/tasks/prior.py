@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from skulens.catalog.schema import Catalog
 from skulens.encoders.imagenet_prior import class_probabilities, imagenet_classes
@@ -24,6 +25,8 @@ PRIOR_TEMPLATES = ("{label}", "a photo of {label}", "a product photo of {label}"
 #: Cosines are multiplied by this before the zero-shot softmax (probabilities rank labels of one product;
 #: they are not calibrated).
 ZERO_SHOT_SCALE = 50.0
+#: What describes an ImageNet class in the text space: its names, or its names and WordNet definition.
+CLASS_TEXTS = ("lemmas", "definition")
 
 
 def _unit(matrix: np.ndarray) -> np.ndarray:
@@ -61,7 +64,8 @@ class VisionLanguagePrior:
         top_k: int = 10,
         temperature: float = 1.0,
         min_confidence: float = 0.2,
-        place_threshold: float = 0.45,
+        place_threshold: float = 0.5,
+        class_text: str = "definition",
         cache_dir=None,
         progress: bool = False,
     ) -> None:
@@ -71,20 +75,30 @@ class VisionLanguagePrior:
         self.variant = image_encoder.removeprefix("efficientnet-")
         self.top_k, self.temperature = top_k, temperature
         self.min_confidence, self.place_threshold = min_confidence, place_threshold
+        if class_text not in CLASS_TEXTS:
+            raise ValueError(f"class_text must be one of {', '.join(CLASS_TEXTS)}, not '{class_text}'")
+        self.class_text = class_text
         self.features = FeatureExtractor([image_encoder, text_encoder], ("title",), cache_dir=cache_dir, progress=progress)
-        self._class_text: np.ndarray | None = None
+        self._class_text: dict[str, np.ndarray] = {}
 
     # ---- the vocabulary ---------------------------------------------------------------------------
     @property
     def class_names(self) -> list[str]:
         return imagenet_classes()["name"].tolist()
 
-    def class_text_embeddings(self) -> np.ndarray:
-        """Unit MiniLM embeddings (1000, dim) of the ImageNet class names (all lemmas of each class)."""
-        if self._class_text is None:
-            names = imagenet_classes()["lemmas"].str.replace(",", " /").tolist()
-            self._class_text = _unit(self.embed_texts(names))
-        return self._class_text
+    def class_text_embeddings(self, kind: str | None = None) -> np.ndarray:
+        """Unit text embeddings (1000, dim) of the ImageNet classes: all lemmas of each class, followed by its
+        WordNet definition for ``kind="definition"`` (default: ``class_text``). Computed through the
+        embedding cache, so once per install."""
+        kind = kind or self.class_text
+        if kind not in self._class_text:
+            classes = imagenet_classes()
+            text = classes["lemmas"].str.replace(",", " /")
+            if kind == "definition":
+                text = text + ": " + classes["definition"]
+            names = Catalog(pd.DataFrame({"id": classes["synset"], "title": text}), name="imagenet")
+            self._class_text[kind] = self.catalog_texts(names)[0]
+        return self._class_text[kind]
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Unit text embeddings of queries or titles in the prior's space."""
@@ -100,8 +114,8 @@ class VisionLanguagePrior:
 
     def placement(self, labels: Sequence[str]) -> list[tuple[str, str, float, bool]]:
         """For each label: (label, closest ImageNet class, cosine, placeable). A label is placeable when
-        some class name is at least ``place_threshold`` close in the text space."""
-        similarity = self.embed_texts(list(labels)) @ self.class_text_embeddings().T
+        some class's names are at least ``place_threshold`` close in the text space."""
+        similarity = self.embed_texts(list(labels)) @ self.class_text_embeddings("lemmas").T
         best = similarity.argmax(axis=1)
         names = self.class_names
         return [
@@ -143,7 +157,9 @@ class VisionLanguagePrior:
         return out
 
     # ---- zero-shot --------------------------------------------------------------------------------
-    def zero_shot_scores(self, image_embeddings: np.ndarray, labels: Sequence[str], templates: Sequence[str] = PRIOR_TEMPLATES) -> np.ndarray:
+    def zero_shot_scores(
+        self, image_embeddings: np.ndarray, labels: Sequence[str], templates: Sequence[str] = PRIOR_TEMPLATES
+    ) -> np.ndarray:
         """Cosine (n, labels) between prior photo embeddings and label embeddings."""
         return image_embeddings @ self.label_embeddings(labels, templates).T
 
@@ -151,7 +167,9 @@ class VisionLanguagePrior:
         """(unit text embeddings, text present) for every row, through the embedding cache."""
         extractor = self.features if tuple(fields) == ("title",) else FeatureExtractor([self.text_encoder], tuple(fields))
         features = extractor.transform(catalog, [self.text_encoder])
-        return _unit(np.asarray(features.blocks[self.text_encoder], dtype=np.float32)), np.asarray(features.present[self.text_encoder], dtype=bool)
+        return _unit(np.asarray(features.blocks[self.text_encoder], dtype=np.float32)), np.asarray(
+            features.present[self.text_encoder], dtype=bool
+        )
 
     def zero_shot_probabilities(
         self, catalog: Catalog, labels: Sequence[str], use: str = "image", templates: Sequence[str] = PRIOR_TEMPLATES

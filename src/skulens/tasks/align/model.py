@@ -262,6 +262,12 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
 
     @classmethod
     def load(cls, folder: str | Path, cache_dir: str | Path | None = None, check_encoders: bool = True) -> AlignmentModel:
+        """A saved alignment model folder, or ``"base"``: the packaged base space (weights hash checked)."""
+        from skulens.tasks.align.base_space import base_space_folder, is_base, verify_base_space
+
+        if is_base(folder):
+            folder = base_space_folder()
+            verify_base_space(folder)
         config, arrays = read_model_folder(folder, TASK)
         model = cls(
             config["image_encoders"],
