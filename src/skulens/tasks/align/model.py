@@ -6,6 +6,7 @@ import hashlib
 import math
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from skulens.catalog.splits import group_split, text_groups
 from skulens.encoders import Encoder, EncoderError, create_encoder
 from skulens.encoders.text import TfidfEncoder
 from skulens.heads.align import AlignConfig, AlignmentHeads
+from skulens.heads.align_ridge import ridge_heads
 from skulens.tasks.align.common import (
     DEFAULT_IMAGE_ENCODERS,
     DEFAULT_TEXT_ENCODERS,
@@ -78,6 +80,12 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         self.scripts: list[str] = []
         self.trained_pairs = 0
         self.encoder_identities: dict[str, str] = {}
+        #: The training-free prior's share per use ("search", "zero_shot_image", "zero_shot_text"); 0 = learned only.
+        self.blend_weights: dict[str, float] = {}
+        self._prior = None
+        self._cache_dir = cache_dir
+        self._learned_only = False
+        self.zero_shot_note: str | None = None
 
     @property
     def encoders(self) -> list[str]:
@@ -136,15 +144,12 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
             train_part, val_part = group_split(pairs, self.val_fraction, groups=groups, seed=self.config.seed)
             train_rows, val_rows = position[train_part.ids].to_numpy(), position[val_part.ids].to_numpy()
         image, text = image[usable], text[usable]
-        self.heads = AlignmentHeads(image.shape[1], text.shape[1], self.config)
-        self.heads.fit(image[train_rows], text[train_rows], image[val_rows], text[val_rows], log=log)
-        if self.refit and len(val_rows):
-            chosen = self.heads
-            epochs = chosen.best_epoch + 1
-            self.heads = AlignmentHeads(image.shape[1], text.shape[1], replace(self.config, max_epochs=epochs))
-            self.heads.fit(image, text, log=log)
-            self.heads.history = chosen.history + [{"refit_on_all_pairs": len(usable), "epochs": epochs}]
-            self.heads.best_epoch = chosen.best_epoch
+        if self.config.ridge_alpha > 0:  # closed form: photos mapped into the frozen text space
+            self.heads = ridge_heads(image, text, self.config.ridge_alpha, seed=self.config.seed)
+            self.config = self.heads.config
+            train_rows, val_rows = np.arange(len(usable)), np.arange(0)
+        else:
+            self._fit_contrastive(image, text, train_rows, val_rows, log)
         train_rows = np.arange(len(usable)) if self.refit and len(val_rows) else train_rows
         scripts = Counter()
         for title in pairs.texts(self.text_fields):
@@ -153,6 +158,17 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         self.trained_pairs = len(train_rows)
         self.encoder_identities = {n: self.encoder(n).identity for n in self.image_encoders + self.text_encoders}
         return self
+
+    def _fit_contrastive(self, image: np.ndarray, text: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray, log) -> None:
+        self.heads = AlignmentHeads(image.shape[1], text.shape[1], self.config)
+        self.heads.fit(image[train_rows], text[train_rows], image[val_rows], text[val_rows], log=log)
+        if self.refit and len(val_rows):
+            chosen = self.heads
+            epochs = chosen.best_epoch + 1
+            self.heads = AlignmentHeads(image.shape[1], text.shape[1], replace(self.config, max_epochs=epochs))
+            self.heads.fit(image, text, log=log)
+            self.heads.history = chosen.history + [{"refit_on_all_pairs": len(image), "epochs": epochs}]
+            self.heads.best_epoch = chosen.best_epoch
 
     @classmethod
     def from_clip(cls, path: str | Path, cache_dir: str | Path | None = None) -> AlignmentModel:
@@ -190,6 +206,9 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
             digest.update(np.ascontiguousarray(value).tobytes())
         for name, identity in sorted(self.encoder_identities.items()):
             digest.update(f"{name}={identity}".encode())
+        for use, weight in sorted(self.blend_weights.items()):
+            if weight:
+                digest.update(f"blend:{use}={weight}".encode())
         for name in self.text_encoders:
             encoder = self.encoder(name)
             if isinstance(encoder, TfidfEncoder):
@@ -214,27 +233,70 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
             )
         return text.strip()
 
+    # ---- the training-free prior, blended in ---------------------------------------------------------
+    @property
+    def prior(self):
+        """The ImageNet-vocabulary prior (:class:`~skulens.tasks.prior.VisionLanguagePrior`), created on first use."""
+        if self._prior is None:
+            from skulens.tasks.prior import VisionLanguagePrior
+
+            self._prior = VisionLanguagePrior(cache_dir=self._cache_dir)
+        return self._prior
+
+    def _search_weight(self) -> float:
+        return 0.0 if self._learned_only else float(self.blend_weights.get("search", 0.0))
+
+    @contextmanager
+    def learned_only(self):
+        """Within the block, ``encode_*`` give the learned space alone (no prior part appended)."""
+        previous, self._learned_only = self._learned_only, True
+        try:
+            yield self
+        finally:
+            self._learned_only = previous
+
+    @staticmethod
+    def _join(learned: np.ndarray, prior: np.ndarray, weight: float) -> np.ndarray:
+        """``[sqrt(1-w) learned, sqrt(w) prior]``: dot products of such vectors are ``(1-w) cos_learned + w cos_prior``."""
+        return np.hstack([math.sqrt(1 - weight) * learned, math.sqrt(weight) * prior]).astype(np.float32)
+
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Normalised embeddings (n, dim) of texts."""
+        """Normalised embeddings (n, dim) of texts (with the prior's part appended when blended)."""
         heads = self._require_fitted()
-        return heads.encode_text(self.text_features([self.check_query(t) for t in texts]))
+        texts = [self.check_query(t) for t in texts]
+        learned = heads.encode_text(self.text_features(texts))
+        weight = self._search_weight()
+        return self._join(learned, self.prior.embed_texts(texts), weight) if weight > 0 else learned
 
     def encode_images(self, images: Sequence[Image.Image | bytes | str | Path] | Catalog) -> np.ndarray:
         """Normalised embeddings (n, dim) of images (PIL, bytes or paths) or of every row of a catalog
         (rows without a usable image get a zero vector)."""
         heads = self._require_fitted()
+        weight = self._search_weight()
         if isinstance(images, Catalog):
             features, present, _, _ = self.catalog_features(images)
             out = heads.encode_image(features)
+            if weight > 0:
+                out = self._join(out, self.prior.catalog_images(images)[0], weight)
             out[~present] = 0.0
             return out
-        return heads.encode_image(self.image_features([_open_image(i) for i in images]))
+        opened = [_open_image(i) for i in images]
+        out = heads.encode_image(self.image_features(opened))
+        if weight > 0:
+            prior = self.prior
+            pooled = prior.features.transform_inputs(opened, [""] * len(opened), [prior.image_encoder]).blocks[prior.image_encoder]
+            out = self._join(out, prior.embed_image_features(np.asarray(pooled, dtype=np.float32)), weight)
+        return out
 
     def encode_catalog(self, catalog: Catalog) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(image embeddings, image present, text embeddings, text present) of every row."""
         heads = self._require_fitted()
         image, image_ok, text, text_ok = self.catalog_features(catalog)
         image_emb, text_emb = heads.encode_image(image), heads.encode_text(text)
+        weight = self._search_weight()
+        if weight > 0:
+            image_emb = self._join(image_emb, self.prior.catalog_images(catalog)[0], weight)
+            text_emb = self._join(text_emb, self.prior.catalog_texts(catalog, self.text_fields)[0], weight)
         image_emb[~image_ok] = 0.0
         text_emb[~text_ok] = 0.0
         return image_emb, image_ok, text_emb, text_ok
@@ -257,6 +319,7 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
             "history": heads.history,
             "logit_scale": heads.scale,
             "identity": self.identity,
+            "blend_weights": self.blend_weights,
         }
         return write_model_folder(folder, config, arrays)
 
@@ -283,6 +346,7 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         model.scripts = config.get("scripts", [])
         model.trained_pairs = config.get("trained_pairs", 0)
         model.encoder_identities = config.get("encoder_identities", {})
+        model.blend_weights = {k: float(v) for k, v in config.get("blend_weights", {}).items()}
         if check_encoders:
             for name, saved in model.encoder_identities.items():
                 if name in model.text_encoders and isinstance(model.encoder(name), TfidfEncoder):

@@ -1,0 +1,44 @@
+"""A closed-form alternative to contrastive training: ridge regression from standardised photo features
+into the (frozen, unit-normalised) text embedding space. The result is an ordinary :class:`AlignmentHeads`
+(image projection = the ridge map, text projection = identity), so it saves, loads and searches like any
+trained alignment."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from skulens.heads.align import AlignConfig, AlignmentHeads
+from skulens.heads.base import HeadError
+
+#: Zero-shot softmax temperature of a ridge space (its cosines are not trained against a temperature).
+RIDGE_TEMPERATURE = 0.02
+
+
+def ridge_heads(image: np.ndarray, text: np.ndarray, alpha: float, seed: int = 0) -> AlignmentHeads:
+    """Heads whose image side maps standardised ``image`` features onto ``text`` (n, d) by ridge regression
+    with strength ``alpha``; the text side is the identity on the d-dimensional text features."""
+    image, text = np.asarray(image, dtype=np.float64), np.asarray(text, dtype=np.float64)
+    if len(image) != len(text) or len(image) < 2:
+        raise HeadError(f"ridge alignment needs matching rows (>= 2): {len(image)} image, {len(text)} text")
+    mean, std = image.mean(axis=0), image.std(axis=0)
+    std = np.where(std < 1e-6, 1.0, std)
+    x = (image - mean) / std
+    gram = x.T @ x
+    gram[np.diag_indices_from(gram)] += alpha
+    weight = np.linalg.solve(gram, x.T @ text)  # (image_dim, text_dim)
+    dim = text.shape[1]
+    heads = AlignmentHeads(image.shape[1], dim, AlignConfig(dim=dim, dropout=0.0, init_temperature=RIDGE_TEMPERATURE, seed=seed))
+    with torch.no_grad():
+        heads.image_proj[1].weight.copy_(torch.as_tensor(weight.T, dtype=torch.float32))
+        heads.image_proj[1].bias.zero_()
+        heads.text_proj[1].weight.copy_(torch.eye(dim))
+        heads.text_proj[1].bias.zero_()
+        heads.image_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        heads.image_std.copy_(torch.as_tensor(std, dtype=torch.float32))
+        heads.logit_scale.fill_(math.log(1.0 / RIDGE_TEMPERATURE))
+    heads.history = [{"ridge_alpha": alpha, "pairs": len(image)}]
+    heads.best_epoch = 0
+    return heads.eval()
