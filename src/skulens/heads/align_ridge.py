@@ -17,18 +17,35 @@ from skulens.heads.base import HeadError
 RIDGE_TEMPERATURE = 0.02
 
 
-def ridge_heads(image: np.ndarray, text: np.ndarray, alpha: float, seed: int = 0) -> AlignmentHeads:
+def ridge_heads(
+    image: np.ndarray, text: np.ndarray, alpha: float, seed: int = 0, start: AlignmentHeads | None = None
+) -> AlignmentHeads:
     """Heads whose image side maps standardised ``image`` features onto ``text`` (n, d) by ridge regression
-    with strength ``alpha``; the text side is the identity on the d-dimensional text features."""
+    with strength ``alpha``; the text side is the identity on the d-dimensional text features.
+
+    With ``start`` (a ridge space, e.g. the packaged base space) the map is pulled towards ``start``'s
+    instead of towards zero and ``start``'s standardisation is kept: ``argmin |XW - Y|^2 + alpha |W - W0|^2``,
+    so a small catalog adapts the base space a little and a large one a lot.
+    """
     image, text = np.asarray(image, dtype=np.float64), np.asarray(text, dtype=np.float64)
     if len(image) != len(text) or len(image) < 2:
         raise HeadError(f"ridge alignment needs matching rows (>= 2): {len(image)} image, {len(text)} text")
-    mean, std = image.mean(axis=0), image.std(axis=0)
-    std = np.where(std < 1e-6, 1.0, std)
+    if start is not None:
+        mean = start.image_mean.numpy().astype(np.float64)
+        std = start.image_std.numpy().astype(np.float64)
+        prior_weight = start.image_proj[1].weight.detach().numpy().T.astype(np.float64)
+        if prior_weight.shape != (image.shape[1], text.shape[1]):
+            raise HeadError(
+                f"the starting space maps {prior_weight.shape} features; these have {image.shape[1]} -> {text.shape[1]}"
+            )
+    else:
+        mean, std = image.mean(axis=0), image.std(axis=0)
+        std = np.where(std < 1e-6, 1.0, std)
+        prior_weight = np.zeros((image.shape[1], text.shape[1]))
     x = (image - mean) / std
     gram = x.T @ x
     gram[np.diag_indices_from(gram)] += alpha
-    weight = np.linalg.solve(gram, x.T @ text)  # (image_dim, text_dim)
+    weight = np.linalg.solve(gram, x.T @ text + alpha * prior_weight)  # (image_dim, text_dim)
     dim = text.shape[1]
     heads = AlignmentHeads(image.shape[1], dim, AlignConfig(dim=dim, dropout=0.0, init_temperature=RIDGE_TEMPERATURE, seed=seed))
     with torch.no_grad():

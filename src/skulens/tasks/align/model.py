@@ -86,6 +86,7 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         self._cache_dir = cache_dir
         self._learned_only = False
         self.zero_shot_note: str | None = None
+        self.adapt_note: str | None = None
 
     @property
     def encoders(self) -> list[str]:
@@ -157,6 +158,37 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         self.scripts = sorted(s for s, n in scripts.items() if n >= max(1, 0.001 * sum(scripts.values())))
         self.trained_pairs = len(train_rows)
         self.encoder_identities = {n: self.encoder(n).identity for n in self.image_encoders + self.text_encoders}
+        return self
+
+    def adapt(self, data: Catalog | pd.DataFrame, base: AlignmentModel) -> AlignmentModel:
+        """Start from ``base`` (a ridge space such as the packaged base space) and adapt it to this catalog's
+        photo-title pairs; with fewer than ``MIN_PAIRS`` pairs the base space is kept unchanged and
+        ``adapt_note`` says so. Encoders, fitted text features and blend weights come from ``base``."""
+        if base.config.ridge_alpha <= 0:
+            raise AlignmentError(
+                "only ridge spaces (like the packaged base space) can be adapted; train this catalog from scratch"
+            )
+        catalog = as_catalog(data)
+        image, image_ok, text, text_ok = base.catalog_features(catalog)
+        usable = np.flatnonzero(image_ok & text_ok)
+        if len(usable) < MIN_PAIRS:
+            base.adapt_note = (
+                f"catalog '{catalog.name}' has {len(usable)} photo-title pairs, too few to adapt (at least {MIN_PAIRS}); "
+                "using the base space unchanged"
+            )
+            return base
+        self.image_encoders, self.text_encoders, self.text_fields = base.image_encoders, base.text_encoders, base.text_fields
+        self.features, self.config, self.blend_weights = base.features, base.config, dict(base.blend_weights)
+        self.heads = ridge_heads(image[usable], text[usable], base.config.ridge_alpha, seed=base.config.seed, start=base.heads)
+        self.heads.history = base.heads.history + [{"adapted_on": len(usable), "catalog": catalog.name}]
+        scripts = Counter()
+        for title in catalog.subset(usable).texts(self.text_fields):
+            scripts.update(count_scripts(title))
+        self.scripts = sorted(set(base.scripts) | {s for s, n in scripts.items() if n >= max(1, 0.001 * sum(scripts.values()))})
+        self.trained_pairs = len(usable)
+        self.encoder_identities = dict(base.encoder_identities)
+        self._identity = None
+        self.adapt_note = f"adapted the base space to {len(usable):,} photo-title pairs of '{catalog.name}'"
         return self
 
     def _fit_contrastive(self, image: np.ndarray, text: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray, log) -> None:
@@ -284,7 +316,9 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         out = heads.encode_image(self.image_features(opened))
         if weight > 0:
             prior = self.prior
-            pooled = prior.features.transform_inputs(opened, [""] * len(opened), [prior.image_encoder]).blocks[prior.image_encoder]
+            pooled = prior.features.transform_inputs(opened, [""] * len(opened), [prior.image_encoder]).blocks[
+                prior.image_encoder
+            ]
             out = self._join(out, prior.embed_image_features(np.asarray(pooled, dtype=np.float32)), weight)
         return out
 
