@@ -29,7 +29,7 @@ from skulens.catalog import load_catalog  # noqa: E402
 from skulens.catalog.splits import new_products_split  # noqa: E402
 from skulens.heads.align import AlignConfig  # noqa: E402
 from skulens.tasks.align import AlignmentModel  # noqa: E402
-from skulens.tasks.align.base_space import write_manifest  # noqa: E402
+from skulens.tasks.align.base_space import read_manifest, write_manifest  # noqa: E402
 
 TARGET = Path(__file__).resolve().parents[1] / "src" / "skulens" / "data" / "base_space"
 
@@ -45,17 +45,32 @@ def main() -> None:
     parser.add_argument("--zero-shot-text-weight", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(TARGET))
+    parser.add_argument(
+        "--blend-only", action="store_true", help="Keep the trained weights in --out; only set the blend weights (chosen later)."
+    )
     args = parser.parse_args()
+    command = shlex.join(["python", Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    weights = {
+        "search": args.search_weight,
+        "zero_shot_image": args.zero_shot_image_weight,
+        "zero_shot_text": args.zero_shot_text_weight,
+    }
+    if args.blend_only:
+        out = Path(args.out)
+        manifest = read_manifest(out)
+        model = AlignmentModel.load(out)
+        model.blend_weights = weights
+        model.save(out)
+        manifest.update(identity=model.identity, blend_weights=weights, blend_command=command)
+        manifest = write_manifest(out, **{k: v for k, v in manifest.items() if k != "weights_sha256"})
+        print(f"set blend weights {weights} in {out}: {manifest}")
+        return
 
     split = new_products_split(load_catalog("myntra"), [load_catalog("myntra_more")], seed=args.seed)
     config = AlignConfig(ridge_alpha=args.ridge_alpha, max_epochs=args.epochs, patience=3, seed=args.seed)
     model = AlignmentModel(args.image_encoders.split(","), args.text_encoders.split(","), config=config, progress=True)
     model.fit(split.train)
-    model.blend_weights = {
-        "search": args.search_weight,
-        "zero_shot_image": args.zero_shot_image_weight,
-        "zero_shot_text": args.zero_shot_text_weight,
-    }
+    model.blend_weights = weights
     out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)
@@ -66,7 +81,7 @@ def main() -> None:
         trained_pairs=model.trained_pairs,
         data="myntra/ ids < 18000 + myntra_more/ (new-products protocol training pool, gallery families removed)",
         licence="Myntra product data: MIT (Param Aggarwal, Kaggle 'Fashion Product Images (Small)')",
-        command=shlex.join(["python", Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        command=command,
     )
     print(f"wrote {out}: {manifest}")
 

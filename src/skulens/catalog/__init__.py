@@ -4,7 +4,7 @@ from skulens.catalog.datasets import ADAPTERS, data_root, load_catalog
 from skulens.catalog.images import ImageLoadError, decode_image, load_image, read_image_bytes, resolve_image_path
 from skulens.catalog.readers import frame_to_catalog, parse_columns, read_catalog, read_reviews
 from skulens.catalog.schema import SCHEMA_COLUMNS, Catalog, CatalogError, ColumnMapping, RowIssue, write_issues
-from skulens.catalog.splits import Split, balance_catalog, split_catalog
+from skulens.catalog.splits import NewProductsSplit, Split, balance_catalog, family_key, new_products_split, split_catalog
 from skulens.catalog.validation import build_catalog, check_images, image_summary
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "CatalogError",
     "ColumnMapping",
     "ImageLoadError",
+    "NewProductsSplit",
     "RowIssue",
     "Split",
     "balance_catalog",
@@ -21,10 +22,12 @@ __all__ = [
     "check_images",
     "data_root",
     "decode_image",
+    "family_key",
     "frame_to_catalog",
     "image_summary",
     "load_catalog",
     "load_image",
+    "new_products_split",
     "parse_columns",
     "read_catalog",
     "read_image_bytes",

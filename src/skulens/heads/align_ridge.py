@@ -27,6 +27,13 @@ def ridge_heads(
     instead of towards zero and ``start``'s standardisation is kept: ``argmin |XW - Y|^2 + alpha |W - W0|^2``,
     so a small catalog adapts the base space a little and a large one a lot.
     """
+    return ridge_path(image, text, (alpha,), seed, start)[0]
+
+
+def ridge_path(
+    image: np.ndarray, text: np.ndarray, alphas, seed: int = 0, start: AlignmentHeads | None = None
+) -> list[AlignmentHeads]:
+    """:func:`ridge_heads` for each of ``alphas``, sharing one Gram matrix."""
     image, text = np.asarray(image, dtype=np.float64), np.asarray(text, dtype=np.float64)
     if len(image) != len(text) or len(image) < 2:
         raise HeadError(f"ridge alignment needs matching rows (>= 2): {len(image)} image, {len(text)} text")
@@ -43,11 +50,19 @@ def ridge_heads(
         std = np.where(std < 1e-6, 1.0, std)
         prior_weight = np.zeros((image.shape[1], text.shape[1]))
     x = (image - mean) / std
-    gram = x.T @ x
-    gram[np.diag_indices_from(gram)] += alpha
-    weight = np.linalg.solve(gram, x.T @ text + alpha * prior_weight)  # (image_dim, text_dim)
-    dim = text.shape[1]
-    heads = AlignmentHeads(image.shape[1], dim, AlignConfig(dim=dim, dropout=0.0, init_temperature=RIDGE_TEMPERATURE, seed=seed))
+    gram, target = x.T @ x, x.T @ text
+    eye = np.eye(len(gram))
+    out = []
+    for alpha in alphas:
+        weight = np.linalg.solve(gram + alpha * eye, target + alpha * prior_weight)  # (image_dim, text_dim)
+        out.append(_as_heads(weight, mean, std, alpha, len(image), seed))
+    return out
+
+
+def _as_heads(weight: np.ndarray, mean: np.ndarray, std: np.ndarray, alpha: float, pairs: int, seed: int) -> AlignmentHeads:
+    image_dim, dim = weight.shape
+    config = AlignConfig(dim=dim, dropout=0.0, init_temperature=RIDGE_TEMPERATURE, seed=seed, ridge_alpha=alpha)
+    heads = AlignmentHeads(image_dim, dim, config)
     with torch.no_grad():
         heads.image_proj[1].weight.copy_(torch.as_tensor(weight.T, dtype=torch.float32))
         heads.image_proj[1].bias.zero_()
@@ -56,6 +71,6 @@ def ridge_heads(
         heads.image_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         heads.image_std.copy_(torch.as_tensor(std, dtype=torch.float32))
         heads.logit_scale.fill_(math.log(1.0 / RIDGE_TEMPERATURE))
-    heads.history = [{"ridge_alpha": alpha, "pairs": len(image)}]
+    heads.history = [{"ridge_alpha": alpha, "pairs": pairs}]
     heads.best_epoch = 0
     return heads.eval()
