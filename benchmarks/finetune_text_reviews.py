@@ -33,8 +33,8 @@ from skulens.catalog.splits import group_split, text_groups  # noqa: E402
 from skulens.evaluation.review_benchmark import ENCODER_PARAMS, HEADLINE, TARGETS, _outputs  # noqa: E402
 from skulens.metrics import review_intervals  # noqa: E402
 from skulens.tasks.finetune_text import TextRecipe, finetune_text, star_examples  # noqa: E402
-from skulens.tasks.finetune_training import TrainConfig  # noqa: E402
 from skulens.tasks.reviews import TEXT_FIELDS, ReviewPredictor, review_metrics  # noqa: E402
+from skulens.training.finetune import TrainConfig  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 #: Frozen MiniLM rows of ``results/reviews/metrics.json`` (trained on all 18,111 training reviews), for context.

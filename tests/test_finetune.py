@@ -13,7 +13,8 @@ from torch import nn
 from skulens.catalog import build_catalog
 from skulens.encoders import EncoderError, create_encoder
 from skulens.tasks.finetune_image import ImageRecipe, check_class_counts, finetune_image
-from skulens.tasks.finetune_training import CHECKPOINT_NAME, FinetuneError, TrainConfig, train, with_batch_backoff
+from skulens.training.finetune import FinetuneError, TrainConfig, train
+from skulens.training.loop import CHECKPOINT_NAME, with_batch_backoff
 
 SHAPES = ("circle", "square")
 

@@ -25,7 +25,7 @@ from skulens.tasks.finetune_text import (
     star_examples,
     tokenize,
 )
-from skulens.tasks.finetune_training import FinetuneError, TrainConfig
+from skulens.training.finetune import FinetuneError, TrainConfig
 
 WORDS = {
     "1": ["awful", "terrible", "ripped", "refund"],
@@ -190,7 +190,7 @@ def test_cli_finetune_text_with_two_seeds_reports_the_spread(tmp_path):
     from typer.testing import CliRunner
 
     from skulens.cli import app
-    from skulens.tasks.finetune_training import seed_summary
+    from skulens.training.finetune import seed_summary
 
     texts, stars = _reviews(per_class=10)
     pd.DataFrame({"id": range(len(texts)), "review_text": texts, "rating": [int(s) for s in stars]}).to_csv(

@@ -415,7 +415,7 @@ def benchmark(
     if finetune:
         from skulens.evaluation.finetune_benchmark import FinetunedFoldFeatures, finetuned_configs
         from skulens.tasks.finetune_image import ImageRecipe
-        from skulens.tasks.finetune_training import TrainConfig
+        from skulens.training.finetune import TrainConfig
 
         known = DEFAULT_CONFIGS + finetuned_configs()
         fold_features = FinetunedFoldFeatures(

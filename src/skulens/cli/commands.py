@@ -9,8 +9,9 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-from skulens.cli.output import fail_with
+from skulens.cli.output import fail, fail_with
 from skulens.errors import SkulensError
+from skulens.extras import MissingExtraError
 
 HELP_NAMES = {"help_option_names": ["-h", "--help"]}
 
@@ -26,7 +27,8 @@ def _no_type_name(ctx) -> None:
 
 
 class Command(TyperCommand):
-    """A command whose arguments and ``--help`` option show no type name."""
+    """A command whose arguments and ``--help`` option show no type name; a feature whose extra is not
+    installed ends it with one error line naming the extra (exit code 2)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -36,6 +38,12 @@ class Command(TyperCommand):
 
     def get_help_option(self, ctx):
         return _no_type(super().get_help_option(ctx))
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MissingExtraError as exc:
+            raise fail(str(exc)) from None
 
 
 class Group(TyperGroup):

@@ -60,7 +60,7 @@ def tracked_finetune(
 def across_seeds(seed: int, seeds: int, out: Path, once: Callable[[int, Path], dict[str, float]]) -> None:
     """``once(seed, out)``; with ``seeds`` > 1, ``once(s, out/seed<s>)`` per seed, then the mean, std and 95%
     t-interval of each returned metric across seeds, printed and written to ``out/seeds.json``."""
-    from skulens.tasks.finetune_training import seed_summary
+    from skulens.training.finetune import seed_summary
 
     if seeds < 1:
         raise fail(f"--seeds must be at least 1, not {seeds}")
@@ -117,7 +117,7 @@ def image(
     Example: skulens finetune image flipkart --label 0 --out runs/ft-lite0
     """
     from skulens.tasks.finetune_image import ImageRecipe, finetune_image
-    from skulens.tasks.finetune_training import TrainConfig
+    from skulens.training.finetune import TrainConfig
 
     variant = encoder.removeprefix("efficientnet-")
     if variant not in ("lite0", "lite1", "lite2"):
@@ -222,7 +222,7 @@ def text(
     Example: skulens finetune text reviews --target stars --out runs/ft-minilm-stars
     """
     from skulens.tasks.finetune_text import TextRecipe, finetune_text, label_examples, star_examples
-    from skulens.tasks.finetune_training import TrainConfig
+    from skulens.training.finetune import TrainConfig
 
     if target not in ("stars", "label"):
         raise fail(f"--target {target}: choose stars (a 1-5 rating column) or label (a category level or column)")

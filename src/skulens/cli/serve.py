@@ -6,7 +6,6 @@ Register them on the main Typer app with :func:`register`, or run this module's 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -18,6 +17,7 @@ import typer
 
 from skulens.cli.commands import add_commands, group
 from skulens.cli.output import fail
+from skulens.extras import require_extra
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 UI_SCRIPT = Path(__file__).resolve().parents[1] / "ui" / "app.py"
@@ -84,8 +84,7 @@ def ui(
     """
     if not models.is_dir():
         raise fail(f"models folder {models} does not exist; train one with `make demo`")
-    if importlib.util.find_spec("streamlit") is None:
-        raise fail("the UI needs Streamlit: pip install streamlit")
+    require_extra("ui", feature="skulens ui")
     env = dict(os.environ, SKULENS_MODELS=str(models.resolve()))
     if reports is not None:
         env["SKULENS_REPORTS"] = str(reports.resolve())

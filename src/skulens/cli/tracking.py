@@ -38,11 +38,13 @@ Register = Annotated[
 ]
 
 
-def make_cli_tracker(no_track: bool, tracking_uri: str | None) -> MlflowTracker | NoopTracker:
-    """The tracker a command uses; its failures are printed as warnings and never stop the command."""
+def make_cli_tracker(no_track: bool, tracking_uri: str | None, register: str | None = None) -> MlflowTracker | NoopTracker:
+    """The tracker a command uses; its failures are printed as warnings and never stop the command.
+    ``--tracking-uri`` or ``--register`` without MLflow installed is an error naming the ``track`` extra."""
     from skulens.tracking import make_tracker
 
-    return make_tracker(enabled=not no_track, uri=tracking_uri, warn=warn)
+    required = tracking_uri is not None or register is not None
+    return make_tracker(enabled=not no_track, uri=tracking_uri, warn=warn, required=required)
 
 
 def store_option(tracker: MlflowTracker) -> str:
@@ -93,7 +95,7 @@ def tracked_run(
     name: str, params: Mapping[str, Any], no_track: bool, tracking_uri: str | None, register: str | None = None
 ) -> Iterator[RunLog]:
     """An MLflow run around a command's work (a no-op with ``--no-track``); prints where it went at the end."""
-    tracker = make_cli_tracker(no_track, tracking_uri)
+    tracker = make_cli_tracker(no_track, tracking_uri, register)
     log = RunLog(tracker, register)
     with tracker.start_run(name, params) as run_id:
         yield log

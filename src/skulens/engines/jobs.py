@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from skulens.catalog.schema import Catalog, CatalogError, RowIssue
 from skulens.catalog.streaming import ISSUE_COLUMN, catalog_of_rows
+from skulens.engines.output import read_output
 
 ChunkFunction = Callable[[Catalog], tuple[pa.Table, list[RowIssue]]]
 
@@ -138,7 +139,6 @@ class IndexJob:
 
 def index_from_output(folder: str | Path, model: str | Path, kind: str = "auto", use: str = "image", name: str = "catalog"):
     """A :class:`~skulens.index.VectorIndex` from the Parquet output of an :class:`IndexJob` (vectors, ids, columns)."""
-    from skulens.engines.local import read_output
     from skulens.index import VectorIndex
     from skulens.tasks.align import AlignmentError, AlignmentModel
 

@@ -23,7 +23,8 @@ from pathlib import Path
 from skulens.catalog.schema import CatalogError
 from skulens.catalog.streaming import CatalogStream, rows_frame
 from skulens.engines.jobs import ChunkRunner, Job
-from skulens.engines.local import RunSummary, count_output, drop_repeated_ids, prepare_output
+from skulens.engines.output import RunSummary, count_output, drop_repeated_ids, prepare_output
+from skulens.extras import require_extra
 from skulens.threads import available_cores
 
 LOOPBACK = "127.0.0.1"
@@ -36,10 +37,9 @@ VALIDATE_CPUS = 0
 def connect(address: str | None = None, num_cpus: int | None = None) -> dict:
     """Join Ray at ``address`` (``auto``, ``ray://host:port``) or start a private local one (node address 127.0.0.1) with
     ``num_cpus`` CPUs (default: the machine's cores, between 2 and 4). Returns the cluster's resources."""
-    try:
-        import ray
-    except ImportError:
-        raise CatalogError("--engine ray needs Ray: pip install 'ray[data]'") from None
+    require_extra("ray", feature="--engine ray")
+    import ray
+
     if not ray.is_initialized():
         if address:
             ray.init(address=address, logging_level=logging.WARNING)

@@ -22,6 +22,7 @@ from PIL import Image
 from skulens.catalog.images import ImageLoadError, decode_image, read_image_bytes
 from skulens.catalog.schema import Catalog
 from skulens.evaluation.html_page import figure_div, page, table, thumbnail_uri
+from skulens.extras import require_extra
 
 TEXT_COLUMNS = ("title", "description", "review_text")
 
@@ -191,6 +192,7 @@ def explore_catalog(
 
     Example images are shown per class of ``example_level`` (default: the coarsest level with two or more classes).
     """
+    require_extra("explore", "plotly", feature="the exploration report")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     frame = catalog.frame

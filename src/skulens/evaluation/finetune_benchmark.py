@@ -32,7 +32,7 @@ from skulens.tasks.finetune_image import (
     trunk,
     trunk_views,
 )
-from skulens.tasks.finetune_training import TrainConfig, plot_curves
+from skulens.training.finetune import TrainConfig, plot_curves
 
 
 def finetuned_configs(variant: str = "lite0") -> tuple[Config, ...]:

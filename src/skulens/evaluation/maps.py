@@ -20,6 +20,7 @@ from skulens.evaluation.clustering import kmeans_labels
 from skulens.evaluation.embedding_space import catalog_vectors, reduce_vectors
 from skulens.evaluation.explore import image_stats
 from skulens.evaluation.html_page import figure_div, page
+from skulens.extras import require_extra
 
 METHODS = ("tsne", "umap")
 
@@ -53,10 +54,9 @@ def project(points: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
         perplexity = float(min(30.0, max(2.0, (len(points) - 1) / 3)))
         return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(points)
     if method == "umap":
-        try:
-            import umap
-        except ImportError:
-            raise ValueError("UMAP maps need umap-learn: pip install umap-learn") from None
+        require_extra("explore", "umap", feature="UMAP maps")
+        import umap
+
         neighbours = int(min(15, len(points) - 1))
         return umap.UMAP(n_neighbors=neighbours, min_dist=0.1, random_state=seed, n_jobs=1).fit_transform(points)
     raise ValueError(f"unknown map method '{method}'; use one of {', '.join(METHODS)}")
@@ -111,6 +111,7 @@ def write_maps(
     log: Callable[[str], None] = print,
 ) -> Path:
     """Write ``maps.html`` into ``out`` with a t-SNE and/or UMAP map per encoder; returns its path."""
+    require_extra("explore", "plotly", feature="embedding maps")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     labels = catalog.labels(label) if catalog.depth or isinstance(label, str) else None

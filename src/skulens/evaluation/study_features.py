@@ -16,6 +16,8 @@ from PIL import Image
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.feature_extraction.text import CountVectorizer
 
+from skulens.extras import require_extra
+
 TOKEN = re.compile(r"[a-z0-9]+")
 GLCM_DISTANCES = (1, 2, 4)
 GLCM_ANGLES = (0, np.pi / 4, np.pi / 2, 3 * np.pi / 4)
@@ -46,6 +48,7 @@ class Word2VecMean:
         self.dim, self.epochs, self.seed = dim, epochs, seed
 
     def fit(self, texts: Sequence[str]) -> Word2VecMean:
+        require_extra("explore", "gensim", feature="Word2Vec features")
         from gensim.models import Word2Vec
 
         sentences = [tokens(t) for t in texts]

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 
 from skulens.explain.heads import ExplainError
+from skulens.extras import require_extra
 
 
 @dataclass
@@ -94,6 +94,9 @@ def gradcam(
             f"encoder '{getattr(encoder, 'name', encoder)}' has no feature map to explain; Grad-CAM needs an "
             "EfficientNet-Lite encoder (bundled or fine-tuned)"
         )
+    require_extra("explain", "captum", feature="Grad-CAM")
+    from captum.attr import LayerAttribution, LayerGradCam
+
     pixels = encoder.prepare(image)
     inputs = encoder.preprocess([pixels])
     net = _CamNet(encoder.model, scores, int(target))

@@ -15,6 +15,7 @@ from skulens.evaluation.html_page import figure_div, page
 from skulens.explain.gradcam import ImageMap
 from skulens.explain.product import ProductExplanation
 from skulens.explain.text_attribution import TextAttribution
+from skulens.extras import require_extra
 
 #: Opacity of the heat map over the photo.
 OVERLAY_ALPHA = 0.45
@@ -46,6 +47,7 @@ def overlay(image: Image.Image, cam: np.ndarray, alpha: float = OVERLAY_ALPHA) -
 
 def gradcam_figure(image: Image.Image, image_map: ImageMap):
     """An interactive Plotly figure: the photo and the Grad-CAM map as a semi-transparent heat map (hover: values)."""
+    require_extra("explain", "plotly", feature="the interactive Grad-CAM figure")
     import plotly.graph_objects as go
 
     width, height = image.size

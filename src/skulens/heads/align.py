@@ -8,7 +8,6 @@ and deterministic on CPU; it stops early when recall on a validation set of pair
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import asdict, dataclass
 
@@ -18,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from skulens.heads.base import HeadError
+from skulens.training.loop import LoopConfig, TrainingLoop
 
 MAX_LOGIT_SCALE = 100.0
 
@@ -153,41 +153,31 @@ class AlignmentHeads(nn.Module):
             self.text_mean.copy_(x_txt.mean(0))
             self.text_std.copy_(_safe_std(x_txt))
         loss_fn = ClipLoss()
-        optimiser = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         has_val = val_image is not None and val_text is not None and len(val_image) > 1
-        best, best_state, stale = -1.0, None, 0
-        self.history = []
-        for epoch in range(cfg.max_epochs):
-            self.train()
+        config = LoopConfig(
+            epochs=cfg.max_epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, monitor="val_recall1", patience=cfg.patience
+        )
+
+        def batches(size: int):
             order = torch.randperm(len(x_img), generator=generator)
-            total, batches = 0.0, 0
-            for start in range(0, len(order), cfg.batch_size):
-                rows = order[start : start + cfg.batch_size]
-                if len(rows) < 2:
-                    continue
-                scale = self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
-                loss = loss_fn(self._image(x_img[rows]), self._text(x_txt[rows]), scale)
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                total, batches = total + float(loss.detach()), batches + 1
-            record = {"epoch": epoch, "loss": total / max(batches, 1), "scale": self.scale}
+            for start in range(0, len(order), size):
+                rows = order[start : start + size]
+                if len(rows) >= 2:  # a contrastive batch needs a negative
+                    yield rows
+
+        def loss_of(rows: torch.Tensor) -> torch.Tensor:
+            scale = self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+            return loss_fn(self._image(x_img[rows]), self._text(x_txt[rows]), scale)
+
+        def validate(epoch: int, train_loss: float) -> dict:
+            record = {"epoch": epoch - 1, "loss": train_loss, "scale": self.scale}
             if has_val:
                 record["val_recall1"] = pair_recall_at_1(self.encode_image(val_image), self.encode_text(val_text))
-            self.history.append(record)
-            if log:
-                log(record)
-            if not has_val:
-                self.best_epoch = epoch
-                continue
-            if record["val_recall1"] > best:
-                best, best_state, stale, self.best_epoch = record["val_recall1"], copy.deepcopy(self.state_dict()), 0, epoch
-            else:
-                stale += 1
-                if stale >= cfg.patience:
-                    break
-        if best_state is not None:
-            self.load_state_dict(best_state)
+            return record
+
+        loop = TrainingLoop(self, config, steps_per_epoch=-(-len(x_img) // cfg.batch_size))
+        result = loop.run(batches, loss_of, validate, batch_size=cfg.batch_size, on_epoch=log)
+        self.history, self.best_epoch = result.history, result.best_epoch - 1
         self.eval()
         return self
 

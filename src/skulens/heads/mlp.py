@@ -12,6 +12,7 @@ from torch import nn
 
 from skulens.heads.base import HeadError, check_training_labels, head_tags, validation_rows
 from skulens.threads import apply_thread_budget
+from skulens.training.loop import LoopConfig, TrainingLoop
 
 
 def _network(dim: int, hidden: int, classes: int, dropout: float) -> nn.Sequential:
@@ -23,8 +24,8 @@ def _network(dim: int, hidden: int, classes: int, dropout: float) -> nn.Sequenti
 class MLPProbe(ClassifierMixin, BaseEstimator):
     """A small MLP on standardised frozen embeddings, deterministic on CPU for a given ``seed``.
 
-    Trained with AdamW and cross-entropy (weighted by ``class_weight``: ``None``, ``"balanced"`` or a
-    dict); the epoch with the lowest validation loss is kept. The validation rows and their
+    Trained by :class:`~skulens.training.loop.TrainingLoop` (AdamW, constant rate) with cross-entropy (weighted by
+    ``class_weight``: ``None``, ``"balanced"`` or a dict); the epoch with the lowest validation loss is kept. The validation rows and their
     probabilities are kept in ``holdout_rows_`` / ``holdout_proba_`` for late fusion (they chose the
     stopping epoch, so they are slightly optimistic).
     """
@@ -81,29 +82,30 @@ class MLPProbe(ClassifierMixin, BaseEstimator):
             weights = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
             weight = torch.tensor(weights, dtype=torch.float32)
         loss_fn = nn.CrossEntropyLoss(weight=weight)
-        optimiser = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        best, best_state, waited = float("inf"), None, 0
         train_t = torch.from_numpy(train)
         batch_size = min(self.batch_size, max(8, len(train) // 10))  # small data still gets ~10 steps/epoch
-        for _ in range(self.max_epochs):
-            net.train()
+        config = LoopConfig(
+            epochs=self.max_epochs,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            monitor="val_loss",
+            mode="min",
+            min_delta=1e-4,
+            patience=self.patience,
+        )
+
+        def batches(size: int):
             order = train_t[torch.randperm(len(train_t), generator=generator)]
-            for start in range(0, len(order), batch_size):
-                batch = order[start : start + batch_size]
-                optimiser.zero_grad()
-                loss_fn(net(inputs[batch]), targets[batch]).backward()
-                optimiser.step()
+            for start in range(0, len(order), size):
+                yield order[start : start + size]
+
+        def validate(epoch: int, train_loss: float) -> dict:
             net.eval()
-            with torch.no_grad():
-                val_loss = float(loss_fn(net(inputs[val]), targets[val]))  # the training objective, held out
-            if val_loss < best - 1e-4:
-                best, waited = val_loss, 0
-                best_state = {k: v.clone() for k, v in net.state_dict().items()}
-            else:
-                waited += 1
-                if waited >= self.patience:
-                    break
-        net.load_state_dict(best_state)
+            with torch.no_grad():  # the training objective, held out
+                return {"epoch": epoch, "loss": train_loss, "val_loss": float(loss_fn(net(inputs[val]), targets[val]))}
+
+        loop = TrainingLoop(net, config, steps_per_epoch=-(-len(train) // batch_size))
+        loop.run(batches, lambda rows: loss_fn(net(inputs[rows]), targets[rows]), validate, batch_size=batch_size)
         self.net_ = net.eval()
         held_out = not np.array_equal(train, val)
         self.holdout_rows_ = val if held_out else np.array([], dtype=int)

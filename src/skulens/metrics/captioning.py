@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from skulens.extras import require_extra
 from skulens.metrics.intervals import bootstrap_ci
 
 
@@ -30,6 +31,7 @@ def _check(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[list[s
 def bleu_statistics(hypotheses: Sequence[str], references: Sequence[str]) -> np.ndarray:
     """sacrebleu's per-caption sufficient statistics (n, 10): hypothesis/reference lengths, n-gram matches
     and totals. Summing rows and :func:`bleu_from_statistics` gives corpus BLEU of any subset."""
+    require_extra("caption", "sacrebleu", feature="caption metrics")
     from sacrebleu.metrics import BLEU
 
     hyps, refs = _check(hypotheses, references)
@@ -37,6 +39,7 @@ def bleu_statistics(hypotheses: Sequence[str], references: Sequence[str]) -> np.
 
 
 def bleu_from_statistics(stats: np.ndarray) -> float:
+    require_extra("caption", "sacrebleu", feature="caption metrics")
     from sacrebleu.metrics import BLEU
 
     return float(BLEU()._compute_score_from_stats([int(v) for v in stats]).score)
@@ -50,6 +53,7 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
 def cider_d(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[float, np.ndarray]:
     """CIDEr-D (corpus mean, per-caption scores) with one reference per caption; document frequencies come
     from the references, as in the COCO evaluation code."""
+    require_extra("caption", "pycocoevalcap", feature="caption metrics")
     from pycocoevalcap.cider.cider_scorer import CiderScorer
 
     hyps, refs = _check(hypotheses, references)
@@ -62,6 +66,7 @@ def cider_d(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[float
 
 def rouge_l(hypotheses: Sequence[str], references: Sequence[str]) -> np.ndarray:
     """ROUGE-L F-measure per caption (0-100)."""
+    require_extra("caption", "rouge_score", feature="caption metrics")
     from rouge_score.rouge_scorer import RougeScorer
 
     hyps, refs = _check(hypotheses, references)

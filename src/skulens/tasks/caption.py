@@ -31,8 +31,8 @@ from skulens.heads.caption_search import Candidate, beam_search
 from skulens.heads.caption_vocab import PAD, CaptionVocabError, WordVocab
 from skulens.heads.linear import LinearProbe
 from skulens.metrics.captioning import caption_metrics
-from skulens.progress import progress_bar
 from skulens.tasks.model_folder import ModelFolderError, check_config, read_model_folder, restoring, write_model_folder
+from skulens.training.loop import LoopConfig, TrainingLoop
 
 TASK = "caption"
 #: The fewest usable (image, title) rows a captioner is trained on.
@@ -292,47 +292,39 @@ class CaptionModel:
     def _train(self, features: np.ndarray, titles: list[str], fit_rows: np.ndarray, val_rows: np.ndarray) -> list[dict]:
         """Teacher-forced epochs over ``features[fit_rows]`` (reduced region features, one per title)."""
         h = self.hyper
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=h["lr"], weight_decay=0.01)
-        steps = h["epochs"] * -(-len(fit_rows) // h["batch_size"])
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=h["lr"], total_steps=max(steps, 1), pct_start=0.1)
+        config = LoopConfig(
+            epochs=h["epochs"],
+            lr=h["lr"],
+            weight_decay=0.01,
+            monitor="val_cider",
+            patience=h["patience"],
+            schedule="one_cycle",
+            warmup=0.1,
+            clip_norm=1.0,
+        )
         rng = np.random.default_rng(h["seed"])
-        history, best, best_state, waited = [], -np.inf, None, 0
         val_refs = [titles[r] for r in val_rows]
-        with progress_bar(h["epochs"], "caption decoder epochs", enabled=self.progress) as bar:
-            for epoch in range(h["epochs"]):
-                self.model.train()
-                losses = []
-                for batch_maps, tokens in self._batches(features, titles, fit_rows, rng):
-                    logits = self.model.logits(self.model.memory(batch_maps), tokens[:, :-1])
-                    loss = F.cross_entropy(
-                        logits.reshape(-1, logits.shape[-1]),
-                        tokens[:, 1:].reshape(-1),
-                        ignore_index=PAD,
-                        label_smoothing=h["label_smoothing"],
-                    )
-                    optimizer.zero_grad()
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-                    optimizer.step()
-                    schedule.step()
-                    losses.append(loss.item())
-                generated = [c.title for c in self._decode(features[val_rows], beam=1)]
-                score = caption_metrics(generated, val_refs)
-                history.append(
-                    {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_cider": score["cider"], "val_bleu": score["bleu"]}
-                )
-                LOG.info("caption epoch %s", history[-1])
-                bar.advance()
-                if score["cider"] > best:
-                    best, waited = score["cider"], 0
-                    best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-                else:
-                    waited += 1
-                    if waited >= h["patience"]:
-                        break
-        self.model.load_state_dict(best_state)
+
+        def loss_of(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            batch_maps, tokens = batch
+            logits = self.model.logits(self.model.memory(batch_maps), tokens[:, :-1])
+            flat = logits.reshape(-1, logits.shape[-1])
+            return F.cross_entropy(flat, tokens[:, 1:].reshape(-1), ignore_index=PAD, label_smoothing=h["label_smoothing"])
+
+        def validate(epoch: int, train_loss: float) -> dict:
+            score = caption_metrics([c.title for c in self._decode(features[val_rows], beam=1)], val_refs)
+            return {"epoch": epoch, "loss": train_loss, "val_cider": score["cider"], "val_bleu": score["bleu"]}
+
+        loop = TrainingLoop(self.model, config, steps_per_epoch=-(-len(fit_rows) // h["batch_size"]))
+        result = loop.run(
+            lambda size: self._batches(features, titles, fit_rows, rng),
+            loss_of,
+            validate,
+            on_epoch=lambda record: LOG.info("caption epoch %s", record),
+            progress="caption decoder epochs" if self.progress else None,
+        )
         self.model.eval()
-        return history
+        return result.history
 
     # ------------------------------------------------------------------ generation
     @torch.inference_mode()

@@ -31,15 +31,15 @@ from skulens.encoders.efficientnet_lite import HEAD_CHANNELS, VARIANTS, Efficien
 from skulens.encoders.finetuned import save_finetuned
 from skulens.encoders.pixels import to_square_array
 from skulens.progress import progress_bar
-from skulens.tasks.finetune_training import (
+from skulens.training.finetune import (
     FinetuneError,
     TrainConfig,
     TrainResult,
     check_class_counts,
     plot_curves,
     train,
-    with_batch_backoff,
 )
+from skulens.training.loop import with_batch_backoff
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 The token embeddings and the first ``freeze_layers`` transformer layers keep their pretrained weights; their
 hidden states are computed **once** per text (truncated to ``max_length`` tokens), so every epoch runs only
 the top layer(s), mean pooling and a new classifier, with the shared loop of
-:mod:`skulens.tasks.finetune_training`. For star ratings the loss is ordinal-aware
+:mod:`skulens.training.finetune`. For star ratings the loss is ordinal-aware
 (:class:`OrdinalStarLoss`). The result is a sentence-transformers folder usable as encoder
 ``finetuned-text:<folder>`` (see :mod:`skulens.encoders.finetuned_text`).
 """
@@ -27,7 +27,7 @@ from skulens.encoders.finetuned_text import save_finetuned_text
 from skulens.encoders.quiet import quiet_loading
 from skulens.encoders.text import minilm_path
 from skulens.progress import progress_bar
-from skulens.tasks.finetune_training import (
+from skulens.training.finetune import (
     FinetuneError,
     TrainConfig,
     TrainResult,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from skulens.errors import SkulensError
+from skulens.extras import require_extra
 from skulens.tracking.store import DEFAULT_EXPERIMENT, TrackingStore, resolve_store
 
 #: Metrics shown first by ``list_runs`` when a run has them.
@@ -23,6 +24,7 @@ class RunsError(SkulensError, ValueError):
 
 
 def _client(store: TrackingStore):
+    require_extra("track", feature="reading tracked runs")
     from mlflow import MlflowClient
 
     if store.folder is not None and not (store.folder / "mlflow.db").is_file() and store.uri.startswith("sqlite:///"):
@@ -94,6 +96,7 @@ def ui_command(uri: str | None = None, port: int = 5000) -> list[str]:
 
 def start_ui(uri: str | None = None, port: int = 5000) -> int:
     """Run the MLflow UI in the foreground until interrupted; returns its exit code."""
+    require_extra("track", feature="the MLflow UI")
     try:
         return subprocess.call(ui_command(uri, port))
     except KeyboardInterrupt:

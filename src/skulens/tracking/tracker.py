@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+from skulens.extras import installed, require_extra
 from skulens.tracking.store import DEFAULT_EXPERIMENT, TrackingStore, resolve_store
 
 MAX_PARAM_LENGTH = 500
@@ -228,6 +229,18 @@ def make_tracker(
     uri: str | None = None,
     experiment: str = DEFAULT_EXPERIMENT,
     warn: Callable[[str], None] = _warn_stderr,
+    required: bool = False,
 ) -> MlflowTracker | NoopTracker:
-    """The tracker a command uses: MLflow at ``uri`` (see :func:`resolve_store`) or a no-op one."""
-    return MlflowTracker(uri, experiment, warn) if enabled else NoopTracker()
+    """The tracker a command uses: MLflow at ``uri`` (see :func:`resolve_store`) or a no-op one.
+
+    Without MLflow (the ``track`` extra) tracking that is only on by default turns off with a warning; tracking
+    asked for (``required``: a store or a registry name was given) raises :class:`~skulens.extras.MissingExtraError`.
+    """
+    if not enabled:
+        return NoopTracker()
+    if not installed("mlflow"):
+        if required:
+            require_extra("track", feature="MLflow tracking")
+        warn("this run is not tracked: MLflow is not installed (pip install 'skulens[track]', or pass --no-track)")
+        return NoopTracker()
+    return MlflowTracker(uri, experiment, warn)

@@ -15,13 +15,14 @@ def explain_panel(model: LoadedModel, image: object | None, title: str, descript
     from skulens.catalog import CatalogError
     from skulens.explain import ExplainError, explain_product
     from skulens.explain.render import gradcam_figure, overlay, text_html
+    from skulens.extras import MissingExtraError
 
     with st.spinner("Explaining..."):
         try:
             explanation = explain_product(
                 model.predictor, image=image, title=title.strip() or None, description=description.strip() or None
             )
-        except (CatalogError, ExplainError) as exc:
+        except (CatalogError, ExplainError, MissingExtraError) as exc:
             st.error(str(exc))
             return
     st.subheader(f"Why {explanation.target}?")

@@ -1,0 +1,38 @@
+""":func:`run_job`: runs a job with the engine a command names (``local`` or ``ray``).
+
+The top of the engines package: it imports both engines, and neither imports it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from skulens.catalog.schema import CatalogError
+from skulens.catalog.streaming import CatalogStream
+from skulens.engines.jobs import Job
+from skulens.engines.local import run_local
+from skulens.engines.output import RunSummary
+
+ENGINES = ("local", "ray")
+
+
+def run_job(
+    stream: CatalogStream,
+    job: Job,
+    out: str | Path,
+    engine: str = "local",
+    address: str | None = None,
+    num_cpus: int | None = None,
+    actors: int | None = None,
+    progress: bool = False,
+) -> RunSummary:
+    """Run ``job`` with the named engine (``local`` or ``ray``; ``address``/``num_cpus``/``actors`` are Ray's)."""
+    if engine == "local":
+        if address is not None:
+            raise CatalogError("--ray-address needs --engine ray")
+        return run_local(stream, job, out, progress)
+    if engine == "ray":
+        from skulens.engines.ray_engine import run_ray
+
+        return run_ray(stream, job, out, address=address, num_cpus=num_cpus, actors=actors, progress=progress)
+    raise CatalogError(f"unknown engine '{engine}'; choose one of {', '.join(ENGINES)}")
