@@ -5,7 +5,7 @@ from skulens.catalog.images import ImageLoadError, decode_image, load_image, rea
 from skulens.catalog.issues import issue_column, issue_summary, row_issues
 from skulens.catalog.readers import frame_to_catalog, parse_columns, read_catalog, read_reviews
 from skulens.catalog.schema import SCHEMA_COLUMNS, Catalog, CatalogError, ColumnMapping, RowIssue, write_issues
-from skulens.catalog.splits import Split, balance_catalog, split_catalog
+from skulens.catalog.splits import NewProductsSplit, Split, balance_catalog, family_key, new_products_split, split_catalog
 from skulens.catalog.validation import build_catalog, check_images
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "CatalogError",
     "ColumnMapping",
     "ImageLoadError",
+    "NewProductsSplit",
     "RowIssue",
     "Split",
     "balance_catalog",
@@ -22,11 +23,13 @@ __all__ = [
     "check_images",
     "data_root",
     "decode_image",
+    "family_key",
     "frame_to_catalog",
     "issue_column",
     "issue_summary",
     "load_catalog",
     "load_image",
+    "new_products_split",
     "parse_columns",
     "read_catalog",
     "read_image_bytes",

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from skulens.cli.commands import Command, add_commands, flag, group
 from skulens.cli.engines import ChunkRows, Engine, RayAddress, RayCpus, run_streamed
-from skulens.cli.output import console, fail
+from skulens.cli.output import console, fail, warn
 from skulens.cli.sources import Columns, ImageRoots, Source, load_source, report_issues
 
 DEFAULT_IMAGE_ENCODERS = ["efficientnet-lite0", "efficientnet-lite2", "classical-image"]
@@ -29,7 +29,21 @@ search_app = group(
 )
 
 Index = Annotated[Path, typer.Argument(metavar="INDEX", help="An index folder written by `skulens search index`.")]
-AlignModel = Annotated[Path, typer.Option("--model", "-m", metavar="DIR", help="An alignment model (`skulens search train`).")]
+AlignModel = Annotated[
+    Path,
+    typer.Option(
+        "--model", "-m", metavar="DIR", help="An alignment model (`skulens search train`), or `base`: the packaged base space."
+    ),
+]
+OptionalAlignModel = Annotated[
+    Path | None,
+    typer.Option(
+        "--model",
+        "-m",
+        metavar="DIR",
+        help="An alignment model folder, or `base` (default): the packaged base space blended with the training-free prior.",
+    ),
+]
 ModelOverride = Annotated[
     Path | None,
     typer.Option("--model", "-m", metavar="DIR", help="Alignment model folder (default: the one that built the index)."),
@@ -51,6 +65,13 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from skulens.tasks.model_folder import ModelFolderError
 
     return (AlignmentError, CatalogError, HeadError, ModelFolderError, SearchIndexError)
+
+
+def _model_ref(model: Path) -> str:
+    """How an index records its model: ``base`` for the packaged base space, else the folder's absolute path."""
+    from skulens.tasks.align.base_space import is_base
+
+    return "base" if is_base(model) else str(model.resolve())
 
 
 def _where(values: list[str] | None) -> dict[str, list[str]]:
@@ -133,12 +154,16 @@ def train(
             "--clip", metavar="DIR", help="Save this local CLIP checkpoint's own space instead (no training; DATA is not read)."
         ),
     ] = None,
+    from_base: Annotated[
+        bool,
+        flag("--from-base", help="Start from the packaged base space and adapt it (encoder options are the base space's)."),
+    ] = False,
     columns: Columns = None,
     image_root: ImageRoots = None,
 ) -> None:
     """Train an image-text alignment on a catalog's photo-title pairs and save it.
 
-    Example: skulens search train myntra --out runs/align
+    Example: skulens search train myntra --out runs/align   (or --from-base to adapt the packaged base space)
     """
     from skulens.heads.align import AlignConfig
     from skulens.progress import step
@@ -155,6 +180,19 @@ def train(
     if limit is not None:
         catalog = catalog.head(limit)
     found = _image_check(catalog)
+    if from_base:
+        try:
+            base = AlignmentModel.load("base")
+            with step(f"adapting the base space to {len(catalog):,} products"):
+                model = AlignmentModel().adapt(catalog, base)
+            model.save(out)
+        except _user_errors() as exc:
+            raise fail(str(exc)) from None
+        report_issues(catalog, found, _issues_file(out))
+        if model is base:
+            warn(base.adapt_note)
+        console.print(f"{escape(model.adapt_note)}; saved to {escape(str(out))}")
+        return
     try:
         config = AlignConfig(dim=dim, hidden=hidden, max_epochs=epochs, seed=seed)
         model = AlignmentModel(image_encoder, text_encoder, head_config=config, progress=True)
@@ -209,12 +247,12 @@ def index(
         if limit is not None:
             raise fail("--limit reads the whole catalog; it cannot be combined with --parquet/--engine ray")
         vectors_dir = out / "vectors"
-        job = IndexJob(str(model.resolve()), vectors)
+        job = IndexJob(_model_ref(model), vectors)
         run_streamed(source, job, vectors_dir, engine, ray_address, ray_cpus, chunk_rows, columns, image_root, "encoded")
         try:
             with step("building the index"):
                 built = index_from_output(vectors_dir, model, kind=kind, use=vectors, name=Path(source).stem)
-            built.manifest["model_folder"] = str(model.resolve())
+            built.manifest["model_folder"] = _model_ref(model)
             built.save(out)
         except _user_errors() as exc:
             raise fail(str(exc)) from None
@@ -229,7 +267,7 @@ def index(
         aligned.progress = True
         with step(f"indexing {len(catalog):,} products"):
             built = aligned.build_index(catalog, kind=kind, use=vectors)
-        built.manifest["model_folder"] = str(model.resolve())
+        built.manifest["model_folder"] = _model_ref(model)
         built.save(out)
     except _user_errors() as exc:
         raise fail(str(exc)) from None
@@ -335,7 +373,7 @@ def dedupe(
 def zero_shot(
     source: Source,
     labels: Annotated[str, typer.Option("--labels", "-l", metavar="A,B,...", help="Comma-separated category names.")],
-    model: AlignModel,
+    model: OptionalAlignModel = None,
     k: Annotated[int, typer.Option("-k", metavar="N", help="How many labels to show per product.")] = 3,
     use: Annotated[str, typer.Option(metavar="image|text|both", help="Categorise from the photo, the text or both.")] = "image",
     template: Annotated[
@@ -348,7 +386,10 @@ def zero_shot(
 ) -> None:
     """Categorise products from category names alone (no labelled training data).
 
-    Example: skulens zero-shot flipkart --model runs/align --labels 'Watches,Baby Care,Computers'
+    Without --model, the packaged base space (trained on Myntra, no training on your catalog) blended with
+    the training-free ImageNet-vocabulary prior; labels the prior cannot place are scored by the base space.
+
+    Example: skulens zero-shot flipkart --labels 'Watches,Baby Care,Computers'
     """
     import pandas as pd
 
@@ -361,10 +402,13 @@ def zero_shot(
         catalog = catalog.head(limit)
     found = _image_check(catalog) if use != "text" else []
     try:
-        top = AlignmentModel.load(model).zero_shot(catalog, names, tuple(template or ()) or DEFAULT_TEMPLATES, k=k, use=use)
+        aligned = AlignmentModel.load(model if model is not None else "base")
+        top = aligned.zero_shot(catalog, names, tuple(template or ()) or DEFAULT_TEMPLATES, k=k, use=use)
     except _user_errors() as exc:
         raise fail(str(exc)) from None
     issues = report_issues(catalog, found, _issues_file(out), images=use != "text")
+    if aligned.zero_shot_note:
+        warn(aligned.zero_shot_note)
     frame = pd.DataFrame(
         {
             "id": catalog.ids,

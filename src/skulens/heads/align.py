@@ -37,6 +37,7 @@ class AlignConfig:
     init_temperature: float = 0.07
     seed: int = 0
     standardize_text: bool = False  # sparse TF-IDF columns blow up when scaled to unit variance
+    ridge_alpha: float = 0.0  # > 0: no contrastive training; a closed-form ridge map of photos into the text space
 
     def to_dict(self) -> dict:
         return asdict(self)

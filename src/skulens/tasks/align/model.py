@@ -6,6 +6,7 @@ import hashlib
 import math
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
@@ -21,6 +22,7 @@ from skulens.catalog.splits import group_split, text_groups
 from skulens.encoders import Encoder, EncoderError, create_encoder
 from skulens.encoders.text import TfidfEncoder
 from skulens.heads.align import AlignConfig, AlignmentHeads
+from skulens.heads.align_ridge import ridge_heads
 from skulens.metrics import classification_metrics
 from skulens.metrics.retrieval import recall_at_k
 from skulens.tasks.align.common import (
@@ -109,6 +111,13 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         self.trained_pairs_ = 0
         self.encoder_identities_: dict[str, str] = {}
         self.labels_: list[str] = []
+        #: The training-free prior's share per use ("search", "zero_shot_image", "zero_shot_text"); 0 = learned only.
+        self.blend_weights_: dict[str, float] = {}
+        self._prior = None
+        self._cache_dir = cache_dir
+        self._learned_only = False
+        self.zero_shot_note: str | None = None
+        self.adapt_note: str | None = None
 
     # ---- the settings, as in config ---------------------------------------------------------------
     @property
@@ -196,15 +205,12 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
             train_part, val_part = group_split(pairs, self.val_fraction, groups=groups, seed=self.config.heads.seed)
             train_rows, val_rows = position[train_part.ids].to_numpy(), position[val_part.ids].to_numpy()
         image, text = image[usable], text[usable]
-        self.heads_ = AlignmentHeads(image.shape[1], text.shape[1], self.config.heads)
-        self.heads_.fit(image[train_rows], text[train_rows], image[val_rows], text[val_rows], log=log)
-        if self.refit and len(val_rows):
-            chosen = self.heads_
-            epochs = chosen.best_epoch + 1
-            self.heads_ = AlignmentHeads(image.shape[1], text.shape[1], replace(self.config.heads, max_epochs=epochs))
-            self.heads_.fit(image, text, log=log)
-            self.heads_.history = chosen.history + [{"refit_on_all_pairs": len(usable), "epochs": epochs}]
-            self.heads_.best_epoch = chosen.best_epoch
+        if self.config.heads.ridge_alpha > 0:  # closed form: photos mapped into the frozen text space
+            self.heads_ = ridge_heads(image, text, self.config.heads.ridge_alpha, seed=self.config.heads.seed)
+            self.config = replace(self.config, heads=self.heads_.config)
+            train_rows, val_rows = np.arange(len(usable)), np.arange(0)
+        else:
+            self._fit_contrastive(image, text, train_rows, val_rows, log)
         train_rows = np.arange(len(usable)) if self.refit and len(val_rows) else train_rows
         scripts = Counter()
         for title in pairs.texts(self.text_fields):
@@ -214,6 +220,53 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         self.encoder_identities_ = {n: self.encoder(n).identity for n in self.image_encoders + self.text_encoders}
         self.labels_ = _top_level_labels(pairs)
         return self
+
+    def adapt(self, data: Data, base: AlignmentModel) -> AlignmentModel:
+        """Start from ``base`` (a ridge space such as the packaged base space) and adapt it to this catalog's
+        photo-title pairs; with fewer than ``MIN_PAIRS`` pairs the base space is kept unchanged and
+        ``adapt_note`` says so. Encoders, fitted text features and blend weights come from ``base``."""
+        if base.config.heads.ridge_alpha <= 0:
+            raise AlignmentError(
+                "only ridge spaces (like the packaged base space) can be adapted; train this catalog from scratch"
+            )
+        catalog = as_catalog(data)
+        image, image_ok, text, text_ok = base.catalog_features(catalog)
+        usable = np.flatnonzero(image_ok & text_ok)
+        if len(usable) < MIN_PAIRS:
+            base.adapt_note = (
+                f"catalog '{catalog.name}' has {len(usable)} photo-title pairs, too few to adapt (at least {MIN_PAIRS}); "
+                "using the base space unchanged"
+            )
+            return base
+        self.config, self.features, self.blend_weights_ = base.config, base.features, dict(base.blend_weights_)
+        heads = ridge_heads(
+            image[usable], text[usable], base.config.heads.ridge_alpha, seed=base.config.heads.seed, start=base.heads_
+        )
+        heads.history = base.heads_.history + [{"adapted_on": len(usable), "catalog": catalog.name}]
+        self.heads_ = heads
+        scripts = Counter()
+        for title in catalog.subset(usable).texts(self.text_fields):
+            scripts.update(count_scripts(title))
+        self.scripts_ = sorted(set(base.scripts_) | {s for s, n in scripts.items() if n >= max(1, 0.001 * sum(scripts.values()))})
+        self.trained_pairs_ = len(usable)
+        self.encoder_identities_ = dict(base.encoder_identities_)
+        self.labels_ = sorted(set(base.labels_) | set(_top_level_labels(catalog)))
+        self._identity = None
+        self.adapt_note = f"adapted the base space to {len(usable):,} photo-title pairs of '{catalog.name}'"
+        return self
+
+    def _fit_contrastive(self, image: np.ndarray, text: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray, log) -> None:
+        """Contrastive projection heads, trained with early stopping on ``val_rows``, then (``refit``)
+        retrained on all pairs for the chosen number of epochs."""
+        self.heads_ = AlignmentHeads(image.shape[1], text.shape[1], self.config.heads)
+        self.heads_.fit(image[train_rows], text[train_rows], image[val_rows], text[val_rows], log=log)
+        if self.refit and len(val_rows):
+            chosen = self.heads_
+            epochs = chosen.best_epoch + 1
+            self.heads_ = AlignmentHeads(image.shape[1], text.shape[1], replace(self.config.heads, max_epochs=epochs))
+            self.heads_.fit(image, text, log=log)
+            self.heads_.history = chosen.history + [{"refit_on_all_pairs": len(image), "epochs": epochs}]
+            self.heads_.best_epoch = chosen.best_epoch
 
     @classmethod
     def from_clip(cls, path: str | Path, cache_dir: str | Path | None = None) -> AlignmentModel:
@@ -251,6 +304,9 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
             digest.update(np.ascontiguousarray(value).tobytes())
         for name, identity in sorted(self.encoder_identities_.items()):
             digest.update(f"{name}={identity}".encode())
+        for use, weight in sorted(self.blend_weights_.items()):
+            if weight:
+                digest.update(f"blend:{use}={weight}".encode())
         for name in self.text_encoders:
             encoder = self.encoder(name)
             if isinstance(encoder, TfidfEncoder):
@@ -275,21 +331,62 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
             )
         return text.strip()
 
+    # ---- the training-free prior, blended in ---------------------------------------------------------
+    @property
+    def prior(self):
+        """The ImageNet-vocabulary prior (:class:`~skulens.tasks.prior.VisionLanguagePrior`), created on first use."""
+        if self._prior is None:
+            from skulens.tasks.prior import VisionLanguagePrior
+
+            self._prior = VisionLanguagePrior(cache_dir=self._cache_dir)
+        return self._prior
+
+    def _search_weight(self) -> float:
+        return 0.0 if self._learned_only else float(self.blend_weights_.get("search", 0.0))
+
+    @contextmanager
+    def learned_only(self):
+        """Within the block, ``encode_*`` give the learned space alone (no prior part appended)."""
+        previous, self._learned_only = self._learned_only, True
+        try:
+            yield self
+        finally:
+            self._learned_only = previous
+
+    @staticmethod
+    def _join(learned: np.ndarray, prior: np.ndarray, weight: float) -> np.ndarray:
+        """``[sqrt(1-w) learned, sqrt(w) prior]``: dot products of such vectors are ``(1-w) cos_learned + w cos_prior``."""
+        return np.hstack([math.sqrt(1 - weight) * learned, math.sqrt(weight) * prior]).astype(np.float32)
+
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Normalised embeddings (n, dim) of texts."""
+        """Normalised embeddings (n, dim) of texts (with the prior's part appended when blended)."""
         heads = self._require_fitted()
-        return heads.encode_text(self.text_features([self.check_query(t) for t in texts]))
+        texts = [self.check_query(t) for t in texts]
+        learned = heads.encode_text(self.text_features(texts))
+        weight = self._search_weight()
+        return self._join(learned, self.prior.embed_texts(texts), weight) if weight > 0 else learned
 
     def encode_images(self, images: Sequence[Image.Image | bytes | str | Path] | Catalog) -> np.ndarray:
         """Normalised embeddings (n, dim) of images (PIL, bytes or paths) or of every row of a catalog
         (rows without a usable image get a zero vector)."""
         heads = self._require_fitted()
+        weight = self._search_weight()
         if isinstance(images, Catalog):
             features, present, _, _ = self.catalog_features(images)
             out = heads.encode_image(features)
+            if weight > 0:
+                out = self._join(out, self.prior.catalog_images(images)[0], weight)
             out[~present] = 0.0
             return out
-        return heads.encode_image(self.image_features([_open_image(i) for i in images]))
+        opened = [_open_image(i) for i in images]
+        out = heads.encode_image(self.image_features(opened))
+        if weight > 0:
+            prior = self.prior
+            pooled = prior.features.transform_inputs(opened, [""] * len(opened), [prior.image_encoder]).blocks[
+                prior.image_encoder
+            ]
+            out = self._join(out, prior.embed_image_features(np.asarray(pooled, dtype=np.float32)), weight)
+        return out
 
     def encode_catalog(
         self, catalog: Catalog, features: Features | None = None
@@ -298,6 +395,10 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         heads = self._require_fitted()
         image, image_ok, text, text_ok = self.catalog_features(catalog, features)
         image_emb, text_emb = heads.encode_image(image), heads.encode_text(text)
+        weight = self._search_weight()
+        if weight > 0:
+            image_emb = self._join(image_emb, self.prior.catalog_images(catalog)[0], weight)
+            text_emb = self._join(text_emb, self.prior.catalog_texts(catalog, self.text_fields)[0], weight)
         image_emb[~image_ok] = 0.0
         text_emb[~text_ok] = 0.0
         return image_emb, image_ok, text_emb, text_ok
@@ -394,14 +495,21 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
             "history": heads.history,
             "logit_scale": heads.scale,
             "identity": self.identity,
+            "blend_weights": self.blend_weights_,
         }
         return write_model_folder(folder, config, arrays)
 
     @classmethod
     def load(cls, folder: str | Path, cache_dir: str | Path | None = None, check_encoders: bool = True) -> AlignmentModel:
-        """Load a folder written by :meth:`save`; a damaged or tampered one is one :class:`ModelFolderError`
-        (config types and ranges, encoder paths inside the folder or ``$SKULENS_MODELS_ROOT``, weight shapes
-        checked against the config before the heads are built)."""
+        """Load a folder written by :meth:`save`, or ``"base"``: the packaged base space (weights hash
+        checked). A damaged or tampered folder is one :class:`ModelFolderError` (config types and ranges,
+        encoder paths inside the folder or ``$SKULENS_MODELS_ROOT``, weight shapes checked against the config
+        before the heads are built)."""
+        from skulens.tasks.align.base_space import base_space_folder, is_base, verify_base_space
+
+        if is_base(folder):
+            folder = base_space_folder()
+            verify_base_space(folder)
         config, arrays = read_model_folder(folder, TASK)
         check_config(config, {"image_encoders": "str_list", "text_encoders": "str_list", "text_fields": "str_list"}, folder)
         check_numbers(config.get("align"), ALIGN_LIMITS, folder, "align")
@@ -429,6 +537,7 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         model.trained_pairs_ = config.get("trained_pairs", 0)
         model.encoder_identities_ = config.get("encoder_identities", {})
         model.labels_ = [str(label) for label in config.get("labels", [])]
+        model.blend_weights_ = {k: float(v) for k, v in config.get("blend_weights", {}).items()}
         if check_encoders:
             for name, saved in model.encoder_identities_.items():
                 if name in model.text_encoders and isinstance(model.encoder(name), TfidfEncoder):
@@ -454,6 +563,7 @@ ALIGN_LIMITS = {
     "init_temperature": (float, 1e-6, 100.0),
     "seed": (int, 0, 2**32 - 1),
     "standardize_text": (bool, 0, 1),
+    "ridge_alpha": (float, 0.0, 1e12),
 }
 
 

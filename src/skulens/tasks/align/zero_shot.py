@@ -73,16 +73,21 @@ class ZeroShotMixin:
         if use not in ("image", "text", "both"):
             raise AlignmentError(f"use must be 'image', 'text' or 'both', not '{use}'")
         catalog = as_catalog(data, root=root)
-        classes = class_embeddings if class_embeddings is not None else self.label_embeddings(labels, templates)
-        image, image_ok, text, text_ok = self.encode_catalog(catalog, features)
-        if use == "image":
-            query = image
-        elif use == "text":
-            query = text
+        if class_embeddings is None and self.zero_shot_blended(use):
+            score, image_ok, text_ok = self._blended_scores(catalog, labels, templates, use, features)
         else:
-            query = normalise_rows(image * image_ok[:, None] + text * text_ok[:, None])
+            with self.learned_only():
+                classes = class_embeddings if class_embeddings is not None else self.label_embeddings(labels, templates)
+                image, image_ok, text, text_ok = self.encode_catalog(catalog, features)
+            if use == "image":
+                query = image
+            elif use == "text":
+                query = text
+            else:
+                query = normalise_rows(image * image_ok[:, None] + text * text_ok[:, None])
+            score = query @ classes.T
         usable = {"image": image_ok, "text": text_ok, "both": image_ok | text_ok}[use]
-        logits = self.logit_scale * query @ classes.T
+        logits = self.logit_scale * score
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
         probs /= probs.sum(axis=1, keepdims=True)
@@ -96,6 +101,51 @@ class ZeroShotMixin:
                 "image or text" if use == "both" else use,
             )
         return probs
+
+    def zero_shot_blended(self, use: str) -> bool:
+        """Whether zero-shot from ``use`` mixes in the training-free prior (a blend weight above 0)."""
+        keys = {"image": ("zero_shot_image",), "text": ("zero_shot_text",), "both": ("zero_shot_image", "zero_shot_text")}[use]
+        return any(self.blend_weights_.get(key, 0.0) > 0 for key in keys)
+
+    def unplaced_labels(self, labels: Sequence[str]) -> list[tuple[str, str, float]]:
+        """Labels the prior's ImageNet vocabulary cannot place: (label, closest class, cosine)."""
+        return [(label, best, score) for label, best, score, ok in self.prior.placement(labels) if not ok]
+
+    def _blended_scores(
+        self, catalog: Catalog, labels: Sequence[str], templates: Sequence[str], use: str, features: Features | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(cosines, image present, text present): the learned space's and the prior's cosines mixed by the
+        zero-shot blend weights. The photo part drops the prior when some label is one its vocabulary cannot
+        place (see :meth:`unplaced_labels`; ``zero_shot_note`` says so)."""
+        with self.learned_only():
+            classes = self.label_embeddings(labels, templates)
+            image, image_ok, text, text_ok = self.encode_catalog(catalog, features)
+        prior = self.prior
+        prior_labels = prior.label_embeddings(list(labels))
+        unplaced = self.unplaced_labels(labels) if use != "text" else []
+        self.zero_shot_note = (
+            "the ImageNet vocabulary cannot place "
+            + ", ".join(f"'{label}' (closest '{best}', {score:.2f})" for label, best, score in unplaced)
+            + "; photos are scored with the learned space alone"
+            if unplaced
+            else None
+        )
+        w_image = 0.0 if unplaced else self.blend_weights_.get("zero_shot_image", 0.0)
+        w_text = self.blend_weights_.get("zero_shot_text", 0.0)
+        score = np.zeros((len(catalog), len(labels)), dtype=np.float32)
+        if use in ("image", "both"):
+            part = (1 - w_image) * image @ classes.T
+            if w_image > 0:
+                part += w_image * prior.catalog_images(catalog)[0] @ prior_labels.T
+            score += part * image_ok[:, None]
+        if use in ("text", "both"):
+            part = (1 - w_text) * text @ classes.T
+            if w_text > 0:
+                part += w_text * prior.catalog_texts(catalog, self.text_fields)[0] @ prior_labels.T
+            score += part * text_ok[:, None]
+        if use == "both":
+            score /= np.maximum(image_ok.astype(np.float32) + text_ok, 1)[:, None]
+        return score, image_ok, text_ok
 
     def zero_shot(
         self,
