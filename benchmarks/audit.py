@@ -99,12 +99,17 @@ def planted(args: argparse.Namespace) -> dict:
     proba = out_of_fold(shared, texts, noisy, groups, views(settings), settings.folds, settings.seed)
     seconds = time.perf_counter() - started
     WORK.mkdir(parents=True, exist_ok=True)
-    np.savez(WORK / f"{args.dataset}_{args.label}_{args.noise}_{args.noise_seed}.npz", y=y, noisy=noisy, planted=planted_rows, **proba)
+    np.savez(
+        WORK / f"{args.dataset}_{args.label}_{args.noise}_{args.noise_seed}.npz", y=y, noisy=noisy, planted=planted_rows, **proba
+    )
     y_index = np.searchsorted(classes, noisy)
     ours = label_issue_rows(y_index, proba["fused"])
     given = proba["fused"][np.arange(len(y)), y_index]
     low_prob = np.argsort(given, kind="stable")[: len(ours)]
-    single = {m: precision_recall(label_issue_rows(y_index, proba[m], return_indices_ranked_by=None), planted_rows) for m in ("image", "text")}
+    single = {
+        m: precision_recall(label_issue_rows(y_index, proba[m], return_indices_ranked_by=None), planted_rows)
+        for m in ("image", "text")
+    }
     ours_pr = precision_recall(ours, planted_rows)
     return {
         "dataset": args.dataset,
@@ -149,14 +154,21 @@ def markdown(results: dict) -> str:
         lines.append("")
     attributes = results.get("attribute_accuracy")
     if attributes:
-        lines += ["## Attributes on new products (Myntra gallery, ids >= 18000)", "", "| column | view | accuracy | 95% CI | values |"]
+        lines += [
+            "## Attributes on new products (Myntra gallery, ids >= 18000)",
+            "",
+            "| column | view | accuracy | 95% CI | values |",
+        ]
         lines.append("|---|---|---|---|---|")
         for column, per_view in attributes.items():
             for view, score in per_view.items():
                 lines.append(f"| {column} | {view} | {score['accuracy']:.3f} | {score['ci95']} | {score['values']} |")
         lines.append("")
     if "real_top30_judged_wrong" in results:
-        lines += [f"Real findings: of the top 30 suspected mislabels, {results['real_top30_judged_wrong']} judged truly wrong by eye.", ""]
+        lines += [
+            f"Real findings: of the top 30 suspected mislabels, {results['real_top30_judged_wrong']} judged truly wrong by eye.",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from skulens.cli.audit import Corrections, apply_corrections_file
 from skulens.cli.commands import AdaptPriors, add_commands, flag, group
 from skulens.cli.engines import ChunkRows, Engine, RayAddress, RayCpus, run_streamed
 from skulens.cli.output import console, err, fail, note, print_report_tables, warn
@@ -50,6 +51,7 @@ def train(
     tracking_uri: TrackingUri = None,
     no_track: NoTrack = False,
     register: Register = None,
+    corrections: Corrections = None,
 ) -> None:
     """Train a categorizer on a labelled catalog and save it; reports held-out metrics (logged to MLflow).
 
@@ -62,7 +64,7 @@ def train(
     from skulens.tasks.model_folder import ModelFolderError
 
     level = label_value(label)
-    catalog = load_source(source, columns, image_root, uses=[label])
+    catalog = apply_corrections_file(load_source(source, columns, image_root, uses=[label]), corrections)
     images = reads_images(encoders)
     params = {"command": "categorize train", "data": source, "label": label, "encoders": encoders, "head": head, "fusion": fusion}
     params |= {"min_class_count": min_class_count, "test_size": test_size, "seed": seed}

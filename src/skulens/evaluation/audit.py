@@ -172,7 +172,9 @@ class CatalogAuditor:
             else:
                 if not labels.notna().any():
                     labels = None
-                    notes.append(f"catalog '{catalog.name}' has no labels at {settings.label!r}: auditing attributes, conflicts and duplicates only")
+                    notes.append(
+                        f"catalog '{catalog.name}' has no labels at {settings.label!r}: auditing attributes, conflicts and duplicates only"
+                    )
         oof = None
         if labels is not None:
             oof = self._label_oof(labels, shared, texts, groups, summary, notes)
@@ -206,8 +208,12 @@ class CatalogAuditor:
         if len(np.unique(labels.iloc[rows].astype(str))) < 2:
             raise CatalogError(f"label {settings.label!r} has fewer than 2 classes with {settings.folds}+ rows; nothing to audit")
         y = labels.iloc[rows].astype(str).to_numpy()
-        self.say(f"cross-validating {len(views(settings))} probes on {len(rows):,} labelled rows ({settings.folds} grouped folds)")
-        proba = out_of_fold(shared.subset(rows), [texts[i] for i in rows], y, groups[rows], views(settings), settings.folds, settings.seed)
+        self.say(
+            f"cross-validating {len(views(settings))} probes on {len(rows):,} labelled rows ({settings.folds} grouped folds)"
+        )
+        proba = out_of_fold(
+            shared.subset(rows), [texts[i] for i in rows], y, groups[rows], views(settings), settings.folds, settings.seed
+        )
         summary["label"] = {"column": settings.label, **cut}
         classes = np.unique(y)
         for name, p in proba.items():
@@ -294,7 +300,9 @@ class CatalogAuditor:
         y = values.iloc[rows].astype(str).to_numpy()
         configs = [c for c in views(settings) if c.name in ("image", "fused")] or views(settings)
         self.say(f"attribute {column}: cross-validating on {len(rows):,} rows")
-        proba = out_of_fold(shared.subset(rows), [texts[i] for i in rows], y, groups[rows], configs, settings.folds, settings.seed)
+        proba = out_of_fold(
+            shared.subset(rows), [texts[i] for i in rows], y, groups[rows], configs, settings.folds, settings.seed
+        )
         classes = np.unique(y)
         for name, p in proba.items():
             cut[f"{name}_oof_accuracy"] = float((classes[p.argmax(axis=1)] == y).mean())
@@ -364,7 +372,9 @@ class CatalogAuditor:
                     "score": 0.5,
                     "photo_says": "",
                     "text_says": "",
-                    "evidence": "same normalised title or identical photo as " + ", ".join(members[:5]) + (" ..." if len(members) > 5 else ""),
+                    "evidence": "same normalised title or identical photo as "
+                    + ", ".join(members[:5])
+                    + (" ..." if len(members) > 5 else ""),
                 }
             )
         return out
