@@ -73,7 +73,7 @@ def apply_corrections(catalog: Catalog, corrections: pd.DataFrame, source_name: 
     for line, fix in enumerate(corrections.itertuples(index=False), start=2):  # line 1 is the header
         row_id, column, old, new = str(fix.id).strip(), str(fix.column).strip(), str(fix.old).strip(), str(fix.new).strip()
 
-        def refuse(message: str, row_id: str = row_id) -> None:
+        def refuse(message: str, row_id: str = row_id, line: int = line) -> None:
             refused.append(RowIssue(line, row_id, "corrections", f"{source_name} line {line}: {message}; not applied"))
 
         if row_id not in position:

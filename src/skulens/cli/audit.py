@@ -98,6 +98,7 @@ def audit(
         if encoders:
             settings = AuditSettings(**{**settings.__dict__, "encoders": tuple(encoders)})
         result = CatalogAuditor(settings, progress=note).run(catalog, predictor)
+        result.summary["source"] = str(Path(source).resolve()) if Path(source).exists() else source
         command = "skulens " + shlex.join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "skulens" else ""
         paths = write_audit_report(result, catalog, out, command=command or f"skulens audit {source} --label {label}")
     except (CatalogError, HeadError, ModelFolderError, ValueError) as exc:

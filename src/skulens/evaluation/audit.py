@@ -131,7 +131,8 @@ def label_issue_rows(y_index: np.ndarray, proba: np.ndarray, **kwargs) -> np.nda
     if proba.shape[1] < 2:
         return np.array([], dtype=int)
     options = {"return_indices_ranked_by": "self_confidence", **kwargs}
-    return np.asarray(find_label_issues(labels=y_index, pred_probs=proba, **options), dtype=int)
+    found = np.asarray(find_label_issues(labels=y_index, pred_probs=proba, **options))
+    return np.flatnonzero(found) if found.dtype == bool else found.astype(int)
 
 
 def _top(classes: np.ndarray, proba: np.ndarray | None, row: int) -> str:
