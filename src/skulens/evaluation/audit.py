@@ -30,6 +30,9 @@ from skulens.tasks.categorize import CategoryPredictor
 from skulens.tasks.features import FeatureExtractor, Features
 
 #: Finding kinds, in the order the report lists their counts.
+#: cleanlab's ``filter_by`` for label issues: chosen on a held-aside planted-noise draw (benchmarks/audit.py,
+#: Flipkart level 0, noise seed 1) as the best precision with recall >= 0.80; the reported draw is seed 0.
+LABEL_FILTER = "low_normalized_margin"
 KINDS = ("label", "conflict", "attribute", "missing_attribute", "duplicate")
 FINDING_COLUMNS = ["id", "kind", "column", "given", "suggested", "score", "photo_says", "text_says", "evidence"]
 
@@ -125,12 +128,13 @@ def auditable_rows(values: pd.Series, folds: int, max_values: int | None = None)
 
 
 def label_issue_rows(y_index: np.ndarray, proba: np.ndarray, **kwargs) -> np.ndarray:
-    """cleanlab's ``find_label_issues`` on out-of-fold probabilities: flagged rows, most likely first."""
+    """cleanlab's ``find_label_issues`` (``filter_by`` :data:`LABEL_FILTER` unless ``kwargs`` say otherwise) on
+    out-of-fold probabilities: flagged rows, most likely first."""
     from cleanlab.filter import find_label_issues
 
     if proba.shape[1] < 2:
         return np.array([], dtype=int)
-    options = {"return_indices_ranked_by": "self_confidence", **kwargs}
+    options = {"return_indices_ranked_by": "self_confidence", "filter_by": LABEL_FILTER, **kwargs}
     found = np.asarray(find_label_issues(labels=y_index, pred_probs=proba, **options))
     return np.flatnonzero(found) if found.dtype == bool else found.astype(int)
 
