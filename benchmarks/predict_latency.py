@@ -2,7 +2,7 @@
 
 Trains a CategoryPredictor (EfficientNet-Lite0 + MiniLM + TF-IDF, late fusion) on a small Flipkart
 subset, then predicts products one at a time in the same, warm process with
-``predict_product(image=path, title=...)``, drawing products from the Flipkart images and titles not
+``predict_one(image=path, title=...)``, drawing products from the Flipkart images and titles not
 used for training. The p50 latency of a window of predictions made after the first 10 is compared
 with that of a window made after the first 1,000; both windows hold products never predicted before,
 drawn from the same pool. Also measured: opening an EmbeddingCache after 1,000 single-product writes,
@@ -152,7 +152,7 @@ def main() -> int:
         def predict(row: int) -> tuple[float, float]:
             """Wall and CPU (all threads of this process) seconds of one prediction."""
             began, cpu = time.perf_counter(), time.process_time()
-            predictor.predict_product(image=catalog.root / frame["image"].iloc[row], title=frame["title"].iloc[row])
+            predictor.predict_one(image=catalog.root / frame["image"].iloc[row], title=frame["title"].iloc[row])
             return time.perf_counter() - began, time.process_time() - cpu
 
         made = 0
@@ -227,7 +227,7 @@ def markdown(r: dict) -> str:
         "# Single-product prediction latency",
         "",
         f"CategoryPredictor ({', '.join(r['encoders'])}; late fusion) trained on {r['train_products']} Flipkart products; "
-        "`predict_product(image=path, title=...)` in one warm process, one product at a time. Each window holds "
+        "`predict_one(image=path, title=...)` in one warm process, one product at a time. Each window holds "
         f"{r['window']} products never predicted before.",
         "",
         "| measure | value |",

@@ -141,16 +141,16 @@ def test_predict_inputs_equals_predict_proba(shop, trained):
         predictor.predict_inputs(images[:2], texts[:1])
 
 
-def test_predict_product_from_path_bytes_or_pil_is_identical(shop, trained):
+def test_predict_one_from_path_bytes_or_pil_is_identical(shop, trained):
     predictor, cache = trained
     path = shop.root / "knives-1.jpg"
     row = shop.ids.index("Knives-1")
     title, description = shop.frame.at[row, "title"], shop.frame.at[row, "description"]
     before = sorted(p.name for p in cache.rglob("*"))
-    from_path = predictor.predict_product(image=path, title=title, description=description, k=4)
-    from_bytes = predictor.predict_product(image=path.read_bytes(), title=title, description=description, k=4)
-    from_pil = predictor.predict_product(image=Image.open(path), title=title, description=description, k=4)
-    from_str = predictor.predict_product(image=str(path), title=title, description=description, k=4)
+    from_path = predictor.predict_one(image=path, title=title, description=description, k=4)
+    from_bytes = predictor.predict_one(image=path.read_bytes(), title=title, description=description, k=4)
+    from_pil = predictor.predict_one(image=Image.open(path), title=title, description=description, k=4)
+    from_str = predictor.predict_one(image=str(path), title=title, description=description, k=4)
     assert from_path == from_bytes == from_pil == from_str
     from_catalog = predictor.top_k(shop.subset([row]), k=4)[0]
     assert [c for c, _ in from_path] == [c for c, _ in from_catalog]
@@ -158,36 +158,36 @@ def test_predict_product_from_path_bytes_or_pil_is_identical(shop, trained):
     assert sorted(p.name for p in cache.rglob("*")) == before, "single predictions must not touch the embedding cache"
 
 
-def test_predict_product_from_image_path_or_text(shop, trained):
+def test_predict_one_from_image_path_or_text(shop, trained):
     predictor, _ = trained
     image = shop.root / "knives-1.jpg"
-    assert predictor.predict_product(image=image)[0][0] == "Knives"
-    assert predictor.predict_product(title="smart watch fitness tracker")[0][0] == "Smart"
+    assert predictor.predict_one(image=image)[0][0] == "Knives"
+    assert predictor.predict_one(title="smart watch fitness tracker")[0][0] == "Smart"
     with pytest.raises(CatalogError, match="image, a title or a description"):
-        predictor.predict_product()
+        predictor.predict_one()
 
 
-def test_predict_product_bad_image_fails_naming_it(shop, trained, tmp_path):
+def test_predict_one_bad_image_fails_naming_it(shop, trained, tmp_path):
     predictor, _ = trained
     with pytest.raises(ImageLoadError, match="missing-photo.jpg"):
-        predictor.predict_product(image=tmp_path / "missing-photo.jpg", title="steel chef knife")
+        predictor.predict_one(image=tmp_path / "missing-photo.jpg", title="steel chef knife")
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"this is not a jpeg")
     with pytest.raises(ImageLoadError, match="broken.jpg.*not an image"):
-        predictor.predict_product(image=broken, title="steel chef knife")
+        predictor.predict_one(image=broken, title="steel chef knife")
     with pytest.raises(ImageLoadError, match="not an image"):
-        predictor.predict_product(image=b"\x00\x01 no image", title="steel chef knife")
+        predictor.predict_one(image=b"\x00\x01 no image", title="steel chef knife")
     with pytest.raises(CatalogError, match="file path, image bytes or a PIL image"):
-        predictor.predict_product(image=42)
+        predictor.predict_one(image=42)
     with pytest.raises(CatalogError, match="image, a title or a description"):
-        predictor.predict_product(title="   ", description="")
+        predictor.predict_one(title="   ", description="")
 
 
-def test_predict_product_with_nothing_the_model_reads_is_an_error(shop, caplog):
+def test_predict_one_with_nothing_the_model_reads_is_an_error(shop, caplog):
     text_only = CategoryPredictor(["tfidf"], label=1).fit(shop)
     with pytest.raises(CatalogError, match=r"reads only text \(title, description\)"):
-        text_only.predict_product(image=shop.root / "knives-1.jpg")
-    assert text_only.predict_product(image=shop.root / "knives-1.jpg", title="steel chef knife")[0][0] == "Knives"
+        text_only.predict_one(image=shop.root / "knives-1.jpg")
+    assert text_only.predict_one(image=shop.root / "knives-1.jpg", title="steel chef knife")[0][0] == "Knives"
     assert "the image is not used" in caplog.text
 
 
@@ -196,7 +196,7 @@ def test_dataframe_input_equals_catalog_input(shop, tmp_path):
     from_frame = CategoryPredictor(["tfidf"], label=1).fit(frame)
     from_catalog = CategoryPredictor(["tfidf"], label=1).fit(build_catalog(frame, name="shop"))
     np.testing.assert_allclose(from_frame.predict_proba(frame), from_catalog.predict_proba(shop), atol=1e-9)
-    assert list(from_frame.predict(frame.head(3))) == ["Knives", "Knives", "Knives"]
+    assert list(from_frame.predict(frame.head(3))["category"]) == ["Knives", "Knives", "Knives"]
     assert len(from_frame.top_k(frame.head(2), k=2)) == 2
     with pytest.raises(CatalogError, match="all 48 labelled rows were used to train"):
         from_frame.evaluate(frame)
@@ -231,8 +231,8 @@ def test_missing_modality_is_predicted_from_what_remains(shop, trained):
     no_image = Catalog(test.frame.assign(image=None), root=test.root, name="no-image")
     no_text = Catalog(test.frame.assign(title=None, description=None), root=test.root, name="no-text")
     truth = test.labels(1).to_numpy()
-    assert (predictor.predict(no_image) == truth).mean() >= 0.9
-    assert (predictor.predict(no_text) == truth).mean() >= 0.9
+    assert (predictor.predict(no_image)["category"] == truth).mean() >= 0.9
+    assert (predictor.predict(no_text)["category"] == truth).mean() >= 0.9
 
 
 def test_hierarchy_roll_up(shop, trained):

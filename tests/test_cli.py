@@ -106,7 +106,7 @@ def test_embed_with_limit_and_text_encoder(runner, small_csv, tmp_path):
 def test_unknown_dataset_or_file(runner, tmp_path):
     result = runner.invoke(app, ["ingest", "no-such-dataset"], env=ENV)
     assert result.exit_code == 2
-    assert "error:" in _text(result) and "neither a built-in dataset" in _text(result)
+    assert "error[catalog]:" in _text(result) and "neither a built-in dataset" in _text(result)
     missing = runner.invoke(app, ["embed", str(tmp_path / "nope.csv"), "-e", "minilm", "-o", str(tmp_path / "o")], env=ENV)
     assert missing.exit_code == 2 and "nope.csv" in _text(missing)
     assert not (tmp_path / "o").exists()

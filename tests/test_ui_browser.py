@@ -155,7 +155,7 @@ def test_categorize_photo_and_title(page, trained, tmp_path):
     product = held_out.frame.iloc[len(held_out) - 1]  # Flipkart: a watch
     image = held_out.root / product["image"]
     predictor = CategoryPredictor.load(folder, cache_dir=tmp_path / "cache")
-    expected, _ = predictor.predict_product(image=image, title=product["title"])[0]
+    expected, _ = predictor.predict_one(image=image, title=product["title"])[0]
 
     page.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(str(image))
     page.get_by_label("Title", exact=True).fill(product["title"])

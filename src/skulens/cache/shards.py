@@ -15,12 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
+from skulens.errors import SkulensError
+
 SUFFIX = ".npy"
 TEMP_SUFFIX = ".tmp"
 
 
-class ShardError(ValueError):
+class ShardError(SkulensError, ValueError):
     """A shard file that cannot be used (truncated, wrong shape or type, unreadable)."""
+
+    code = "cache_shard"
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -1,4 +1,4 @@
-"""Built-in dataset adapters (flipkart, myntra, reviews) and name-or-path resolution."""
+"""Built-in dataset adapters (flipkart, myntra, myntra_more, reviews) and name-or-path resolution."""
 
 from __future__ import annotations
 
@@ -66,7 +66,9 @@ def load_flipkart(folder: Path, image_roots: Sequence[str | Path] = ()) -> Catal
     return build_catalog(frame, root=folder.resolve(), name="flipkart", image_roots=image_roots)
 
 
-def load_myntra(folder: Path, with_images_only: bool = True, image_roots: Sequence[str | Path] = ()) -> Catalog:
+def load_myntra(
+    folder: Path, with_images_only: bool = True, image_roots: Sequence[str | Path] = (), name: str = "myntra"
+) -> Catalog:
     """Myntra fashion products; category = (masterCategory, subCategory, articleType), each level also
     kept as its own column (so ``label="masterCategory"`` works)."""
     raw = read_table(folder / ("styles_with_images.csv" if with_images_only else "styles.csv"))
@@ -89,7 +91,12 @@ def load_myntra(folder: Path, with_images_only: bool = True, image_roots: Sequen
             "usage": raw["usage"],
         }
     )
-    return build_catalog(frame, root=folder.resolve(), name="myntra", image_roots=image_roots)
+    return build_catalog(frame, root=folder.resolve(), name=name, image_roots=image_roots)
+
+
+def load_myntra_more(folder: Path, image_roots: Sequence[str | Path] = ()) -> Catalog:
+    """34,500 more Myntra products (60x80 photos, ids outside ``myntra/``'s range), same columns as myntra."""
+    return load_myntra(folder, image_roots=image_roots, name="myntra_more")
 
 
 def load_reviews(folder: Path, image_roots: Sequence[str | Path] = ()) -> Catalog:
@@ -113,6 +120,7 @@ def load_reviews(folder: Path, image_roots: Sequence[str | Path] = ()) -> Catalo
 ADAPTERS: dict[str, Callable[..., Catalog]] = {
     "flipkart": load_flipkart,
     "myntra": load_myntra,
+    "myntra_more": load_myntra_more,
     "reviews": load_reviews,
 }
 
@@ -120,7 +128,7 @@ ADAPTERS: dict[str, Callable[..., Catalog]] = {
 def load_catalog(
     name_or_path: str | Path, columns: Mapping[str, str] | None = None, image_roots: Sequence[str | Path] = ()
 ) -> Catalog:
-    """A built-in dataset by name (``flipkart``, ``myntra``, ``reviews``) or a catalog file by path.
+    """A built-in dataset by name (``flipkart``, ``myntra``, ``myntra_more``, ``reviews``) or a catalog file by path.
 
     ``columns`` maps schema names to a file's columns (built-in datasets have their own mapping);
     ``image_roots`` are folders besides the catalog's own that images may be read from.

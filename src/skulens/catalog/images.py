@@ -10,14 +10,18 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from skulens.errors import SkulensError
+
 #: Default pixel budget per image (about 8k x 8k). Larger images are refused, never decoded.
 DEFAULT_MAX_PIXELS = 64_000_000
 #: Default byte budget per image file.
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(SkulensError, ValueError):
     """An image that cannot be used; the message names the file and the reason."""
+
+    code = "image"
 
 
 #: The reasons an image cannot be used, as counted in run summaries (see :func:`image_problem`).

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from skulens.errors import SkulensError
+
 #: The documented columns. Only ``id`` is required; every other column is optional.
 #: ``category`` holds a tuple of levels (coarse to fine), e.g. ``("Home Furnishing", "Curtains")``.
 SCHEMA_COLUMNS: tuple[str, ...] = (
@@ -21,8 +23,10 @@ SCHEMA_COLUMNS: tuple[str, ...] = (
 )
 
 
-class CatalogError(ValueError):
+class CatalogError(SkulensError, ValueError):
     """Raised for input that cannot be turned into a catalog; the message says how to fix it."""
+
+    code = "catalog"
 
 
 @dataclass(frozen=True)

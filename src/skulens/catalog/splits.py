@@ -7,6 +7,7 @@ import re
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -216,3 +217,151 @@ def group_split(
     _, test_groups = train_test_split(np.arange(len(unique)), test_size=test_size, random_state=seed, stratify=strat)
     in_test = np.isin(inverse, test_groups)
     return catalog.subset(np.flatnonzero(~in_test)), catalog.subset(np.flatnonzero(in_test))
+
+
+#: Colour words removed from titles by :func:`family_key` besides a catalog's own colour values.
+COLOUR_WORDS: tuple[str, ...] = (
+    "black", "white", "blue", "navy", "red", "green", "yellow", "pink", "purple", "grey", "gray", "brown",
+    "orange", "beige", "maroon", "cream", "gold", "golden", "silver", "olive", "teal", "khaki", "charcoal",
+    "magenta", "violet", "turquoise", "peach", "tan", "rust", "mustard", "lavender", "burgundy", "multi",
+    "multicolour", "multicolor", "multicoloured", "copper", "bronze", "coffee", "mauve", "nude", "metallic",
+    "steel", "taupe", "rose", "fuchsia", "indigo", "aqua", "lime", "melange", "off white", "sea green",
+)  # fmt: skip
+
+
+def colour_pattern(colours: Sequence[str] = ()) -> re.Pattern[str]:
+    """A regex matching any colour phrase (``colours`` plus :data:`COLOUR_WORDS`) as whole words of a
+    :func:`normalise_title` text; longer phrases first, so "navy blue" goes before "blue"."""
+    phrases = {normalise_title(c) for c in (*colours, *COLOUR_WORDS)} - {""}
+    ordered = sorted(phrases, key=lambda p: (-len(p), p))
+    return re.compile(r"\b(?:" + "|".join(re.escape(p) for p in ordered) + r")\b")
+
+
+def family_key(title: object, colours: re.Pattern[str] | Sequence[str] = ()) -> str:
+    """The product-family key of a title: lower-cased, punctuation and colour words removed, whitespace
+    collapsed, so colour variants of one style share it ("Nike Men Black Tee" == "Nike Men Navy Blue Tee")."""
+    pattern = colours if isinstance(colours, re.Pattern) else colour_pattern(colours)
+    return " ".join(pattern.sub(" ", normalise_title(title)).split())
+
+
+def family_keys(catalog: Catalog, colour_column: str = "colour") -> np.ndarray:
+    """:func:`family_key` of every row's title, removing the catalog's own ``colour_column`` values too
+    (rows without a title get ``id:<id>``, a family of their own)."""
+    colours = catalog.frame[colour_column].dropna().astype(str).unique().tolist() if colour_column in catalog.frame else []
+    pattern = colour_pattern(colours)
+    titles = catalog.frame["title"] if "title" in catalog.frame.columns else pd.Series([None] * len(catalog))
+    keys = [family_key(t, pattern) for t in titles]
+    return np.array([k or f"id:{i}" for k, i in zip(keys, catalog.ids)], dtype=object)
+
+
+def brand_category_keys(catalog: Catalog) -> np.ndarray:
+    """The coarse family key for catalogs without ordered ids: brand (else the first title word) + the
+    top category level."""
+    brands = catalog.frame["brand"] if "brand" in catalog.frame.columns else pd.Series([None] * len(catalog))
+    titles = catalog.frame["title"] if "title" in catalog.frame.columns else pd.Series([None] * len(catalog))
+    tops = catalog.labels(0) if catalog.has("category") else pd.Series([None] * len(catalog))
+    keys = []
+    for brand, title, top, row_id in zip(brands, titles, tops, catalog.ids):
+        maker = normalise_title(brand) or (normalise_title(title).split() or [""])[0]
+        keys.append(f"{maker}|{normalise_title(top)}" if maker else f"id:{row_id}")
+    return np.array(keys, dtype=object)
+
+
+def concat_catalogs(catalogs: Sequence[Catalog], name: str) -> Catalog:
+    """One catalog from several with distinct ids; relative image paths are made absolute under each
+    catalog's own root, and the image roots are the union."""
+    frames, roots = [], []
+    for catalog in catalogs:
+        frame = catalog.frame.copy()
+        if "image" in frame.columns and catalog.root is not None:
+            root = Path(catalog.root).resolve()
+            frame["image"] = [p if p is None or Path(p).is_absolute() else str(root / p) for p in frame["image"]]
+        frames.append(frame)
+        roots.extend(catalog.image_roots)
+    frame = pd.concat(frames, ignore_index=True)
+    repeated = frame["id"][frame["id"].duplicated()]
+    if len(repeated):
+        raise CatalogError(f"catalogs {[c.name for c in catalogs]} share ids (e.g. {repeated.iloc[0]}); give them distinct ids")
+    return Catalog(frame, root=None, name=name, image_roots=tuple(roots))
+
+
+@dataclass(frozen=True)
+class NewProductsSplit:
+    """A gallery of products listed after training, and a training pool without their families.
+
+    ``removed`` counts training-pool rows dropped because their family key equals a gallery product's;
+    ``protocol`` describes the split (for a benchmark's JSON).
+    """
+
+    train: Catalog
+    gallery: Catalog
+    removed: int
+    protocol: dict
+
+
+def _numeric_ids(catalog: Catalog) -> np.ndarray | None:
+    ids = pd.to_numeric(catalog.frame["id"], errors="coerce")
+    return None if ids.isna().any() else ids.to_numpy(dtype=np.int64)
+
+
+def new_products_split(
+    catalog: Catalog,
+    extra_training: Sequence[Catalog] = (),
+    id_threshold: int | None = 18000,
+    gallery_size: int = 1000,
+    seed: int = 0,
+    remove_families: bool = True,
+) -> NewProductsSplit:
+    """The new-products protocol (issue #21).
+
+    With numeric ids and ``id_threshold``: the gallery is ``gallery_size`` products drawn with
+    ``numpy.random.default_rng(seed).choice(sorted(ids >= id_threshold), gallery_size, replace=False)``;
+    the training pool is the rows with ids below the threshold plus every row of ``extra_training``,
+    minus (when ``remove_families``) rows whose :func:`family_key` equals a gallery product's. Without
+    ordered ids (or ``id_threshold=None``) whole brand/first-word + top-category groups
+    (:func:`brand_category_keys`) are drawn, seeded, into the gallery until it holds ``gallery_size`` rows;
+    the rest of the catalog and ``extra_training`` is the training pool, again without gallery families.
+    """
+    ids = _numeric_ids(catalog) if id_threshold is not None else None
+    if ids is not None:
+        later = np.flatnonzero(ids >= id_threshold)
+        if len(later) < gallery_size:
+            raise CatalogError(
+                f"catalog '{catalog.name}' has {len(later)} products with id >= {id_threshold}; "
+                f"the gallery needs {gallery_size} (lower gallery_size or id_threshold)"
+            )
+        order = later[np.argsort(ids[later], kind="stable")]
+        chosen = np.random.default_rng(seed).choice(ids[order], gallery_size, replace=False)
+        gallery_rows = np.sort(np.flatnonzero(np.isin(ids, chosen)))
+        own_train_rows = np.flatnonzero(ids < id_threshold)
+        how = f"id >= {id_threshold}: seeded choice of {gallery_size} (seed {seed}); training ids < {id_threshold}"
+    else:
+        groups = brand_category_keys(catalog)
+        unique = np.unique(groups)
+        if len(unique) < 2:
+            raise CatalogError(f"catalog '{catalog.name}' forms one brand/category group; a new-products split needs two or more")
+        taken: list[int] = []
+        for group in np.random.default_rng(seed).permutation(unique):
+            if len(taken) >= min(gallery_size, len(catalog) // 2):
+                break
+            taken.extend(np.flatnonzero(groups == group).tolist())
+        gallery_rows = np.sort(np.array(taken, dtype=np.int64))
+        own_train_rows = np.setdiff1d(np.arange(len(catalog)), gallery_rows)
+        how = f"whole brand/first-word + top-category groups drawn (seed {seed}) until {len(gallery_rows)} rows"
+    gallery = catalog.subset(gallery_rows)
+    pool = concat_catalogs([catalog.subset(own_train_rows), *extra_training], name=f"{catalog.name}-train")
+    removed = 0
+    if remove_families:
+        gallery_families = set(family_keys(gallery))
+        clash = np.isin(family_keys(pool), list(gallery_families))
+        removed = int(clash.sum())
+        pool = pool.subset(np.flatnonzero(~clash))
+    protocol = {
+        "gallery": how,
+        "gallery_rows": len(gallery),
+        "train_rows": len(pool),
+        "train_sources": [catalog.name, *(c.name for c in extra_training)],
+        "family_rows_removed": removed,
+        "family_key": "lower-cased title, punctuation and colour words removed" if remove_families else None,
+    }
+    return NewProductsSplit(train=pool, gallery=gallery, removed=removed, protocol=protocol)

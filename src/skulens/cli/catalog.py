@@ -107,7 +107,7 @@ def embed(
     """
     from skulens.catalog import CatalogError
     from skulens.embed import embed_catalog
-    from skulens.encoders import EncoderError, create_encoder
+    from skulens.encoders import create_encoder
     from skulens.progress import step
 
     fields = tuple(f.strip() for f in text_fields.split(",") if f.strip())
@@ -122,20 +122,15 @@ def embed(
     catalog = load_source(source, columns, image_root)
     if limit is not None:
         catalog = catalog.head(limit)
-    try:
-        with step(f"loading {encoder}"):
-            model = create_encoder(encoder)
-        if model.modality == "text" and not any(f in catalog.frame.columns for f in fields):
-            raise CatalogError(
-                f"none of the text fields {list(fields)} is a column of {catalog.name}; pick some with --text-fields"
-            )
-        if model.requires_fit:
-            with step(f"fitting {encoder} on {len(catalog):,} texts ({', '.join(fields)})"):
-                model.fit(catalog.texts(fields))
-        started = time.perf_counter()
-        result = embed_catalog(catalog, model, cache_dir=cache_dir, use_cache=not no_cache, progress=True, text_fields=fields)
-    except (CatalogError, EncoderError) as exc:
-        raise fail(str(exc)) from None
+    with step(f"loading {encoder}"):
+        model = create_encoder(encoder)
+    if model.modality == "text" and not any(f in catalog.frame.columns for f in fields):
+        raise CatalogError(f"none of the text fields {list(fields)} is a column of {catalog.name}; pick some with --text-fields")
+    if model.requires_fit:
+        with step(f"fitting {encoder} on {len(catalog):,} texts ({', '.join(fields)})"):
+            model.fit(catalog.texts(fields))
+    started = time.perf_counter()
+    result = embed_catalog(catalog, model, cache_dir=cache_dir, use_cache=not no_cache, progress=True, text_fields=fields)
     elapsed = time.perf_counter() - started
     path = result.save(out)
     issues_path = out / "issues.csv"

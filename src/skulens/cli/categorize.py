@@ -142,13 +142,13 @@ def _predict_one(predictor: CategoryPredictor, model: Path, image: Path | None, 
     if image is None and not text:
         raise fail(f"nothing model {model} can read: give --image FILE and/or --text 'title'")
     try:
-        top = predictor.predict_product(image=image, title=text, k=k)
+        top = predictor.predict_one(image=image, title=text, k=k)
     except (ImageLoadError, CatalogError) as exc:
         if image is None or not text:
             raise fail(str(exc)) from None
         _image_not_used(str(exc))
         image = None
-        top = predictor.predict_product(image=None, title=text, k=k)
+        top = predictor.predict_one(image=None, title=text, k=k)
     used = " and ".join(part for part, on in (("the photo", image is not None), ("the text", bool(text))) if on)
     table = Table("category", "probability", header_style="bold")
     for name, p in top:
@@ -199,9 +199,8 @@ def predict(
     """
     import pandas as pd
 
-    from skulens.catalog import CatalogError, check_images
+    from skulens.catalog import check_images
     from skulens.tasks.categorize import CategoryPredictor, top_k_from_proba
-    from skulens.tasks.model_folder import ModelFolderError
 
     if input is not None and output is None:
         raise fail("--input needs --output FILE for the predictions")
@@ -227,24 +226,18 @@ def predict(
         return
     if engine != "local" or ray_address is not None:
         raise fail("--engine ray needs --input DATA and --output DIR (a folder of Parquet parts, not a .csv file)")
-    try:
-        predictor = CategoryPredictor.load(model)
-    except (CatalogError, ModelFolderError) as exc:
-        raise fail(str(exc)) from None
+    predictor = CategoryPredictor.load(model)
     if input is None:
         _predict_one(predictor, model, image, text, k)
         return
     catalog = load_source(input, columns, image_root)
     images = _modalities(predictor)[0]
-    try:
-        found = check_images(catalog) if images else []
-        features = predictor.extractor.transform(catalog)
-        proba = predictor.proba_from_features(features)
-        if adapt_priors:
-            proba = _adapted(predictor, proba, output.with_name(output.stem + ".prior_shift.json"))
-        rows = top_k_from_proba(predictor.classes_, proba, k)
-    except CatalogError as exc:
-        raise fail(str(exc)) from None
+    found = check_images(catalog) if images else []
+    features = predictor.extractor.transform(catalog)
+    proba = predictor.proba_from_features(features)
+    if adapt_priors:
+        proba = _adapted(predictor, proba, output.with_name(output.stem + ".prior_shift.json"))
+    rows = top_k_from_proba(predictor.classes_, proba, k)
     seen = {(issue.row, issue.column) for issue in found}
     found += [issue for issue in features.issues if (issue.row, issue.column) not in seen]  # e.g. images that fail to decode
     frame = pd.DataFrame({"id": catalog.ids})
@@ -276,24 +269,17 @@ def evaluate(
 
     Example: skulens categorize evaluate runs/flipkart-model holdout.csv --out runs/eval
     """
-    from skulens.catalog import CatalogError, check_images
+    from skulens.catalog import check_images
     from skulens.progress import step
     from skulens.tasks.categorize import CategoryPredictor
-    from skulens.tasks.model_folder import ModelFolderError
 
-    try:
-        predictor = CategoryPredictor.load(model)
-    except (CatalogError, ModelFolderError) as exc:
-        raise fail(str(exc)) from None
+    predictor = CategoryPredictor.load(model)
     catalog = load_source(source, columns, image_root, uses=[str(predictor.label)])
     images = _modalities(predictor)[0]
     options = {"include_training_rows": True} if include_training_rows else {}  # else the predictor's default: excluded
-    try:
-        found = check_images(catalog) if images else []
-        with step(f"scoring {len(catalog):,} products"):
-            evaluation = predictor.evaluate_rows(catalog, adapt_priors=adapt_priors, **options)
-    except CatalogError as exc:
-        raise fail(str(exc)) from None
+    found = check_images(catalog) if images else []
+    with step(f"scoring {len(catalog):,} products"):
+        evaluation = predictor.evaluate_rows(catalog, adapt_priors=adapt_priors, **options)
     metrics = evaluation.metrics
     lines = evaluation_notes(metrics, source, include_training_rows)
     _write_report(evaluation, predictor.classes_, lines, out, f"{model.name} on {source}")
@@ -424,7 +410,6 @@ def benchmark(
     import shlex
     import sys
 
-    from skulens.catalog import CatalogError
     from skulens.evaluation.categorize_benchmark import DEFAULT_CONFIGS, run_categorize_benchmark
 
     known = DEFAULT_CONFIGS
@@ -453,21 +438,18 @@ def benchmark(
     params = {"command": "categorize benchmark", "data": dataset, "label": label, "folds": folds, "seeds": seeds}
     params |= {"configs": [c.name for c in chosen], "min_class_count": min_class_count}
     with tracked_run("categorize-benchmark", params, no_track, tracking_uri) as run:
-        try:
-            summary = run_categorize_benchmark(
-                catalog,
-                label_value(label),
-                out,
-                folds=folds,
-                seeds=seeds,
-                configs=chosen,
-                min_class_count=min_class_count,
-                command="skulens " + shlex.join(sys.argv[1:]),
-                log=note,
-                fold_features=fold_features,
-            )
-        except CatalogError as exc:
-            raise fail(str(exc)) from None
+        summary = run_categorize_benchmark(
+            catalog,
+            label_value(label),
+            out,
+            folds=folds,
+            seeds=seeds,
+            configs=chosen,
+            min_class_count=min_class_count,
+            command="skulens " + shlex.join(sys.argv[1:]),
+            log=note,
+            fold_features=fold_features,
+        )
         for result in summary.get("results", []):
             run.metrics({f"{result['name']}.{key}": result.get(key) for key in ("macro_f1", "accuracy", "ece")})
         run.metrics({"total_seconds": summary.get("total_seconds")})

@@ -9,6 +9,9 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
+from skulens.cli.output import fail_with
+from skulens.errors import SkulensError
+
 HELP_NAMES = {"help_option_names": ["-h", "--help"]}
 
 
@@ -36,10 +39,17 @@ class Command(TyperCommand):
 
 
 class Group(TyperGroup):
-    """A command group whose ``--help`` option shows no type."""
+    """A command group whose ``--help`` option shows no type, and the one place the CLI answers skulens'
+    own errors: ``error[CODE]: message`` on stderr, exit code 2 (no traceback)."""
 
     def get_help_option(self, ctx):
         return _no_type(super().get_help_option(ctx))
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SkulensError as exc:
+            raise fail_with(exc) from None
 
 
 def group(help: str, **kwargs: Any) -> typer.Typer:

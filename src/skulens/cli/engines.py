@@ -46,7 +46,7 @@ def open_source_stream(source: str, columns: str | None, image_roots: list[Path]
     """A built-in dataset or a file as a :class:`~skulens.catalog.streaming.CatalogStream` (exits 2 on bad input)."""
     import pandas as pd
 
-    from skulens.catalog import ADAPTERS, Catalog, CatalogError, load_catalog, parse_columns
+    from skulens.catalog import ADAPTERS, Catalog, load_catalog, parse_columns
     from skulens.catalog.streaming import open_stream
     from skulens.cli.sources import report_mapping
 
@@ -54,12 +54,9 @@ def open_source_stream(source: str, columns: str | None, image_roots: list[Path]
     for root in roots:
         if not root.is_dir():
             raise fail(f"--image-root {root} is not a folder")
-    try:
-        if source in ADAPTERS:
-            return open_stream(load_catalog(source, columns=parse_columns(columns), image_roots=roots), chunk_rows=chunk_rows)
-        stream = open_stream(Path(source), parse_columns(columns), image_roots=roots, chunk_rows=chunk_rows)
-    except CatalogError as exc:
-        raise fail(str(exc)) from None
+    if source in ADAPTERS:
+        return open_stream(load_catalog(source, columns=parse_columns(columns), image_roots=roots), chunk_rows=chunk_rows)
+    stream = open_stream(Path(source), parse_columns(columns), image_roots=roots, chunk_rows=chunk_rows)
     report_mapping(Catalog(pd.DataFrame({"id": []}), name=stream.name, mapping=stream.mapping))
     return stream
 
@@ -77,18 +74,12 @@ def run_streamed(
     what: str,
 ) -> RunSummary:
     """Stream ``source`` through ``job`` on ``engine`` into Parquet parts in ``out``; writes ``out/_manifest.json``."""
-    from skulens.catalog import CatalogError
-    from skulens.encoders import EncoderError
     from skulens.engines import ENGINES, run_job
-    from skulens.tasks.model_folder import ModelFolderError
 
     if engine not in ENGINES:
         raise fail(f"--engine must be one of {', '.join(ENGINES)}, not '{engine}'")
     stream = open_source_stream(source, columns, image_roots, chunk_rows)
-    try:
-        summary = run_job(stream, job, out, engine=engine, address=address, num_cpus=cpus, progress=True)
-    except (CatalogError, EncoderError, ModelFolderError) as exc:
-        raise fail(str(exc)) from None
+    summary = run_job(stream, job, out, engine=engine, address=address, num_cpus=cpus, progress=True)
     manifest = {"source": source, "job": type(job).__name__, **vars(job), "chunk_rows": chunk_rows, **summary.to_dict()}
     (out / "_manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     rate = summary.rows_out / summary.seconds if summary.seconds else 0.0

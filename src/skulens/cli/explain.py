@@ -37,14 +37,10 @@ def explain(
     from skulens.explain import ExplainError, explain_product
     from skulens.explain.render import save_explanation
     from skulens.tasks.categorize import CategoryPredictor
-    from skulens.tasks.model_folder import ModelFolderError
 
     if image is None and not text and not description:
         raise fail("nothing to explain: give --image FILE and/or --text 'title' (and --description)")
-    try:
-        predictor = CategoryPredictor.load(model)
-    except (CatalogError, ModelFolderError) as exc:
-        raise fail(str(exc)) from None
+    predictor = CategoryPredictor.load(model)
     try:
         explanation = explain_product(predictor, image=image, title=text, description=description, target=target)
     except ImageLoadError as exc:

@@ -80,21 +80,13 @@ def drift(
 
     Example: skulens drift last_month.csv this_month.csv --model runs/flipkart-model --out runs/drift
     """
-    from skulens.catalog import CatalogError
     from skulens.evaluation.drift import detect_drift, write_drift_report
     from skulens.tasks.categorize import CategoryPredictor
-    from skulens.tasks.model_folder import ModelFolderError
 
-    try:
-        predictor = CategoryPredictor.load(model)
-    except (CatalogError, ModelFolderError) as exc:
-        raise fail(str(exc)) from None
+    predictor = CategoryPredictor.load(model)
     ref_catalog = load_source(reference, columns, image_root)
     cur_catalog = load_source(current, columns, image_root)
-    try:
-        report = detect_drift(ref_catalog, cur_catalog, predictor, alpha=alpha, max_rows=max_rows, permutations=permutations)
-    except CatalogError as exc:
-        raise fail(str(exc)) from None
+    report = detect_drift(ref_catalog, cur_catalog, predictor, alpha=alpha, max_rows=max_rows, permutations=permutations)
     page = write_drift_report(report, out)
     for test in report.tests:
         console.print(

@@ -39,13 +39,9 @@ Seeds = Annotated[
 
 def training_rows_or_fail(catalog, label: str, min_class_count: int):
     """The labelled rows of ``catalog`` at ``label`` and their labels (a clear error otherwise)."""
-    from skulens.catalog import CatalogError
     from skulens.tasks.categorize import CategoryPredictor
 
-    try:
-        return CategoryPredictor(label=label_value(label), min_class_count=min_class_count).training_rows(catalog)
-    except CatalogError as exc:
-        raise fail(str(exc)) from None
+    return CategoryPredictor(label=label_value(label), min_class_count=min_class_count).training_rows(catalog)
 
 
 def tracked_finetune(
@@ -53,15 +49,9 @@ def tracked_finetune(
 ):
     """Run ``train(on_epoch)`` in a tracked run: each epoch's record logged, ``metrics(outcome)`` at the end and
     the encoder folder as an artifact; a training error becomes a CLI error. Returns the outcome."""
-    from skulens.catalog import CatalogError
-    from skulens.encoders import EncoderError
-    from skulens.tasks.finetune_training import FinetuneError
 
     with tracked_run(name, params, no_track, tracking_uri) as run:
-        try:
-            outcome = train(lambda record: run.tracker.log_metrics(record, step=record["epoch"]))
-        except (CatalogError, EncoderError, FinetuneError) as exc:
-            raise fail(str(exc)) from None
+        outcome = train(lambda record: run.tracker.log_metrics(record, step=record["epoch"]))
         run.metrics(metrics(outcome))
         run.artifacts(folder, "encoder")
     return outcome
@@ -231,9 +221,8 @@ def text(
 
     Example: skulens finetune text reviews --target stars --out runs/ft-minilm-stars
     """
-    from skulens.catalog import CatalogError
     from skulens.tasks.finetune_text import TextRecipe, finetune_text, label_examples, star_examples
-    from skulens.tasks.finetune_training import FinetuneError, TrainConfig
+    from skulens.tasks.finetune_training import TrainConfig
 
     if target not in ("stars", "label"):
         raise fail(f"--target {target}: choose stars (a 1-5 rating column) or label (a category level or column)")
@@ -243,13 +232,10 @@ def text(
     if not any(f in catalog.frame.columns for f in fields):
         raise fail(f"none of the text fields {fields} is a column of {catalog.name}; pick some with --text-fields")
     recipe = TextRecipe(target, freeze_layers, max_length, val_size=val_size, ordinal_weight=ordinal_weight)
-    try:
-        if target == "stars":
-            texts, labels, groups = star_examples(catalog, fields)
-        else:
-            texts, labels, groups = label_examples(catalog, label_value(label), fields, min_class_count)
-    except (CatalogError, FinetuneError) as exc:
-        raise fail(str(exc)) from None
+    if target == "stars":
+        texts, labels, groups = star_examples(catalog, fields)
+    else:
+        texts, labels, groups = label_examples(catalog, label_value(label), fields, min_class_count)
 
     def once(seed: int, folder: Path) -> dict[str, float]:
         config = TrainConfig(

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from skulens.errors import SkulensError
+
 console = Console()
 #: Messages on stderr are never wrapped: paths and commands in them stay whole (and copyable).
 err = Console(stderr=True, soft_wrap=True)
@@ -22,6 +24,12 @@ _NUMBER = re.compile(r"^[-+]?[\d,.]+%?(\s*(±\s*[\d.]+|\[[-\d.,\s]+\]|\([-\d.,\s
 def fail(message: str) -> typer.Exit:
     """Print ``message`` as an error (verbatim, never as markup) and return the exit to raise (code 2)."""
     err.print(f"[bold red]error:[/] {escape(message)}")
+    return typer.Exit(code=2)
+
+
+def fail_with(error: SkulensError) -> typer.Exit:
+    """Print a skulens error as ``error[CODE]: message`` (verbatim) and return the exit to raise (code 2)."""
+    err.print(f"[bold red]{escape(f'error[{error.code}]:')}[/] {escape(str(error))}")
     return typer.Exit(code=2)
 
 

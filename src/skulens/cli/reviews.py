@@ -55,11 +55,8 @@ def train(
     register: Register = None,
 ) -> None:
     """Train a review model (stars, sentiment, recommendation) and save it; reports held-out metrics (logged to MLflow)."""
-    from skulens.catalog import CatalogError
     from skulens.catalog.splits import group_split
-    from skulens.heads import HeadError
     from skulens.progress import step
-    from skulens.tasks.model_folder import ModelFolderError
     from skulens.tasks.reviews import ReviewPredictor
 
     weight = None if class_weight.lower() == "none" else class_weight
@@ -69,21 +66,16 @@ def train(
     params = {"command": "reviews train", "data": source, "encoders": encoders, "head": head, "class_weight": class_weight}
     params |= {"test_size": test_size, "limit": limit, "seed": seed}
     with tracked_run("reviews-train", params, no_track, tracking_uri, register) as run:
-        try:
-            predictor = ReviewPredictor(encoders, head=head, class_weight=weight, seed=seed, progress=True)
-            train_part, test_part = (
-                (catalog, None) if test_size <= 0 else group_split(catalog, test_size, label="rating", seed=seed)
-            )
-            started = time.perf_counter()
-            with step(f"training on {len(train_part):,} reviews ({', '.join(encoders)})"):
-                predictor.fit(train_part)
-            metrics = {}
-            if test_part is not None:
-                with step(f"scoring {len(test_part):,} held-out reviews"):
-                    metrics = predictor.evaluate(test_part)
-            predictor.save(out)
-        except (CatalogError, HeadError, ModelFolderError) as exc:
-            raise fail(str(exc)) from None
+        predictor = ReviewPredictor(encoders, head=head, class_weight=weight, seed=seed, progress=True)
+        train_part, test_part = (catalog, None) if test_size <= 0 else group_split(catalog, test_size, label="rating", seed=seed)
+        started = time.perf_counter()
+        with step(f"training on {len(train_part):,} reviews ({', '.join(encoders)})"):
+            predictor.fit(train_part)
+        metrics = {}
+        if test_part is not None:
+            with step(f"scoring {len(test_part):,} held-out reviews"):
+                metrics = predictor.evaluate(test_part)
+        predictor.save(out)
         sel = predictor.selection_
         console.print(
             f"trained on {len(train_part):,} rows in {time.perf_counter() - started:.0f}s; class weight {sel['class_weight']}, "
@@ -118,26 +110,18 @@ def predict(
     columns: Columns = None,
 ) -> None:
     """Predict stars, expected rating, sentiment and recommendation for one text or a file of reviews."""
-    from skulens.catalog import CatalogError
-    from skulens.tasks.model_folder import ModelFolderError
     from skulens.tasks.reviews import ReviewPredictor
 
     if (text is None) == (input is None):
         raise fail('give exactly one of --text "..." or --input FILE')
     if adapt_priors and input is None:
         raise fail("--adapt-priors estimates the star mix of many reviews: use it with --input FILE")
-    try:
-        predictor = ReviewPredictor.load(model)
-        if text is not None:
-            console.print_json(json.dumps(predictor.predict_text(text, title)))
-            return
-    except (CatalogError, ModelFolderError) as exc:
-        raise fail(str(exc)) from None
+    predictor = ReviewPredictor.load(model)
+    if text is not None:
+        console.print_json(json.dumps(predictor.predict_text(text, title)))
+        return
     catalog = load_reviews_source(input, columns)
-    try:
-        frame = predictor.predict(catalog, adapt_priors=adapt_priors)
-    except CatalogError as exc:
-        raise fail(str(exc)) from None
+    frame = predictor.predict(catalog, adapt_priors=adapt_priors)
     target = output or Path(input).with_name(Path(input).stem + ".predictions.csv")
     frame.to_csv(target, index=False)
     if adapt_priors and predictor.last_prior_shift_ is not None:
@@ -165,22 +149,13 @@ def evaluate(
 
     Example: skulens reviews evaluate runs/reviews-model amazon.jsonl --columns review_text=reviewText,rating=overall
     """
-    from skulens.catalog import CatalogError
-    from skulens.heads import HeadError
     from skulens.progress import step
-    from skulens.tasks.model_folder import ModelFolderError
     from skulens.tasks.reviews import ReviewPredictor
 
-    try:
-        predictor = ReviewPredictor.load(model)
-    except (CatalogError, ModelFolderError) as exc:
-        raise fail(str(exc)) from None
+    predictor = ReviewPredictor.load(model)
     catalog = load_reviews_source(source, columns, uses=["recommended"])
-    try:
-        with step(f"scoring {len(catalog):,} reviews"):
-            metrics = predictor.evaluate(catalog, adapt_priors=adapt_priors)
-    except (CatalogError, HeadError) as exc:
-        raise fail(str(exc)) from None
+    with step(f"scoring {len(catalog):,} reviews"):
+        metrics = predictor.evaluate(catalog, adapt_priors=adapt_priors)
     _print_metrics(metrics, "evaluated")
     baseline = metrics["majority_baseline"]
     loses = metrics["star_accuracy"] <= baseline["accuracy"] or metrics["rating_mae"] >= baseline["rating_mae"]
@@ -215,14 +190,10 @@ def summary(
     """Aspect view: rating distribution, share negative and negative/positive phrases per group."""
     from rich.markup import escape
 
-    from skulens.catalog import CatalogError
     from skulens.tasks.review_summary import review_summary
 
     catalog = load_reviews_source(source, columns, uses=[by])
-    try:
-        summaries = review_summary(catalog, by=by)
-    except CatalogError as exc:
-        raise fail(str(exc)) from None
+    summaries = review_summary(catalog, by=by)
     for item in summaries[:top]:
         share = "–" if item["share_negative"] is None else f"{item['share_negative']:.0%}"
         console.print(

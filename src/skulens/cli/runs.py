@@ -46,13 +46,9 @@ def list_runs(
 
     Example: skulens runs list --tracking-uri runs/mlruns
     """
-    from skulens.tracking.runs import RunsError
     from skulens.tracking.runs import list_runs as read_runs
 
-    try:
-        frame = read_runs(tracking_uri, experiment, max_results=limit)
-    except RunsError as exc:
-        raise fail(str(exc)) from None
+    frame = read_runs(tracking_uri, experiment, max_results=limit)
     if frame.empty:
         note(f"no runs in experiment '{experiment}'")
         return
@@ -68,12 +64,9 @@ def compare(
 
     Example: skulens runs compare 3f2a9c 9bc1d4
     """
-    from skulens.tracking.runs import RunsError, compare_runs
+    from skulens.tracking.runs import compare_runs
 
-    try:
-        frame = compare_runs(run_ids, tracking_uri, only_differences=not all_keys)
-    except RunsError as exc:
-        raise fail(str(exc)) from None
+    frame = compare_runs(run_ids, tracking_uri, only_differences=not all_keys)
     _print_frame(frame, index=True)
 
 

@@ -65,13 +65,10 @@ def _where(values: list[str] | None) -> dict[str, list[str]]:
 
 def _load_keeping_columns(source: str, columns: str | None, image_root: list[Path] | None):
     """A catalog whose extra columns all go into the index (for --where and display): none is reported unused."""
-    from skulens.catalog import ADAPTERS, CatalogError, load_catalog, parse_columns
+    from skulens.catalog import ADAPTERS, load_catalog, parse_columns
     from skulens.cli.sources import report_mapping
 
-    try:
-        catalog = load_catalog(source, columns=parse_columns(columns), image_roots=list(image_root or []))
-    except CatalogError as exc:
-        raise fail(str(exc)) from None
+    catalog = load_catalog(source, columns=parse_columns(columns), image_roots=list(image_root or []))
     if source not in ADAPTERS:
         report_mapping(catalog, uses=catalog.frame.columns)
     return catalog

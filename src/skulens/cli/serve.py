@@ -52,20 +52,16 @@ def serve(
 
     Example: skulens serve --models runs/demo/models
     """
-    from skulens.runtime import ModelLoadError
     from skulens.serve.app import create_app
     from skulens.serve.server import exposure_warning, run_server
 
-    try:
-        service = create_app(
-            models,
-            api_key=api_key,
-            max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-            max_batch=max_batch,
-            model_batch=model_batch,
-        )
-    except ModelLoadError as exc:
-        raise fail(str(exc)) from None
+    service = create_app(
+        models,
+        api_key=api_key,
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        max_batch=max_batch,
+        model_batch=model_batch,
+    )
     names = ", ".join(f"{m.name} ({m.task})" for m in service.state.models.values())
     typer.echo(f"skulens: serving {names} on http://{host}:{port} (docs at /docs)")
     warning = exposure_warning(host, api_key or os.environ.get("SKULENS_API_KEY"))

@@ -53,16 +53,13 @@ def load_source(source: str, columns: str | None = None, image_roots: Sequence[P
     ``uses`` names extra columns the command reads (a label or grouping column), so they are not
     reported as ignored.
     """
-    from skulens.catalog import ADAPTERS, CatalogError, load_catalog, parse_columns
+    from skulens.catalog import ADAPTERS, load_catalog, parse_columns
 
     roots = list(image_roots or [])
     for root in roots:
         if not root.is_dir():
             raise fail(f"--image-root {root} is not a folder")
-    try:
-        catalog = load_catalog(source, columns=parse_columns(columns), image_roots=roots)
-    except CatalogError as exc:
-        raise fail(str(exc)) from None
+    catalog = load_catalog(source, columns=parse_columns(columns), image_roots=roots)
     if source not in ADAPTERS:
         report_mapping(catalog, uses)
     return catalog
@@ -70,14 +67,11 @@ def load_source(source: str, columns: str | None = None, image_roots: Sequence[P
 
 def load_reviews_source(source: str, columns: str | None = None, uses: Iterable[str] = ()):
     """Reviews by dataset name (``reviews``) or file, with the same mapping and notes as catalogs."""
-    from skulens.catalog import ADAPTERS, CatalogError, load_catalog, parse_columns, read_reviews
+    from skulens.catalog import ADAPTERS, load_catalog, parse_columns, read_reviews
 
-    try:
-        if source in ADAPTERS:
-            return load_catalog(source, columns=parse_columns(columns))
-        catalog = read_reviews(Path(source), columns=parse_columns(columns))
-    except CatalogError as exc:
-        raise fail(str(exc)) from None
+    if source in ADAPTERS:
+        return load_catalog(source, columns=parse_columns(columns))
+    catalog = read_reviews(Path(source), columns=parse_columns(columns))
     report_mapping(catalog, uses)
     return catalog
 
@@ -120,9 +114,6 @@ def report_images(catalog: Catalog, found: Sequence[RowIssue] = (), issues_file:
 
 def reads_images(encoders: Iterable[str]) -> bool:
     """Whether any of the named encoders reads images (from the registry, without loading a model)."""
-    from skulens.encoders import EncoderError, encoder_info
+    from skulens.encoders import encoder_info
 
-    try:
-        return any(encoder_info(name).modality == "image" for name in encoders)
-    except EncoderError as exc:
-        raise fail(str(exc)) from None
+    return any(encoder_info(name).modality == "image" for name in encoders)

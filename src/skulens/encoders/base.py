@@ -8,11 +8,15 @@ from typing import Any
 
 import numpy as np
 
+from skulens.errors import SkulensError
+
 MODALITIES = ("image", "text")
 
 
-class EncoderError(ValueError):
+class EncoderError(SkulensError, ValueError):
     """An encoder that cannot be created or used; the message says what to do."""
+
+    code = "encoder"
 
 
 class Encoder(ABC):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from skulens.errors import SkulensError
 from skulens.heads.fusion import EPS, LateFusion
 from skulens.heads.linear import LinearProbe
 from skulens.heads.mlp import MLPProbe
@@ -30,8 +31,10 @@ def log_odds(proba: np.ndarray, target: int) -> np.ndarray:
     return np.log(np.clip(proba[:, target], 1e-300, None)) - np.log(np.clip(rest, 1e-300, None))
 
 
-class ExplainError(ValueError):
+class ExplainError(SkulensError, ValueError):
     """An explanation that cannot be made for this model or input; the message says why and what works."""
+
+    code = "explain"
 
 
 def _head_logits(head: LinearProbe | MLPProbe) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -6,9 +6,13 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import check_classification_targets
 
+from skulens.errors import SkulensError
 
-class HeadError(ValueError):
+
+class HeadError(SkulensError, ValueError):
     """A head that cannot be trained or restored; the message says why."""
+
+    code = "head"
 
 
 def check_training_labels(y: np.ndarray) -> np.ndarray:

@@ -6,12 +6,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from skulens.errors import SkulensError
+
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 
 
-class CaptionVocabError(ValueError):
+class CaptionVocabError(SkulensError, ValueError):
     """A vocabulary that cannot be built or restored."""
+
+    code = "caption_vocab"
 
 
 def words(title: str) -> list[str]:

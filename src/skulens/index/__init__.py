@@ -1,5 +1,13 @@
 """Vector search over aligned embeddings: FAISS flat / IVF / HNSW with a versioned on-disk format."""
 
-from skulens.index.vector_index import FLAT_LIMIT, FORMAT_VERSION, Hit, IndexIdentityError, SearchIndexError, VectorIndex
+from skulens.index.vector_index import (
+    FLAT_LIMIT,
+    FORMAT_VERSION,
+    Hit,
+    IndexIdentityError,
+    SearchIndexError,
+    UnknownProductError,
+    VectorIndex,
+)
 
-__all__ = ["FLAT_LIMIT", "FORMAT_VERSION", "Hit", "SearchIndexError", "IndexIdentityError", "VectorIndex"]
+__all__ = ["FLAT_LIMIT", "FORMAT_VERSION", "Hit", "SearchIndexError", "IndexIdentityError", "UnknownProductError", "VectorIndex"]

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from skulens.errors import SkulensError
+
 FORMAT_VERSION = 1
 FLAT_LIMIT = 50_000
 INDEX_FILE = "index.faiss"
@@ -29,12 +31,22 @@ METADATA = "metadata.parquet"
 KINDS = ("auto", "flat", "ivf", "hnsw")
 
 
-class SearchIndexError(ValueError):
+class SearchIndexError(SkulensError, ValueError):
     """An index that cannot be built, read or queried as asked; the message says why and what to do."""
+
+    code = "search_index"
 
 
 class IndexIdentityError(SearchIndexError):
     """The index was built from vectors of a different model than the one querying it."""
+
+    code = "index_mismatch"
+
+
+class UnknownProductError(SearchIndexError):
+    """A product id that is not in the index."""
+
+    code = "unknown_product"
 
 
 def _faiss():
@@ -180,7 +192,7 @@ class VectorIndex:
             return self._rows[str(product_id)]
         except KeyError:
             sample = ", ".join(self.ids[:3])
-            raise SearchIndexError(
+            raise UnknownProductError(
                 f"product id '{product_id}' is not in this index ({len(self)} products, e.g. {sample})"
             ) from None
 

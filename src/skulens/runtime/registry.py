@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from skulens.errors import SkulensError
 from skulens.runtime.batcher import MicroBatcher
 from skulens.runtime.inputs import prepare_image, product_text, uses_images, uses_text
 
@@ -30,8 +31,10 @@ TASK_PREDICTORS = {
 }
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(SkulensError, RuntimeError):
     """A models folder that cannot be served; the message names the folder and what to do."""
+
+    code = "model_load"
 
 
 @dataclass

@@ -23,6 +23,8 @@ _lock = Lock()
 class NoIndexError(SearchIndexError):
     """The alignment model has no product index beside it."""
 
+    code = "no_index"
+
 
 def model_index(folder: str | Path, identity: str) -> VectorIndex:
     """The index in ``<folder>/index`` built by the model with ``identity`` (loaded once, then reused)."""

@@ -35,6 +35,7 @@ from starlette.formparsers import MultiPartParser
 
 from skulens import __version__
 from skulens.catalog.images import DEFAULT_MAX_PIXELS, ImageLoadError, decode_image
+from skulens.errors import SkulensError
 from skulens.runtime import (
     LoadedModel,
     default_models,
@@ -44,6 +45,7 @@ from skulens.runtime import (
     top_k_from_proba,
 )
 from skulens.serve.caption_routes import add_caption_routes
+from skulens.serve.errors import error_status
 from skulens.serve.explain_routes import add_explain_routes
 from skulens.serve.guard import MAX_QUOTED_CHARS, RequestGuard, error_response, media_type, safe_text
 from skulens.serve.schemas import (
@@ -160,6 +162,11 @@ def create_app(
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError):
         return _error(exc.status, exc.error, exc.detail)
+
+    @app.exception_handler(SkulensError)
+    async def _skulens_error(request: Request, exc: SkulensError):
+        status, error = error_status(exc)
+        return _error(status, error, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):

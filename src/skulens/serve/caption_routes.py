@@ -42,13 +42,8 @@ def add_caption_routes(router: APIRouter, pick: Callable, service_error: type[Ex
     """Add ``/caption`` to ``router``; ``pick(task, name)`` finds a loaded model."""
 
     def caption(model, request: CaptionRequest):
-        from skulens.tasks.caption import CaptionError  # imported here: it loads torch, which other routes never need
-
         image = image_from_base64(request.image_base64, service_error, max_upload_bytes)
-        try:
-            return model.predictor.generate([image], beam=request.beam, nearest=request.nearest)[0]
-        except CaptionError as exc:
-            raise service_error(422, "invalid_request", str(exc)) from None
+        return model.predictor.generate([image], beam=request.beam, nearest=request.nearest)[0]
 
     @router.post("/caption", response_model=CaptionResponse, tags=["caption"], summary="Write a product title from a photo")
     async def caption_route(request: CaptionRequest) -> CaptionResponse:

@@ -110,17 +110,11 @@ def add_explain_routes(router: APIRouter, pick: Callable, service_error: type[Ex
     service's 4xx exception ``(status, code, detail)``."""
 
     def run(model, image, request: ExplainRequest):
-        from skulens.catalog import CatalogError, ImageLoadError
-        from skulens.explain import ExplainError, explain_product
+        from skulens.explain import explain_product
 
-        try:
-            explanation = explain_product(
-                model.predictor, image=image, title=request.title, description=request.description, target=request.category
-            )
-        except ImageLoadError as exc:
-            raise service_error(400, "invalid_image", str(exc)) from None
-        except (CatalogError, ExplainError) as exc:
-            raise service_error(422, "invalid_request", str(exc)) from None
+        explanation = explain_product(
+            model.predictor, image=image, title=request.title, description=request.description, target=request.category
+        )
         return _answer(model.name, explanation)
 
     @router.post("/explain", response_model=ExplainResponse, tags=["categorize"], summary="Why this category?")

@@ -107,19 +107,6 @@ def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exc
             results.append(SearchHit(id=hit["id"], score=hit["score"], title=hit.get("title"), metadata=metadata))
         return SearchResponse(model=model.name, index_size=len(index), results=results)
 
-    def run(fn, *args, **kwargs):
-        from skulens.tasks.align import AlignmentError  # imported here: it loads torch, which other routes never need
-
-        try:
-            return fn(*args, **kwargs)
-        except IndexIdentityError as exc:
-            raise service_error(409, "index_mismatch", str(exc)) from None
-        except SearchIndexError as exc:
-            status, code = (404, "unknown_product") if "is not in this index" in str(exc) else (422, "invalid_request")
-            raise service_error(status, code, str(exc)) from None
-        except AlignmentError as exc:
-            raise service_error(422, "invalid_query", str(exc)) from None
-
     @router.post("/search", response_model=SearchResponse, tags=["search"], summary="Search products by text or photo")
     async def search(request: SearchRequest) -> SearchResponse:
         """The ``k`` indexed products closest to a text (``"red running shoes for men"``) or a photo, with
@@ -130,7 +117,7 @@ def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exc
         index = await run_in_threadpool(index_of, model)
         image = await run_in_threadpool(image_from, request.image_base64) if request.image_base64 is not None else None
         hits = await run_in_threadpool(
-            run, model.predictor.search, index, text=request.text, image=image, k=request.k, where=request.where
+            model.predictor.search, index, text=request.text, image=image, k=request.k, where=request.where
         )
         return answer(model, index, hits)
 
@@ -143,7 +130,7 @@ def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exc
         """The ``k`` indexed products most similar to ``product_id`` (itself excluded)."""
         chosen = pick(TASK, model)
         index = await run_in_threadpool(index_of, chosen)
-        hits = await run_in_threadpool(run, chosen.predictor.similar, index, product_id, k=k)
+        hits = await run_in_threadpool(chosen.predictor.similar, index, product_id, k=k)
         return answer(chosen, index, hits)
 
     @router.post("/zero-shot", response_model=ZeroShotResponse, tags=["search"], summary="Categorise with typed labels")
@@ -157,7 +144,7 @@ def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exc
 
         templates = tuple(request.templates) if request.templates else DEFAULT_TEMPLATES
         top = await run_in_threadpool(
-            run, model.predictor.zero_shot_inputs, request.labels, image=image, text=text, templates=templates, k=request.k
+            model.predictor.zero_shot_inputs, request.labels, image=image, text=text, templates=templates, k=request.k
         )
         return ZeroShotResponse(
             model=model.name,

@@ -25,6 +25,7 @@ from PIL import Image
 from skulens.catalog.schema import Catalog, CatalogError
 from skulens.catalog.splits import duplicate_groups
 from skulens.encoders.spatial import SpatialImageEncoder
+from skulens.errors import SkulensError
 from skulens.heads.caption_decoder import build_decoder
 from skulens.heads.caption_search import Candidate, beam_search
 from skulens.heads.caption_vocab import PAD, CaptionVocabError, WordVocab
@@ -44,8 +45,10 @@ DEFAULT_ATTRIBUTES = ("gender", "colour", "articleType")
 CONFIG_KEYS = {"encoder": "str", "architecture": "str", "hyper": "dict", "vocab": "dict", "attributes": "dict"}
 
 
-class CaptionError(ValueError):
+class CaptionError(SkulensError, ValueError):
     """Input a captioner cannot use; the message says what to change."""
+
+    code = "caption"
 
 
 @dataclass

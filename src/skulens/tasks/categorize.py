@@ -6,8 +6,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 
 from skulens import __version__
 from skulens.catalog.schema import Catalog, CatalogError
@@ -34,6 +36,14 @@ from skulens.tasks.model_folder import (
     saved_training_ids,
     write_model_folder,
 )
+from skulens.tasks.predictor import (
+    WARM_UP_TEXT,
+    catalog_row_issues,
+    config_dict,
+    config_from,
+    row_issue_texts,
+    with_issues,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +64,19 @@ def top_k_from_proba(classes: Sequence[str], proba: np.ndarray, k: int) -> list[
     """For each row of ``proba``, the ``k`` most likely classes with their probabilities."""
     order = np.argsort(-proba, axis=1)[:, :k]
     return [[(str(classes[j]), float(proba[i, j])) for j in row] for i, row in enumerate(order)]
+
+
+@dataclass(frozen=True)
+class CategorizeConfig:
+    """A categorizer's settings (saved in ``config.json``; see :class:`CategoryPredictor`)."""
+
+    encoders: tuple[str, ...] = DEFAULT_ENCODERS
+    head: str = "linear"
+    label: int | str = 0
+    fusion: str = "late"
+    min_class_count: int = 5
+    text_fields: tuple[str, ...] = ("title", "description")
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -78,6 +101,9 @@ class CategoryPredictor:
     saved with the model) so :meth:`evaluate` can leave them out.
     """
 
+    task: ClassVar[str] = TASK
+    batched: ClassVar[bool] = True
+
     def __init__(
         self,
         encoders: Sequence[str] = DEFAULT_ENCODERS,
@@ -92,15 +118,48 @@ class CategoryPredictor:
     ) -> None:
         if not encoders:
             raise CatalogError("give at least one encoder, e.g. encoders=['minilm']")
-        self.encoders = list(encoders)
-        self.head = head
-        self.label = label
-        self.fusion = fusion
-        self.min_class_count = min_class_count
-        self.text_fields = tuple(text_fields)
-        self.seed = seed
+        self.config = CategorizeConfig(tuple(encoders), head, label, fusion, min_class_count, tuple(text_fields), seed)
         self.extractor = FeatureExtractor(self.encoders, self.text_fields, cache_dir=cache_dir, progress=progress)
         self.metrics_: dict = {}
+
+    # ----- the settings, as in config ---------------------------------------------------------
+    @property
+    def encoders(self) -> list[str]:
+        return list(self.config.encoders)
+
+    @property
+    def head(self) -> str:
+        return self.config.head
+
+    @property
+    def label(self) -> int | str:
+        return self.config.label
+
+    @property
+    def fusion(self) -> str:
+        return self.config.fusion
+
+    @property
+    def min_class_count(self) -> int:
+        return self.config.min_class_count
+
+    @property
+    def text_fields(self) -> tuple[str, ...]:
+        return self.config.text_fields
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        """``image`` and/or ``text``: what this model's encoders read."""
+        kinds = {self.extractor.encoder(name).modality for name in self.encoders}
+        return frozenset("image" if kind == "image" else "text" for kind in kinds)
+
+    def encoder_identities(self) -> dict[str, str]:
+        """Encoder name -> identity (name, version and weights hash)."""
+        return self.extractor.identities()
 
     # ----- training -------------------------------------------------------------------------
     def training_rows(self, catalog: Catalog) -> tuple[Catalog, np.ndarray]:
@@ -182,9 +241,26 @@ class CategoryPredictor:
         self._check_fitted()
         return self.proba_from_features(self.extractor.transform_inputs(images, texts))
 
-    def predict(self, data: Data) -> np.ndarray:
-        proba = self.predict_proba(data)
-        return self.classes_[proba.argmax(axis=1)]
+    def predict(self, data: Data) -> pd.DataFrame:
+        """One row per product: ``id``, the most likely ``category`` and its ``probability``, ``issue``.
+
+        A product none of whose inputs could be read gets no category (``None``), only its issue; a product
+        read in part (e.g. its photo failed, its text did not) is predicted from what was read, and says so.
+        """
+        self._check_fitted()
+        catalog = as_catalog(data)
+        features = self.extractor.transform(catalog)
+        proba = self.proba_from_features(features)
+        read = np.logical_or.reduce([features.present[name] for name in self.encoders])
+        issues = row_issue_texts(len(catalog), list(catalog_row_issues(catalog)) + list(features.issues))
+        issues = [
+            issue or ("" if ok else f"nothing this model reads ({', '.join(self.encoders)}) is present")
+            for issue, ok in zip(issues, read)
+        ]
+        best = proba.argmax(axis=1)
+        categories = [str(self.classes_[j]) if ok else None for j, ok in zip(best, read)]
+        probability = [float(proba[i, j]) if ok else float("nan") for i, (j, ok) in enumerate(zip(best, read))]
+        return with_issues(catalog.ids, {"category": categories, "probability": probability}, issues)
 
     def top_k(self, data: Data, k: int = 5) -> list[list[tuple[str, float]]]:
         """For each row, the ``k`` most likely categories with their probabilities."""
@@ -271,11 +347,8 @@ class CategoryPredictor:
         config = {
             "task": TASK,
             "skulens_version": __version__,
-            "label": self.label,
-            "head": self.head,
-            "fusion": self.fusion,
+            **config_dict(self.config),
             "encoders": self.extractor.identities(),
-            "text_fields": list(self.text_fields),
             "classes": [str(c) for c in self.classes_],
             "class_prior": [float(p) for p in self.class_prior_] if getattr(self, "class_prior_", None) is not None else None,
             "parents": self.parents_,
@@ -306,14 +379,8 @@ class CategoryPredictor:
             folder,
         )
         with restoring(folder):
-            predictor = cls(
-                encoders=list(config["encoders"]),
-                head=config["head"],
-                label=config["label"],
-                fusion=config["fusion"],
-                text_fields=config["text_fields"],
-                cache_dir=cache_dir,
-            )
+            settings = config_from(CategorizeConfig, config, encoders=tuple(config["encoders"]))
+            predictor = cls(**vars(settings), cache_dir=cache_dir)
             predictor.extractor.restore_saved(arrays, config["encoders"], folder)
             predictor.classes_ = np.array(config["classes"])
             predictor.parents_ = config.get("parents", {})
@@ -337,7 +404,7 @@ class CategoryPredictor:
         sizes = [getattr(e, "resolution", None) or 0 for e in encoders if e.modality == "image"]
         return max(sizes) if sizes else None
 
-    def predict_product(
+    def predict_one(
         self, image: ImageInput = None, title: str | None = None, description: str | None = None, k: int = 5
     ) -> list[tuple[str, float]]:
         """Top-``k`` categories of one product from an image (file path, bytes or PIL image) and/or text.
@@ -360,3 +427,14 @@ class CategoryPredictor:
         if pixels is not None and resolution is None:
             log.warning("this model has no image encoder (%s); the image is not used", ", ".join(self.encoders))
         return top_k_from_proba(self.classes_, self.proba_from_features(features), k)[0]
+
+    # ----- serving ----------------------------------------------------------------------------
+    def serve_batch(self, items: list[tuple]) -> list[np.ndarray]:
+        """Class probabilities of served items ``(prepared image or None, text)`` (see :meth:`predict_inputs`)."""
+        return list(self.predict_inputs([image for image, _ in items], [text for _, text in items]))
+
+    def warm_up(self) -> None:
+        from PIL import Image
+
+        image = Image.new("RGB", (64, 64), (128, 128, 128)) if "image" in self.modalities else None
+        self.serve_batch([(image, WARM_UP_TEXT)])

@@ -22,13 +22,17 @@ import torch
 from sklearn.metrics import f1_score
 from torch import nn
 
+from skulens.errors import SkulensError
+
 CHECKPOINT_NAME = "checkpoint.pt"
 #: Fewest examples a class needs: at least one for validation and enough left to learn from.
 MIN_PER_CLASS = 5
 
 
-class FinetuneError(ValueError):
+class FinetuneError(SkulensError, ValueError):
     """Fine-tuning cannot run on this input; the message says what to change."""
+
+    code = "finetune"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from skulens.errors import SkulensError
+
 CONFIG = "config.json"
 WEIGHTS = "weights.npz"
 #: Folders (separated by ``os.pathsep``) where encoders named by path in a saved model may live,
@@ -30,8 +32,10 @@ MAX_WEIGHTS_BYTES = 2 * 1024**3
 MAX_CONFIG_BYTES = 10 * 1024**2
 
 
-class ModelFolderError(ValueError):
+class ModelFolderError(SkulensError, ValueError):
     """A folder that is not a skulens model of the expected task, or one that cannot be used here."""
+
+    code = "model_folder"
 
 
 def write_model_folder(folder: str | Path, config: dict, arrays: dict[str, np.ndarray]) -> Path:

@@ -70,6 +70,8 @@ FUSIONS = ("late", "early")
 class EmptyReviewError(CatalogError):
     """A review with no text to read."""
 
+    code = "empty_review"
+
 
 # --------------------------------------------------------------------------------------------------
 # The sentiment rule and the metrics every review model (predictor, lexicon baseline) reports

@@ -9,14 +9,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from skulens.errors import SkulensError
 from skulens.tracking.store import DEFAULT_EXPERIMENT, TrackingStore, resolve_store
 
 #: Metrics shown first by ``list_runs`` when a run has them.
 PREFERRED_METRICS = ("macro_f1", "accuracy", "ece", "star_accuracy", "star_macro_f1", "rating_mae", "recommend_auc")
 
 
-class RunsError(ValueError):
+class RunsError(SkulensError, ValueError):
     """A store, experiment or run that cannot be read; the message says what to check."""
+
+    code = "runs"
 
 
 def _client(store: TrackingStore):

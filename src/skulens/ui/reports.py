@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from skulens.errors import SkulensError
+
 REPORT_FILES = ("report.md", "metrics.json", "report.html")
 #: Folders never searched: hidden ones, environments, caches.
 SKIP_DIRS = {"__pycache__", "node_modules", ".venv", "venv", "site-packages", "cache", ".cache"}
@@ -22,8 +24,10 @@ MAX_DEPTH = 4
 MAX_FOLDERS = 5_000
 
 
-class ReportPathError(ValueError):
+class ReportPathError(SkulensError, ValueError):
     """A folder the Report page may not read: outside the reports root, or not a folder."""
+
+    code = "report_path"
 
 
 def inside(root: Path, path: Path) -> Path:
