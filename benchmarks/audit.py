@@ -146,6 +146,58 @@ def planted(args: argparse.Namespace) -> dict:
     }
 
 
+ATTRIBUTE_VIEWS = {
+    "photo": ("efficientnet-lite0",),
+    "photo+colour histogram": ("efficientnet-lite0", "classical-image"),
+    "photo+title": ("efficientnet-lite0", "classical-image", "minilm"),
+}
+
+
+def attributes(args: argparse.Namespace) -> dict:
+    """Attribute probes trained on the new-products pool, scored on the gallery (every gallery row with a value)."""
+    from skulens.catalog.splits import new_products_split
+    from skulens.metrics import classification_intervals
+    from skulens.tasks.categorize import CategoryPredictor
+
+    split = new_products_split(load_catalog("myntra"), extra_training=[load_catalog("myntra_more")])
+    names = sorted({e for v in ATTRIBUTE_VIEWS.values() for e in v})
+    extractor = FeatureExtractor(names, ("title",), progress=True)
+    train_f, gallery_f = extractor.transform(split.train), extractor.transform(split.gallery)
+    out: dict = {"protocol": split.protocol, "columns": {}}
+    for column in args.columns:
+        values = split.train.labels(column)
+        rows, cut = auditable_rows(values, 5, args.max_values)
+        y = values.iloc[rows].astype(str).to_numpy()
+        truth = split.gallery.labels(column)
+        scored = np.flatnonzero(truth.notna().to_numpy())
+        y_true = truth.iloc[scored].astype(str).to_numpy()
+        shared_heads: dict = {}
+        per_view = {}
+        for view, encoders in ATTRIBUTE_VIEWS.items():
+            model = CategoryPredictor(list(encoders), label=column, seed=0)
+            sub = train_f.subset(rows)
+            model.fit_features(
+                type(sub)({k: sub.blocks[k] for k in encoders}, {k: sub.present[k] for k in encoders}),
+                y,
+                fitted_heads=shared_heads,
+            )
+            g = gallery_f.subset(scored)
+            proba = model.proba_from_features(type(g)({k: g.blocks[k] for k in encoders}, {k: g.present[k] for k in encoders}))
+            pred = np.asarray(model.classes_)[proba.argmax(axis=1)]
+            ci = classification_intervals(y_true, pred, resamples=1000, seed=0)["accuracy"]["ci95"]
+            per_view[view] = {
+                "accuracy": float((pred == y_true).mean()),
+                "ci95": [round(float(v), 3) for v in ci],
+                "values": int(len(model.classes_)),
+                "gallery_rows": int(len(scored)),
+                "gallery_rows_with_cut_values": int((~np.isin(y_true, model.classes_)).sum()),
+                "train_rows": int(len(rows)),
+            }
+            print(column, view, per_view[view], flush=True)
+        out["columns"][column] = {"cut": cut, "views": per_view}
+    return out
+
+
 def markdown(results: dict) -> str:
     lines = ["# Catalog audit benchmark", "", "Produced by `benchmarks/audit.py`; commands in audit.json.", ""]
     runs = results.get("planted", {})
@@ -195,7 +247,12 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=0.05)
     p.add_argument("--noise-seed", type=int, default=0)
     p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--reuse-oof", action="store_true", help="Reuse this stage's saved out-of-fold probabilities (same arguments).")
+    p.add_argument(
+        "--reuse-oof", action="store_true", help="Reuse this stage's saved out-of-fold probabilities (same arguments)."
+    )
+    a = sub.add_parser("attributes")
+    a.add_argument("--columns", nargs="+", default=["colour", "gender", "usage", "season"])
+    a.add_argument("--max-values", type=int, default=30)
     args = parser.parse_args()
     command = "python benchmarks/audit.py " + shlex.join(sys.argv[1:])
     if args.stage == "planted":
@@ -206,6 +263,12 @@ def main() -> None:
         results.setdefault("planted", {})[key] = result
         save_results(results)
         print(json.dumps(result, indent=2))
+    else:
+        result = attributes(args)
+        results = load_results()
+        results["attribute_accuracy"] = {c: v["views"] for c, v in result["columns"].items()}
+        results["attributes"] = {**result, "command": command}
+        save_results(results)
 
 
 if __name__ == "__main__":

@@ -163,3 +163,38 @@ def test_audit_cli_writes_report_and_says_once_when_unlabelled(shop, tmp_path):
     kinds = set(pd.read_csv(tmp_path / "a2" / "findings.csv")["kind"])
     assert "label" not in kinds and "attribute" in kinds
     assert np.isfinite(pd.read_csv(tmp_path / "a2" / "findings.csv")["score"]).all()
+
+
+def test_attribute_models_in_predict_and_service(shop, tmp_path):
+    """`categorize train --attributes colour` saves a colour model; predict (one product and batch) and
+    POST /v1/attributes return the colour the photo shows."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from skulens.serve.app import create_app
+
+    runner = CliRunner()
+    model = tmp_path / "models" / "shop"
+    args = ["categorize", "train", str(shop), "--label", "1", "-e", "classical-image", "-e", "tfidf", "--test-size", "0"]
+    result = runner.invoke(app, args + ["--attributes", "colour", "--no-track", "--out", str(model)])
+    assert result.exit_code == 0, result.output
+    assert (model / "attributes" / "colour" / "config.json").is_file()
+    red = shop.parent / "p0.png"  # i=0 is drawn red
+    result = runner.invoke(app, ["categorize", "predict", str(model), "--image", str(red), "--text", "ceramic coffee mug"])
+    assert result.exit_code == 0, result.output
+    assert "attributes:" in result.output and "Red" in result.output.split("attributes:")[1]
+    out = tmp_path / "pred.csv"
+    result = runner.invoke(app, ["categorize", "predict", str(model), "--input", str(shop), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out)
+    assert {"colour", "colour_probability"} <= set(frame.columns)
+    truth = pd.read_csv(shop).set_index("id")["colour"]
+    assert (frame.set_index("id")["colour"] == truth.reindex(frame["id"]).to_numpy()).mean() > 0.9
+
+    with TestClient(create_app(tmp_path / "models", warm_up=False)) as client:
+        response = client.post("/v1/attributes", files={"image": ("p0.png", red.read_bytes(), "image/png")}, data={"k": "2"})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["attributes"]["colour"][0]["value"] == "Red" and len(body["attributes"]["colour"]) == 2
+        assert body["used_image"] and not body["used_text"]
+        assert client.post("/v1/attributes", data={}).status_code == 422
