@@ -250,6 +250,10 @@ def main() -> None:
     p.add_argument(
         "--reuse-oof", action="store_true", help="Reuse this stage's saved out-of-fold probabilities (same arguments)."
     )
+    j = sub.add_parser(
+        "judged", help="Count the by-eye judgements of a real audit's top findings (a CSV with a judgement column)."
+    )
+    j.add_argument("--judgements", type=Path, default=RESULTS.parent / "audit_flipkart" / "judged_top30.csv")
     a = sub.add_parser("attributes")
     a.add_argument("--columns", nargs="+", default=["colour", "gender", "usage", "season"])
     a.add_argument("--max-values", type=int, default=30)
@@ -263,6 +267,23 @@ def main() -> None:
         results.setdefault("planted", {})[key] = result
         save_results(results)
         print(json.dumps(result, indent=2))
+    elif args.stage == "judged":
+        import pandas as pd
+
+        judged = pd.read_csv(args.judgements)
+        results = load_results()
+        results["real_top30_judged_wrong"] = int((judged["judgement"] == "wrong").sum())
+        results["real_top30"] = {
+            "report": str(args.judgements.parent.relative_to(ROOT)),
+            "audit_command": json.loads((args.judgements.parent / "audit.json").read_text())["command"],
+            "rows": int(len(judged)),
+            "judged": judged["judgement"].value_counts().to_dict(),
+            "judged_by_kind": {f"{k} {j}": int(n) for (k, j), n in judged.groupby(["kind", "judgement"]).size().items()},
+            "how": "ranks 1-30 of the label and conflict findings of `skulens audit flipkart --label 0`, photos looked at "
+            "one by one; 'wrong' = the listed level-0 category is wrong, 'unclear' = defensible either way",
+            "command": command,
+        }
+        save_results(results)
     else:
         result = attributes(args)
         results = load_results()
