@@ -41,7 +41,20 @@ def load_results() -> dict:
     return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
 
 
+HEADLINE = "flipkart/0/uniform/seed0"
+
+
 def save_results(results: dict) -> None:
+    """Write audit.json (the headline planted run's keys at the top, every stage's command) and audit.md."""
+    headline = results.get("planted", {}).get(HEADLINE)
+    if headline:
+        results["headline"] = HEADLINE
+        for key in ("planted_precision", "planted_recall", "baseline_low_prob_precision", "cleanlab_default_precision"):
+            results[key] = headline[key]
+        results["command"] = headline["command"]
+    commands = [run["command"] for run in results.get("planted", {}).values()]
+    commands += [results[k]["command"] for k in ("attributes", "real_top30") if k in results]
+    results["commands"] = commands
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     RESULTS.with_suffix(".md").write_text(markdown(results))
@@ -205,14 +218,14 @@ def markdown(results: dict) -> str:
         lines += [
             "## Planted label noise (5% of rows flipped; precision is a lower bound: real mislabels count against it)",
             "",
-            "| dataset | label | noise | rows | planted | flagged | precision | recall | lowest-prob baseline precision "
+            "| dataset | label | noise | noise seed | rows | planted | flagged | precision | recall | lowest-prob baseline precision "
             "| cleanlab default, photo only | cleanlab default, text only |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for run in runs.values():
             single = run["cleanlab_default_precision"]
             lines.append(
-                f"| {run['dataset']} | {run['label']} | {run['noise']} | {run['rows']} | {run['planted']} | {run['flagged']} "
+                f"| {run['dataset']} | {run['label']} | {run['noise']} | {run['noise_seed']}{' (chose the method)' if run['noise_seed'] else ''} | {run['rows']} | {run['planted']} | {run['flagged']} "
                 f"| {run['planted_precision']:.3f} | {run['planted_recall']:.3f} | {run['baseline_low_prob_precision']:.3f} "
                 f"| {single['image']:.3f} | {single['text']:.3f} |"
             )
@@ -230,8 +243,13 @@ def markdown(results: dict) -> str:
                 lines.append(f"| {column} | {view} | {score['accuracy']:.3f} | {score['ci95']} | {score['values']} |")
         lines.append("")
     if "real_top30_judged_wrong" in results:
+        real = results.get("real_top30", {})
         lines += [
-            f"Real findings: of the top 30 suspected mislabels, {results['real_top30_judged_wrong']} judged truly wrong by eye.",
+            "## Real findings (Flipkart level 0, the catalog as it is)",
+            "",
+            f"Of the top 30 suspected mislabels ({real.get('report', '')}/judged_top30.csv, photos in report.html there), "
+            f"{results['real_top30_judged_wrong']} judged truly wrong by eye; all judgements: {real.get('judged', {})}; "
+            f"by kind: {real.get('judged_by_kind', {})}.",
             "",
         ]
     return "\n".join(lines)
