@@ -175,10 +175,13 @@ def attributes(args: argparse.Namespace) -> dict:
     split = new_products_split(load_catalog("myntra"), extra_training=[load_catalog("myntra_more")])
     names = sorted({e for v in ATTRIBUTE_VIEWS.values() for e in v})
     extractor = FeatureExtractor(names, ("title",), progress=True)
-    train_f, gallery_f = extractor.transform(split.train), extractor.transform(split.gallery)
-    out: dict = {"protocol": split.protocol, "columns": {}}
+    pool = split.train
+    if args.max_train and len(pool) > args.max_train:  # a seeded sample of the training pool (CPU time)
+        pool = pool.subset(np.sort(np.random.default_rng(0).choice(len(pool), args.max_train, replace=False)))
+    train_f, gallery_f = extractor.transform(pool), extractor.transform(split.gallery)
+    out: dict = {"protocol": {**split.protocol, "train_rows_used": len(pool)}, "columns": {}}
     for column in args.columns:
-        values = split.train.labels(column)
+        values = pool.labels(column)
         rows, cut = auditable_rows(values, 5, args.max_values)
         y = values.iloc[rows].astype(str).to_numpy()
         truth = split.gallery.labels(column)
@@ -208,7 +211,15 @@ def attributes(args: argparse.Namespace) -> dict:
             }
             print(column, view, per_view[view], flush=True)
         out["columns"][column] = {"cut": cut, "views": per_view}
+        save_attributes(out, args.command)
     return out
+
+
+def save_attributes(result: dict, command: str) -> None:
+    results = load_results()
+    results["attribute_accuracy"] = {c: v["views"] for c, v in result["columns"].items()}
+    results["attributes"] = {**result, "command": command}
+    save_results(results)
 
 
 def markdown(results: dict) -> str:
@@ -275,6 +286,7 @@ def main() -> None:
     a = sub.add_parser("attributes")
     a.add_argument("--columns", nargs="+", default=["colour", "gender", "usage", "season"])
     a.add_argument("--max-values", type=int, default=30)
+    a.add_argument("--max-train", type=int, default=0, help="Train on a seeded sample of this many pool rows (0 = all).")
     args = parser.parse_args()
     command = "python benchmarks/audit.py " + shlex.join(sys.argv[1:])
     if args.stage == "planted":
@@ -303,11 +315,8 @@ def main() -> None:
         }
         save_results(results)
     else:
-        result = attributes(args)
-        results = load_results()
-        results["attribute_accuracy"] = {c: v["views"] for c, v in result["columns"].items()}
-        results["attributes"] = {**result, "command": command}
-        save_results(results)
+        args.command = command
+        attributes(args)
 
 
 if __name__ == "__main__":
