@@ -244,3 +244,32 @@ def test_report_found_without_typing_a_path(page):
     expect(page.get_by_test_id("stImage")).to_have_count(1)
     settle(page)
     screenshot(page, "report")
+
+
+def test_audit_accept_and_reject(page, tmp_path):
+    """The Review queue page opens an audit report; Accept writes a correction, Reject records the rejection."""
+    import pandas as pd
+
+    from skulens.catalog.corrections import read_corrections
+
+    folder = tmp_path / "audit"
+    folder.mkdir()
+    findings = [
+        {"rank": 1, "id": "a1", "kind": "label", "column": "0", "given": "Baby Care", "suggested": "Kitchen & Dining"},
+        {"rank": 2, "id": "a2", "kind": "attribute", "column": "colour", "given": "Blue", "suggested": "Red"},
+    ]
+    frame = pd.DataFrame(findings).assign(score=[0.9, 0.8], photo_says="", text_says="", evidence="", title="", category="")
+    frame.to_csv(folder / "findings.csv", index=False)
+    (folder / "audit.json").write_text('{"source": ""}')
+    open_page(page, "Review queue", "Catalog audit")
+    page.get_by_label("Audit report folder", exact=True).fill(str(folder))
+    page.get_by_label("Audit report folder", exact=True).press("Enter")
+    expect(page.get_by_text("2 suggestion(s) to review")).to_be_visible(timeout=TIMEOUT_MS)
+    page.get_by_role("button", name="Accept").first.click()
+    expect(page.get_by_text("1 suggestion(s) to review")).to_be_visible(timeout=TIMEOUT_MS)
+    page.get_by_role("button", name="Reject").first.click()
+    expect(page.get_by_text("0 suggestion(s) to review")).to_be_visible(timeout=TIMEOUT_MS)
+    accepted, rejected = read_corrections(folder / "corrections.csv"), read_corrections(folder / "rejected.csv")
+    assert accepted[["id", "column", "old", "new"]].values.tolist() == [["a1", "0", "Baby Care", "Kitchen & Dining"]]
+    assert rejected[["id", "column", "new"]].values.tolist() == [["a2", "colour", "Red"]]
+    screenshot(page, "audit")

@@ -85,3 +85,47 @@ def test_review_queue_page_reports_a_missing_catalog(shop, monkeypatch, tmp_path
     button.click().run()
     assert not at.exception, at.exception
     assert at.error and "nope.csv" in at.error[0].value
+
+
+def test_audit_section_accepts_and_rejects_suggestions(shop, monkeypatch, tmp_path):
+    """A real audit of the shop (two products mislabelled), then Accept on one suggestion and Reject on the other:
+    the accepted fix lands in the corrections file, the rejected one in rejected.csv, and neither is offered again."""
+    from skulens.catalog import read_catalog
+    from skulens.catalog.corrections import apply_corrections, read_corrections
+    from skulens.evaluation.audit import AuditSettings, CatalogAuditor
+    from skulens.evaluation.audit_report import write_audit_report
+
+    path, _, _ = shop
+    frame = pd.read_csv(path)
+    for i, name in enumerate(frame["category"].str.split(" >> ").str[1]):  # distinct photos: identical ones form one group
+        image = Image.new("RGB", (40, 40), COLOURS[name])
+        image.putpixel((i, i), (255, 255, 255))
+        image.save(path.parent / f"p{i}.png")
+    frame.loc[3, "category"], frame.loc[4, "category"] = "Fashion >> Bags", "Fashion >> Shoes"  # p3 is Shoes, p4 Bags
+    frame.to_csv(path, index=False)
+    catalog = read_catalog(path)
+    result = CatalogAuditor(AuditSettings(label=1, encoders=("classical-image", "tfidf"), folds=3)).run(catalog)
+    result.summary["source"] = str(path)
+    folder = tmp_path / "audit"
+    write_audit_report(result, catalog, folder)
+    labels = result.findings[result.findings["kind"] == "label"]
+    assert {"p3", "p4"} <= set(labels["id"])
+
+    monkeypatch.setenv("SKULENS_MODELS", str(path.parent / "models"))
+    at = AppTest.from_file(str(UI), default_timeout=120)
+    at.run()
+    at.sidebar.radio(key="page").set_value("Review queue").run()
+    at.text_input(key="audit-folder").set_value(str(folder)).run()
+    assert not at.exception, at.exception
+    before = int(at.success[0].value.split()[0])
+    first = at.markdown[[i for i, m in enumerate(at.markdown) if "→" in m.value][0]].value
+    at.button(key="audit-accept-0").click().run()
+    assert not at.exception, at.exception
+    second = [m.value for m in at.markdown if "→" in m.value][0]
+    at.button(key="audit-reject-0").click().run()
+    assert int(at.success[0].value.split()[0]) == before - 2
+    corrections = read_corrections(folder / "corrections.csv")
+    rejected = read_corrections(folder / "rejected.csv")
+    assert len(corrections) == 1 and corrections.loc[0, "id"] in first and rejected.loc[0, "id"] in second
+    applied = apply_corrections(catalog, corrections)
+    assert applied.applied == 1 and not applied.refused

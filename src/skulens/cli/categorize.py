@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from skulens.cli.audit import Corrections, apply_corrections_file
 from skulens.cli.commands import AdaptPriors, add_commands, flag, group
 from skulens.cli.engines import ChunkRows, Engine, RayAddress, RayCpus, run_streamed
 from skulens.cli.output import console, err, fail, note, print_report_tables, warn
@@ -63,6 +64,15 @@ def train(
     tracking_uri: TrackingUri = None,
     no_track: NoTrack = False,
     register: Register = None,
+    corrections: Corrections = None,
+    attributes: Annotated[
+        str | None,
+        typer.Option(
+            metavar="COL,COL",
+            help="Also train attribute models on these columns (e.g. colour,gender); predict and the service then return them.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Train a categorizer on a labelled catalog and save it; reports held-out metrics (logged to MLflow).
 
@@ -78,7 +88,11 @@ def train(
     encoders, notes = training_encoder_names(encoders, out)
     for message in notes:
         warn(message)
-    catalog = load_source(source, columns, image_root, uses=[label], category_sep=category_sep, category_columns=category_columns)
+    wanted = [c.strip() for c in (attributes or "").split(",") if c.strip()]
+    catalog = load_source(
+        source, columns, image_root, uses=[label, *wanted], category_sep=category_sep, category_columns=category_columns
+    )
+    catalog = apply_corrections_file(catalog, corrections)
     images = reads_images(encoders)
     params = {"command": "categorize train", "data": source, "label": label, "encoders": encoders, "head": head, "fusion": fusion}
     params |= {"min_class_count": min_class_count, "test_size": test_size, "seed": seed}
@@ -104,6 +118,12 @@ def train(
                 with step(f"training on {len(catalog):,} products ({', '.join(encoders)}; {head} head, {fusion} fusion)"):
                     predictor.fit(catalog)
             saved = predictor.save(out)
+            if wanted:
+                from skulens.tasks.attributes import AttributeModels
+
+                with step(f"training attribute models: {', '.join(wanted)}"):
+                    rows = split.train if test_size > 0 else catalog
+                    AttributeModels(wanted, encoders, text_fields=predictor.text_fields).fit(rows).save(out)
         except (CatalogError, HeadError, ModelFolderError, ValueError) as exc:
             raise fail(str(exc)) from None
         report_issues(catalog, found, out / "issues.csv", images=images)
@@ -171,6 +191,18 @@ def _predict_one(predictor: CategoryPredictor, model: Path, image: Path | None, 
     console.print(table)
 
 
+def _print_attributes(attributes: dict) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("attribute", "value", "probability", "runner-up", header_style="bold")
+    for column, top in attributes.items():
+        runner = f"{escape(str(top[1][0]))} ({top[1][1]:.3f})" if len(top) > 1 else ""
+        table.add_row(escape(column), escape(str(top[0][0])), f"{top[0][1]:.3f}", runner)
+    console.print("attributes:")
+    console.print(table)
+
+
 def _image_not_used(problem: str) -> None:
     from rich.markup import escape
 
@@ -218,6 +250,7 @@ def predict(
 
     from skulens.catalog import check_images, issue_column
     from skulens.outputs import write_csv
+    from skulens.tasks.attributes import AttributeModels
     from skulens.tasks.categorize import CategoryPredictor, top_k_from_proba
 
     if input is not None and output is None:
@@ -247,6 +280,9 @@ def predict(
     predictor = CategoryPredictor.load(model)
     if input is None:
         _predict_one(predictor, model, image, text, k)
+        attribute_models = AttributeModels.load(model)
+        if attribute_models is not None and (image is not None or text):
+            _print_attributes(attribute_models.predict_product(image=image, title=text))
         return
     catalog = load_source(input, columns, image_root, category_sep=category_sep, category_columns=category_columns)
     images = _modalities(predictor)[0]
@@ -264,6 +300,9 @@ def predict(
         frame[f"category_{rank + 1}"] = [r[rank][0] if len(r) > rank else None for r in rows]
         frame[f"probability_{rank + 1}"] = [round(r[rank][1], 5) if len(r) > rank else None for r in rows]
     frame["issue"] = issue_column(catalog, issues)
+    attribute_models = AttributeModels.load(model)
+    if attribute_models is not None:
+        frame = pd.concat([frame, attribute_models.predict(catalog).round(5)], axis=1)
     write_csv(frame, output)
     console.print(f"{len(frame)} predictions written to {output}; {len(issues)} row issue(s)")
 

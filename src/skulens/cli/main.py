@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "skulens.cli.finetune",  # finetune image
     "skulens.cli.search",  # search train|index|query, similar, dedupe, zero-shot
     "skulens.cli.explain",  # explain
+    "skulens.cli.audit",  # audit
     "skulens.cli.caption",  # caption train|evaluate, caption IMAGE...
     "skulens.cli.serve",  # serve, ui
     "skulens.cli.explore",  # explore, drift

@@ -44,6 +44,8 @@ from skulens.serve.errors import error_status
 from skulens.serve.explain_routes import add_explain_routes
 from skulens.serve.guard import MAX_QUOTED_CHARS, RequestGuard, error_response, media_type, safe_text
 from skulens.serve.schemas import (
+    AttributeScore,
+    AttributesResponse,
     BatchItem,
     BatchRequest,
     BatchResponse,
@@ -378,6 +380,49 @@ def create_app(
         return ReviewsResponse(model=chosen.name, results=results)
 
     add_search_routes(v1, pick, ServiceError, images)
+    attribute_models: dict[str, object] = {}
+
+    @v1.post(
+        "/attributes",
+        response_model=AttributesResponse,
+        tags=["categorize"],
+        summary="Attributes of one product (colour, gender...)",
+        dependencies=[form_body],
+    )
+    async def attributes(
+        image: UploadFile | None = File(None, description="Product image (JPEG, PNG, WebP...)."),
+        title: str | None = Form(None, max_length=10_000),
+        description: str | None = Form(None, max_length=100_000),
+        model: str | None = Form(None, description="A categorize model trained with --attributes (GET /models)."),
+        k: int = Form(3, ge=1, le=100, description="How many values to return per attribute."),
+    ) -> AttributesResponse:
+        """The attribute values of one product, from the attribute models saved with a categorize model
+        (``skulens categorize train --attributes colour,gender``); the same inputs as ``/v1/categorize``."""
+        from skulens.tasks.attributes import AttributeModels
+
+        chosen = pick("categorize", model)
+        if chosen.name not in attribute_models:
+            attribute_models[chosen.name] = await run_in_threadpool(AttributeModels.load, chosen.folder)
+        found = attribute_models[chosen.name]
+        if found is None:
+            raise ServiceError(404, "no_attributes", f"model '{chosen.name}' has no attribute models; train it with --attributes")
+        picture = None
+        if image is not None and (image.filename or image.size):
+            data = await image.read(max_upload_bytes + 1)
+            picture = await run_in_threadpool(decode, data, image.filename or "upload", chosen)
+        text = chosen.text_of(title, description)
+        if picture is None and not text:
+            raise ServiceError(422, "empty_input", "give an image file, a title or a description")
+        top = await run_in_threadpool(found.predict_product, picture, title, description, k)
+        return AttributesResponse(
+            model=chosen.name,
+            attributes={
+                c: [AttributeScore(value=str(v), probability=min(max(p, 0.0), 1.0)) for v, p in t] for c, t in top.items()
+            },
+            used_image=picture is not None and chosen.reads_images,
+            used_text=bool(text) and chosen.reads_text,
+        )
+
     add_explain_routes(v1, pick, ServiceError, images)
     add_caption_routes(v1, pick, ServiceError, images)
     app.include_router(v1)

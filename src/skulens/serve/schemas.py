@@ -97,6 +97,20 @@ class CategorizeResponse(BaseModel):
     used_text: bool
 
 
+class AttributeScore(BaseModel):
+    value: str
+    probability: float = Field(..., ge=0.0, le=1.0)
+
+
+class AttributesResponse(BaseModel):
+    model: str
+    attributes: dict[str, list[AttributeScore]] = Field(
+        ..., description="Per attribute column, the top values, most likely first."
+    )
+    used_image: bool
+    used_text: bool
+
+
 class ProductIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

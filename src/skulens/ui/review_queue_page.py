@@ -1,4 +1,5 @@
-"""Catalog review queue: every product with its thumbnail, predicted category and confidence, least sure first.
+"""Catalog audit and review queue: a ``skulens audit`` report's suggestions to accept or reject
+(:mod:`skulens.ui.audit_page`), then every product with its thumbnail, predicted category and confidence, least sure first.
 
 A human checks the products the model is least confident about: the page filters them by a
 confidence threshold, charts the predicted category distribution and exports the queue as CSV.
@@ -18,6 +19,7 @@ from skulens.catalog import Catalog, CatalogError, load_catalog
 from skulens.evaluation.explore import catalog_thumbnails
 from skulens.outputs import csv_safe
 from skulens.runtime import LoadedModel
+from skulens.ui import audit_page
 from skulens.ui.common import bar_chart, pick_model
 
 QUEUE_COLUMNS = ["thumbnail", "id", "title", "predicted category", "confidence", "runner-up", "margin"]
@@ -61,6 +63,7 @@ def _load(source: str, rows: int) -> Catalog:
 
 
 def page(models: dict[str, LoadedModel]) -> None:
+    audit_page.section()
     st.header("Catalog review queue")
     model = pick_model(models, "categorize", "queue-model")
     if model is None:
