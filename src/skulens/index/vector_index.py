@@ -306,6 +306,8 @@ class VectorIndex:
             )
         try:
             metadata = pd.read_parquet(folder / METADATA)
+            # text is decoded now, so a damaged file fails here rather than in a later query
+            metadata = metadata.astype({c: object for c, t in metadata.dtypes.items() if isinstance(t, pd.StringDtype)})
         except Exception as exc:  # noqa: BLE001 - any reader failure means a damaged file
             raise SearchIndexError(f"{folder / METADATA} cannot be read ({type(exc).__name__}); rebuild the index") from None
         if "id" not in metadata.columns or index.ntotal != len(metadata) or index.d != manifest["dim"]:
