@@ -6,7 +6,7 @@ What differs between models stays with the caller: how an epoch's batches are dr
 a batch (``loss_of``) and the validation record of an epoch (``validate``). The MLP probe, the alignment heads,
 the captioner's decoder and fine-tuning all train through :class:`TrainingLoop`.
 
-Low-level on purpose: it imports torch and the progress helper only, so heads may use it.
+Low-level on purpose: it imports torch, the progress helper and the error root only, so heads may use it.
 """
 
 from __future__ import annotations
@@ -23,14 +23,17 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from skulens.errors import SkulensError
 from skulens.progress import progress_bar
 
 CHECKPOINT_NAME = "checkpoint.pt"
 SCHEDULES = ("constant", "warmup_cosine", "one_cycle")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SkulensError, ValueError):
     """A checkpoint that cannot be read; the message names it and how to go on."""
+
+    code = "checkpoint"
 
 
 @dataclass(frozen=True)
