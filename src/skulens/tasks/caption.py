@@ -45,7 +45,7 @@ from skulens.tasks.model_folder import (
     restoring,
     write_model_folder,
 )
-from skulens.tasks.predictor import catalog_row_issues, row_issue_texts, with_issues
+from skulens.tasks.predictor import ConfigField, catalog_row_issues, row_issue_texts, with_issues
 from skulens.training.loop import LoopConfig, TrainingLoop
 
 TASK = "caption"
@@ -235,14 +235,9 @@ class CaptionModel:
         """The training and decoding settings (the ``hyper`` entry of ``config.json``)."""
         return {k: v for k, v in asdict(self.config).items() if k in HYPER_KEYS}
 
-    @property
-    def encoder_name(self) -> str:
-        """The registry name of the region encoder (``config.encoder``)."""
-        return self.config.encoder
-
-    @property
-    def attribute_columns(self) -> list[str]:
-        return list(self.config.attributes)
+    #: The registry name of the region encoder (``config.encoder``).
+    encoder_name = ConfigField[str](field="encoder")
+    attribute_columns = ConfigField[list[str]](list, field="attributes")
 
     # ------------------------------------------------------------------ features
     @property

@@ -39,6 +39,8 @@ from skulens.tasks.model_folder import (
 )
 from skulens.tasks.predictor import (
     WARM_UP_TEXT,
+    ConfigField,
+    ExtractorEncoders,
     catalog_row_issues,
     config_dict,
     config_from,
@@ -90,7 +92,7 @@ class Evaluation:
     proba: np.ndarray
 
 
-class CategoryPredictor:
+class CategoryPredictor(ExtractorEncoders):
     """Train on a catalog with known categories, then categorize new products.
 
     Data is a :class:`Catalog` or a pandas DataFrame in the skulens schema. ``label`` is a category
@@ -124,43 +126,13 @@ class CategoryPredictor:
         self.metrics_: dict = {}
 
     # ----- the settings, as in config ---------------------------------------------------------
-    @property
-    def encoders(self) -> list[str]:
-        return list(self.config.encoders)
-
-    @property
-    def head(self) -> str:
-        return self.config.head
-
-    @property
-    def label(self) -> int | str:
-        return self.config.label
-
-    @property
-    def fusion(self) -> str:
-        return self.config.fusion
-
-    @property
-    def min_class_count(self) -> int:
-        return self.config.min_class_count
-
-    @property
-    def text_fields(self) -> tuple[str, ...]:
-        return self.config.text_fields
-
-    @property
-    def seed(self) -> int:
-        return self.config.seed
-
-    @property
-    def modalities(self) -> frozenset[str]:
-        """``image`` and/or ``text``: what this model's encoders read."""
-        kinds = {self.extractor.encoder(name).modality for name in self.encoders}
-        return frozenset("image" if kind == "image" else "text" for kind in kinds)
-
-    def encoder_identities(self) -> dict[str, str]:
-        """Encoder name -> identity (name, version and weights hash)."""
-        return self.extractor.identities()
+    encoders = ConfigField[list[str]](list)
+    head = ConfigField[str]()
+    label = ConfigField[int | str]()
+    fusion = ConfigField[str]()
+    min_class_count = ConfigField[int]()
+    text_fields = ConfigField[tuple[str, ...]]()
+    seed = ConfigField[int]()
 
     # ----- training -------------------------------------------------------------------------
     def training_rows(self, catalog: Catalog) -> tuple[Catalog, np.ndarray]:

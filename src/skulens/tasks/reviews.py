@@ -55,7 +55,7 @@ from skulens.tasks.model_folder import (
     saved_training_ids,
     write_model_folder,
 )
-from skulens.tasks.predictor import WARM_UP_TEXT, config_dict, config_from, row_issue_texts
+from skulens.tasks.predictor import WARM_UP_TEXT, ConfigField, ExtractorEncoders, config_dict, config_from, row_issue_texts
 from skulens.tasks.readable import unreadable_reason
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ class ReviewConfig:
     criterion: str = "accuracy+macro_f1"
 
 
-class ReviewPredictor:
+class ReviewPredictor(ExtractorEncoders):
     """Train on reviews with star ratings (and optionally ``recommended``), then read new reviews.
 
     ``encoders`` are text encoders from the registry (``minilm``, ``tfidf``, ``st:<path>``); with more
@@ -296,53 +296,17 @@ class ReviewPredictor:
         self.last_issues_: list[RowIssue] = []
 
     # ----- the settings, as in config ---------------------------------------------------------
-    @property
-    def encoders(self) -> list[str]:
-        return list(self.config.encoders)
-
-    @property
-    def head(self) -> str:
-        return self.config.head
-
-    @property
-    def class_weight(self) -> str | None:
-        return self.config.class_weight
-
-    @property
-    def fusion(self) -> str:
-        return self.config.fusion
-
-    @property
-    def text_fields(self) -> tuple[str, ...]:
-        return self.config.text_fields
-
-    @property
-    def val_size(self) -> float:
-        return self.config.val_size
-
-    @property
-    def alphas(self) -> tuple[float, ...]:
-        return self.config.alphas
-
-    @property
-    def seed(self) -> int:
-        return self.config.seed
-
-    @property
-    def head_params(self) -> dict:
-        return self.config.head_params
-
-    @property
-    def encoder_params(self) -> dict[str, dict]:
-        return self.config.encoder_params
-
-    @property
-    def criterion(self) -> str:
-        return self.config.criterion
-
-    def encoder_identities(self) -> dict[str, str]:
-        """Encoder name -> identity (name, version and weights hash)."""
-        return self.extractor.identities()
+    encoders = ConfigField[list[str]](list)
+    head = ConfigField[str]()
+    class_weight = ConfigField[str | None]()
+    fusion = ConfigField[str]()
+    text_fields = ConfigField[tuple[str, ...]]()
+    val_size = ConfigField[float]()
+    alphas = ConfigField[tuple[float, ...]]()
+    seed = ConfigField[int]()
+    head_params = ConfigField[dict]()
+    encoder_params = ConfigField[dict[str, dict]]()
+    criterion = ConfigField[str]()
 
     # ----- training -------------------------------------------------------------------------
     def _labelled_rows(self, catalog: Catalog) -> tuple[Catalog, np.ndarray, np.ndarray | None, dict[str, int]]:

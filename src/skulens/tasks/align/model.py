@@ -49,7 +49,7 @@ from skulens.tasks.model_folder import (
     restoring,
     write_model_folder,
 )
-from skulens.tasks.predictor import WARM_UP_TEXT, catalog_row_issues, row_issue_texts, with_issues
+from skulens.tasks.predictor import WARM_UP_TEXT, ConfigField, catalog_row_issues, row_issue_texts, with_issues
 
 
 @dataclass(frozen=True)
@@ -120,25 +120,11 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         self.adapt_note: str | None = None
 
     # ---- the settings, as in config ---------------------------------------------------------------
-    @property
-    def image_encoders(self) -> list[str]:
-        return list(self.config.image_encoders)
-
-    @property
-    def text_encoders(self) -> list[str]:
-        return list(self.config.text_encoders)
-
-    @property
-    def text_fields(self) -> tuple[str, ...]:
-        return self.config.text_fields
-
-    @property
-    def val_fraction(self) -> float:
-        return self.config.val_fraction
-
-    @property
-    def refit(self) -> bool:
-        return self.config.refit
+    image_encoders = ConfigField[list[str]](list)
+    text_encoders = ConfigField[list[str]](list)
+    text_fields = ConfigField[tuple[str, ...]]()
+    val_fraction = ConfigField[float]()
+    refit = ConfigField[bool]()
 
     def encoder_identities(self) -> dict[str, str]:
         """Encoder name -> identity (name, version and weights hash) of the frozen encoders."""
