@@ -13,7 +13,7 @@ import typer
 
 from skulens.cli.commands import AdaptPriors, add_commands, group
 from skulens.cli.output import console, fail, note, print_report_tables
-from skulens.cli.sources import Columns, load_reviews_source
+from skulens.cli.sources import Columns, load_reviews_source, report_issues
 from skulens.cli.tracking import NoTrack, Register, TrackingUri, tracked_run
 
 reviews_app = group(
@@ -133,6 +133,7 @@ def predict(
     from skulens.outputs import write_csv
 
     write_csv(frame, target)
+    report_issues(catalog, predictor.last_issues_, target.with_name(target.stem + ".issues.csv"), images=False)
     if adapt_priors and predictor.last_prior_shift_ is not None:
         from skulens.cli.categorize import print_prior_shift
         from skulens.tasks.reviews import STARS

@@ -55,7 +55,7 @@ from skulens.tasks.model_folder import (
     saved_training_ids,
     write_model_folder,
 )
-from skulens.tasks.predictor import WARM_UP_TEXT, ConfigField, ExtractorEncoders, config_dict, config_from, row_issue_texts
+from skulens.tasks.predictor import WARM_UP_TEXT, ConfigField, ExtractorEncoders, config_dict, config_from
 from skulens.tasks.readable import unreadable_reason
 
 log = logging.getLogger(__name__)
@@ -453,21 +453,21 @@ class ReviewPredictor(ExtractorEncoders):
             return None
         return getattr(self.extractor.encoder("tfidf").vectorizer, "vocabulary_", None)
 
-    def _readable(self, catalog: Catalog) -> np.ndarray:
-        """Rows with text the model can read; the others (empty, another script or language) are reported in
-        ``last_issues_`` and skipped."""
+    def _readable(self, catalog: Catalog) -> tuple[np.ndarray, list[str]]:
+        """Rows with text the model can read, and per row why not (``""`` when it can); the others (empty,
+        another script or language) are skipped and reported in ``last_issues_``, numbered by source row as
+        every :class:`RowIssue` is (what ``issues.csv`` says)."""
         vocabulary = self._vocabulary()
-        self.last_issues_ = []
-        ok = np.ones(len(catalog), dtype=bool)
-        for i, text in enumerate(review_texts(catalog, self.text_fields)):
+        reasons = []
+        for text in review_texts(catalog, self.text_fields):
             reason = "no title or review text; row skipped (give it some text)" if not text.strip() else None
-            reason = reason or unreadable_reason(text, vocabulary)
-            if reason:
-                ok[i] = False
-                self.last_issues_.append(RowIssue(i, catalog.ids[i], "review_text", reason))
+            reasons.append(reason or unreadable_reason(text, vocabulary) or "")
+        self.last_issues_ = [
+            RowIssue(catalog.source_row(i), catalog.ids[i], "review_text", reason) for i, reason in enumerate(reasons) if reason
+        ]
         for issue in self.last_issues_[:5]:
             log.warning("%s", issue)
-        return ok
+        return np.array([not reason for reason in reasons], dtype=bool), reasons
 
     def _adapt(self, proba: np.ndarray, features: Features) -> tuple[np.ndarray, PriorShift]:
         """Star distributions adapted to the batch's star mix (fitted adaptation, or plain EM for older models)."""
@@ -501,17 +501,18 @@ class ReviewPredictor(ExtractorEncoders):
             out["recommend_proba"] = align_proba(rec, np.asarray(self.recommend_model_.classes_), np.array([0, 1]))[:, 1]
         return out
 
-    def _outputs(self, catalog: Catalog, adapt_priors: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def _outputs(self, catalog: Catalog, adapt_priors: bool = False) -> tuple[np.ndarray, list[str], dict[str, np.ndarray]]:
+        """(readable rows, per row why not, the outputs of the readable rows)."""
         self._check_fitted()
-        ok = self._readable(catalog)
+        ok, reasons = self._readable(catalog)
         if not ok.any():
-            return ok, {}
-        return ok, self.outputs_from_features(self.extractor.transform(catalog.subset(np.flatnonzero(ok))), adapt_priors)
+            return ok, reasons, {}
+        return ok, reasons, self.outputs_from_features(self.extractor.transform(catalog.subset(np.flatnonzero(ok))), adapt_priors)
 
     def predict_proba(self, data: Data) -> np.ndarray:
         """Star distribution, shape (rows, 5) for stars 1..5; NaN rows where a review has no text."""
         catalog = as_catalog(data)
-        ok, out = self._outputs(catalog)
+        ok, _, out = self._outputs(catalog)
         proba = np.full((len(catalog), 5), np.nan)
         if out:
             proba[ok] = out["star_proba"]
@@ -522,7 +523,7 @@ class ReviewPredictor(ExtractorEncoders):
         p1..p5, and ``issue`` (set, with the other fields empty, for reviews without text). With
         ``adapt_priors``, adapted to the batch's star mix (report in :attr:`last_prior_shift_`)."""
         catalog = as_catalog(data)
-        ok, out = self._outputs(catalog, adapt_priors)
+        ok, reasons, out = self._outputs(catalog, adapt_priors)
         frame = pd.DataFrame({"id": catalog.ids})
         frame["stars"] = pd.array([pd.NA] * len(catalog), dtype="Int64")
         for column in ("expected_rating", "sentiment_score", "recommend_proba", *(f"p{k}" for k in STARS)):
@@ -537,7 +538,7 @@ class ReviewPredictor(ExtractorEncoders):
                 frame.loc[ok, "recommend_proba"] = out["recommend_proba"]
             for k in STARS:
                 frame.loc[ok, f"p{k}"] = out["star_proba"][:, k - 1]
-        frame["issue"] = row_issue_texts(len(catalog), self.last_issues_)
+        frame["issue"] = reasons
         order = [
             "id",
             "stars",
@@ -611,7 +612,7 @@ class ReviewPredictor(ExtractorEncoders):
                 "used to train this model (matched by id) and the others lack text or a 1-5 rating; evaluate on held-out "
                 "reviews, or pass include_training_rows=True to score training rows (optimistic)"
             ) from None
-        readable = self._readable(rows)
+        readable, _ = self._readable(rows)
         skipped["unreadable"] = int((~readable).sum())
         if not readable.any():
             raise CatalogError(
