@@ -67,6 +67,10 @@ def scenario(tmp_path_factory):
             ["categorize", "predict", out / "model", "-i", data, "--output", out / "pred.csv"],
             out / "pred.issues.csv",
         ),
+        "categorize predict streamed": (
+            ["categorize", "predict", out / "model", "-i", data, "--output", out / "pred-parts"],
+            out / "pred-parts" / "_issues.csv",
+        ),
         "categorize evaluate": (
             ["categorize", "evaluate", out / "model", data, "-o", out / "eval", "--include-training-rows"],
             out / "eval" / "issues.csv",

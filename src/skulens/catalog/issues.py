@@ -39,13 +39,18 @@ def issue_summary(catalog: Catalog, issues: Iterable[RowIssue], where: str | Non
     e.g. ``"12 of 1,050 rows have an issue: 9 image missing, 3 duplicate id — see issues.csv"``.
     """
     issues = list(issues)
+    return count_line(len(catalog) + sum(issue.column == "id" for issue in issues), issues, where)
+
+
+def count_line(rows_read: int, issues: Iterable[RowIssue], where: str | None = None) -> str | None:
+    """:func:`issue_summary` of ``rows_read`` source rows (skipped ones included) without their catalog."""
+    issues = list(issues)
     if not issues:
         return None
-    skipped = sum(issue.column == "id" for issue in issues)
     rows = len({issue.row for issue in issues})
     kinds = Counter(issue_kind(issue) for issue in issues)
     reasons = ", ".join(f"{count:,} {kind}" for kind, count in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
-    return f"{rows:,} of {len(catalog) + skipped:,} rows have an issue: {reasons}" + (f" — see {where}" if where else "")
+    return f"{rows:,} of {rows_read:,} rows have an issue: {reasons}" + (f" — see {where}" if where else "")
 
 
 def issue_column(catalog: Catalog, issues: Iterable[RowIssue]) -> list[str | None]:

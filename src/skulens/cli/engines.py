@@ -74,8 +74,9 @@ def run_streamed(
     what: str,
 ) -> RunSummary:
     """Stream ``source`` through ``job`` on ``engine`` into Parquet parts in ``out``; writes ``out/_manifest.json``."""
+    from skulens.catalog.issues import count_line
     from skulens.engines import ENGINES, run_job
-    from skulens.engines.output import MANIFEST
+    from skulens.engines.output import ISSUES_FILE, MANIFEST
     from skulens.outputs import folder_lock, write_text
 
     if engine not in ENGINES:
@@ -89,13 +90,12 @@ def run_streamed(
         write_text(out / MANIFEST, json.dumps(manifest, indent=2, default=str))
     rate = summary.rows_out / summary.seconds if summary.seconds else 0.0
     console.print(f"{summary.rows_out:,} rows {what} with the {engine} engine in {summary.seconds:.1f}s ({rate:,.0f} rows/s)")
-    left_out = summary.rows_in - summary.rows_out if summary.rows_in is not None else 0  # Ray does not count rows read
-    if left_out or summary.rows_with_issue:
-        parts = [f"{summary.rows_with_issue:,} written with an issue (see the 'issue' column)"] if summary.rows_with_issue else []
-        if left_out:
-            reason = "an empty or repeated id" + (", or nothing to index" if what == "encoded" else "")
-            parts.append(f"{left_out:,} left out ({reason})")
-        total = f" of {summary.rows_in:,}" if summary.rows_in is not None else ""
-        warn(f"{summary.rows_with_issue + left_out:,}{total} rows have an issue: " + "; ".join(parts))
-    console.print(f"outputs: {out}/*.parquet, {out / '_manifest.json'}")
+    line = count_line(summary.rows_in, summary.issues, str(out / ISSUES_FILE))
+    if line is not None:
+        warn(line)
+    skipped = sum(issue.column == "id" for issue in summary.issues)
+    unencoded = summary.rows_in - summary.rows_out - skipped
+    if unencoded > 0:  # an index job leaves out rows without a usable vector
+        warn(f"{unencoded:,} rows left out: nothing to encode (no usable image or text)")
+    console.print(f"outputs: {out}/*.parquet, {out / ISSUES_FILE}, {out / MANIFEST}")
     return summary
