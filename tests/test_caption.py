@@ -331,6 +331,21 @@ def test_folders_saved_before_the_region_encoder_still_load(trained, shapes, tmp
     assert [c.title for c in loaded.generate(images)] == [c.title for c in trained.generate(images)]
 
 
+def test_folders_saved_before_the_shared_training_settings_still_load(trained, shapes, tmp_path):
+    """Older folders have no ``weight_decay`` under ``hyper`` (it was fixed at 0.01): they load with it."""
+    folder, catalog = shapes
+    trained.save(tmp_path / "m")
+    config_path = tmp_path / "m" / "config.json"
+    config = json.loads(config_path.read_text())
+    assert config["hyper"]["weight_decay"] == 0.01
+    del config["hyper"]["weight_decay"]
+    config_path.write_text(json.dumps(config))
+    loaded = CaptionModel.load(tmp_path / "m")
+    assert loaded.config == trained.config and loaded.config.weight_decay == 0.01
+    images = [Image.open(folder / p).convert("RGB") for p in catalog.frame["image"][:3]]
+    assert [c.title for c in loaded.generate(images)] == [c.title for c in trained.generate(images)]
+
+
 def test_a_dataframe_is_read_through_the_one_input_path(trained, shapes):
     """fit/evaluate take a DataFrame: its image paths resolve against the declared root, never the working
     directory; without a root there is no image to read, which the error says."""

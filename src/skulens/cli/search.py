@@ -194,7 +194,7 @@ def train(
         console.print(f"{escape(model.adapt_note)}; saved to {escape(str(out))}")
         return
     try:
-        config = AlignConfig(dim=dim, hidden=hidden, max_epochs=epochs, seed=seed)
+        config = AlignConfig(dim=dim, hidden=hidden, epochs=epochs, seed=seed)
         model = AlignmentModel(image_encoder, text_encoder, head_config=config, progress=True)
         with step(f"training on {len(catalog):,} products ({', '.join(image_encoder + text_encoder)})"):
             model.fit(catalog)

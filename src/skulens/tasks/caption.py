@@ -46,7 +46,7 @@ from skulens.tasks.model_folder import (
     write_model_folder,
 )
 from skulens.tasks.predictor import ConfigField, catalog_row_issues, row_issue_texts, with_issues
-from skulens.training.loop import LoopConfig, TrainingLoop
+from skulens.training.loop import TrainingLoop, TrainingSettings
 
 TASK = "caption"
 #: The fewest usable (image, title) rows a captioner is trained on.
@@ -70,6 +70,7 @@ HYPER_LIMITS = {
     "alpha": (float, 0.0, 10.0),
     "no_repeat": (bool, 0, 1),
     "reduce_dim": (int, 1, 65_536),
+    "weight_decay": (float, 0.0, 100.0),
     "min_count": (int, 1, 1_000_000),
 }
 #: Largest region grid a saved captioner may declare (regions, channels).
@@ -139,21 +140,23 @@ def _grouped_validation(catalog: Catalog, rows: np.ndarray, val_size: float, see
 
 
 @dataclass(frozen=True)
-class CaptionConfig:
+class CaptionConfig(TrainingSettings):
     """A captioner's settings (saved in ``config.json``: ``encoder_name``, ``attribute_columns`` and the
-    training/decoding ones under ``hyper``). ``encoder`` is a region encoder's registry name."""
+    training/decoding ones under ``hyper``): the :class:`TrainingSettings` (patience counts epochs without a
+    better validation CIDEr-D) and the decoder's. ``encoder`` is a region encoder's registry name."""
 
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    patience: int = 4
     encoder: str = "efficientnet-lite0-regions"
     architecture: str = "transformer"
     d_model: int = 256
     layers: int = 2
     heads: int = 4
     dropout: float = 0.1
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 5e-4
     label_smoothing: float = 0.1
-    patience: int = 4
     min_count: int = 2
     max_len: int = 20
     beam: int = 3
@@ -163,7 +166,6 @@ class CaptionConfig:
     val_size: float = 0.1
     reduce_dim: int = 256
     max_val_rows: int = 400
-    seed: int = 0
 
 
 #: The config fields saved under ``hyper`` (the others have their own keys in ``config.json``).
@@ -201,31 +203,12 @@ class CaptionModel:
         reduce_dim: int = 256,
         max_val_rows: int = 400,
         seed: int = 0,
+        weight_decay: float = 0.01,
         progress: bool = True,
     ) -> None:
-        self.config = CaptionConfig(
-            region_encoder_name(encoder),
-            architecture,
-            d_model,
-            layers,
-            heads,
-            dropout,
-            epochs,
-            batch_size,
-            lr,
-            label_smoothing,
-            patience,
-            min_count,
-            max_len,
-            beam,
-            alpha,
-            no_repeat,
-            tuple(attributes),
-            val_size,
-            reduce_dim,
-            max_val_rows,
-            seed,
-        )
+        given = locals()  # one argument per config field
+        settings = {f.name: given[f.name] for f in fields(CaptionConfig)}
+        self.config = CaptionConfig(**settings | {"encoder": region_encoder_name(encoder), "attributes": tuple(attributes)})
         self.progress = progress
         self._spatial: RegionEncoder | None = None
         self.fit_report_: dict = {}
@@ -401,16 +384,7 @@ class CaptionModel:
     def _train(self, features: np.ndarray, titles: list[str], fit_rows: np.ndarray, val_rows: np.ndarray) -> list[dict]:
         """Teacher-forced epochs over ``features[fit_rows]`` (reduced region features, one per title)."""
         h = self.hyper
-        config = LoopConfig(
-            epochs=h["epochs"],
-            lr=h["lr"],
-            weight_decay=0.01,
-            monitor="val_cider",
-            patience=h["patience"],
-            schedule="one_cycle",
-            warmup=0.1,
-            clip_norm=1.0,
-        )
+        config = self.config.loop_config(monitor="val_cider", schedule="one_cycle", warmup=0.1, clip_norm=1.0)
         rng = np.random.default_rng(h["seed"])
         val_refs = [titles[r] for r in val_rows]
 

@@ -28,13 +28,14 @@ from skulens.tasks.inputs import (
     training_id_mask,
 )
 from skulens.tasks.model_folder import (
-    ModelFolderError,
     array_part,
     check_config,
     check_restored,
     read_model_folder,
+    restore_label_shift,
     restoring,
     saved_training_ids,
+    training_record,
     write_model_folder,
 )
 from skulens.tasks.predictor import (
@@ -353,18 +354,13 @@ class CategoryPredictor(ExtractorEncoders):
             "classes": [str(c) for c in self.classes_],
             "class_prior": [float(p) for p in self.class_prior_] if getattr(self, "class_prior_", None) is not None else None,
             "parents": self.parents_,
-            "label_shift": self.label_shift_.config() if getattr(self, "label_shift_", None) is not None else None,
             "dropped_classes": self.dropped_classes_ if hasattr(self, "dropped_classes_") else {},
             "metrics": {k: v for k, v in self.metrics_.items() if k in ("accuracy", "macro_f1", "ece", "n")},
-            "training_rows": int(len(self.training_ids_)),
-            "training_ids": "sha256 of each training row's id, in weights.npz 'training.id_sha256'",
         }
-        arrays = {f"fusion.{k}": v for k, v in self.model_.to_arrays().items()}
+        record, arrays = training_record(getattr(self, "label_shift_", None), self.training_ids_)
+        arrays.update({f"fusion.{k}": v for k, v in self.model_.to_arrays().items()})
         arrays.update({f"encoder.{k}": v for k, v in self.extractor.to_arrays().items()})
-        arrays["training.id_sha256"] = self.training_ids_
-        if getattr(self, "label_shift_", None) is not None:
-            arrays.update({f"label_shift.{k}": v for k, v in self.label_shift_.to_arrays().items()})
-        return write_model_folder(folder, config, arrays)
+        return write_model_folder(folder, config | record, arrays)
 
     @classmethod
     def load(cls, folder: str | Path, cache_dir: str | Path | None = None) -> CategoryPredictor:
@@ -393,11 +389,7 @@ class CategoryPredictor(ExtractorEncoders):
                 np.asarray(prior, dtype=float) if isinstance(prior, list) and len(prior) == len(predictor.classes_) else None
             )
             predictor.dropped_classes_ = config.get("dropped_classes", {})
-            shift = config.get("label_shift")  # absent in models saved before: plain EM then
-            try:
-                predictor.label_shift_ = LabelShift.restore(shift, array_part(arrays, "label_shift")) if shift else None
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ModelFolderError(f"model {folder}: 'label_shift' is damaged ({exc}); retrain the model") from None
+            predictor.label_shift_ = restore_label_shift(config, arrays, folder)
             predictor.metrics_ = config.get("metrics", {})
             predictor.training_ids_ = saved_training_ids(arrays)
             predictor.model_ = restore_fusion(

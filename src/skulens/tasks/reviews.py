@@ -39,7 +39,7 @@ from skulens.catalog.schema import Catalog, CatalogError, RowIssue
 from skulens.catalog.splits import group_split
 from skulens.heads.base import align_proba
 from skulens.heads.fusion import LateFusion, make_fusion, restore_fusion
-from skulens.heads.prior_shift import LabelShift, PriorShift, fit_label_shift
+from skulens.heads.prior_shift import PriorShift, fit_label_shift
 from skulens.heads.prior_shift import adapt_priors as estimate_priors
 from skulens.metrics import classification_metrics, regression_metrics
 from skulens.metrics.classification import majority_baseline
@@ -51,8 +51,10 @@ from skulens.tasks.model_folder import (
     check_config,
     check_restored,
     read_model_folder,
+    restore_label_shift,
     restoring,
     saved_training_ids,
+    training_record,
     write_model_folder,
 )
 from skulens.tasks.predictor import WARM_UP_TEXT, ConfigField, ExtractorEncoders, config_dict, config_from
@@ -653,20 +655,15 @@ class ReviewPredictor(ExtractorEncoders):
             "recommend": self.recommend_model_ is not None,
             "selection": self.selection_,
             "prior": [float(p) for p in self.prior_],
-            "label_shift": self.label_shift_.config() if getattr(self, "label_shift_", None) is not None else None,
             "sentiment_rule": SENTIMENT_RULE,
             "metrics": {k: v for k, v in self.metrics_.items() if isinstance(v, (int, float)) or v is None},
-            "training_rows": int(len(self.training_ids_)),
-            "training_ids": "sha256 of each training row's id, in weights.npz 'training.id_sha256'",
         }
-        arrays = {f"stars.{k}": v for k, v in self.stars_model_.to_arrays().items()}
-        arrays["training.id_sha256"] = self.training_ids_
+        record, arrays = training_record(getattr(self, "label_shift_", None), self.training_ids_)
+        arrays.update({f"stars.{k}": v for k, v in self.stars_model_.to_arrays().items()})
         if self.recommend_model_ is not None:
             arrays.update({f"recommend.{k}": v for k, v in self.recommend_model_.to_arrays().items()})
         arrays.update({f"encoder.{k}": v for k, v in self.extractor.to_arrays().items()})
-        if getattr(self, "label_shift_", None) is not None:
-            arrays.update({f"label_shift.{k}": v for k, v in self.label_shift_.to_arrays().items()})
-        return write_model_folder(folder, config, arrays)
+        return write_model_folder(folder, config | record, arrays)
 
     @classmethod
     def load(cls, folder: str | Path, cache_dir: str | Path | None = None) -> ReviewPredictor:
@@ -690,11 +687,7 @@ class ReviewPredictor(ExtractorEncoders):
             predictor.extractor.restore_saved(arrays, config["encoders"], folder)
             predictor.selection_ = config["selection"]
             predictor.prior_ = np.asarray(config["prior"], dtype=float)
-            shift = config.get("label_shift")  # absent in models saved before: plain EM then
-            try:
-                predictor.label_shift_ = LabelShift.restore(shift, array_part(arrays, "label_shift")) if shift else None
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ModelFolderError(f"model {folder}: 'label_shift' is damaged ({exc}); retrain the model") from None
+            predictor.label_shift_ = restore_label_shift(config, arrays, folder)
             predictor.metrics_ = config.get("metrics", {})
             predictor.training_ids_ = saved_training_ids(arrays)
             stars = np.array(config["stars_classes"])

@@ -62,6 +62,24 @@ class LoopConfig:
             raise ValueError(f"unknown schedule '{self.schedule}'; use one of {', '.join(SCHEDULES)}")
 
 
+@dataclass(frozen=True)
+class TrainingSettings:
+    """What every trained model's config holds: epochs, batch size, AdamW's rate and weight decay, early-stopping
+    patience (epochs without a better validation score; None: every epoch) and seed. The fine-tuning, alignment-head
+    and captioner configs inherit these fields, each restating only the defaults it changes."""
+
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int | None = 5
+    seed: int = 0
+
+    def loop_config(self, **how: Any) -> LoopConfig:
+        """The :class:`LoopConfig` of these settings and ``how`` the loop runs (``monitor``, ``schedule``...)."""
+        return LoopConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, patience=self.patience, **how)
+
+
 @dataclass
 class LoopResult:
     """What a run did: the best epoch (1-based) and its score, epochs run in all, the per-epoch records, the batch

@@ -249,7 +249,7 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         if self.refit and len(val_rows):
             chosen = self.heads_
             epochs = chosen.best_epoch + 1
-            self.heads_ = AlignmentHeads(image.shape[1], text.shape[1], replace(self.config.heads, max_epochs=epochs))
+            self.heads_ = AlignmentHeads(image.shape[1], text.shape[1], replace(self.config.heads, epochs=epochs))
             self.heads_.fit(image, text, log=log)
             self.heads_.history = chosen.history + [{"refit_on_all_pairs": len(image), "epochs": epochs}]
             self.heads_.best_epoch = chosen.best_epoch
@@ -544,7 +544,8 @@ ALIGN_LIMITS = {
     "lr": (float, 0.0, 10.0),
     "weight_decay": (float, 0.0, 100.0),
     "batch_size": (int, 1, 1_000_000),
-    "max_epochs": (int, 0, 100_000),
+    "epochs": (int, 0, 100_000),
+    "max_epochs": (int, 0, 100_000),  # folders saved before the shared training settings
     "patience": (int, 0, 100_000),
     "init_temperature": (float, 1e-6, 100.0),
     "seed": (int, 0, 2**32 - 1),
