@@ -405,3 +405,19 @@ def test_learning_rate_schedule_runs_for_any_number_of_steps(steps):
         if loop.scheduler is not None:
             loop.scheduler.step()
     assert 0 < loop.optimizer.param_groups[0]["lr"] <= 1e-3
+
+
+def test_cli_names_a_missing_photo_and_the_fix(trained, tmp_path, monkeypatch):
+    """Issue 23: `skulens caption missing.jpg` said only "no readable image among the arguments"."""
+    from typer.testing import CliRunner
+
+    from skulens.cli.main import app
+
+    trained.save(tmp_path / "m")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["caption", "missing.jpg", "--model", str(tmp_path / "m")], env={"NO_COLOR": "1"})
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2
+    error = text[text.index("error") :]
+    assert "image 'missing.jpg' not found at" in error and "give the path of a JPEG, PNG or WebP photo" in error
+    assert "Errno" not in text

@@ -326,7 +326,7 @@ def test_duplicate_and_empty_ids(tmp_path):
     assert set(by_row) == {2, 3}
     assert by_row[2].id == "a" and "duplicate id" in by_row[2].message and "first occurrence kept" in by_row[2].message
     assert by_row[3].id is None and "empty id" in by_row[3].message
-    assert "row 2 (id a), column 'id'" in str(by_row[2])
+    assert "line 4 (id a), column 'id'" in str(by_row[2])  # row 2 of the data; the header is line 1
 
 
 def test_empty_file_is_a_clear_error(tmp_path):
@@ -407,7 +407,7 @@ def test_build_catalog_from_frame_and_write_issues(tmp_path):
     assert catalog.frame["category"].tolist() == [("A", "B"), ("C",)]
     out = write_issues(catalog.issues, tmp_path / "issues.csv")
     written = pd.read_csv(out)
-    assert written.columns.tolist() == ["row", "id", "column", "message"]
+    assert written.columns.tolist() == ["row", "line", "id", "column", "message"]
     assert sorted(written["column"]) == ["id", "rating"]
     assert RowIssue(1, "2", "rating", "'n/a' is not a number; value dropped") in catalog.issues
 

@@ -83,7 +83,7 @@ def test_embed_writes_outputs_and_reuses_cache(runner, small_csv, tmp_path):
         assert data["vectors"].shape == (4, 1280)
         assert data["present"].tolist() == [True, True, True, False]
     issues = pd.read_csv(out / "issues.csv")
-    assert issues.columns.tolist() == ["row", "id", "column", "message"]
+    assert issues.columns.tolist() == ["row", "line", "id", "column", "message"]
     assert set(issues["column"]) == {"id", "image"}
     assert any("missing.jpg" in m for m in issues["message"])
     assert any(cache.glob("*/index.sqlite"))  # the embedding cache was written

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from skulens.catalog.lines import record_lines
 from skulens.catalog.schema import EXTRA_COLUMNS, SCHEMA_COLUMNS, Catalog, CatalogError, ColumnMapping
 from skulens.catalog.validation import build_catalog
 
@@ -210,7 +211,7 @@ def read_catalog(
     frame = read_table(path, id_column=_text_columns(columns, CATALOG_NAMES))
     if frame.empty:
         raise CatalogError(f"catalog file {path} has no rows; add at least one product")
-    return frame_to_catalog(
+    catalog = frame_to_catalog(
         frame,
         columns,
         root if root is not None else path.parent,
@@ -220,6 +221,14 @@ def read_catalog(
         category_sep=category_sep,
         category_columns=category_columns,
     )
+    return _with_file_lines(catalog, path, len(frame))
+
+
+def _with_file_lines(catalog: Catalog, path: Path, rows: int) -> Catalog:
+    """``catalog`` numbering its source rows with the lines of ``path`` (its issues too)."""
+    catalog.source_lines = record_lines(path, rows)
+    catalog.issues = catalog.with_lines(catalog.issues)
+    return catalog
 
 
 def read_reviews(path: str | Path, columns: Mapping[str, str] | None = None, name: str | None = None) -> Catalog:
@@ -229,7 +238,9 @@ def read_reviews(path: str | Path, columns: Mapping[str, str] | None = None, nam
     frame = read_table(path, id_column=_text_columns(columns, REVIEW_NAMES))
     if frame.empty:
         raise CatalogError(f"reviews file {path} has no rows; add at least one review")
-    catalog = frame_to_catalog(frame, columns, path.parent, name or path.stem, reviews=True, source=str(path))
+    catalog = _with_file_lines(
+        frame_to_catalog(frame, columns, path.parent, name or path.stem, reviews=True, source=str(path)), path, len(frame)
+    )
     if "review_text" not in catalog.frame.columns and "title" not in catalog.frame.columns:
         raise CatalogError(
             f"{path} has no review text column (review_text, reviewText, review, text...); it has: "

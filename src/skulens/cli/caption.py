@@ -115,15 +115,20 @@ def generate(
         captioner = CaptionModel.load(model)
     except _user_errors() as exc:
         raise fail(str(exc)) from None
-    decoded, names = [], []
+    decoded, names, problems = [], [], []
     for path in images:
         try:
             decoded.append(load_product_image(path))  # a regular file within the byte cap, decoded within the pixel caps
             names.append(str(path))
         except (ImageLoadError, OSError) as exc:
-            console.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(str(exc))}")
+            full = path.expanduser().resolve()
+            problem = str(exc).replace(f"'{full}'", f"'{path}'") if isinstance(exc, ImageLoadError) else None
+            problem = problem or f"image '{path}' cannot be read: {exc.strerror or exc}"
+            problems.append(problem)
+            if len(images) > 1:
+                console.print(f"[yellow]skipped[/] {escape(problem)}")
     if not decoded:
-        raise fail("no readable image among the arguments; give JPEG, PNG or WebP files")
+        raise fail(f"{'; '.join(problems)}; give the path of a JPEG, PNG or WebP photo (absolute, or relative to {Path.cwd()})")
     try:
         captions = captioner.generate(decoded, beam=beam, nearest=nearest)
     except _user_errors() as exc:
