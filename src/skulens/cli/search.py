@@ -248,7 +248,19 @@ def index(
             raise fail("--limit reads the whole catalog; it cannot be combined with --parquet/--engine ray")
         vectors_dir = out / "vectors"
         job = IndexJob(_model_ref(model), vectors)
-        run_streamed(source, job, vectors_dir, engine, ray_address, ray_cpus, chunk_rows, columns, image_root, "encoded")
+        run_streamed(
+            source,
+            job,
+            vectors_dir,
+            engine,
+            ray_address,
+            ray_cpus,
+            chunk_rows,
+            columns,
+            image_root,
+            "encoded",
+            keeps_columns=True,
+        )
         try:
             with step("building the index"):
                 built = index_from_output(vectors_dir, model, kind=kind, use=vectors, name=Path(source).stem)
