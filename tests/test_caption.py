@@ -421,3 +421,20 @@ def test_cli_names_a_missing_photo_and_the_fix(trained, tmp_path, monkeypatch):
     error = text[text.index("error") :]
     assert "image 'missing.jpg' not found at" in error and "give the path of a JPEG, PNG or WebP photo" in error
     assert "Errno" not in text
+
+
+def test_cli_train_shows_each_step(shapes, tmp_path):
+    """Issue 23: `caption train` was silent for minutes between the photo embedding and the epochs."""
+    from typer.testing import CliRunner
+
+    from skulens.cli.main import app
+
+    folder, catalog = shapes
+    catalog.frame.to_csv(folder / "shapes.csv", index=False)
+    args = ["caption", "train", str(folder / "shapes.csv"), "--out", str(tmp_path / "m"), "--epochs", "1", "--dim", "32"]
+    result = CliRunner().invoke(app, [*args, "--layers", "1"], env={"NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    text = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    for done in ("checking 18 photos", "region maps of 18 photos", "vocabulary of", "attribute probes (colour)"):
+        assert f"✓ {done}" in text, text
+    assert "caption decoder epochs" in text

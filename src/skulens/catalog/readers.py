@@ -26,7 +26,10 @@ CATALOG_NAMES: dict[str, tuple[str, ...]] = {
     "id": ("id", "sku", "asin", "product_id", "uniq_id", "item_id", "style_id"),
     "title": ("title", "product_name", "name", "product_title", "productDisplayName", "item_name"),
     "description": ("description", "product_description", "desc", "product_desc", "details"),
-    "image": ("image", "img", "image_path", "img_path", "image_url", "img_url", "image_file", "filename", "file_name"),
+    "image": (
+        *("image", "img", "image_path", "img_path", "image_url", "img_url", "image_file", "filename", "file_name"),
+        *("photo", "photo_path", "picture"),
+    ),
     "category": ("category", "category_path", "product_category_tree", "categories", "product_category", "category_tree"),
     "rating": ("rating", "overall", "stars", "star_rating", "score", "product_rating"),
     "review_text": ("review_text", "reviewText", "review", "text", "review_body", "body"),

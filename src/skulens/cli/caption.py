@@ -73,12 +73,14 @@ def train(
     Rows without a title or a readable photo are skipped and counted. Example: skulens caption train myntra --out runs/caption
     """
     from skulens.catalog import check_images
+    from skulens.progress import step
     from skulens.tasks.caption import CaptionModel
 
     catalog = load_source(source, columns, image_root, uses=("gender", "colour", "articleType"))
     if limit is not None:
         catalog = catalog.head(limit)
-    found = check_images(catalog)
+    with step(f"checking {len(catalog):,} photos"):
+        found = check_images(catalog)
     try:
         model = CaptionModel(architecture=architecture, epochs=epochs, layers=layers, d_model=d_model, beam=beam, seed=seed)
         model.fit(catalog)
