@@ -8,7 +8,8 @@ column filled in. Both engines call the same runner on the same chunks, so their
 
 Output tables (Parquet; Spark, DuckDB, pandas and Ray read them directly):
 - embed: ``id`` (string), ``vector`` (fixed-size list of float32), ``present`` (bool), ``issue``;
-- predict: ``id``, ``category_1..k`` (string), ``probability_1..k`` (float64), ``issue``;
+- predict: ``id``, ``title``, ``image``, ``current_category`` (string; each when the input has it), ``category_1..k``
+  (string), ``probability_1..k`` (float64, 4 decimals), ``differs_from_current`` (bool), ``issue``;
 - index: ``id``, ``vector``, the display/filter columns (as text), ``issue`` — rows with a usable vector only.
 """
 
