@@ -135,7 +135,8 @@ def create_app(
         version=__version__,
         description=(
             "Multimodal product intelligence. `/v1/categorize` (one product: photo and/or text, multipart) and "
-            "`/v1/categorize/batch` (JSON, base64 photos) give categories; `/v1/explain` says why (Grad-CAM, words, "
+            "`/v1/categorize/batch` (JSON, base64 photos) give categories; `/v1/attributes` gives attributes such as "
+            "colour (categorize models trained with `--attributes`); `/v1/explain` says why (Grad-CAM, words, "
             "photo-vs-text conflicts); `/v1/reviews` reads stars, sentiment and recommendation from review text; "
             "`/v1/search` finds products by text or photo, `/v1/similar/{product_id}` finds look-alikes of an indexed "
             "product and `/v1/zero-shot` categorises with typed labels (alignment models with an index); `/v1/caption` writes a product title from a photo. `/health`, `/ready` and `/models` "
