@@ -420,3 +420,36 @@ def test_learning_rate_schedule_runs_for_any_number_of_steps(steps):
         if loop.scheduler is not None:
             loop.scheduler.step()
     assert 0 < loop.optimizer.param_groups[0]["lr"] <= 1e-3
+
+
+def test_cli_names_a_missing_photo_and_the_fix(trained, tmp_path, monkeypatch):
+    """Issue 23: `skulens caption missing.jpg` said only "no readable image among the arguments"."""
+    from typer.testing import CliRunner
+
+    from skulens.cli.main import app
+
+    trained.save(tmp_path / "m")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["caption", "missing.jpg", "--model", str(tmp_path / "m")], env={"NO_COLOR": "1"})
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2
+    error = text[text.index("error") :]
+    assert "image 'missing.jpg' not found at" in error and "give the path of a JPEG, PNG or WebP photo" in error
+    assert "Errno" not in text
+
+
+def test_cli_train_shows_each_step(shapes, tmp_path):
+    """Issue 23: `caption train` was silent for minutes between the photo embedding and the epochs."""
+    from typer.testing import CliRunner
+
+    from skulens.cli.main import app
+
+    folder, catalog = shapes
+    catalog.frame.to_csv(folder / "shapes.csv", index=False)
+    args = ["caption", "train", str(folder / "shapes.csv"), "--out", str(tmp_path / "m"), "--epochs", "1", "--dim", "32"]
+    result = CliRunner().invoke(app, [*args, "--layers", "1"], env={"NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    text = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    for done in ("checking 18 photos", "region maps of 18 photos", "vocabulary of", "attribute probes (colour)"):
+        assert f"✓ {done}" in text, text
+    assert "caption decoder epochs" in text

@@ -12,14 +12,15 @@ from skulens.catalog.schema import Catalog, RowIssue
 
 def row_issues(catalog: Catalog, found: Iterable[RowIssue] = ()) -> list[RowIssue]:
     """The catalog's own issues (skipped rows, dropped fields) for its rows, plus ``found`` (e.g. images
-    that cannot be read), one per row and column (the first wins), in source-row order."""
+    that cannot be read), one per row and column (the first wins), in source-row order, each with its file
+    line where the catalog knows it."""
     rows = set(catalog.source_rows or [])
     last = max(rows, default=-1)
     own = [i for i in catalog.issues if i.row in rows or (i.column == "id" and i.row <= last)]
     unique: dict[tuple[int, str], RowIssue] = {}
     for issue in [*own, *found]:
         unique.setdefault((issue.row, issue.column), issue)
-    return sorted(unique.values(), key=lambda issue: (issue.row, issue.column))
+    return catalog.with_lines(sorted(unique.values(), key=lambda issue: (issue.row, issue.column)))
 
 
 def issue_kind(issue: RowIssue) -> str:

@@ -36,6 +36,7 @@ from skulens.heads.caption_search import Candidate, beam_search
 from skulens.heads.caption_vocab import PAD, CaptionVocabError, WordVocab
 from skulens.heads.linear import LinearProbe
 from skulens.metrics.captioning import caption_metrics
+from skulens.progress import step
 from skulens.tasks.inputs import Data, ImageInput, as_catalog, load_product_image
 from skulens.tasks.model_folder import (
     ModelFolderError,
@@ -306,7 +307,8 @@ class CaptionModel:
         with image paths under ``root``; ``maps``/``ok`` from :meth:`catalog_maps` when already computed)."""
         catalog = as_catalog(data, root=root)
         if maps is None or ok is None:
-            maps, ok = self.catalog_maps(catalog)
+            with step(f"region maps of {len(catalog):,} photos ({self.encoder_name})", enabled=self.progress):
+                maps, ok = self.catalog_maps(catalog)
         if len(maps) != len(catalog):
             raise CaptionError(f"{len(maps)} image maps for {len(catalog)} catalog rows; compute them from this catalog")
         rows, skipped = self.usable_rows(catalog, np.asarray(ok, dtype=bool))
@@ -323,17 +325,20 @@ class CaptionModel:
             fit_rows, val_rows = _grouped_validation(catalog, rows, h["val_size"], h["seed"])
         else:
             fit_rows, val_rows = rows, rows
-        try:
-            self.vocab_ = WordVocab.build([titles[r] for r in fit_rows], h["min_count"])
-        except CaptionVocabError:
-            self.vocab_ = WordVocab.build([titles[r] for r in fit_rows], 1)
-        self.channels_, self.regions_ = int(maps.shape[2]), int(maps.shape[1])
-        started = time.perf_counter()
-        self._fit_reduction(maps, fit_rows)
-        self.model_ = self._decoder(len(self.vocab_), self.decoder_channels, self.regions_)
-        self._fit_probes(catalog, maps, rows)
-        self.nearest_embeddings_ = _pooled(maps, rows).astype(np.float16)
-        self.nearest_titles_ = np.array([titles[r] for r in rows])
+        with step(f"vocabulary of {len(fit_rows):,} titles and region reduction", enabled=self.progress):
+            try:
+                self.vocab_ = WordVocab.build([titles[r] for r in fit_rows], h["min_count"])
+            except CaptionVocabError:
+                self.vocab_ = WordVocab.build([titles[r] for r in fit_rows], 1)
+            self.channels_, self.regions_ = int(maps.shape[2]), int(maps.shape[1])
+            started = time.perf_counter()
+            self._fit_reduction(maps, fit_rows)
+            self.model_ = self._decoder(len(self.vocab_), self.decoder_channels, self.regions_)
+        attributes = [c for c in self.attribute_columns if catalog.has(c)]
+        with step(f"attribute probes ({', '.join(attributes) or 'none'}) and nearest titles", enabled=self.progress):
+            self._fit_probes(catalog, maps, rows)
+            self.nearest_embeddings_ = _pooled(maps, rows).astype(np.float16)
+            self.nearest_titles_ = np.array([titles[r] for r in rows])
         if len(val_rows) > h["max_val_rows"]:  # per-epoch greedy decoding of validation rows is the slow part
             val_rows = np.sort(np.random.default_rng(h["seed"]).choice(val_rows, h["max_val_rows"], replace=False))
         features = self._reduce(maps, rows)
@@ -531,7 +536,8 @@ class CaptionModel:
         self._check_beam(beam)
         catalog = as_catalog(data, root=root)
         if maps is None or ok is None:
-            maps, ok = self.catalog_maps(catalog)
+            with step(f"region maps of {len(catalog):,} photos ({self.encoder_name})", enabled=self.progress):
+                maps, ok = self.catalog_maps(catalog)
         rows, skipped = self.usable_rows(catalog, np.asarray(ok, dtype=bool))
         if len(rows) == 0:
             raise CaptionError(
