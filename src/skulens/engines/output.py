@@ -7,12 +7,13 @@ Output only: nothing here knows a job or an engine, so the jobs and both engines
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from skulens.catalog.lines import record_lines
 from skulens.catalog.schema import CatalogError, RowIssue, write_issues
 from skulens.catalog.streaming import ISSUE_COLUMN, CatalogStream
 from skulens.outputs import atomic_file
@@ -108,6 +109,9 @@ def write_run_issues(stream: CatalogStream, summary: RunSummary) -> RunSummary:
     ``summary`` with them and, when the engine did not count the rows it read, that count."""
     folder = Path(summary.output)
     issues, rows_read = run_issues(stream, folder)
+    lines = record_lines(stream.source, rows_read) if isinstance(stream.source, Path) else None
+    if lines is not None:  # messages and the file name file lines, as for a run on the whole file
+        issues = [replace(issue, line=int(lines[issue.row])) if 0 <= issue.row < len(lines) else issue for issue in issues]
     write_issues(issues, folder / ISSUES_FILE)
     summary.issues = issues
     summary.rows_in = rows_read if summary.rows_in is None else summary.rows_in
