@@ -266,19 +266,49 @@ async def abuse_service(service: Service, record: Recorder, connections: int, de
     detail["memory_mb"] = memory
 
 
+def drawn_images():
+    """A hypothesis strategy of small real image files (PNG/JPEG/WebP of a drawn shape): what the schema's
+    image fields (``format: binary`` / ``byte`` with ``contentMediaType: image/*``) hold; schemathesis
+    draws arbitrary bytes for those formats otherwise."""
+    from hypothesis import strategies as st
+    from PIL import Image, ImageDraw
+
+    def draw(size: tuple[int, int], colour: tuple[int, int, int], kind: str) -> bytes:
+        image = Image.new("RGB", size, (235, 235, 235))
+        ImageDraw.Draw(image).ellipse((size[0] // 4, size[1] // 4, 3 * size[0] // 4, 3 * size[1] // 4), fill=colour)
+        buffer = io.BytesIO()
+        image.save(buffer, kind)
+        return buffer.getvalue()
+
+    sides = st.integers(8, 96)
+    colours = st.tuples(*[st.integers(0, 255)] * 3)
+    return st.builds(draw, st.tuples(sides, sides), colours, st.sampled_from(["PNG", "JPEG", "WEBP"]))
+
+
 def schemathesis_run(models: Path, examples: int, folder: Path | None = None) -> dict:
     """schemathesis on every operation, positive and negative cases: ``failures`` counts what ``make test``
     forbids (a 5xx, or a 4xx that is not JSON ``{"error", "detail"}``); ``conformance`` counts, by check,
     the stricter schema-conformance findings of ``call_and_validate`` (e.g. ST202, a schema-valid request
-    answered 4xx). ``folder``: the models to serve (default: the text models of ``models``)."""
+    answered 4xx). ``folder``: the models to serve (default: the text models of ``models``).
+
+    Image fields are generated as real image files (:func:`drawn_images`); a schema-violating request
+    refused as too large (413) counts as rejected, like 400 and 422."""
+    import base64
+
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
+    from schemathesis.transport.serialization import Binary
 
     from skulens.serve.app import create_app
 
     app = create_app(folder or text_models(models), max_upload_bytes=100_000, max_batch=8)
+    images = drawn_images()
+    schemathesis.openapi.format("binary", images.map(Binary))
+    schemathesis.openapi.format("byte", images.map(lambda data: base64.b64encode(data).decode()))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    rejection = schema.config.checks.negative_data_rejection
+    rejection.expected_statuses = [*rejection.expected_statuses, "413"]
     counts = {"cases": 0, "failures": 0}
     conformance: Counter = Counter()
     examples_of: dict[str, str] = {}

@@ -12,11 +12,11 @@ import io
 from collections.abc import Callable
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from skulens.runtime import image_resolution
-from skulens.serve.schemas import Base64Image, Name, Text
+from skulens.serve.schemas import Base64Image, Name, Text, given, is_blank
 from skulens.serve.uploads import ImageDecoder
 
 TASK = "categorize"
@@ -25,12 +25,18 @@ OVERLAY_SIDE = 512
 
 
 class ExplainRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [given("image_base64", text=False), given("title"), given("description")]}
+    )
+
     image_base64: Base64Image | None = Field(None, description="The product photo (base64).")
     title: Text | None = Field(None, max_length=10_000, examples=["Baby diaper pack"])
     description: Text | None = Field(
         None, max_length=100_000, description="Long texts are explained (and predicted on) on their first 5,000 characters."
     )
-    category: Text | None = Field(None, max_length=1_000, description="Explain this category (default: the predicted one).")
+    category: Text | None = Field(
+        None, max_length=1_000, description="Explain this category (default: the predicted one); one the model lacks is a 404."
+    )
     model: Name | None = Field(None, description="Categorize model name from GET /models.")
 
 
@@ -131,7 +137,7 @@ def add_explain_routes(router: APIRouter, pick: Callable, service_error: type[Ex
         word of the title/description, how much the photo and the text each moved the answer, and a
         ``conflict`` flag when they confidently disagree (a watch photo titled "Baby diaper pack")."""
         model = pick(TASK, request.model)
-        has_text = any(t and t.strip() for t in (request.title, request.description))
+        has_text = not (is_blank(request.title) and is_blank(request.description))
         if not request.image_base64 and not has_text:
             raise service_error(422, "empty_input", "give image_base64, a title or a description to explain")
         image = (

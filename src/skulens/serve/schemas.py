@@ -23,8 +23,20 @@ NOT_BLANK_PATTERN = "[^\\s\\x1c-\\x1f\\x85]"
 _NOT_BLANK = re.compile("[^\\s\\x1c-\\x1f\\x85\\ufeff]")
 
 
+def is_blank(text: str | None) -> bool:
+    """No text, or only whitespace (as :data:`NOT_BLANK_PATTERN` says in the schema)."""
+    return not text or not _NOT_BLANK.search(text)
+
+
+def given(field: str, text: bool = True) -> dict:
+    """JSON Schema saying ``field`` is given: a text with a character that is not blank, or (``text=False``)
+    a non-empty string; for the ``anyOf``/``oneOf`` of a request that needs one of several fields."""
+    kind = {"pattern": NOT_BLANK_PATTERN} if text else {"minLength": 1}
+    return {"required": [field], "properties": {field: {"type": "string", **kind}}}
+
+
 def _not_blank(text: str) -> str:
-    if not _NOT_BLANK.search(text):
+    if is_blank(text):
         raise ValueError("is empty (or only spaces); give the review text")
     return text
 
@@ -48,7 +60,15 @@ MAX_FILTER_VALUES = 100
 #: A short name (model, id, label, filter key or value).
 Name = Annotated[Text, Field(max_length=MAX_NAME_CHARS)]
 #: A base64-encoded image.
-Base64Image = Annotated[Text, Field(max_length=MAX_BASE64_CHARS, description="An image file (JPEG/PNG/WebP...) as base64.")]
+Base64Image = Annotated[
+    Text,
+    Field(
+        min_length=1,
+        max_length=MAX_BASE64_CHARS,
+        description="An image file (JPEG/PNG/WebP...) as base64.",
+        json_schema_extra={"format": "byte", "contentEncoding": "base64", "contentMediaType": "image/*"},
+    ),
+]
 #: One review text: not blank (declared in the schema too, so generated clients know), at most 100,000 characters.
 ReviewText = Annotated[
     Text, AfterValidator(_not_blank), Field(max_length=100_000, json_schema_extra={"minLength": 1, "pattern": NOT_BLANK_PATTERN})

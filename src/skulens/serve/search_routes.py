@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from skulens.index import IndexIdentityError, SearchIndexError
@@ -26,6 +26,8 @@ from skulens.serve.schemas import (
     Base64Image,
     Name,
     Text,
+    given,
+    is_blank,
 )
 from skulens.serve.uploads import ImageDecoder
 
@@ -33,6 +35,8 @@ TASK = "align"
 
 
 class SearchRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"oneOf": [given("text"), given("image_base64", text=False)]})
+
     text: Text | None = Field(None, max_length=2_000, examples=["red running shoes for men"])
     image_base64: Base64Image | None = Field(None, description="Query by a product photo instead of a text (base64).")
     k: int = Field(10, ge=1, le=1000, description="How many products to return.")
@@ -56,6 +60,8 @@ class SearchResponse(BaseModel):
 
 
 class ZeroShotRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"anyOf": [given("image_base64", text=False), given("text")]})
+
     labels: list[Name] = Field(..., min_length=2, max_length=MAX_LABELS, examples=[["Watches", "Shoes", "Handbags"]])
     text: Text | None = Field(None, max_length=10_000, description="The product's title (or description).")
     image_base64: Base64Image | None = Field(None, description="The product photo (base64).")
@@ -123,14 +129,13 @@ def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exc
     async def search(request: SearchRequest) -> SearchResponse:
         """The ``k`` indexed products closest to a text (``"red running shoes for men"``) or a photo, with
         optional metadata filters (``{"gender": "Men"}``)."""
-        if (request.text is None) == (request.image_base64 is None):
+        text = None if is_blank(request.text) else request.text
+        if (text is None) == (request.image_base64 is None):
             raise service_error(422, "invalid_query", "give exactly one of 'text' or 'image_base64'")
         model = pick(TASK, request.model)
         index = await run_in_threadpool(index_of, model)
         image = await run_in_threadpool(image_from, request.image_base64) if request.image_base64 is not None else None
-        hits = await run_in_threadpool(
-            model.predictor.search, index, text=request.text, image=image, k=request.k, where=request.where
-        )
+        hits = await run_in_threadpool(model.predictor.search, index, text=text, image=image, k=request.k, where=request.where)
         return answer(model, index, hits)
 
     @router.get("/similar/{product_id}", response_model=SearchResponse, tags=["search"], summary="More like this product")
@@ -151,7 +156,7 @@ def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exc
         Probabilities are a softmax over the model's learned temperature."""
         model = pick(TASK, request.model)
         image = await run_in_threadpool(image_from, request.image_base64) if request.image_base64 else None
-        text = request.text if request.text and request.text.strip() else None
+        text = None if is_blank(request.text) else request.text
         from skulens.tasks.align import DEFAULT_TEMPLATES
 
         templates = tuple(request.templates) if request.templates else DEFAULT_TEMPLATES
