@@ -298,6 +298,7 @@ def schemathesis_run(models: Path, examples: int, folder: Path | None = None) ->
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
+    from hypothesis.errors import InvalidArgument
     from schemathesis.transport.serialization import Binary
 
     from skulens.serve.app import create_app
@@ -341,15 +342,28 @@ def schemathesis_run(models: Path, examples: int, folder: Path | None = None) ->
             except BaseException as exc:  # noqa: BLE001 - schemathesis raises a group of findings
                 for code in sorted(set(re.findall(r"ST\d{3}[^\n]*", str(exc)))) or [type(exc).__name__]:
                     conformance[f"{operation.label}: {code}"] += 1
-                    examples_of.setdefault(f"{operation.label}: {code}", f"{response.status_code} {response.text[:200]}")
+                    examples_of.setdefault(
+                        f"{operation.label}: {code}",
+                        f"{response.status_code} {response.text[:200]} <- {str(case.body or case.query)[:300]}",
+                    )
 
         check()
 
+    generation_errors: dict[str, str] = {}
     for result in schema.get_all_operations():
-        run(result.ok())
+        operation = result.ok()
+        try:
+            run(operation)
+        except InvalidArgument as exc:  # schemathesis built a strategy hypothesis cannot draw from
+            generation_errors[operation.label] = str(exc)[:300]
     for model in app.state.models.values():
         model.close()
-    return {**counts, "conformance_findings": dict(conformance), "conformance_examples": examples_of}
+    return {
+        **counts,
+        "conformance_findings": dict(conformance),
+        "conformance_examples": examples_of,
+        "generation_errors": generation_errors,
+    }
 
 
 def text_models(models: Path) -> Path:
