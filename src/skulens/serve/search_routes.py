@@ -39,7 +39,7 @@ class SearchRequest(BaseModel):
 
     text: Text | None = Field(None, max_length=2_000, examples=["red running shoes for men"])
     image_base64: Base64Image | None = Field(None, description="Query by a product photo instead of a text (base64).")
-    k: int = Field(10, ge=1, le=1000, description="How many products to return.")
+    k: int = Field(10, ge=1, le=1000, description="How many products to return (at most: all the indexed products).")
     where: dict[Name, Name | Annotated[list[Name], Field(max_length=MAX_FILTER_VALUES)]] | None = Field(
         None, max_length=MAX_FILTER_KEYS, examples=[{"gender": "Men"}], description="Metadata filters."
     )
@@ -135,19 +135,21 @@ def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exc
         model = pick(TASK, request.model)
         index = await run_in_threadpool(index_of, model)
         image = await run_in_threadpool(image_from, request.image_base64) if request.image_base64 is not None else None
-        hits = await run_in_threadpool(model.predictor.search, index, text=text, image=image, k=request.k, where=request.where)
+        hits = await run_in_threadpool(
+            model.predictor.search, index, text=text, image=image, k=min(request.k, len(index)), where=request.where
+        )
         return answer(model, index, hits)
 
     @router.get("/similar/{product_id}", response_model=SearchResponse, tags=["search"], summary="More like this product")
     async def similar(
         product_id: str = Path(..., description="An indexed product id."),
-        k: int = Query(10, ge=1, le=1000),
+        k: int = Query(10, ge=1, le=1000, description="How many products to return (at most: all the other indexed products)."),
         model: str | None = Query(None, description="Alignment model name from GET /models."),
     ) -> SearchResponse:
         """The ``k`` indexed products most similar to ``product_id`` (itself excluded)."""
         chosen = pick(TASK, model)
         index = await run_in_threadpool(index_of, chosen)
-        hits = await run_in_threadpool(chosen.predictor.similar, index, product_id, k=k)
+        hits = await run_in_threadpool(chosen.predictor.similar, index, product_id, k=max(1, min(k, len(index) - 1)))
         return answer(chosen, index, hits)
 
     @router.post("/zero-shot", response_model=ZeroShotResponse, tags=["search"], summary="Categorise with typed labels")
