@@ -442,7 +442,7 @@ def create_app(
             body = next((v for k, v in schemas.items() if k.startswith("Body_categorize")), None)
             if body is not None:
                 upload = {"type": "string", "format": "binary", "contentMediaType": "image/*"}
-                body["properties"]["image"]["anyOf"][0] = upload
+                body["properties"]["image"] = {**upload, "description": body["properties"]["image"].get("description", "")}
                 image = [{"required": ["image"], "properties": {"image": upload}}] if photos else []
                 body["anyOf"] = image + [given("title"), given("description")]
             explain = schemas.get("ExplainRequest")

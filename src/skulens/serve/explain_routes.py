@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 from collections.abc import Callable
 
 from fastapi import APIRouter
@@ -22,6 +23,8 @@ from skulens.serve.uploads import ImageDecoder
 TASK = "categorize"
 #: Longest side of the overlay PNG sent back.
 OVERLAY_SIDE = 512
+#: Explanations computed at once (each re-encodes up to 161 copies of the text and runs Grad-CAM); more wait.
+EXPLAIN_SLOTS = 2
 
 
 class ExplainRequest(BaseModel):
@@ -119,14 +122,17 @@ def add_explain_routes(router: APIRouter, pick: Callable, service_error: type[Ex
     """Add ``/explain`` to ``router``; ``pick(task, name)`` finds a loaded model, ``service_error`` is the
     service's 4xx exception ``(status, code, detail)``."""
 
+    slots = threading.BoundedSemaphore(EXPLAIN_SLOTS)
+
     def run(model, image, request: ExplainRequest):
         from skulens.explain import explain_product
         from skulens.extras import MissingExtraError
 
         try:
-            explanation = explain_product(
-                model.predictor, image=image, title=request.title, description=request.description, target=request.category
-            )
+            with slots:  # bounds the memory of concurrent explanations
+                explanation = explain_product(
+                    model.predictor, image=image, title=request.title, description=request.description, target=request.category
+                )
         except MissingExtraError as exc:  # Grad-CAM needs the 'explain' extra
             raise service_error(501, "extra_not_installed", str(exc)) from None
         return _answer(model.name, explanation)

@@ -57,6 +57,12 @@ MAX_TEMPLATE_CHARS = 200
 MAX_FILTER_KEYS = 20
 MAX_FILTER_VALUES = 100
 
+#: Plain base64 with padding, optionally after a ``data:<type>;base64,`` prefix (what the schema declares; the
+#: service also takes line-wrapped MIME base64).
+BASE64_PATTERN = (
+    "^(data:[A-Za-z0-9_.+/-]*(;[A-Za-z0-9_.+-]+=[A-Za-z0-9_.+-]+)*;base64,)?"
+    "([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+)
 #: A short name (model, id, label, filter key or value).
 Name = Annotated[Text, Field(max_length=MAX_NAME_CHARS)]
 #: A base64-encoded image.
@@ -66,7 +72,12 @@ Base64Image = Annotated[
         min_length=1,
         max_length=MAX_BASE64_CHARS,
         description="An image file (JPEG/PNG/WebP...) as base64.",
-        json_schema_extra={"format": "byte", "contentEncoding": "base64", "contentMediaType": "image/*"},
+        json_schema_extra={
+            "format": "byte",
+            "contentEncoding": "base64",
+            "contentMediaType": "image/*",
+            "pattern": BASE64_PATTERN,
+        },
     ),
 ]
 #: One review text: not blank (declared in the schema too, so generated clients know), at most 100,000 characters.
