@@ -297,7 +297,6 @@ def schemathesis_run(models: Path, examples: int, folder: Path | None = None) ->
 
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis import strategies as st
     from hypothesis.errors import InvalidArgument
     from schemathesis.transport.serialization import Binary
 
@@ -315,12 +314,12 @@ def schemathesis_run(models: Path, examples: int, folder: Path | None = None) ->
     examples_of: dict[str, str] = {}
     modes = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
 
-    def run(operation) -> None:
-        strategy = st.one_of([operation.as_strategy(generation_mode=mode) for mode in modes])
+    def run(operation, mode) -> None:
+        strategy = operation.as_strategy(generation_mode=mode)
 
         @given(case=strategy)
         @settings(
-            max_examples=examples,
+            max_examples=-(-examples // len(modes)),  # ``examples`` per operation, shared by the modes
             deadline=None,
             suppress_health_check=list(HealthCheck),
             database=None,
@@ -352,10 +351,11 @@ def schemathesis_run(models: Path, examples: int, folder: Path | None = None) ->
     generation_errors: dict[str, str] = {}
     for result in schema.get_all_operations():
         operation = result.ok()
-        try:
-            run(operation)
-        except InvalidArgument as exc:  # schemathesis built a strategy hypothesis cannot draw from
-            generation_errors[operation.label] = str(exc)[:300]
+        for mode in modes:  # apart, so a mode schemathesis cannot generate for leaves the other one running
+            try:
+                run(operation, mode)
+            except InvalidArgument as exc:  # schemathesis built a strategy hypothesis cannot draw from
+                generation_errors[f"{operation.label} ({mode.value})"] = str(exc)[:300]
     for model in app.state.models.values():
         model.close()
     return {

@@ -87,5 +87,5 @@ def test_schema_states_which_fields_a_request_needs(api_schema):
     assert body["properties"]["image"]["format"] == "binary"
     assert body["anyOf"][-1]["properties"]["description"]["pattern"] == NOT_BLANK_PATTERN
     image = schemas["CaptionRequest"]["properties"]["image_base64"]
-    assert image["format"] == "byte" and image["minLength"] == 1
+    assert image["format"] == "byte" and image["minLength"] == 32
     assert re.match(image["pattern"], "aGk=") and not re.match(image["pattern"], "0.1.0")

@@ -439,12 +439,15 @@ def create_app(
         if app.openapi_schema is None:
             schemas = generated_openapi().get("components", {}).get("schemas", {})
             photos = any(m.task == "categorize" and m.reads_images for m in models.values())
-            body = next((v for k, v in schemas.items() if k.startswith("Body_categorize")), None)
-            if body is not None:
-                upload = {"type": "string", "format": "binary", "contentMediaType": "image/*"}
+            upload = {"type": "string", "format": "binary", "contentMediaType": "image/*"}
+            for body in (v for k, v in schemas.items() if k.startswith(("Body_categorize", "Body_attributes"))):
                 body["properties"]["image"] = {**upload, "description": body["properties"]["image"].get("description", "")}
                 image = [{"required": ["image"], "properties": {"image": upload}}] if photos else []
                 body["anyOf"] = image + [given("title"), given("description")]
+            for path in ("/v1/categorize", "/v1/attributes"):  # a product is needed: the form body is too
+                request = app.openapi_schema.get("paths", {}).get(path, {}).get("post", {}).get("requestBody")
+                if request is not None:
+                    request["required"] = True
             explain = schemas.get("ExplainRequest")
             if explain is not None and not photos:
                 explain["anyOf"] = [branch for branch in explain["anyOf"] if branch["required"] != ["image_base64"]]

@@ -30,8 +30,8 @@ def is_blank(text: str | None) -> bool:
 
 def given(field: str, text: bool = True) -> dict:
     """JSON Schema saying ``field`` is given: a text with a character that is not blank, or (``text=False``)
-    a non-empty string; for the ``anyOf``/``oneOf`` of a request that needs one of several fields."""
-    kind = {"pattern": NOT_BLANK_PATTERN} if text else {"minLength": 1}
+    a base64 image (at least ``MIN_BASE64_CHARS``); for the ``anyOf``/``oneOf`` of a request that needs one of several fields."""
+    kind = {"pattern": NOT_BLANK_PATTERN} if text else {"minLength": MIN_BASE64_CHARS}
     return {"required": [field], "properties": {field: {"type": "string", **kind}}}
 
 
@@ -47,7 +47,9 @@ Text = Annotated[str, AfterValidator(_valid_unicode)]
 # Limits of every list and text of a request (declared in the OpenAPI schema as maxItems/maxLength).
 #: A model name, a product id, a label, a metadata key or value.
 MAX_NAME_CHARS = 200
-#: A base64 image: the 10 MB upload limit in base64 (the body limit refuses more anyway).
+#: A base64 image: no image file is under 24 bytes (32 characters), and the 10 MB upload limit in base64 (the
+#: body limit refuses more anyway).
+MIN_BASE64_CHARS = 32
 MAX_BASE64_CHARS = 14_000_000
 #: Zero-shot labels and prompt templates per request, and the length of one template.
 MAX_LABELS = 500
@@ -65,19 +67,25 @@ BASE64_PATTERN = (
 )
 #: A short name (model, id, label, filter key or value).
 Name = Annotated[Text, Field(max_length=MAX_NAME_CHARS)]
-#: A base64-encoded image.
+#: How the schema describes a base64 image (declared, not enforced here: the decoder answers 400 for a string
+#: that is not an image).
+_BASE64_IMAGE = {"format": "byte", "contentEncoding": "base64", "contentMediaType": "image/*", "pattern": BASE64_PATTERN}
+#: An optional base64 image: empty (no image) or an image file of at least 32 characters.
 Base64Image = Annotated[
     Text,
     Field(
-        min_length=1,
+        max_length=MAX_BASE64_CHARS,
+        description="An image file (JPEG/PNG/WebP...) as base64; empty means no image.",
+        json_schema_extra={**_BASE64_IMAGE, "anyOf": [{"maxLength": 0}, {"minLength": MIN_BASE64_CHARS}]},
+    ),
+]
+#: A base64 image a request cannot do without.
+RequiredBase64Image = Annotated[
+    Text,
+    Field(
         max_length=MAX_BASE64_CHARS,
         description="An image file (JPEG/PNG/WebP...) as base64.",
-        json_schema_extra={
-            "format": "byte",
-            "contentEncoding": "base64",
-            "contentMediaType": "image/*",
-            "pattern": BASE64_PATTERN,
-        },
+        json_schema_extra={**_BASE64_IMAGE, "minLength": MIN_BASE64_CHARS},
     ),
 ]
 #: One review text: not blank (declared in the schema too, so generated clients know), at most 100,000 characters.

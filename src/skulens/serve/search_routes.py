@@ -130,11 +130,11 @@ def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exc
         """The ``k`` indexed products closest to a text (``"red running shoes for men"``) or a photo, with
         optional metadata filters (``{"gender": "Men"}``)."""
         text = None if is_blank(request.text) else request.text
-        if (text is None) == (request.image_base64 is None):
+        if (text is None) == (not request.image_base64):
             raise service_error(422, "invalid_query", "give exactly one of 'text' or 'image_base64'")
         model = pick(TASK, request.model)
         index = await run_in_threadpool(index_of, model)
-        image = await run_in_threadpool(image_from, request.image_base64) if request.image_base64 is not None else None
+        image = await run_in_threadpool(image_from, request.image_base64) if request.image_base64 else None
         hits = await run_in_threadpool(
             model.predictor.search, index, text=text, image=image, k=min(request.k, len(index)), where=request.where
         )
