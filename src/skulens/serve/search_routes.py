@@ -130,6 +130,8 @@ def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exc
         """The ``k`` indexed products closest to a text (``"red running shoes for men"``) or a photo, with
         optional metadata filters (``{"gender": "Men"}``)."""
         text = None if is_blank(request.text) else request.text
+        if request.text is not None and text is None and not request.image_base64:
+            raise service_error(422, "invalid_query", "the query is empty: type some words describing the product")
         if (text is None) == (not request.image_base64):
             raise service_error(422, "invalid_query", "give exactly one of 'text' or 'image_base64'")
         model = pick(TASK, request.model)
