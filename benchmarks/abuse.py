@@ -297,7 +297,7 @@ def schemathesis_run(models: Path, examples: int, folder: Path | None = None) ->
 
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis.errors import InvalidArgument
+    from hypothesis.errors import InvalidArgument, Unsatisfiable
     from schemathesis.transport.serialization import Binary
 
     from skulens.serve.app import create_app
@@ -349,13 +349,20 @@ def schemathesis_run(models: Path, examples: int, folder: Path | None = None) ->
         check()
 
     generation_errors: dict[str, str] = {}
+    no_cases: list[str] = []
     for result in schema.get_all_operations():
         operation = result.ok()
         for mode in modes:  # apart, so a mode schemathesis cannot generate for leaves the other one running
-            try:
-                run(operation, mode)
-            except InvalidArgument as exc:  # schemathesis built a strategy hypothesis cannot draw from
-                generation_errors[f"{operation.label} ({mode.value})"] = str(exc)[:300]
+            for attempt in range(3):  # a mutation hypothesis cannot draw (a 100,001-character minimum) is random
+                try:
+                    run(operation, mode)
+                    break
+                except InvalidArgument as exc:  # schemathesis built a strategy hypothesis cannot draw from
+                    if attempt == 2:
+                        generation_errors[f"{operation.label} ({mode.value})"] = str(exc)[:300]
+                except Unsatisfiable:  # nothing to generate in this mode (e.g. no schema-violating GET /health)
+                    no_cases.append(f"{operation.label} ({mode.value})")
+                    break
     for model in app.state.models.values():
         model.close()
     return {
@@ -363,6 +370,7 @@ def schemathesis_run(models: Path, examples: int, folder: Path | None = None) ->
         "conformance_findings": dict(conformance),
         "conformance_examples": examples_of,
         "generation_errors": generation_errors,
+        "modes_without_cases": no_cases,
     }
 
 

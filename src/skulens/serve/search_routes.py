@@ -23,6 +23,7 @@ from skulens.serve.schemas import (
     MAX_LABELS,
     MAX_TEMPLATE_CHARS,
     MAX_TEMPLATES,
+    NOT_BLANK_PATTERN,
     Base64Image,
     Name,
     Text,
@@ -62,7 +63,13 @@ class SearchResponse(BaseModel):
 class ZeroShotRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra={"anyOf": [given("image_base64", text=False), given("text")]})
 
-    labels: list[Name] = Field(..., min_length=2, max_length=MAX_LABELS, examples=[["Watches", "Shoes", "Handbags"]])
+    labels: list[Annotated[Name, Field(json_schema_extra={"pattern": NOT_BLANK_PATTERN})]] = Field(
+        ...,
+        min_length=2,
+        max_length=MAX_LABELS,
+        examples=[["Watches", "Shoes", "Handbags"]],
+        description="Label names, none blank.",
+    )
     text: Text | None = Field(None, max_length=10_000, description="The product's title (or description).")
     image_base64: Base64Image | None = Field(None, description="The product photo (base64).")
     templates: list[Annotated[Text, Field(max_length=MAX_TEMPLATE_CHARS)]] | None = Field(
@@ -158,6 +165,8 @@ def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exc
     async def zero_shot(request: ZeroShotRequest) -> ZeroShotResponse:
         """Scores a product (photo and/or text) against label names the caller types; no training needed.
         Probabilities are a softmax over the model's learned temperature."""
+        if any(is_blank(label) for label in request.labels):
+            raise service_error(422, "invalid_query", "zero-shot needs at least two non-empty label names")
         model = pick(TASK, request.model)
         image = await run_in_threadpool(image_from, request.image_base64) if request.image_base64 else None
         text = None if is_blank(request.text) else request.text
