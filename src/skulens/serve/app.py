@@ -62,7 +62,7 @@ from skulens.serve.schemas import (
     given,
     is_blank,
 )
-from skulens.serve.search_routes import add_search_routes
+from skulens.serve.search_routes import add_search_routes, filterable_columns
 from skulens.serve.uploads import DEFAULT_DECODE_SLOTS, DEFAULT_MAX_DECODED_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, ImageDecoder
 
 log = logging.getLogger(__name__)
@@ -448,6 +448,10 @@ def create_app(
                 request = app.openapi_schema.get("paths", {}).get(path, {}).get("post", {}).get("requestBody")
                 if request is not None:
                     request["required"] = True
+            columns = filterable_columns(m for m in models.values() if m.task == "align")
+            where = schemas.get("SearchRequest", {}).get("properties", {}).get("where", {}).get("anyOf", [{}])[0]
+            if columns is not None and "propertyNames" in where:  # the columns the loaded indexes hold
+                where["propertyNames"]["enum"] = columns
             explain = schemas.get("ExplainRequest")
             if explain is not None and not photos:
                 explain["anyOf"] = [branch for branch in explain["anyOf"] if branch["required"] != ["image_base64"]]

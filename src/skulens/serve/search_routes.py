@@ -68,7 +68,8 @@ class ZeroShotRequest(BaseModel):
         min_length=2,
         max_length=MAX_LABELS,
         examples=[["Watches", "Shoes", "Handbags"]],
-        description="Label names, none blank.",
+        description="Label names, none blank, no two alike.",
+        json_schema_extra={"uniqueItems": True},
     )
     text: Text | None = Field(None, max_length=10_000, description="The product's title (or description).")
     image_base64: Base64Image | None = Field(None, description="The product photo (base64).")
@@ -101,6 +102,20 @@ _PATH = re.compile(r"(?<![\w.])/[^\s,;:'\"]+")
 def without_paths(message: str) -> str:
     """``message`` with absolute paths replaced by their last part (errors never show the server's folders)."""
     return _PATH.sub(lambda m: m.group().rstrip("/").rsplit("/", 1)[-1], message)
+
+
+def filterable_columns(models) -> list[str] | None:
+    """The metadata columns every loadable index of these alignment models can filter on (for the schema of
+    ``where``); None when no index loads (its requests are answered 404/409 anyway)."""
+    common = None
+    for model in models:
+        try:
+            index = model_index(model.folder, model.predictor.identity)
+        except (NoIndexError, IndexIdentityError, SearchIndexError):
+            continue
+        columns = {str(c) for c in index.metadata.columns if c != "id"}
+        common = columns if common is None else common & columns
+    return None if common is None else sorted(common)
 
 
 def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exception], images: ImageDecoder) -> None:
@@ -167,6 +182,8 @@ def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exc
         Probabilities are a softmax over the model's learned temperature."""
         if any(is_blank(label) for label in request.labels):
             raise service_error(422, "invalid_query", "zero-shot needs at least two non-empty label names")
+        if len({label.strip() for label in request.labels}) != len(request.labels):
+            raise service_error(422, "invalid_query", "label names must be unique")
         model = pick(TASK, request.model)
         image = await run_in_threadpool(image_from, request.image_base64) if request.image_base64 else None
         text = None if is_blank(request.text) else request.text
