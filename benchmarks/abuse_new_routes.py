@@ -65,7 +65,7 @@ def train_new_models(work: Path) -> Path:
     if done.is_file():
         return models
     subset = flipkart_subset()
-    config = AlignConfig(dim=64, max_epochs=20, patience=5, batch_size=64)
+    config = AlignConfig(dim=64, epochs=20, patience=5, batch_size=64)
     align = AlignmentModel(["classical-image"], ["tfidf"], head_config=config, cache_dir=work / "cache").fit(subset)
     align.save(models / "align")
     align.build_index(subset).save(models / "align" / "index")

@@ -32,7 +32,7 @@ def _b64(image) -> str:
 def models_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("align-serve")
     shop = _shop(root, per_kind=8)
-    config = AlignConfig(dim=32, max_epochs=40, patience=40, dropout=0.1, batch_size=32, lr=3e-3)
+    config = AlignConfig(dim=32, epochs=40, patience=40, dropout=0.1, batch_size=32, lr=3e-3)
     models = root / "models"
     for name, seed in (("shapes-align", 0), ("no-index", 1)):
         model = AlignmentModel(**FAST, head_config=AlignConfig(**{**config.to_dict(), "seed": seed}), cache_dir=root / "cache")

@@ -185,6 +185,17 @@ def test_catalog_conflicts_flags_the_swapped_listing(fused_model, tmp_path):
     assert clash["title_top"] == "Toys" and clash["conflict_view"] == "title"
 
 
+def test_catalog_conflicts_without_any_view_flags_nothing(fused_model):
+    """Products with neither a photo nor text give the model no view: no conflict, no view named, no score."""
+    from skulens.explain.conflicts import catalog_conflicts
+
+    catalog = Catalog(pd.DataFrame({"id": ["a", "b"], "title": [None, None], "image": [None, None]}), name="bare")
+    found = catalog_conflicts(fused_model, catalog)
+    assert list(found["id"]) == ["a", "b"]
+    assert not found["conflict"].any() and found["conflict_view"].isna().all() and found["conflict_score"].isna().all()
+    assert not any(column.endswith("_top") for column in found.columns)
+
+
 def test_explanation_files(fused_model, tmp_path):
     explanation = explain_product(fused_model, image=product_image("Toys", seed=2), title="rubber duck", description="a toy")
     written = save_explanation(explanation, tmp_path / "out")

@@ -187,7 +187,12 @@ def test_embed_and_predict_commands_write_parquet(catalog_csv, tmp_path):
     )
     assert result.exit_code == 0, result.output
     table = read_output(out).to_pandas()
-    assert table.columns.tolist() == ["id", "category_1", "probability_1", "category_2", "probability_2", "issue"]
+    assert table.columns.tolist() == [
+        *("id", "title", "image", "current_category"),
+        *("category_1", "probability_1", "category_2", "probability_2"),
+        *("differs_from_current", "issue"),
+    ]
+    assert (table["differs_from_current"] == (table["category_1"] != table["current_category"])).all()
     assert len(pd.read_parquet(out)) == 40 and (out / "_manifest.json").is_file()  # the folder reads as one dataset
     assert (table["category_1"] == np.where(table["id"].astype(int) % 2 == 0, "Red things", "Blue things")).mean() > 0.9
     refused = runner.invoke(app, ["categorize", "predict", str(tmp_path / "m"), "--text", "mug", "--engine", "ray"])

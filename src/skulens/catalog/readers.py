@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from skulens.catalog.lines import record_lines
 from skulens.catalog.schema import EXTRA_COLUMNS, SCHEMA_COLUMNS, Catalog, CatalogError, ColumnMapping
 from skulens.catalog.validation import build_catalog
 
@@ -26,7 +27,10 @@ CATALOG_NAMES: dict[str, tuple[str, ...]] = {
     "id": ("id", "sku", "asin", "product_id", "uniq_id", "item_id", "style_id"),
     "title": ("title", "product_name", "name", "product_title", "productDisplayName", "item_name"),
     "description": ("description", "product_description", "desc", "product_desc", "details"),
-    "image": ("image", "img", "image_path", "img_path", "image_url", "img_url", "image_file", "filename", "file_name"),
+    "image": (
+        *("image", "img", "image_path", "img_path", "image_url", "img_url", "image_file", "filename", "file_name"),
+        *("photo", "photo_path", "picture"),
+    ),
     "category": ("category", "category_path", "product_category_tree", "categories", "product_category", "category_tree"),
     "rating": ("rating", "overall", "stars", "star_rating", "score", "product_rating"),
     "review_text": ("review_text", "reviewText", "review", "text", "review_body", "body"),
@@ -232,7 +236,7 @@ def read_catalog(
     frame = read_table(path, id_column=_text_columns(columns, CATALOG_NAMES))
     if frame.empty:
         raise CatalogError(f"catalog file {path} has no rows; add at least one product")
-    return frame_to_catalog(
+    catalog = frame_to_catalog(
         frame,
         columns,
         root if root is not None else path.parent,
@@ -242,6 +246,14 @@ def read_catalog(
         category_sep=category_sep,
         category_columns=category_columns,
     )
+    return _with_file_lines(catalog, path, len(frame))
+
+
+def _with_file_lines(catalog: Catalog, path: Path, rows: int) -> Catalog:
+    """``catalog`` numbering its source rows with the lines of ``path`` (its issues too)."""
+    catalog.source_lines = record_lines(path, rows)
+    catalog.issues = catalog.with_lines(catalog.issues)
+    return catalog
 
 
 def read_reviews(path: str | Path, columns: Mapping[str, str] | None = None, name: str | None = None) -> Catalog:
@@ -251,7 +263,9 @@ def read_reviews(path: str | Path, columns: Mapping[str, str] | None = None, nam
     frame = read_table(path, id_column=_text_columns(columns, REVIEW_NAMES))
     if frame.empty:
         raise CatalogError(f"reviews file {path} has no rows; add at least one review")
-    catalog = frame_to_catalog(frame, columns, path.parent, name or path.stem, reviews=True, source=str(path))
+    catalog = _with_file_lines(
+        frame_to_catalog(frame, columns, path.parent, name or path.stem, reviews=True, source=str(path)), path, len(frame)
+    )
     if "review_text" not in catalog.frame.columns and "title" not in catalog.frame.columns:
         raise CatalogError(
             f"{path} has no review text column (review_text, reviewText, review, text...); it has: "

@@ -173,14 +173,16 @@ class CatalogStream:
         return rows_frame(self.catalog(frame, offset))
 
     def catalog(self, frame: pd.DataFrame, offset: int = 0, seen: set[str] | None = None) -> Catalog:
-        """One raw chunk as a validated :class:`Catalog` whose issues number rows in the whole source.
+        """One raw chunk as a validated :class:`Catalog` whose issues and ``source_rows`` number rows in the
+        whole source.
 
         Rows whose id is in ``seen`` (ids of earlier chunks) are skipped as duplicates.
         """
         if isinstance(self.source, Catalog):
             ids = set(frame["id"])
             issues = [issue for issue in self.source.issues if issue.id in ids]
-            return Catalog(frame.copy(), self.root, self.name, issues, self.image_roots, self.mapping)
+            rows = [self.source.source_row(offset + i) for i in range(len(frame))]
+            return Catalog(frame.copy(), self.root, self.name, issues, self.image_roots, self.mapping, source_rows=rows)
         mapped = apply_columns(frame.reset_index(drop=True), self.mapping)
         if "id" not in mapped.columns:
             raise CatalogError(
@@ -200,6 +202,7 @@ class CatalogStream:
             for row in np.flatnonzero(repeated)
         ]
         built.issues = sorted(issues, key=lambda issue: issue.row)
+        built.source_rows = [offset + int(kept[row]) for row in built.source_rows]
         return built
 
     def chunks(self) -> Iterator[Catalog]:

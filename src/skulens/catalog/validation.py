@@ -140,7 +140,9 @@ def build_catalog(
         for row in frame.index[frame["title"].map(lambda v: v is None or not v.strip())]:
             if keep[row] and row not in reported:
                 issues.append(RowIssue(int(row), ids[row], "title", "empty title (blank or spaces only); the row has no title"))
-        frame["title"] = _object_column(frame, "title", lambda v: v if v is not None and v.strip() else None)
+    for column in ("title", "description", "review_text"):  # one rule: blank or spaces-only text is missing text
+        if column in frame.columns:
+            frame[column] = _object_column(frame, column, lambda v: v if v is not None and v.strip() else None)
     if "rating" in frame.columns:
         frame["rating"] = _numeric(frame, "rating", issues, ids)
         low, high = RATING_RANGE

@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -77,7 +78,9 @@ def export_onnx(path: Path, target: Path) -> Path:
     fd, temp = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
     os.close(fd)
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), warnings.catch_warnings():
+            # the exporter's notes on its own internals (UserWarning, TracerWarning) are not the user's business
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 model,
                 example,

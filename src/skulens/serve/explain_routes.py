@@ -126,15 +126,12 @@ def add_explain_routes(router: APIRouter, pick: Callable, service_error: type[Ex
 
     def run(model, image, request: ExplainRequest):
         from skulens.explain import explain_product
-        from skulens.extras import MissingExtraError
 
-        try:
-            with slots:  # bounds the memory of concurrent explanations
-                explanation = explain_product(
-                    model.predictor, image=image, title=request.title, description=request.description, target=request.category
-                )
-        except MissingExtraError as exc:  # Grad-CAM needs the 'explain' extra
-            raise service_error(501, "extra_not_installed", str(exc)) from None
+        # a missing 'explain' extra (Grad-CAM) is a MissingExtraError: the app's handler answers 501 extra_not_installed
+        with slots:  # bounds the memory of concurrent explanations
+            explanation = explain_product(
+                model.predictor, image=image, title=request.title, description=request.description, target=request.category
+            )
         return _answer(model.name, explanation)
 
     @router.post("/explain", response_model=ExplainResponse, tags=["categorize"], summary="Why this category?")

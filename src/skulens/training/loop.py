@@ -6,7 +6,7 @@ What differs between models stays with the caller: how an epoch's batches are dr
 a batch (``loss_of``) and the validation record of an epoch (``validate``). The MLP probe, the alignment heads,
 the captioner's decoder and fine-tuning all train through :class:`TrainingLoop`.
 
-Low-level on purpose: it imports torch and the progress helper only, so heads may use it.
+Low-level on purpose: it imports torch, the progress helper and the error root only, so heads may use it.
 """
 
 from __future__ import annotations
@@ -26,14 +26,17 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from skulens.errors import SkulensError
 from skulens.progress import progress_bar
 
 CHECKPOINT_NAME = "checkpoint.pt"
 SCHEDULES = ("constant", "warmup_cosine", "one_cycle")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SkulensError, ValueError):
     """A checkpoint that cannot be read; the message names it and how to go on."""
+
+    code = "checkpoint"
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,24 @@ class LoopConfig:
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule '{self.schedule}'; use one of {', '.join(SCHEDULES)}")
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """What every trained model's config holds: epochs, batch size, AdamW's rate and weight decay, early-stopping
+    patience (epochs without a better validation score; None: every epoch) and seed. The fine-tuning, alignment-head
+    and captioner configs inherit these fields, each restating only the defaults it changes."""
+
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int | None = 5
+    seed: int = 0
+
+    def loop_config(self, **how: Any) -> LoopConfig:
+        """The :class:`LoopConfig` of these settings and ``how`` the loop runs (``monitor``, ``schedule``...)."""
+        return LoopConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, patience=self.patience, **how)
 
 
 @dataclass
