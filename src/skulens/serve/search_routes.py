@@ -73,7 +73,9 @@ class ZeroShotRequest(BaseModel):
     )
     text: Text | None = Field(None, max_length=10_000, description="The product's title (or description).")
     image_base64: Base64Image | None = Field(None, description="The product photo (base64).")
-    templates: list[Annotated[Text, Field(max_length=MAX_TEMPLATE_CHARS)]] | None = Field(
+    templates: (
+        list[Annotated[Text, Field(max_length=MAX_TEMPLATE_CHARS, json_schema_extra={"pattern": "\\{label\\}"})]] | None
+    ) = Field(
         None,
         max_length=MAX_TEMPLATES,
         description="Prompt templates; '{label}' is replaced by each label (plain text, no other placeholders). "
