@@ -8,6 +8,7 @@ catalog's :class:`~skulens.catalog.schema.ColumnMapping` records what was used a
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -98,11 +99,32 @@ def _read_json(path: Path, suffix: str) -> pd.DataFrame:
         raise pd.errors.EmptyDataError
     if suffix == ".json" and start.startswith(b"["):
         frame = pd.read_json(path, dtype=False)
-    else:
+        if any(not isinstance(c, str) for c in frame.columns):
+            raise ValueError("expected one JSON object per line (JSON Lines) or an array of objects")
+        return frame
+    try:
         frame = pd.read_json(path, lines=True, dtype=False)
-    if any(not isinstance(c, str) for c in frame.columns):
-        raise ValueError("expected one JSON object per line (JSON Lines) or an array of objects")
+    except (ValueError, TypeError):
+        frame = None
+    if frame is None or any(not isinstance(c, str) for c in frame.columns):
+        raise ValueError(json_lines_problem(path) or "expected one JSON object per line (JSON Lines)")
     return frame
+
+
+def json_lines_problem(path: Path) -> str | None:
+    """What makes ``path`` not JSON Lines of objects: the first line that is not valid JSON or not an
+    object, by number (1-based); None when every line is an object."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError as exc:
+                return f"line {number} is not valid JSON ({exc}); write one JSON object per line"
+            if not isinstance(value, dict):
+                return f"line {number} is a JSON {type(value).__name__}, not an object; write one JSON object per line"
+    return None
 
 
 def resolve_columns(

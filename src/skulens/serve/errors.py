@@ -18,6 +18,7 @@ ERROR_STATUS: dict[str, tuple[int, str]] = {
     "alignment": (422, "invalid_query"),
     "caption": (422, "invalid_request"),
     "catalog": (422, "invalid_request"),
+    "unknown_class": (404, "unknown_category"),
     "explain": (422, "invalid_request"),
     "missing_extra": (501, "extra_not_installed"),
 }

@@ -10,6 +10,7 @@ sees augmented inputs.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -21,7 +22,7 @@ from sklearn.metrics import f1_score
 from torch import nn
 
 from skulens.errors import SkulensError
-from skulens.training.loop import CheckpointError, TrainingLoop, TrainingSettings
+from skulens.training.loop import CheckpointError, TrainingLoop, TrainingSettings, data_digest
 
 #: Fewest examples a class needs: at least one for validation and enough left to learn from.
 MIN_PER_CLASS = 5
@@ -118,7 +119,8 @@ def train(
         monitor="val_macro_f1", schedule="warmup_cosine", warmup=config.warmup_epochs, clip_norm=config.clip_norm
     )
     groups = model.param_groups(config.lr) if hasattr(model, "param_groups") else None
-    loop = TrainingLoop(model, loop_config, math.ceil(n / batch_size), groups, generator, checkpoint_dir)
+    data_key = data_digest(views, y_train, val_inputs, y_val) + json.dumps(config.as_dict(), sort_keys=True, default=str)
+    loop = TrainingLoop(model, loop_config, math.ceil(n / batch_size), groups, generator, checkpoint_dir, data_key)
 
     def batches(size: int):
         order = torch.randperm(n, generator=generator)

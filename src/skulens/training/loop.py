@@ -12,6 +12,9 @@ Low-level on purpose: it imports torch, the progress helper and the error root o
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
+import json
 import math
 import os
 import tempfile
@@ -139,6 +142,32 @@ def _save_atomic(state: dict, path: Path) -> None:
     os.replace(temp, path)
 
 
+def run_key(loop: TrainingLoop, steps_per_epoch: int, data_key: str) -> str:
+    """What a checkpoint must have been written with to be resumed: the loop's settings, the steps per epoch,
+    each parameter group's learning rate, the model's parameter names and shapes, and ``data_key`` (the
+    caller's digest of its data)."""
+    parts = {
+        "config": dataclasses.asdict(loop.config),
+        "steps_per_epoch": steps_per_epoch,
+        "group_lrs": [group["lr"] for group in loop.optimizer.param_groups],
+        "shapes": [(name, list(value.shape)) for name, value in loop.model.state_dict().items()],
+        "data": data_key,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def data_digest(*arrays) -> str:
+    """A digest of training data (tensors or arrays): shapes, dtypes and values (inputs of more than a million
+    values are sampled at a fixed stride)."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        values = torch.as_tensor(array).detach().reshape(-1)
+        digest.update(f"{tuple(torch.as_tensor(array).shape)}{values.dtype}".encode())
+        step = max(1, values.numel() // 1_000_000)
+        digest.update(values[::step].contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
 def load_checkpoint(path: Path) -> dict:
     """A checkpoint written by :class:`TrainingLoop`, read with ``weights_only=True`` (tensors and plain values only)."""
     try:
@@ -166,6 +195,7 @@ class TrainingLoop:
         groups: list[dict] | None = None,
         generator: torch.Generator | None = None,
         checkpoint_dir: Path | None = None,
+        data_key: str = "",
     ) -> None:
         self.model, self.config, self.generator = model, config, generator
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -181,6 +211,7 @@ class TrainingLoop:
             )
         self.checkpoint = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir is not None else None
         self.batch_size = 0  # the batch size the last epoch ran with (smaller after a back-off)
+        self.run_key = run_key(self, steps_per_epoch, data_key)
 
     @property
     def lr(self) -> float:
@@ -217,7 +248,7 @@ class TrainingLoop:
                 "generator": None if self.generator is None else self.generator.get_state(),
                 "torch_rng": torch.get_rng_state(),
                 "best_model": best_weights,
-                "state": state,
+                "state": {**state, "run_key": self.run_key},
             },
             self.checkpoint,
         )
@@ -226,6 +257,12 @@ class TrainingLoop:
         if self.checkpoint is None or not self.checkpoint.exists():
             return None
         saved = load_checkpoint(self.checkpoint)
+        if saved["state"].get("run_key") != self.run_key:
+            log(
+                f"the checkpoint {self.checkpoint} was written by a run with other arguments or data "
+                "(learning rate, epochs, classes, schedule, training rows...); starting fresh"
+            )
+            return None
         self._restore((saved["model"], saved["optimizer"], saved["scheduler"], saved["generator"]))
         torch.set_rng_state(saved["torch_rng"])
         log(f"resuming from {self.checkpoint} after epoch {saved['state']['epoch']}")
