@@ -281,12 +281,14 @@ def test_example_description_is_cleared_for_the_users_own_product(page, trained)
     product = held_out.frame.iloc[0]
     page.get_by_role("button", name="Wrist watch").click()
     expect(page.get_by_label("Description", exact=True)).to_have_value("Round stainless steel dial, water resistant, for men")
-    page.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(str(held_out.root / product["image"]))
+    photo = held_out.root / product["image"]
+    page.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(str(photo))
+    expect(page.get_by_role("button", name=f"Remove {photo.name}")).to_be_visible(timeout=TIMEOUT_MS)  # the upload reached the app
     page.get_by_label("Title", exact=True).fill(product["title"])
     page.get_by_role("button", name="Categorize", exact=True).click()
     expect(page.get_by_text("The description of the “Wrist watch” example was cleared")).to_be_visible(timeout=TIMEOUT_MS)
     expect(page.get_by_label("Description", exact=True)).to_have_value("")
-    expect(page.get_by_text("From the photo and the title;")).to_be_visible()  # the description was not used
+    expect(page.get_by_text("From the photo and the title;")).to_be_visible(timeout=TIMEOUT_MS)  # the description was not used
 
 
 def test_low_confidence_answer_is_a_warning_not_a_success(page):
