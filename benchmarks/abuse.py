@@ -266,30 +266,60 @@ async def abuse_service(service: Service, record: Recorder, connections: int, de
     detail["memory_mb"] = memory
 
 
+def drawn_images():
+    """A hypothesis strategy of small real image files (PNG/JPEG/WebP of a drawn shape): what the schema's
+    image fields (``format: binary`` / ``byte`` with ``contentMediaType: image/*``) hold; schemathesis
+    draws arbitrary bytes for those formats otherwise."""
+    from hypothesis import strategies as st
+    from PIL import Image, ImageDraw
+
+    def draw(size: tuple[int, int], colour: tuple[int, int, int], kind: str) -> bytes:
+        image = Image.new("RGB", size, (235, 235, 235))
+        ImageDraw.Draw(image).ellipse((size[0] // 4, size[1] // 4, 3 * size[0] // 4, 3 * size[1] // 4), fill=colour)
+        buffer = io.BytesIO()
+        image.save(buffer, kind)
+        return buffer.getvalue()
+
+    sides = st.integers(8, 96)
+    colours = st.tuples(*[st.integers(0, 255)] * 3)
+    return st.builds(draw, st.tuples(sides, sides), colours, st.sampled_from(["PNG", "JPEG", "WEBP"]))
+
+
 def schemathesis_run(models: Path, examples: int, folder: Path | None = None) -> dict:
     """schemathesis on every operation, positive and negative cases: ``failures`` counts what ``make test``
     forbids (a 5xx, or a 4xx that is not JSON ``{"error", "detail"}``); ``conformance`` counts, by check,
     the stricter schema-conformance findings of ``call_and_validate`` (e.g. ST202, a schema-valid request
-    answered 4xx). ``folder``: the models to serve (default: the text models of ``models``)."""
+    answered 4xx). ``folder``: the models to serve (default: the text models of ``models``).
+
+    Image fields are generated as real image files (:func:`drawn_images`); a schema-violating request
+    refused as too large (413) counts as rejected, like 400 and 422."""
+    import base64
+
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis import strategies as st
+    from hypothesis.errors import InvalidArgument, Unsatisfiable
+    from schemathesis.transport.serialization import Binary
 
     from skulens.serve.app import create_app
 
     app = create_app(folder or text_models(models), max_upload_bytes=100_000, max_batch=8)
+    images = drawn_images()
+    schemathesis.openapi.format("binary", images.map(Binary))
+    schemathesis.openapi.format("byte", images.map(lambda data: base64.b64encode(data).decode()))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    rejection = schema.config.checks.negative_data_rejection
+    rejection.expected_statuses = [*rejection.expected_statuses, "413"]
     counts = {"cases": 0, "failures": 0}
     conformance: Counter = Counter()
     examples_of: dict[str, str] = {}
     modes = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
 
-    def run(operation) -> None:
-        strategy = st.one_of([operation.as_strategy(generation_mode=mode) for mode in modes])
+    def run(operation, mode) -> None:
+        strategy = operation.as_strategy(generation_mode=mode)
 
         @given(case=strategy)
         @settings(
-            max_examples=examples,
+            max_examples=-(-examples // len(modes)),  # ``examples`` per operation, shared by the modes
             deadline=None,
             suppress_health_check=list(HealthCheck),
             database=None,
@@ -311,15 +341,37 @@ def schemathesis_run(models: Path, examples: int, folder: Path | None = None) ->
             except BaseException as exc:  # noqa: BLE001 - schemathesis raises a group of findings
                 for code in sorted(set(re.findall(r"ST\d{3}[^\n]*", str(exc)))) or [type(exc).__name__]:
                     conformance[f"{operation.label}: {code}"] += 1
-                    examples_of.setdefault(f"{operation.label}: {code}", f"{response.status_code} {response.text[:200]}")
+                    examples_of.setdefault(
+                        f"{operation.label}: {code}",
+                        f"{response.status_code} {response.text[:200]} <- {str(case.body or case.query)[:300]}",
+                    )
 
         check()
 
+    generation_errors: dict[str, str] = {}
+    no_cases: list[str] = []
     for result in schema.get_all_operations():
-        run(result.ok())
+        operation = result.ok()
+        for mode in modes:  # apart, so a mode schemathesis cannot generate for leaves the other one running
+            for attempt in range(3):  # a mutation hypothesis cannot draw (a 100,001-character minimum) is random
+                try:
+                    run(operation, mode)
+                    break
+                except InvalidArgument as exc:  # schemathesis built a strategy hypothesis cannot draw from
+                    if attempt == 2:
+                        generation_errors[f"{operation.label} ({mode.value})"] = str(exc)[:300]
+                except Unsatisfiable:  # nothing to generate in this mode (e.g. no schema-violating GET /health)
+                    no_cases.append(f"{operation.label} ({mode.value})")
+                    break
     for model in app.state.models.values():
         model.close()
-    return {**counts, "conformance_findings": dict(conformance), "conformance_examples": examples_of}
+    return {
+        **counts,
+        "conformance_findings": dict(conformance),
+        "conformance_examples": examples_of,
+        "generation_errors": generation_errors,
+        "modes_without_cases": no_cases,
+    }
 
 
 def text_models(models: Path) -> Path:

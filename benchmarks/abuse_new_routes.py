@@ -14,6 +14,7 @@ writers, the CSV-injection check, and schemathesis over every operation.
 4. schemathesis (positive and negative cases) on every operation of a service holding all model kinds.
 
     OMP_NUM_THREADS=1 python benchmarks/abuse_new_routes.py --kills 10 --schemathesis-examples 30
+    OMP_NUM_THREADS=1 python benchmarks/abuse_new_routes.py --parts routes,schemathesis   # only those keys
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def train_new_models(work: Path) -> Path:
     if done.is_file():
         return models
     subset = flipkart_subset()
-    config = AlignConfig(dim=64, max_epochs=20, patience=5, batch_size=64)
+    config = AlignConfig(dim=64, epochs=20, patience=5, batch_size=64)
     align = AlignmentModel(["classical-image"], ["tfidf"], head_config=config, cache_dir=work / "cache").fit(subset)
     align.save(models / "align")
     align.build_index(subset).save(models / "align" / "index")
@@ -336,45 +337,58 @@ def csv_injection(models: Path, work: Path) -> dict:
     return {"formula_inputs": len(FORMULAS), "cells": len(cells), "unescaped": dangerous, "escaped": not dangerous}
 
 
+PARTS = ("routes", "injection", "sweep", "schemathesis")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=10, help="Random kill points per writer.")
     parser.add_argument("--rows", type=int, default=30_000, help="Rows of the catalog the kill sweep predicts.")
     parser.add_argument("--schemathesis-examples", type=int, default=30, help="schemathesis cases per operation.")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "skulens-reliability")
-    args = parser.parse_args()
-    models = train_new_models(args.work)
-    abuse = new_routes_abuse(models)
-    print(f"new routes: {abuse['cases']} cases, {abuse['5xx']} 5xx, peak RSS {abuse['peak_rss_mb']} MB")
-    injection = csv_injection(models, args.work)
-    print(f"CSV injection: escaped={injection['escaped']}")
-    sweep = kill_sweep(models, args.work, args.kills, args.rows)
-    print(f"kill sweep: {sweep['runs']} runs, {sweep['partial']} partial outputs")
-    served = Path(tempfile.mkdtemp()) / "models"
-    for name in ("flipkart-text", "reviews", "align", "caption"):
-        shutil.copytree(models / name, served / name)
-    schema = schemathesis_run(models, args.schemathesis_examples, folder=served)
-    print(f"schemathesis: {schema['cases']} cases, {schema['failures']} failures, {schema['conformance_findings']}")
-    update_results(
-        RESULTS,
-        {
-            "abuse_cases_new_routes": abuse["cases"],
-            "abuse_5xx_new_routes": abuse["5xx"],
-            "abuse_peak_rss_mb_new_routes": abuse["peak_rss_mb"],
-            "abuse_new_routes_detail": abuse["detail"],
-            "kill_sweep_runs": sweep["runs"],
-            "kill_sweep_partial_outputs": sweep["partial"],
-            "kill_sweep_detail": sweep["detail"],
-            "csv_injection_cells_escaped": injection["escaped"],
-            "csv_injection_detail": injection,
-            "schemathesis_cases": schema["cases"],
-            "schemathesis_failures": schema["failures"],
-            "schemathesis_conformance_findings": sum(schema["conformance_findings"].values()),
-            "schemathesis_detail": schema,
-        },
-        "abuse_new_routes",
-        "OMP_NUM_THREADS=1 python benchmarks/abuse_new_routes.py " + " ".join(sys.argv[1:]),
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help=f"Comma-separated parts to run (of {', '.join(PARTS)}); their keys are updated."
     )
+    args = parser.parse_args()
+    parts = [p for p in args.parts.split(",") if p]
+    if unknown := set(parts) - set(PARTS):
+        parser.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    models = train_new_models(args.work)
+    values: dict = {}
+    if "routes" in parts:
+        abuse = new_routes_abuse(models)
+        print(f"new routes: {abuse['cases']} cases, {abuse['5xx']} 5xx, peak RSS {abuse['peak_rss_mb']} MB")
+        values.update(
+            abuse_cases_new_routes=abuse["cases"],
+            abuse_5xx_new_routes=abuse["5xx"],
+            abuse_peak_rss_mb_new_routes=abuse["peak_rss_mb"],
+            abuse_new_routes_detail=abuse["detail"],
+        )
+    if "injection" in parts:
+        injection = csv_injection(models, args.work)
+        print(f"CSV injection: escaped={injection['escaped']}")
+        values.update(csv_injection_cells_escaped=injection["escaped"], csv_injection_detail=injection)
+    if "sweep" in parts:
+        sweep = kill_sweep(models, args.work, args.kills, args.rows)
+        print(f"kill sweep: {sweep['runs']} runs, {sweep['partial']} partial outputs")
+        values.update(
+            kill_sweep_runs=sweep["runs"], kill_sweep_partial_outputs=sweep["partial"], kill_sweep_detail=sweep["detail"]
+        )
+    if "schemathesis" in parts:
+        served = Path(tempfile.mkdtemp()) / "models"
+        for name in ("flipkart-text", "reviews", "align", "caption"):
+            shutil.copytree(models / name, served / name)
+        schema = schemathesis_run(models, args.schemathesis_examples, folder=served)
+        print(f"schemathesis: {schema['cases']} cases, {schema['failures']} failures, {schema['conformance_findings']}")
+        values.update(
+            schemathesis_cases=schema["cases"],
+            schemathesis_failures=schema["failures"],
+            schemathesis_conformance_findings=sum(schema["conformance_findings"].values()),
+            schemathesis_detail=schema,
+        )
+    section = "abuse_new_routes" if parts == list(PARTS) else f"abuse_new_routes ({', '.join(parts)})"
+    command = "OMP_NUM_THREADS=1 python benchmarks/abuse_new_routes.py " + " ".join(sys.argv[1:])
+    update_results(RESULTS, values, section, command)
 
 
 if __name__ == "__main__":

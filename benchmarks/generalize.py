@@ -204,7 +204,7 @@ def main() -> None:
         return
     started, load_start = time.perf_counter(), os.getloadavg()
     names = [n for n in args.variants.split(",") if n]
-    config = AlignConfig(max_epochs=args.epochs, patience=3, seed=args.seed)
+    config = AlignConfig(epochs=args.epochs, patience=3, seed=args.seed)
 
     myntra, more, flipkart = load_catalog("myntra"), load_catalog("myntra_more"), load_catalog("flipkart")
     split = new_products_split(myntra, [more], gallery_size=args.gallery, seed=args.seed)

@@ -67,7 +67,7 @@ def main() -> None:
         return
 
     split = new_products_split(load_catalog("myntra"), [load_catalog("myntra_more")], seed=args.seed)
-    config = AlignConfig(ridge_alpha=args.ridge_alpha, max_epochs=args.epochs, patience=3, seed=args.seed)
+    config = AlignConfig(ridge_alpha=args.ridge_alpha, epochs=args.epochs, patience=3, seed=args.seed)
     model = AlignmentModel(args.image_encoders.split(","), args.text_encoders.split(","), head_config=config, progress=True)
     model.fit(split.train)
     model.blend_weights_ = weights

@@ -66,7 +66,7 @@ def shop(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model(shop, tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
-    config = AlignConfig(dim=32, max_epochs=60, patience=60, dropout=0.1, batch_size=32, lr=3e-3)
+    config = AlignConfig(dim=32, epochs=60, patience=60, dropout=0.1, batch_size=32, lr=3e-3)
     return AlignmentModel(**FAST, head_config=config, cache_dir=cache).fit(shop)
 
 
@@ -89,8 +89,23 @@ def test_training_on_a_drawn_catalog_beats_chance(model, shop):
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
 
 
+def test_folders_saved_with_max_epochs_still_load(model, shop, tmp_path):
+    """Folders saved before the heads shared the training settings name the epoch limit ``max_epochs``."""
+    import json
+
+    model.save(tmp_path / "m")
+    config_path = tmp_path / "m" / "config.json"
+    config = json.loads(config_path.read_text())
+    assert config["align"]["epochs"] == 60 and "max_epochs" not in config["align"]
+    config["align"]["max_epochs"] = config["align"].pop("epochs")  # what older skulens wrote
+    config_path.write_text(json.dumps(config))
+    loaded = AlignmentModel.load(tmp_path / "m")
+    assert loaded.config.heads == model.config.heads
+    assert np.array_equal(loaded.encode_texts(["red circle sticker"]), model.encode_texts(["red circle sticker"]))
+
+
 def test_training_is_deterministic(shop, tmp_path):
-    config = AlignConfig(dim=16, max_epochs=3, batch_size=32)
+    config = AlignConfig(dim=16, epochs=3, batch_size=32)
     a = AlignmentModel(**FAST, head_config=config, cache_dir=tmp_path).fit(shop)
     b = AlignmentModel(**FAST, head_config=config, cache_dir=tmp_path).fit(shop)
     assert a.identity == b.identity
@@ -99,7 +114,7 @@ def test_training_is_deterministic(shop, tmp_path):
 
 def test_real_encoders_train_and_round_trip(shop, tmp_path):
     """The default frozen encoders (EfficientNet-Lite0 + classical, MiniLM + TF-IDF) with a saved/loaded model."""
-    config = AlignConfig(dim=32, max_epochs=40, patience=40, dropout=0.1, batch_size=32, lr=3e-3)
+    config = AlignConfig(dim=32, epochs=40, patience=40, dropout=0.1, batch_size=32, lr=3e-3)
     trained = AlignmentModel(head_config=config, cache_dir=tmp_path / "cache").fit(shop)
     assert _consistent_at_1(trained, shop) >= 0.5
     trained.save(tmp_path / "m")
@@ -110,7 +125,7 @@ def test_real_encoders_train_and_round_trip(shop, tmp_path):
 
 def test_validation_picks_epochs_then_refits_on_every_pair(tmp_path):
     larger = _shop(tmp_path, per_kind=11)
-    config = AlignConfig(dim=16, max_epochs=4, patience=4, batch_size=32)
+    config = AlignConfig(dim=16, epochs=4, patience=4, batch_size=32)
     trained = AlignmentModel(**FAST, head_config=config, cache_dir=tmp_path).fit(larger)
     assert "val_recall1" in trained.heads_.history[0]
     assert trained.heads_.history[-1] == {"refit_on_all_pairs": len(larger), "epochs": trained.heads_.best_epoch + 1}
@@ -249,7 +264,7 @@ def test_clip_loss_prefers_matching_pairs():
 
 
 def test_heads_round_trip_through_arrays():
-    config = AlignConfig(dim=8, hidden=16, max_epochs=2)
+    config = AlignConfig(dim=8, hidden=16, epochs=2)
     rng = np.random.default_rng(0)
     heads = AlignmentHeads(6, 5, config).fit(rng.normal(size=(40, 6)), rng.normal(size=(40, 5)))
     again = AlignmentHeads.from_arrays(heads.to_arrays(), config)

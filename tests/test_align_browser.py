@@ -17,7 +17,7 @@ from skulens.tasks.align import AlignmentModel
 def ui_url(tmp_path_factory):
     root = tmp_path_factory.mktemp("align-browser")
     shop = _shop(root, per_kind=8)
-    config = AlignConfig(dim=32, max_epochs=40, patience=40, dropout=0.1, batch_size=32, lr=3e-3)
+    config = AlignConfig(dim=32, epochs=40, patience=40, dropout=0.1, batch_size=32, lr=3e-3)
     model = AlignmentModel(**FAST, head_config=config, cache_dir=root / "cache").fit(shop)
     model.save(root / "models" / "shapes-align")
     model.build_index(shop).save(root / "models" / "shapes-align" / "index")

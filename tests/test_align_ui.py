@@ -19,7 +19,7 @@ UI = Path(__file__).resolve().parents[1] / "src" / "skulens" / "ui" / "app.py"
 def models_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("align-ui")
     shop = _shop(root, per_kind=8)
-    config = AlignConfig(dim=32, max_epochs=40, patience=40, dropout=0.1, batch_size=32, lr=3e-3)
+    config = AlignConfig(dim=32, epochs=40, patience=40, dropout=0.1, batch_size=32, lr=3e-3)
     model = AlignmentModel(**FAST, head_config=config, cache_dir=root / "cache").fit(shop)
     models = root / "models"
     model.save(models / "shapes-align")

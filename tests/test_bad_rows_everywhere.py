@@ -67,6 +67,10 @@ def scenario(tmp_path_factory):
             ["categorize", "predict", out / "model", "-i", data, "--output", out / "pred.csv"],
             out / "pred.issues.csv",
         ),
+        "categorize predict streamed": (
+            ["categorize", "predict", out / "model", "-i", data, "--output", out / "pred-parts"],
+            out / "pred-parts" / "_issues.csv",
+        ),
         "categorize evaluate": (
             ["categorize", "evaluate", out / "model", data, "-o", out / "eval", "--include-training-rows"],
             out / "eval" / "issues.csv",
@@ -95,7 +99,7 @@ def _issues(path: Path) -> pd.DataFrame:
 def test_every_command_writes_the_same_issues_file(scenario):
     _, _, _, results = scenario
     reference = _issues(results["ingest"][0])
-    assert list(reference.columns) == ["row", "id", "column", "message"]
+    assert list(reference.columns) == ["row", "line", "id", "column", "message"]
     for name, (path, _) in results.items():
         pd.testing.assert_frame_equal(_issues(path), reference, obj=f"{name} issues.csv")
 
@@ -142,6 +146,38 @@ def test_per_row_outputs_carry_the_issue_and_invent_nothing(scenario):
     issue = dict(zip(embedded["ids"], embedded["issue"]))
     assert all(issue[i] for i in image_bad) and not issue["good-2"]
     assert not embedded["present"][np.isin(embedded["ids"], list(image_bad))].any()
+
+
+def _decimals(values: pd.Series) -> int:
+    """The most decimals any value of a CSV column was written with."""
+    return max((len(v.split(".")[1]) if "." in v else 0) for v in values.dropna().astype(str))
+
+
+def test_outputs_are_for_people(scenario):
+    """Issue 23: predictions carry title, photo path, current category, rounded top-k and a differs flag;
+    duplicates carry titles beside ids; zero-shot top-k are plain columns, not a JSON string."""
+    _, _, out, _ = scenario
+    predictions = pd.read_csv(out / "pred.csv", dtype=str)
+    assert predictions.columns.tolist()[:4] == ["id", "title", "image", "current_category"]
+    assert {"category_1", "probability_1", "differs_from_current", "issue"} <= set(predictions.columns)
+    assert _decimals(predictions["probability_1"]) <= 4
+    good = predictions.set_index("id").loc["good-3"]
+    assert good["image"] == "img/good-3.jpg" and good["current_category"] == "Watches"
+    differs = predictions["differs_from_current"].map({"True": True, "False": False})
+    assert (differs == (predictions["category_1"] != predictions["current_category"])).all()
+
+    zero_shot = pd.read_csv(out / "zs.csv", dtype=str)
+    assert "top_k" not in zero_shot.columns
+    assert {"label_1", "probability_1", "label_2", "probability_2", "title", "image"} <= set(zero_shot.columns)
+    labelled = zero_shot["label"].notna()
+    assert (zero_shot.loc[labelled, "label_1"] == zero_shot.loc[labelled, "label"]).all()
+    assert _decimals(zero_shot["probability_1"]) <= 4
+
+    pairs = pd.read_csv(out / "dup.csv", dtype=str)
+    assert pairs.columns.tolist()[:6] == ["id_a", "id_b", "title_a", "image_a", "title_b", "image_b"]
+    titles = dict(zip(predictions["id"], predictions["title"]))
+    assert len(pairs) and (pairs["title_a"] == pairs["id_a"].map(titles)).all()
+    assert _decimals(pairs["score"]) <= 4
 
 
 OPTIONAL = ("title", "image", "category", "rating")

@@ -331,6 +331,21 @@ def test_folders_saved_before_the_region_encoder_still_load(trained, shapes, tmp
     assert [c.title for c in loaded.generate(images)] == [c.title for c in trained.generate(images)]
 
 
+def test_folders_saved_before_the_shared_training_settings_still_load(trained, shapes, tmp_path):
+    """Older folders have no ``weight_decay`` under ``hyper`` (it was fixed at 0.01): they load with it."""
+    folder, catalog = shapes
+    trained.save(tmp_path / "m")
+    config_path = tmp_path / "m" / "config.json"
+    config = json.loads(config_path.read_text())
+    assert config["hyper"]["weight_decay"] == 0.01
+    del config["hyper"]["weight_decay"]
+    config_path.write_text(json.dumps(config))
+    loaded = CaptionModel.load(tmp_path / "m")
+    assert loaded.config == trained.config and loaded.config.weight_decay == 0.01
+    images = [Image.open(folder / p).convert("RGB") for p in catalog.frame["image"][:3]]
+    assert [c.title for c in loaded.generate(images)] == [c.title for c in trained.generate(images)]
+
+
 def test_a_dataframe_is_read_through_the_one_input_path(trained, shapes):
     """fit/evaluate take a DataFrame: its image paths resolve against the declared root, never the working
     directory; without a root there is no image to read, which the error says."""
@@ -405,3 +420,36 @@ def test_learning_rate_schedule_runs_for_any_number_of_steps(steps):
         if loop.scheduler is not None:
             loop.scheduler.step()
     assert 0 < loop.optimizer.param_groups[0]["lr"] <= 1e-3
+
+
+def test_cli_names_a_missing_photo_and_the_fix(trained, tmp_path, monkeypatch):
+    """Issue 23: `skulens caption missing.jpg` said only "no readable image among the arguments"."""
+    from typer.testing import CliRunner
+
+    from skulens.cli.main import app
+
+    trained.save(tmp_path / "m")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["caption", "missing.jpg", "--model", str(tmp_path / "m")], env={"NO_COLOR": "1"})
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2
+    error = text[text.index("error") :]
+    assert "image 'missing.jpg' not found at" in error and "give the path of a JPEG, PNG or WebP photo" in error
+    assert "Errno" not in text
+
+
+def test_cli_train_shows_each_step(shapes, tmp_path):
+    """Issue 23: `caption train` was silent for minutes between the photo embedding and the epochs."""
+    from typer.testing import CliRunner
+
+    from skulens.cli.main import app
+
+    folder, catalog = shapes
+    catalog.frame.to_csv(folder / "shapes.csv", index=False)
+    args = ["caption", "train", str(folder / "shapes.csv"), "--out", str(tmp_path / "m"), "--epochs", "1", "--dim", "32"]
+    result = CliRunner().invoke(app, [*args, "--layers", "1"], env={"NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    text = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    for done in ("checking 18 photos", "region maps of 18 photos", "vocabulary of", "attribute probes (colour)"):
+        assert f"✓ {done}" in text, text
+    assert "caption decoder epochs" in text

@@ -326,7 +326,7 @@ def test_duplicate_and_empty_ids(tmp_path):
     assert set(by_row) == {2, 3}
     assert by_row[2].id == "a" and "duplicate id" in by_row[2].message and "first occurrence kept" in by_row[2].message
     assert by_row[3].id is None and "empty id" in by_row[3].message
-    assert "row 2 (id a), column 'id'" in str(by_row[2])
+    assert "line 4 (id a), column 'id'" in str(by_row[2])  # row 2 of the data; the header is line 1
 
 
 def test_empty_file_is_a_clear_error(tmp_path):
@@ -407,7 +407,7 @@ def test_build_catalog_from_frame_and_write_issues(tmp_path):
     assert catalog.frame["category"].tolist() == [("A", "B"), ("C",)]
     out = write_issues(catalog.issues, tmp_path / "issues.csv")
     written = pd.read_csv(out)
-    assert written.columns.tolist() == ["row", "id", "column", "message"]
+    assert written.columns.tolist() == ["row", "line", "id", "column", "message"]
     assert sorted(written["column"]) == ["id", "rating"]
     assert RowIssue(1, "2", "rating", "'n/a' is not a number; value dropped") in catalog.issues
 
@@ -625,7 +625,7 @@ def test_read_reviews_from_json_lines(tmp_path):
     path.write_text("\n".join(json.dumps(row) for row in AMAZON_STYLE) + "\n")
     catalog = read_reviews(path)
     assert catalog.ids == ["reviews:0", "reviews:1", "reviews:2"]  # asin names the product, not the review: ids are file:row
-    assert catalog.frame["review_text"].tolist() == ["Great fit, soft.", "Ripped after a wash", ""]
+    assert catalog.frame["review_text"].tolist() == ["Great fit, soft.", "Ripped after a wash", None]  # blank text is missing
     assert catalog.frame["rating"].tolist() == [5, 1, 3]
     assert catalog.frame["title"].tolist() == ["Love it", "Bad", "Meh"]
     assert catalog.frame["asin"].tolist() == ["B001", "B001", "B002"]
@@ -663,3 +663,25 @@ def test_reviews_and_json_errors_name_the_file(tmp_path):
     catalog_lines.write_text('{"sku": "007", "name": "Hat"}\n')
     products = read_catalog(catalog_lines)
     assert products.ids == ["007"] and products.frame["title"].tolist() == ["Hat"]
+
+
+def test_spaces_only_text_is_missing_everywhere(tmp_path):
+    """Issue 23: one rule in validation: blank or spaces-only title, description or review text is missing
+    (ingest counted a spaces-only field as present; caption training skipped it)."""
+    from typer.testing import CliRunner
+
+    from skulens.cli.main import app
+    from skulens.tasks.caption import CaptionModel
+
+    path = tmp_path / "shop.csv"
+    path.write_text('id,title,description,review_text\na,"   ",x,"  "\nb,"\t",y,ok\nc,ok,"  ",fine\n')
+    catalog = read_catalog(path)
+    assert catalog.frame["title"].notna().tolist() == [False, False, True]
+    assert catalog.frame["description"].notna().tolist() == [True, True, False]
+    assert catalog.frame["review_text"].notna().tolist() == [False, True, True]
+    _, skipped = CaptionModel().usable_rows(catalog, np.ones(len(catalog), dtype=bool))
+    assert skipped["no_title"] == 2  # what captioning skips is what validation calls missing
+    result = CliRunner().invoke(app, ["ingest", str(path)], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    counts = {line.split()[0]: int(line.split()[1]) for line in result.output.splitlines() if "rows have it" in line}
+    assert counts == {"title": 1, "description": 2, "review_text": 2}

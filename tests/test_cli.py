@@ -83,7 +83,7 @@ def test_embed_writes_outputs_and_reuses_cache(runner, small_csv, tmp_path):
         assert data["vectors"].shape == (4, 1280)
         assert data["present"].tolist() == [True, True, True, False]
     issues = pd.read_csv(out / "issues.csv")
-    assert issues.columns.tolist() == ["row", "id", "column", "message"]
+    assert issues.columns.tolist() == ["row", "line", "id", "column", "message"]
     assert set(issues["column"]) == {"id", "image"}
     assert any("missing.jpg" in m for m in issues["message"])
     assert any(cache.glob("*/index.sqlite"))  # the embedding cache was written
@@ -242,7 +242,7 @@ def test_ingest_reports_detected_columns_and_unused_ones(runner, own_catalog):
     assert (
         "id <- sku (detected), title <- product_name (detected), description <- desc (detected), image <- img (detected)" in out
     )
-    assert "2 column(s) of products are not used: 'dept', 'price'" in out
+    assert "2 column(s) of products are not used by this command: 'dept', 'price'" in out
     assert "images unusable: 0" in out and "could not be used" not in out
 
     mapped = runner.invoke(app, ["ingest", str(own_catalog), "--columns", "title=desc,description=product_name"], env=ENV)
@@ -261,7 +261,9 @@ def test_train_on_a_flat_label_column_and_the_old_names(runner, own_catalog, tmp
     assert result.exit_code == 0, _text(result)
     out = _text(result)
     assert "held-out 6 rows" in out and "(3 classes)" in out
-    assert "not used: 'price'" in out and "'dept'" not in out.split("not used:")[1]  # the label column is used
+    assert (
+        "not used by this command: 'price'" in out and "'dept'" not in out.split("not used by this command:")[1]
+    )  # the label column is used
     assert json.loads((model / "config.json").read_text())["label"] == "dept"
 
     predicted = runner.invoke(app, ["categorize", "predict", str(model), "--text", "leather handbag", "-k", "1"], env=ENV)

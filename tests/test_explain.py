@@ -185,6 +185,17 @@ def test_catalog_conflicts_flags_the_swapped_listing(fused_model, tmp_path):
     assert clash["title_top"] == "Toys" and clash["conflict_view"] == "title"
 
 
+def test_catalog_conflicts_without_any_view_flags_nothing(fused_model):
+    """Products with neither a photo nor text give the model no view: no conflict, no view named, no score."""
+    from skulens.explain.conflicts import catalog_conflicts
+
+    catalog = Catalog(pd.DataFrame({"id": ["a", "b"], "title": [None, None], "image": [None, None]}), name="bare")
+    found = catalog_conflicts(fused_model, catalog)
+    assert list(found["id"]) == ["a", "b"]
+    assert not found["conflict"].any() and found["conflict_view"].isna().all() and found["conflict_score"].isna().all()
+    assert not any(column.endswith("_top") for column in found.columns)
+
+
 def test_explanation_files(fused_model, tmp_path):
     explanation = explain_product(fused_model, image=product_image("Toys", seed=2), title="rubber duck", description="a toy")
     written = save_explanation(explanation, tmp_path / "out")
@@ -264,3 +275,65 @@ def test_flipkart_watch_titled_baby_diaper_pack_is_a_conflict(tmp_path):
     assert clash.modality.conflict and "disagree" in clash.modality.statement
     honest = explain_product(model, image=photo, title=watch["title"])
     assert honest.predicted == "Watches" and not honest.modality.conflict
+
+
+@pytest.fixture(scope="module")
+def minilm_model(tmp_path_factory):
+    """A MiniLM + TF-IDF linear model on short titles of three classes (word scores by occlusion)."""
+    rows = []
+    for label, word in (("Kitchen", "skillet"), ("Garden", "trowel"), ("Toys", "yoyo")):
+        for i in range(6):
+            rows.append({"id": f"{label}{i}", "title": f"{word} number {i} for sale", "category": (label,)})
+    catalog = Catalog(pd.DataFrame(rows), root=None, name="words")
+    return CategoryPredictor(["minilm", "tfidf"], min_class_count=2, cache_dir=tmp_path_factory.mktemp("minilm")).fit(catalog)
+
+
+def _counted(model, name, counting):
+    """Wrap the model's encoder ``name`` in a counter of encode calls and texts (restored by the caller)."""
+    original = model.extractor.encoder(name)
+    model.extractor._encoders[name] = counting(original)
+    return original, model.extractor._encoders[name]
+
+
+def test_occlusion_of_a_short_text_is_unchanged(minilm_model, counting):
+    """Encoding the occluded copies in small calls gives the scores one batch of every copy gives."""
+    from skulens.explain.text_attribution import occluded_texts, occlusion_scores, words_of
+
+    text = "a small trowel for the garden beds and pots"
+    original, counter = _counted(minilm_model, "minilm", counting)
+    try:
+        explanation = explain_product(minilm_model, title=text)
+    finally:
+        minilm_model.extractor._encoders["minilm"] = original
+    words = words_of(text)
+    texts = [text, *occluded_texts(text, words)]
+    batch = minilm_model.extractor.transform_inputs([None] * len(texts), texts)
+    index = minilm_model.classes_.tolist().index(explanation.target)
+    expected = occlusion_scores(log_odds(minilm_model.proba_from_features(batch), index), len(words))
+    np.testing.assert_allclose([w.score for w in explanation.text.words], expected, atol=1e-5)
+    assert counter.items == len(texts) + 1  # the copies, plus the full text once for the prediction
+
+
+def test_occlusion_of_a_long_text_encodes_a_bounded_number_of_texts(minilm_model, counting):
+    """Copies MiniLM reads exactly as the full text (the removed word lies past its 256-token cut) are
+    encoded once, and every call holds at most VARIANTS_PER_CALL texts."""
+    from skulens.explain.product import VARIANTS_PER_CALL
+    from skulens.explain.text_attribution import MAX_OCCLUDED_WORDS
+
+    text = " ".join(f"qz{i}xv{i}kw" for i in range(2_000))  # each word is several word pieces
+    original, counter = _counted(minilm_model, "minilm", counting)
+    calls = []
+    encode = counter.encode
+    counter.encode = lambda batch: (calls.append(len(batch)), encode(batch))[1]
+    try:
+        explanation = explain_product(minilm_model, title=text)
+    finally:
+        minilm_model.extractor._encoders["minilm"] = original
+    read = len(minilm_model.extractor.encoder("minilm").token_ids([text])[0])
+    assert read == minilm_model.extractor.encoder("minilm").max_seq_length
+    fit = counter.items - 2  # less the prediction's encoding and the full text among the copies
+    assert 0 < fit < MAX_OCCLUDED_WORDS // 2  # the words that fit in 256 tokens, not all 160
+    assert max(calls[1:]) <= VARIANTS_PER_CALL  # calls[0]: the prediction's own encoding
+    scores = explanation.text.blocks["minilm"]
+    assert any(s != 0.0 for s in scores[:fit])
+    assert all(s == 0.0 for s in scores[fit:])  # words past the cut cannot move MiniLM's block

@@ -85,6 +85,36 @@ def test_resume_after_interrupt_reaches_the_same_state(tmp_path):
     assert saved_a["state"]["history"] == saved_b["state"]["history"]
 
 
+def test_a_checkpoint_of_other_arguments_or_data_is_not_resumed(tmp_path):
+    """A checkpoint resumes only the run that wrote it: another learning rate, class count or label set
+    starts fresh and says so (issue 24: --lr 0.5 resumed at 0.001; a different class count crashed)."""
+    from dataclasses import replace
+
+    views, y = _tensors(8, views=2)
+    val, y_val = _tensors(3, views=1)
+    folder = tmp_path / "ckpt"
+
+    def interrupted(config=CONFIG, labels=y, net=None):
+        messages = []
+        result = train(
+            net or _tiny_net(), views, labels, val[0], y_val, config, checkpoint_dir=folder, log=messages.append, stop_after=1
+        )
+        return result, " ".join(messages)
+
+    interrupted()
+    changed_lr = replace(CONFIG, lr=0.5)
+    result, said = interrupted(changed_lr)
+    assert result.resumed_from is None and "other arguments or data" in said and "starting fresh" in said
+    result, said = interrupted(changed_lr, labels=y[::-1].copy())  # the same arguments, other labels
+    assert result.resumed_from is None and "starting fresh" in said
+    result, said = interrupted(changed_lr, labels=y[::-1].copy())  # the same run again: resumed
+    assert result.resumed_from == 1 and "resuming" in said
+    wider = _tiny_net()
+    wider[-1] = nn.Linear(8, 3)  # three classes: the saved head has two
+    result, said = interrupted(changed_lr, labels=y[::-1].copy(), net=wider)
+    assert result.resumed_from is None and "starting fresh" in said
+
+
 def test_batch_size_backs_off_on_out_of_memory_only():
     tried, messages = [], []
 

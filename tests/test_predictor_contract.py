@@ -90,7 +90,7 @@ def _reviews(cache):
 
 
 def _align(cache):
-    config = AlignConfig(dim=16, max_epochs=20, patience=20, batch_size=32, lr=3e-3)
+    config = AlignConfig(dim=16, epochs=20, patience=20, batch_size=32, lr=3e-3)
     return AlignmentModel(("classical-image",), ("tfidf",), head_config=config, cache_dir=cache)
 
 

@@ -121,7 +121,7 @@ def test_chunked_oversize_body_is_refused_while_it_streams(app, path, content_ty
 
 
 def test_chunked_body_under_the_limit_is_served(app):
-    payload = json.dumps({"texts": ["great product, works well"]}).encode()
+    payload = json.dumps({"texts": ["great quality, love the fit"]}).encode()
     status, read, body = call_asgi(app, "/v1/reviews", [(b"content-type", b"application/json")], [payload[:10], payload[10:]])
     assert status == 200 and body["results"][0]["stars"] in range(1, 6)
     assert read == len(payload)

@@ -175,6 +175,16 @@ def test_empty_and_whitespace_text(tfidf_model):
     assert [issue.id for issue in tfidf_model.last_issues_] == ["b"]
 
 
+def test_review_issues_are_numbered_by_source_row(tfidf_model):
+    """A skipped row (repeated id) before an empty review: the issue names the review's row in the source
+    table, as every RowIssue (issues.csv) does, while the issue column stays beside its prediction row."""
+    frame = pd.DataFrame({"id": ["a", "a", "b", "c"], "review_text": ["nice", "again", "fine dress", None]})
+    predicted = tfidf_model.predict(frame)
+    assert list(predicted["id"]) == ["a", "b", "c"]
+    assert [(issue.row, issue.id, issue.column) for issue in tfidf_model.last_issues_] == [(3, "c", "review_text")]
+    assert predicted["issue"].tolist()[:2] == ["", ""] and "no title or review text" in predicted["issue"].iloc[2]
+
+
 def test_long_and_non_english_text(tfidf_model):
     long_text = "love this dress " * 5000
     out = tfidf_model.predict_texts([long_text, "Das Kleid ist wunderschön, ich liebe es", "这件衣服质量很差", "🙂👗"])
@@ -382,6 +392,8 @@ def test_cli_train_and_predict(fixture_csv, tmp_path):
     assert result.exit_code == 0, result.output
     predicted = pd.read_csv(out)
     assert len(predicted) == 3 and predicted["issue"].notna().sum() == 1
+    issues = pd.read_csv(tmp_path / "out.issues.csv")
+    assert issues[["row", "column"]].values.tolist() == [[1, "review_text"]]
     assert {"stars", "expected_rating", "sentiment", "sentiment_score", "recommend_proba"} <= set(predicted.columns)
 
 

@@ -67,6 +67,69 @@ def test_bad_sources_are_clear_errors(tmp_path):
         list(CatalogStream.open(tmp_path / "noid.csv").chunks())
 
 
+def _both_paths(path):
+    """(whole-file read, streamed chunks) of one file, each as (rows, issues) or the CatalogError message."""
+
+    def read():
+        catalog = read_catalog(path)
+        return len(catalog), [(i.row, i.column) for i in catalog.issues]
+
+    def stream():
+        chunks = list(CatalogStream.open(path, chunk_rows=1).chunks())
+        return sum(len(c) for c in chunks), [(i.row, i.column) for c in chunks for i in c.issues]
+
+    out = []
+    for run in (read, stream):
+        try:
+            out.append(run())
+        except CatalogError as exc:
+            out.append(str(exc))
+    return out
+
+
+def test_parquet_list_title_is_a_row_issue_on_both_paths(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "lists.parquet"
+    pq.write_table(pa.table({"id": ["a", "b", "c"], "title": [["red", "mug"], None, ["x"]]}), path)
+    read, streamed = _both_paths(path)
+    assert read == streamed == (3, [(0, "title"), (1, "title"), (2, "title")])
+    issues = read_catalog(path).issues
+    assert "title is a list, not one value" in issues[0].message and "empty title" in issues[1].message
+    pq.write_table(pa.table({"id": [["a"], ["b"]], "title": ["mug", "cup"]}), path)
+    assert _both_paths(path)[0] == (0, [(0, "id"), (1, "id")])
+
+
+def test_json_lines_that_are_not_objects_are_named_on_both_paths(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    for bad, what in (("[1, 2]", "JSON list"), ('"text"', "JSON str"), ("{oops", "not valid JSON")):
+        path.write_text('{"id": "a", "title": "mug"}\n' + bad + '\n{"id": "b", "title": "cup"}\n')
+        read, streamed = _both_paths(path)
+        assert read == streamed and "line 2" in read and what in read, (read, streamed)
+    path.write_text("[1, 2]\n[3, 4]\n")
+    with pytest.raises(CatalogError, match="line 1 is a JSON list"):
+        CatalogStream.open(path)
+
+
+def test_repeated_header_names_stream_as_they_read(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("id,title,title\na,red mug,x\nb,blue cup,y\n")
+    assert _both_paths(path)[0] == _both_paths(path)[1] == (2, [])
+    chunk = next(CatalogStream.open(path).chunks())
+    assert chunk.frame["title"].tolist() == read_catalog(path).frame["title"].tolist() == ["red mug", "blue cup"]
+
+
+def test_csv_cut_inside_a_quoted_field_is_refused_on_both_paths(tmp_path):
+    path = tmp_path / "cut.csv"
+    path.write_text('id,title\na,"a ""quoted"" mug"\nb,"cut short, like a kill\n')
+    read, streamed = _both_paths(path)
+    assert isinstance(read, str) and isinstance(streamed, str)
+    assert "starting on line 3 is never closed" in streamed
+    path.write_text('id,title\na,"a ""quoted"" mug"\nb,5" screen\n')  # odd quote count, but every field is closed
+    assert _both_paths(path)[1] == (2, [])
+
+
 def test_local_engine_equals_the_in_memory_embedding(catalog_csv, tmp_path):
     from skulens.encoders import create_encoder
 
@@ -124,7 +187,12 @@ def test_embed_and_predict_commands_write_parquet(catalog_csv, tmp_path):
     )
     assert result.exit_code == 0, result.output
     table = read_output(out).to_pandas()
-    assert table.columns.tolist() == ["id", "category_1", "probability_1", "category_2", "probability_2", "issue"]
+    assert table.columns.tolist() == [
+        *("id", "title", "image", "current_category"),
+        *("category_1", "probability_1", "category_2", "probability_2"),
+        *("differs_from_current", "issue"),
+    ]
+    assert (table["differs_from_current"] == (table["category_1"] != table["current_category"])).all()
     assert len(pd.read_parquet(out)) == 40 and (out / "_manifest.json").is_file()  # the folder reads as one dataset
     assert (table["category_1"] == np.where(table["id"].astype(int) % 2 == 0, "Red things", "Blue things")).mean() > 0.9
     refused = runner.invoke(app, ["categorize", "predict", str(tmp_path / "m"), "--text", "mug", "--engine", "ray"])

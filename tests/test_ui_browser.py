@@ -273,3 +273,65 @@ def test_audit_accept_and_reject(page, tmp_path):
     assert accepted[["id", "column", "old", "new"]].values.tolist() == [["a1", "0", "Baby Care", "Kitchen & Dining"]]
     assert rejected[["id", "column", "new"]].values.tolist() == [["a2", "colour", "Red"]]
     screenshot(page, "audit")
+
+
+def test_example_description_is_cleared_for_the_users_own_product(page, trained):
+    """Issue 23: the "Wrist watch" example's description stayed in the field and was used with the user's own photo."""
+    _, held_out = trained
+    product = held_out.frame.iloc[0]
+    page.get_by_role("button", name="Wrist watch").click()
+    expect(page.get_by_label("Description", exact=True)).to_have_value("Round stainless steel dial, water resistant, for men")
+    page.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(str(held_out.root / product["image"]))
+    page.get_by_label("Title", exact=True).fill(product["title"])
+    page.get_by_role("button", name="Categorize", exact=True).click()
+    expect(page.get_by_text("The description of the “Wrist watch” example was cleared")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_label("Description", exact=True)).to_have_value("")
+    expect(page.get_by_text("From the photo and the title;")).to_be_visible()  # the description was not used
+
+
+def test_low_confidence_answer_is_a_warning_not_a_success(page):
+    """Issue 23: a 24% answer was shown in green as "Top category: ..."."""
+    page.get_by_label("Title", exact=True).fill("qwzx vrrp")  # no word the model knows, no photo: no class stands out
+    page.get_by_role("button", name="Categorize", exact=True).click()
+    warning = page.get_by_test_id("stAlertContentWarning").filter(has_text="Low confidence — top category:")
+    expect(warning).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("stAlertContentSuccess")).to_have_count(0)
+
+
+def test_review_queue_maps_a_shop_export(page, trained, tmp_path):
+    """Issue 23: the Review queue page maps a shop export's own column names (id, title, photo, category)."""
+    import pandas as pd
+
+    _, held_out = trained
+    rows = []
+    for product in held_out.frame.itertuples(index=False):
+        shutil.copyfile(held_out.root / product.image, tmp_path / Path(product.image).name)
+        rows.append(
+            {
+                "sku": product.id,
+                "name": product.title,
+                "photo": Path(product.image).name,
+                "dept_path": " > ".join(product.category),
+            }
+        )
+    export = tmp_path / "export.csv"
+    pd.DataFrame(rows).to_csv(export, index=False)
+    open_page(page, "Review queue", "Catalog audit")
+    source = page.get_by_label("Catalog (a dataset name such as flipkart, or a file path on this machine)", exact=True)
+    source.fill(str(export))
+    source.press("Enter")
+    category = page.get_by_test_id("stSelectbox").filter(has_text="Current category")
+    expect(category).to_be_visible(timeout=TIMEOUT_MS)
+    settle(page)
+    category.click()
+    page.get_by_role("option", name="dept_path", exact=True).click()
+    expect(page.get_by_text("category=dept_path")).to_be_visible(timeout=TIMEOUT_MS)
+    page.get_by_label("Rows (first N)", exact=True).fill("5")
+    page.get_by_role("button", name="Score catalog").click()
+    expect(page.get_by_text(f"Scored the first 5 of {len(rows)} products")).to_be_visible(timeout=TIMEOUT_MS)
+    page.get_by_text("Only products below the threshold").click()
+    grid = page.get_by_test_id("stDataFrame")
+    expect(grid).to_be_visible(timeout=TIMEOUT_MS)
+    expect(grid.locator("[role=columnheader]").filter(has_text="catalog category")).to_have_count(1, timeout=TIMEOUT_MS)
+    settle(page)
+    screenshot(page, "review-queue-mapping")

@@ -129,3 +129,36 @@ def test_audit_section_accepts_and_rejects_suggestions(shop, monkeypatch, tmp_pa
     assert len(corrections) == 1 and corrections.loc[0, "id"] in first and rejected.loc[0, "id"] in second
     applied = apply_corrections(catalog, corrections)
     assert applied.applied == 1 and not applied.refused
+
+
+def test_review_queue_page_maps_columns_and_says_how_many_rows_it_scored(shop, monkeypatch):
+    """Issue 23: a shop export with its own column names showed no photos and no current category, and only
+    the first 200 rows were scored without a word; the page now maps columns as the CSV page does."""
+    path, _, _ = shop
+    frame = pd.read_csv(path).rename(columns={"id": "sku", "title": "name", "image": "photo", "category": "dept_path"})
+    export = path.parent / "export.csv"
+    frame.to_csv(export, index=False)
+    monkeypatch.setenv("SKULENS_MODELS", str(path.parent / "models"))
+    at = AppTest.from_file(str(UI), default_timeout=120)
+    at.run()
+    at.sidebar.radio(key="page").set_value("Review queue").run()
+    at.text_input(key="queue-source").set_value(str(export)).run()
+    assert not at.exception, at.exception
+    assert [at.selectbox(key=f"queue-map-{f}").value for f in ("id", "title", "image")] == ["sku", "name", "photo"]
+    assert at.selectbox(key="queue-map-category").value == "(none)"  # dept_path is no common name: the user maps it
+    at.selectbox(key="queue-map-category").set_value("dept_path").run()
+    assert any("--columns" in c.value and "category=dept_path" in c.value for c in at.caption)
+    at.number_input(key="queue-rows").set_value(10)
+    [button] = [b for b in at.button if b.label == "Score catalog"]
+    button.click().run()
+    assert not at.exception, at.exception
+    assert any("Scored the first 10 of 30 products" in i.value for i in at.info)
+    at.checkbox(key="queue-only-low").uncheck().run()
+    table = at.dataframe[0].value
+    assert len(table) == 10 and table["thumbnail"].notna().all()
+    assert table["catalog category"].notna().all() and table["agrees"].sum() >= 8
+    at.checkbox(key="queue-all-rows").check()
+    [button] = [b for b in at.button if b.label == "Score catalog"]
+    button.click().run()
+    assert any("Scored all 30 products" in i.value for i in at.info)
+    assert len(at.dataframe[0].value) == 30

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 
+from skulens.errors import SkulensError
+
 #: Each extra and the modules it provides (import names, not distribution names).
 EXTRAS: dict[str, tuple[str, ...]] = {
     "serve": ("fastapi", "uvicorn", "python_multipart"),
@@ -22,8 +24,10 @@ EXTRAS: dict[str, tuple[str, ...]] = {
 }
 
 
-class MissingExtraError(ImportError):
+class MissingExtraError(SkulensError, ImportError):
     """A feature needs packages of an extra that is not installed; the message says what to install."""
+
+    code = "missing_extra"
 
     def __init__(self, extra: str, missing: list[str], feature: str | None = None) -> None:
         self.extra, self.missing = extra, missing

@@ -3,12 +3,18 @@ with elapsed time for a step without one (e.g. fitting a head).
 
 Bars and steps opened while another is open share its live display, so a step such as "training" shows
 the bars of its sub-steps (embedding) beneath it, and every line keeps its elapsed time when done.
+
+When stderr is not a terminal (a redirected log, CI), a live display cannot redraw: each bar and step is
+written as whole plain lines instead (when it starts, every :data:`PLAIN_EVERY` seconds while a bar runs,
+and when it ends, with its count and elapsed time), never cut to a guessed width.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 from rich.console import Console
 from rich.progress import (
@@ -26,6 +32,8 @@ from rich.text import Text
 
 _display: Progress | None = None
 _open = 0
+#: Seconds between the plain progress lines of a running bar (logs, not terminals).
+PLAIN_EVERY = 30.0
 
 
 class _Count(ProgressColumn):
@@ -92,12 +100,70 @@ def _shared() -> Iterator[Progress]:
             _display = None
 
 
+def _elapsed(started: float) -> str:
+    return str(timedelta(seconds=int(time.monotonic() - started)))
+
+
+class _PlainBar(_Bar):
+    """A bar written as whole lines on a console that is not a terminal: ``description done/total (share)``
+    at most every :data:`PLAIN_EVERY` seconds, and a final line with the count and elapsed time."""
+
+    def __init__(self, console: Console, description: str, total: int) -> None:
+        super().__init__(None, None)
+        self._console, self._description, self._total = console, description, total
+        self.done, self.started = 0, time.monotonic()
+        self._last = self.started
+
+    def _count(self) -> str:
+        return f"{self.done:,}/{self._total:,}"
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self._last >= PLAIN_EVERY and self.done < self._total:
+            self._last = now
+            rate = self.done / (now - self.started)
+            eta = str(timedelta(seconds=int((self._total - self.done) / rate))) if rate > 0 else "?"
+            share = self.done / self._total
+            self._console.print(
+                f"  {self._description} {self._count()} ({share:.0%}), {_elapsed(self.started)} elapsed, eta {eta}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+
+    def finish(self, failed: bool) -> None:
+        mark = "✗" if failed else "✓"
+        self._console.print(
+            f"{mark} {self._description} {self._count()}{' (failed)' if failed else ''} in {_elapsed(self.started)}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _plain_console() -> Console | None:
+    """The stderr console when it is not a terminal (write plain lines), else None (draw live bars)."""
+    console = Console(stderr=True)
+    return None if console.is_terminal else console
+
+
 @contextmanager
 def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator[_Bar]:
     """Yields an object with ``advance(n)``; draws a bar (count, elapsed, ETA) on stderr only when
-    enabled and total > 0."""
+    enabled and total > 0 (on a non-terminal: whole lines, see the module note)."""
     if not enabled or total <= 0:
         yield _Bar(None, None)
+        return
+    plain = _plain_console()
+    if plain is not None:
+        bar = _PlainBar(plain, description, total)
+        try:
+            yield bar
+        except BaseException:
+            bar.finish(failed=True)
+            raise
+        bar.finish(failed=False)
         return
     with _shared() as progress:
         task = progress.add_task(description, total=total)
@@ -109,9 +175,21 @@ def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator
 
 @contextmanager
 def step(description: str, enabled: bool = True) -> Iterator[_Bar]:
-    """A step of unknown length: a spinner with elapsed time while it runs, a tick and its duration after."""
+    """A step of unknown length: a spinner with elapsed time while it runs, a tick and its duration after
+    (on a non-terminal: a line when it starts and one when it ends)."""
     if not enabled:
         yield _Bar(None, None)
+        return
+    plain = _plain_console()
+    if plain is not None:
+        started = time.monotonic()
+        plain.print(f"… {description}", markup=False, highlight=False, soft_wrap=True)
+        try:
+            yield _Bar(None, None)
+        except BaseException:
+            plain.print(f"✗ {description} (failed) after {_elapsed(started)}", markup=False, highlight=False, soft_wrap=True)
+            raise
+        plain.print(f"✓ {description} in {_elapsed(started)}", markup=False, highlight=False, soft_wrap=True)
         return
     with _shared() as progress:
         task = progress.add_task(description, total=None, step=True)

@@ -74,7 +74,7 @@ def apply_corrections(catalog: Catalog, corrections: pd.DataFrame, source_name: 
         row_id, column, old, new = str(fix.id).strip(), str(fix.column).strip(), str(fix.old).strip(), str(fix.new).strip()
 
         def refuse(message: str, row_id: str = row_id, line: int = line) -> None:
-            refused.append(RowIssue(line, row_id, "corrections", f"{source_name} line {line}: {message}; not applied"))
+            refused.append(RowIssue(line, row_id, "corrections", f"{source_name} line {line}: {message}; not applied", line))
 
         if row_id not in position:
             refuse(f"id '{row_id}' is not in catalog '{catalog.name}'")
@@ -111,5 +111,8 @@ def apply_corrections(catalog: Catalog, corrections: pd.DataFrame, source_name: 
         issues=list(catalog.issues) + refused,
         image_roots=catalog.image_roots,
         mapping=catalog.mapping,
+        source_rows=catalog.source_rows,
+        category_sep=catalog.category_sep,
+        source_lines=catalog.source_lines,
     )
     return Applied(corrected, applied, refused)

@@ -8,12 +8,14 @@ catalog's :class:`~skulens.catalog.schema.ColumnMapping` records what was used a
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from skulens.catalog.lines import record_lines
 from skulens.catalog.schema import EXTRA_COLUMNS, SCHEMA_COLUMNS, Catalog, CatalogError, ColumnMapping
 from skulens.catalog.validation import build_catalog
 
@@ -25,7 +27,10 @@ CATALOG_NAMES: dict[str, tuple[str, ...]] = {
     "id": ("id", "sku", "asin", "product_id", "uniq_id", "item_id", "style_id"),
     "title": ("title", "product_name", "name", "product_title", "productDisplayName", "item_name"),
     "description": ("description", "product_description", "desc", "product_desc", "details"),
-    "image": ("image", "img", "image_path", "img_path", "image_url", "img_url", "image_file", "filename", "file_name"),
+    "image": (
+        *("image", "img", "image_path", "img_path", "image_url", "img_url", "image_file", "filename", "file_name"),
+        *("photo", "photo_path", "picture"),
+    ),
     "category": ("category", "category_path", "product_category_tree", "categories", "product_category", "category_tree"),
     "rating": ("rating", "overall", "stars", "star_rating", "score", "product_rating"),
     "review_text": ("review_text", "reviewText", "review", "text", "review_body", "body"),
@@ -94,11 +99,32 @@ def _read_json(path: Path, suffix: str) -> pd.DataFrame:
         raise pd.errors.EmptyDataError
     if suffix == ".json" and start.startswith(b"["):
         frame = pd.read_json(path, dtype=False)
-    else:
+        if any(not isinstance(c, str) for c in frame.columns):
+            raise ValueError("expected one JSON object per line (JSON Lines) or an array of objects")
+        return frame
+    try:
         frame = pd.read_json(path, lines=True, dtype=False)
-    if any(not isinstance(c, str) for c in frame.columns):
-        raise ValueError("expected one JSON object per line (JSON Lines) or an array of objects")
+    except (ValueError, TypeError):
+        frame = None
+    if frame is None or any(not isinstance(c, str) for c in frame.columns):
+        raise ValueError(json_lines_problem(path) or "expected one JSON object per line (JSON Lines)")
     return frame
+
+
+def json_lines_problem(path: Path) -> str | None:
+    """What makes ``path`` not JSON Lines of objects: the first line that is not valid JSON or not an
+    object, by number (1-based); None when every line is an object."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError as exc:
+                return f"line {number} is not valid JSON ({exc}); write one JSON object per line"
+            if not isinstance(value, dict):
+                return f"line {number} is a JSON {type(value).__name__}, not an object; write one JSON object per line"
+    return None
 
 
 def resolve_columns(
@@ -210,7 +236,7 @@ def read_catalog(
     frame = read_table(path, id_column=_text_columns(columns, CATALOG_NAMES))
     if frame.empty:
         raise CatalogError(f"catalog file {path} has no rows; add at least one product")
-    return frame_to_catalog(
+    catalog = frame_to_catalog(
         frame,
         columns,
         root if root is not None else path.parent,
@@ -220,6 +246,14 @@ def read_catalog(
         category_sep=category_sep,
         category_columns=category_columns,
     )
+    return _with_file_lines(catalog, path, len(frame))
+
+
+def _with_file_lines(catalog: Catalog, path: Path, rows: int) -> Catalog:
+    """``catalog`` numbering its source rows with the lines of ``path`` (its issues too)."""
+    catalog.source_lines = record_lines(path, rows)
+    catalog.issues = catalog.with_lines(catalog.issues)
+    return catalog
 
 
 def read_reviews(path: str | Path, columns: Mapping[str, str] | None = None, name: str | None = None) -> Catalog:
@@ -229,7 +263,9 @@ def read_reviews(path: str | Path, columns: Mapping[str, str] | None = None, nam
     frame = read_table(path, id_column=_text_columns(columns, REVIEW_NAMES))
     if frame.empty:
         raise CatalogError(f"reviews file {path} has no rows; add at least one review")
-    catalog = frame_to_catalog(frame, columns, path.parent, name or path.stem, reviews=True, source=str(path))
+    catalog = _with_file_lines(
+        frame_to_catalog(frame, columns, path.parent, name or path.stem, reviews=True, source=str(path)), path, len(frame)
+    )
     if "review_text" not in catalog.frame.columns and "title" not in catalog.frame.columns:
         raise CatalogError(
             f"{path} has no review text column (review_text, reviewText, review, text...); it has: "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,21 +40,32 @@ class CatalogError(SkulensError, ValueError):
 
 @dataclass(frozen=True)
 class RowIssue:
-    """One problem found in one row; the row is skipped or a field is dropped, never the run."""
+    """One problem found in one row; the row is skipped or a field is dropped, never the run.
+
+    ``row`` is the 0-based row of the source table; ``line`` the 1-based line of the file it starts on
+    (CSV/TSV, JSON Lines; ``None`` for sources without lines), the number messages show.
+    """
 
     row: int
     id: str | None
     column: str
     message: str
+    line: int | None = None
 
     def __str__(self) -> str:
-        who = f"row {self.row}" + (f" (id {self.id})" if self.id is not None else "")
+        where = f"line {self.line}" if self.line is not None else f"row {self.row}"
+        who = where + (f" (id {self.id})" if self.id is not None else "")
         return f"{who}, column '{self.column}': {self.message}"
 
 
+#: The columns of an issues file: ``row`` 0-based in the source table, ``line`` 1-based in the file.
+ISSUE_FILE_COLUMNS = ["row", "line", "id", "column", "message"]
+
+
 def write_issues(issues: Iterable[RowIssue], path: str | Path) -> Path:
-    """Write row issues as CSV (row, id, column, message)."""
-    frame = pd.DataFrame([vars(issue) for issue in issues], columns=["row", "id", "column", "message"])
+    """Write row issues as CSV (row, line, id, column, message)."""
+    frame = pd.DataFrame([vars(issue) for issue in issues], columns=ISSUE_FILE_COLUMNS)
+    frame["line"] = frame["line"].astype("Int64")  # whole numbers, blank where the source has no lines
     return write_csv(frame, path)
 
 
@@ -98,7 +109,8 @@ class Catalog:
     folders images are read from, after resolving symlinks. ``issues`` lists rows that were skipped or
     fields that were dropped while the catalog was built; ``mapping`` says where its columns came from.
     ``source_rows[i]`` is the row number (0-based) of row ``i`` in the source table, the number its
-    issues carry (default: the position).
+    issues carry (default: the position); ``source_lines[r]`` is the 1-based file line source row ``r``
+    starts on (None for sources without lines).
     """
 
     frame: pd.DataFrame
@@ -109,6 +121,7 @@ class Catalog:
     mapping: ColumnMapping = field(default_factory=ColumnMapping)
     source_rows: list[int] | None = None
     category_sep: str = ">>"
+    source_lines: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if "id" not in self.frame.columns:
@@ -197,6 +210,19 @@ class Catalog:
         """The source-table row number of positional row ``row`` (what its :class:`RowIssue` says)."""
         return self.source_rows[row] if self.source_rows is not None and len(self.source_rows) == len(self) else row
 
+    def line_of(self, source_row: int) -> int | None:
+        """The 1-based file line source row ``source_row`` starts on, or None when the source has no lines."""
+        if self.source_lines is None or not 0 <= source_row < len(self.source_lines):
+            return None
+        return int(self.source_lines[source_row])
+
+    def with_lines(self, issues: Iterable[RowIssue]) -> list[RowIssue]:
+        """``issues`` with their file line filled in where the catalog knows it."""
+        return [
+            replace(issue, line=self.line_of(issue.row)) if issue.line is None and self.source_lines is not None else issue
+            for issue in issues
+        ]
+
     def subset(self, rows: Iterable[int] | pd.Series) -> Catalog:
         """A catalog with only the given positional rows (or a boolean mask)."""
         positions = np.flatnonzero(np.asarray(rows, dtype=bool)) if isinstance(rows, pd.Series) else list(rows)
@@ -209,6 +235,7 @@ class Catalog:
             mapping=self.mapping,
             source_rows=[self.source_row(int(i)) for i in positions],
             category_sep=self.category_sep,
+            source_lines=self.source_lines,
         )
 
     def head(self, n: int) -> Catalog:

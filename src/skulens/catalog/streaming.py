@@ -16,6 +16,7 @@ is the same) and runs :meth:`normalise` as Ray tasks.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from skulens.catalog.readers import apply_columns, resolve_columns
+from skulens.catalog.readers import apply_columns, json_lines_problem, resolve_columns
 from skulens.catalog.schema import Catalog, CatalogError, ColumnMapping, RowIssue
 from skulens.catalog.validation import CATEGORY_SEPARATOR, build_catalog, parse_category
 
@@ -132,9 +133,13 @@ class CatalogStream:
             elif suffix in (".csv", ".tsv"):
                 yield from self._csv_frames()
             else:
-                yield from pd.read_json(self.source, lines=True, dtype=False, chunksize=self.chunk_rows)
-        except (OSError, ValueError) as exc:
-            raise CatalogError(f"cannot read {self.source}: {exc}") from None
+                for frame in pd.read_json(self.source, lines=True, dtype=False, chunksize=self.chunk_rows):
+                    if any(not isinstance(c, str) for c in frame.columns):
+                        raise ValueError(json_lines_problem(self.source) or "expected one JSON object per line")
+                    yield frame
+        except (OSError, ValueError, TypeError) as exc:
+            problem = json_lines_problem(self.source) if suffix in (".jsonl", ".ndjson") else None
+            raise CatalogError(f"cannot read {self.source}: {problem or exc}") from None
 
     def _csv_frames(self) -> Iterator[pd.DataFrame]:
         import pyarrow as pa
@@ -143,8 +148,16 @@ class CatalogStream:
         read = pacsv.ReadOptions(block_size=1 << 22)
         pending: list[pd.DataFrame] = []
         rows = 0
+        unclosed = unclosed_quote(self.source)
+        if unclosed is not None:
+            raise ValueError(  # raw_frames names the file
+                f"the quoted field starting on line {unclosed} is never closed (the file may be cut short); "
+                "close the quote or remove the partial row"
+            )
         for batch in pacsv.open_csv(self.source, read_options=read, **self.csv_options):
-            pending.append(pa.Table.from_batches([batch]).to_pandas())
+            frame = pa.Table.from_batches([batch]).to_pandas()
+            frame.columns = self.header  # repeated header names made unique as pandas does ('title', 'title.1')
+            pending.append(frame)
             rows += batch.num_rows
             while rows >= self.chunk_rows:
                 frame = pd.concat(pending, ignore_index=True)
@@ -160,14 +173,16 @@ class CatalogStream:
         return rows_frame(self.catalog(frame, offset))
 
     def catalog(self, frame: pd.DataFrame, offset: int = 0, seen: set[str] | None = None) -> Catalog:
-        """One raw chunk as a validated :class:`Catalog` whose issues number rows in the whole source.
+        """One raw chunk as a validated :class:`Catalog` whose issues and ``source_rows`` number rows in the
+        whole source.
 
         Rows whose id is in ``seen`` (ids of earlier chunks) are skipped as duplicates.
         """
         if isinstance(self.source, Catalog):
             ids = set(frame["id"])
             issues = [issue for issue in self.source.issues if issue.id in ids]
-            return Catalog(frame.copy(), self.root, self.name, issues, self.image_roots, self.mapping)
+            rows = [self.source.source_row(offset + i) for i in range(len(frame))]
+            return Catalog(frame.copy(), self.root, self.name, issues, self.image_roots, self.mapping, source_rows=rows)
         mapped = apply_columns(frame.reset_index(drop=True), self.mapping)
         if "id" not in mapped.columns:
             raise CatalogError(
@@ -187,6 +202,7 @@ class CatalogStream:
             for row in np.flatnonzero(repeated)
         ]
         built.issues = sorted(issues, key=lambda issue: issue.row)
+        built.source_rows = [offset + int(kept[row]) for row in built.source_rows]
         return built
 
     def chunks(self) -> Iterator[Catalog]:
@@ -238,11 +254,41 @@ def _header(path: Path) -> list[str]:
         if suffix in (".csv", ".tsv"):
             return list(pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", nrows=0).columns)
         first = pd.read_json(path, lines=True, dtype=False, nrows=1)
-        return [str(c) for c in first.columns]
+        if any(not isinstance(c, str) for c in first.columns):
+            raise ValueError(json_lines_problem(path) or "expected one JSON object per line")
+        return list(first.columns)
     except pd.errors.EmptyDataError:
         raise CatalogError(f"catalog file {path} is empty; it needs a header row and at least one product") from None
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
+    except (OSError, ValueError, TypeError, pd.errors.ParserError) as exc:
         raise CatalogError(f"cannot read {path}: {exc}") from None
+
+
+#: Bytes read at a time when scanning a CSV file's quotes.
+SCAN_BLOCK = 1 << 22
+
+
+def unclosed_quote(path: Path) -> int | None:
+    """The line (1-based) where a quoted field that is never closed starts, else None (a CSV file cut
+    inside a quoted field: pyarrow would read the rest of the file as that field).
+
+    An even number of quote characters rules it out at disk speed; only an odd count is parsed with
+    :mod:`csv` (strict) to confirm and find the line."""
+    quotes = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(SCAN_BLOCK):
+            quotes += block.count(b'"')
+    if quotes % 2 == 0:
+        return None
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(handle, delimiter=delimiter, strict=True)
+        start = 1
+        try:
+            for _ in reader:
+                start = reader.line_num + 1
+        except csv.Error:
+            return start
+    return None
 
 
 def open_stream(

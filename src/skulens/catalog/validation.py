@@ -105,8 +105,9 @@ def build_catalog(
     issues: list[RowIssue] = []
     keep = pd.Series(True, index=frame.index)
 
+    _drop_nested_cells(frame, issues, keep)
     ids = frame["id"].map(lambda v: None if pd.isna(v) or str(v).strip() == "" else str(v).strip())
-    for row in frame.index[ids.isna()]:
+    for row in frame.index[ids.isna() & keep]:
         issues.append(RowIssue(int(row), None, "id", "empty id; row skipped (give every row a unique id)"))
         keep[row] = False
     duplicated = ids.notna() & ids.duplicated(keep="first")
@@ -135,10 +136,13 @@ def build_catalog(
         if column in frame.columns:
             frame[column] = _object_column(frame, column, lambda v: None if pd.isna(v) else str(v))
     if "title" in frame.columns:
+        reported = {issue.row for issue in issues if issue.column == "title"}
         for row in frame.index[frame["title"].map(lambda v: v is None or not v.strip())]:
-            if keep[row]:
+            if keep[row] and row not in reported:
                 issues.append(RowIssue(int(row), ids[row], "title", "empty title (blank or spaces only); the row has no title"))
-        frame["title"] = _object_column(frame, "title", lambda v: v if v is not None and v.strip() else None)
+    for column in ("title", "description", "review_text"):  # one rule: blank or spaces-only text is missing text
+        if column in frame.columns:
+            frame[column] = _object_column(frame, column, lambda v: v if v is not None and v.strip() else None)
     if "rating" in frame.columns:
         frame["rating"] = _numeric(frame, "rating", issues, ids)
         low, high = RATING_RANGE
@@ -161,6 +165,27 @@ def build_catalog(
         source_rows=[int(row) for row in frame.index[keep]],
         category_sep=sep,
     )
+
+
+#: Columns that hold one text (or number) per row; a list, array or mapping there is not a value.
+SCALAR_COLUMNS = ("id", "title", "description", "review_text", "image", "rating", "recommended")
+
+
+def _drop_nested_cells(frame: pd.DataFrame, issues: list[RowIssue], keep: pd.Series) -> None:
+    """Cells of :data:`SCALAR_COLUMNS` holding a list, array or mapping (a Parquet list column, a JSON array)
+    become missing, each with a row issue; a row whose id is such a cell is skipped."""
+    for column in (c for c in SCALAR_COLUMNS if c in frame.columns):
+        nested = frame[column].map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray)))
+        for row in frame.index[nested]:
+            kind = "mapping" if isinstance(frame.at[row, column], dict) else "list"
+            if column == "id":
+                issues.append(RowIssue(int(row), None, "id", f"id is a {kind}, not one value; row skipped"))
+                keep[row] = False
+            else:
+                ident = frame.at[row, "id"]
+                ident = None if isinstance(ident, (list, tuple, dict, set, np.ndarray)) or pd.isna(ident) else str(ident).strip()
+                issues.append(RowIssue(int(row), ident, column, f"{column} is a {kind}, not one value; value dropped"))
+            frame.at[row, column] = None
 
 
 def _object_column(frame: pd.DataFrame, column: str, convert) -> pd.Series:

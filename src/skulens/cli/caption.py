@@ -73,12 +73,14 @@ def train(
     Rows without a title or a readable photo are skipped and counted. Example: skulens caption train myntra --out runs/caption
     """
     from skulens.catalog import check_images
+    from skulens.progress import step
     from skulens.tasks.caption import CaptionModel
 
     catalog = load_source(source, columns, image_root, uses=("gender", "colour", "articleType"))
     if limit is not None:
         catalog = catalog.head(limit)
-    found = check_images(catalog)
+    with step(f"checking {len(catalog):,} photos"):
+        found = check_images(catalog)
     try:
         model = CaptionModel(architecture=architecture, epochs=epochs, layers=layers, d_model=d_model, beam=beam, seed=seed)
         model.fit(catalog)
@@ -115,15 +117,20 @@ def generate(
         captioner = CaptionModel.load(model)
     except _user_errors() as exc:
         raise fail(str(exc)) from None
-    decoded, names = [], []
+    decoded, names, problems = [], [], []
     for path in images:
         try:
             decoded.append(load_product_image(path))  # a regular file within the byte cap, decoded within the pixel caps
             names.append(str(path))
         except (ImageLoadError, OSError) as exc:
-            console.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(str(exc))}")
+            full = path.expanduser().resolve()
+            problem = str(exc).replace(f"'{full}'", f"'{path}'") if isinstance(exc, ImageLoadError) else None
+            problem = problem or f"image '{path}' cannot be read: {exc.strerror or exc}"
+            problems.append(problem)
+            if len(images) > 1:
+                console.print(f"[yellow]skipped[/] {escape(problem)}")
     if not decoded:
-        raise fail("no readable image among the arguments; give JPEG, PNG or WebP files")
+        raise fail(f"{'; '.join(problems)}; give the path of a JPEG, PNG or WebP photo (absolute, or relative to {Path.cwd()})")
     try:
         captions = captioner.generate(decoded, beam=beam, nearest=nearest)
     except _user_errors() as exc:

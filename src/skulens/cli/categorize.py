@@ -252,6 +252,7 @@ def predict(
     from skulens.outputs import write_csv
     from skulens.tasks.attributes import AttributeModels
     from skulens.tasks.categorize import CategoryPredictor, top_k_from_proba
+    from skulens.tasks.output_columns import DECIMALS, prediction_frame
 
     if input is not None and output is None:
         raise fail("--input needs --output FILE for the predictions")
@@ -295,16 +296,18 @@ def predict(
     issues = report_issues(catalog, [*found, *features.issues], output.with_name(output.stem + ".issues.csv"), images=images)
     readable = np.logical_or.reduce([np.asarray(mask, dtype=bool) for mask in features.present.values()])
     rows = [r if ok else [] for r, ok in zip(rows, readable)]  # nothing the model reads: no category, only the issue
-    frame = pd.DataFrame({"id": catalog.ids})
-    for rank in range(k):
-        frame[f"category_{rank + 1}"] = [r[rank][0] if len(r) > rank else None for r in rows]
-        frame[f"probability_{rank + 1}"] = [round(r[rank][1], 5) if len(r) > rank else None for r in rows]
+    frame = prediction_frame(catalog, rows, k, predictor.label)
     frame["issue"] = issue_column(catalog, issues)
     attribute_models = AttributeModels.load(model)
     if attribute_models is not None:
-        frame = pd.concat([frame, attribute_models.predict(catalog).round(5)], axis=1)
+        frame = pd.concat([frame, attribute_models.predict(catalog).round(DECIMALS)], axis=1)
     write_csv(frame, output)
-    console.print(f"{len(frame)} predictions written to {output}; {len(issues)} row issue(s)")
+    differing = (
+        f"; {int(frame['differs_from_current'].sum()):,} differ from their current category"
+        if "differs_from_current" in frame
+        else ""
+    )
+    console.print(f"{len(frame)} predictions written to {output}; {len(issues)} row issue(s){differing}")
 
 
 def evaluate(

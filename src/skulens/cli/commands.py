@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-from skulens.cli.output import fail, fail_with
+from skulens.cli.output import fail_with
 from skulens.errors import SkulensError
 from skulens.extras import MissingExtraError
 
@@ -43,7 +43,7 @@ class Command(TyperCommand):
         try:
             return super().invoke(ctx)
         except MissingExtraError as exc:
-            raise fail(str(exc)) from None
+            raise fail_with(exc) from None
 
 
 class Group(TyperGroup):

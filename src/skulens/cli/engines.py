@@ -42,8 +42,13 @@ RayCpus = Annotated[
 ChunkRows = Annotated[int, typer.Option(metavar="N", help="Rows per chunk read and encoded at once (memory vs batching).")]
 
 
-def open_source_stream(source: str, columns: str | None, image_roots: list[Path] | None, chunk_rows: int):
-    """A built-in dataset or a file as a :class:`~skulens.catalog.streaming.CatalogStream` (exits 2 on bad input)."""
+def open_source_stream(
+    source: str, columns: str | None, image_roots: list[Path] | None, chunk_rows: int, keeps_columns: bool = False
+):
+    """A built-in dataset or a file as a :class:`~skulens.catalog.streaming.CatalogStream` (exits 2 on bad input).
+
+    ``keeps_columns``: the job keeps every column (a search index: for --where and display), so none is
+    reported as unused."""
     import pandas as pd
 
     from skulens.catalog import ADAPTERS, Catalog, load_catalog, parse_columns
@@ -57,7 +62,9 @@ def open_source_stream(source: str, columns: str | None, image_roots: list[Path]
     if source in ADAPTERS:
         return open_stream(load_catalog(source, columns=parse_columns(columns), image_roots=roots), chunk_rows=chunk_rows)
     stream = open_stream(Path(source), parse_columns(columns), image_roots=roots, chunk_rows=chunk_rows)
-    report_mapping(Catalog(pd.DataFrame({"id": []}), name=stream.name, mapping=stream.mapping))
+    report_mapping(
+        Catalog(pd.DataFrame({"id": []}), name=stream.name, mapping=stream.mapping), stream.header if keeps_columns else ()
+    )
     return stream
 
 
@@ -72,15 +79,18 @@ def run_streamed(
     columns: str | None,
     image_roots: list[Path] | None,
     what: str,
+    keeps_columns: bool = False,
 ) -> RunSummary:
-    """Stream ``source`` through ``job`` on ``engine`` into Parquet parts in ``out``; writes ``out/_manifest.json``."""
+    """Stream ``source`` through ``job`` on ``engine`` into Parquet parts in ``out``; writes ``out/_manifest.json``.
+    ``keeps_columns``: see :func:`open_source_stream`."""
+    from skulens.catalog.issues import count_line
     from skulens.engines import ENGINES, run_job
-    from skulens.engines.output import MANIFEST
+    from skulens.engines.output import ISSUES_FILE, MANIFEST
     from skulens.outputs import folder_lock, write_text
 
     if engine not in ENGINES:
         raise fail(f"--engine must be one of {', '.join(ENGINES)}, not '{engine}'")
-    stream = open_source_stream(source, columns, image_roots, chunk_rows)
+    stream = open_source_stream(source, columns, image_roots, chunk_rows, keeps_columns)
     if out.exists() and not out.is_dir():
         raise fail(f"output {out} is a file; give a folder for the Parquet parts")
     with folder_lock(out):  # one run at a time per output folder; the manifest is written last
@@ -89,13 +99,12 @@ def run_streamed(
         write_text(out / MANIFEST, json.dumps(manifest, indent=2, default=str))
     rate = summary.rows_out / summary.seconds if summary.seconds else 0.0
     console.print(f"{summary.rows_out:,} rows {what} with the {engine} engine in {summary.seconds:.1f}s ({rate:,.0f} rows/s)")
-    left_out = summary.rows_in - summary.rows_out if summary.rows_in is not None else 0  # Ray does not count rows read
-    if left_out or summary.rows_with_issue:
-        parts = [f"{summary.rows_with_issue:,} written with an issue (see the 'issue' column)"] if summary.rows_with_issue else []
-        if left_out:
-            reason = "an empty or repeated id" + (", or nothing to index" if what == "encoded" else "")
-            parts.append(f"{left_out:,} left out ({reason})")
-        total = f" of {summary.rows_in:,}" if summary.rows_in is not None else ""
-        warn(f"{summary.rows_with_issue + left_out:,}{total} rows have an issue: " + "; ".join(parts))
-    console.print(f"outputs: {out}/*.parquet, {out / '_manifest.json'}")
+    line = count_line(summary.rows_in, summary.issues, str(out / ISSUES_FILE))
+    if line is not None:
+        warn(line)
+    skipped = sum(issue.column == "id" for issue in summary.issues)
+    unencoded = summary.rows_in - summary.rows_out - skipped
+    if unencoded > 0:  # an index job leaves out rows without a usable vector
+        warn(f"{unencoded:,} rows left out: nothing to encode (no usable image or text)")
+    console.print(f"outputs: {out}/*.parquet, {out / ISSUES_FILE}, {out / MANIFEST}")
     return summary

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -35,6 +36,25 @@ Seeds = Annotated[
         "mean, std and 95% Student-t interval across the seeds (OUT/seeds.json).",
     ),
 ]
+
+
+#: The training options both commands take (their defaults differ).
+Epochs = Annotated[int, typer.Option(metavar="N", help="Most epochs (early stopping may end sooner).")]
+BatchSize = Annotated[int, typer.Option(metavar="N", help="Batch size (halved automatically when memory runs out).")]
+WeightDecay = Annotated[float, typer.Option(metavar="W", help="AdamW weight decay.")]
+LabelSmoothing = Annotated[float, typer.Option(metavar="S", help="Label smoothing of the cross-entropy.")]
+Patience = Annotated[int, typer.Option(metavar="N", help="Stop after N epochs without a better validation macro-F1.")]
+ValSize = Annotated[float, typer.Option(metavar="SHARE", help="Grouped share of the rows used for early stopping.")]
+
+
+def train_config(options: dict):
+    """The :class:`~skulens.training.finetune.TrainConfig` of a command's options (its ``locals()``): each config
+    field the command has an option for (``epochs``, ``lr``, ``seed``...), the defaults for the others."""
+    from dataclasses import fields
+
+    from skulens.training.finetune import TrainConfig
+
+    return TrainConfig(**{f.name: options[f.name] for f in fields(TrainConfig) if f.name in options})
 
 
 def training_rows_or_fail(catalog, label: str, min_class_count: int):
@@ -95,13 +115,13 @@ def image(
         ),
     ] = None,
     views: Annotated[int, typer.Option(metavar="N", help="Views per image: the clean one plus N-1 augmented.")] = 4,
-    epochs: Annotated[int, typer.Option(metavar="N", help="Most epochs (early stopping may end sooner).")] = 20,
-    batch_size: Annotated[int, typer.Option(metavar="N", help="Batch size (halved automatically when memory runs out).")] = 32,
+    epochs: Epochs = 20,
+    batch_size: BatchSize = 32,
     lr: Annotated[float, typer.Option(metavar="RATE", help="Peak AdamW learning rate (cosine schedule after warm-up).")] = 1e-3,
-    weight_decay: Annotated[float, typer.Option(metavar="W", help="AdamW weight decay.")] = 0.05,
-    label_smoothing: Annotated[float, typer.Option(metavar="S", help="Label smoothing of the cross-entropy.")] = 0.1,
-    patience: Annotated[int, typer.Option(metavar="N", help="Stop after N epochs without a better validation macro-F1.")] = 5,
-    val_size: Annotated[float, typer.Option(metavar="SHARE", help="Grouped share of the rows used for early stopping.")] = 0.15,
+    weight_decay: WeightDecay = 0.05,
+    label_smoothing: LabelSmoothing = 0.1,
+    patience: Patience = 5,
+    val_size: ValSize = 0.15,
     min_class_count: Annotated[
         int, typer.Option(metavar="N", help="Drop classes with fewer rows first (0 = keep all; too few images is an error).")
     ] = 0,
@@ -119,7 +139,8 @@ def image(
     Example: skulens finetune image flipkart --label 0 --out runs/ft-lite0
     """
     from skulens.tasks.finetune_image import ImageRecipe, finetune_image
-    from skulens.training.finetune import TrainConfig
+
+    settings = train_config(locals())
 
     variant = encoder.removeprefix("efficientnet-")
     if variant not in ("lite0", "lite1", "lite2"):
@@ -129,15 +150,7 @@ def image(
     rows, labels = training_rows_or_fail(catalog, label, min_class_count)
 
     def once(seed: int, folder: Path) -> dict[str, float]:
-        config = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            label_smoothing=label_smoothing,
-            patience=patience,
-            seed=seed,
-        )
+        config = replace(settings, seed=seed)
         params = {"command": "finetune image", "data": source, "label": label, "encoder": encoder}
         outcome = tracked_finetune(
             "finetune-image",
@@ -198,18 +211,18 @@ def text(
     ordinal_weight: Annotated[
         float, typer.Option(metavar="W", help="stars: weight of the expected-rating absolute error added to the cross-entropy.")
     ] = 1.0,
-    epochs: Annotated[int, typer.Option(metavar="N", help="Most epochs (early stopping may end sooner).")] = 8,
-    batch_size: Annotated[int, typer.Option(metavar="N", help="Batch size (halved automatically when memory runs out).")] = 32,
+    epochs: Epochs = 8,
+    batch_size: BatchSize = 32,
     lr: Annotated[
         float,
         typer.Option(
             metavar="RATE", help="Peak AdamW learning rate of the layers (the new head: 30x; cosine schedule after warm-up)."
         ),
     ] = 2e-4,
-    weight_decay: Annotated[float, typer.Option(metavar="W", help="AdamW weight decay.")] = 0.01,
-    label_smoothing: Annotated[float, typer.Option(metavar="S", help="Label smoothing of the cross-entropy.")] = 0.1,
-    patience: Annotated[int, typer.Option(metavar="N", help="Stop after N epochs without a better validation macro-F1.")] = 3,
-    val_size: Annotated[float, typer.Option(metavar="SHARE", help="Grouped share of the rows used for early stopping.")] = 0.15,
+    weight_decay: WeightDecay = 0.01,
+    label_smoothing: LabelSmoothing = 0.1,
+    patience: Patience = 3,
+    val_size: ValSize = 0.15,
     min_class_count: Annotated[
         int, typer.Option(metavar="N", help="label: drop classes with fewer rows first (0 = keep all; too few is an error).")
     ] = 0,
@@ -224,7 +237,8 @@ def text(
     Example: skulens finetune text reviews --target stars --out runs/ft-minilm-stars
     """
     from skulens.tasks.finetune_text import TextRecipe, finetune_text, label_examples, star_examples
-    from skulens.training.finetune import TrainConfig
+
+    settings = train_config(locals())
 
     if target not in ("stars", "label"):
         raise fail(f"--target {target}: choose stars (a 1-5 rating column) or label (a category level or column)")
@@ -240,15 +254,7 @@ def text(
         texts, labels, groups = label_examples(catalog, label_value(label), fields, min_class_count)
 
     def once(seed: int, folder: Path) -> dict[str, float]:
-        config = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            label_smoothing=label_smoothing,
-            patience=patience,
-            seed=seed,
-        )
+        config = replace(settings, seed=seed)
         params = {"command": "finetune text", "data": source, "label": label, "text_fields": ",".join(fields)}
         outcome = tracked_finetune(
             "finetune-text",

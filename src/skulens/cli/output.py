@@ -3,19 +3,40 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.table import Table
 
 from skulens.errors import SkulensError
 
-console = Console()
+#: Width tables are laid out at when stdout is not a terminal and COLUMNS is not set (rich would use 80).
+REDIRECTED_WIDTH = 200
+
+
+class WideWhenRedirected(Console):
+    """A rich console that lays out :data:`REDIRECTED_WIDTH` columns, not 80, when its output is not a
+    terminal and ``COLUMNS`` is not set: tables in logs and pipes (``make demo > log``) are not wrapped."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = Console.size.fget(self)
+        if self._width is None and "COLUMNS" not in os.environ and not self.is_terminal:
+            return ConsoleDimensions(max(size.width, REDIRECTED_WIDTH), size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)
+
+
+console = WideWhenRedirected()
 #: Messages on stderr are never wrapped: paths and commands in them stay whole (and copyable).
-err = Console(stderr=True, soft_wrap=True)
+err = WideWhenRedirected(stderr=True, soft_wrap=True)
 
 #: A table cell holding a number, maybe with an interval: ``0.912``, ``12%``, ``0.91 [0.90, 0.93]``, ``0.9 ± 0.01``.
 _NUMBER = re.compile(r"^[-+]?[\d,.]+%?(\s*(±\s*[\d.]+|\[[-\d.,\s]+\]|\([-\d.,\s–]+\)))*$")

@@ -13,7 +13,7 @@ import typer
 
 from skulens.cli.commands import AdaptPriors, add_commands, group
 from skulens.cli.output import console, fail, note, print_report_tables
-from skulens.cli.sources import Columns, load_reviews_source
+from skulens.cli.sources import Columns, load_reviews_source, report_issues
 from skulens.cli.tracking import NoTrack, Register, TrackingUri, tracked_run
 
 reviews_app = group(
@@ -131,8 +131,10 @@ def predict(
     frame = predictor.predict(catalog, adapt_priors=adapt_priors)
     target = output or Path(input).with_name(Path(input).stem + ".predictions.csv")
     from skulens.outputs import write_csv
+    from skulens.tasks.output_columns import readable_review_predictions
 
-    write_csv(frame, target)
+    write_csv(readable_review_predictions(frame, catalog), target)
+    report_issues(catalog, predictor.last_issues_, target.with_name(target.stem + ".issues.csv"), images=False)
     if adapt_priors and predictor.last_prior_shift_ is not None:
         from skulens.cli.categorize import print_prior_shift
         from skulens.tasks.reviews import STARS

@@ -194,7 +194,7 @@ def train(
         console.print(f"{escape(model.adapt_note)}; saved to {escape(str(out))}")
         return
     try:
-        config = AlignConfig(dim=dim, hidden=hidden, max_epochs=epochs, seed=seed)
+        config = AlignConfig(dim=dim, hidden=hidden, epochs=epochs, seed=seed)
         model = AlignmentModel(image_encoder, text_encoder, head_config=config, progress=True)
         with step(f"training on {len(catalog):,} products ({', '.join(image_encoder + text_encoder)})"):
             model.fit(catalog)
@@ -248,7 +248,19 @@ def index(
             raise fail("--limit reads the whole catalog; it cannot be combined with --parquet/--engine ray")
         vectors_dir = out / "vectors"
         job = IndexJob(_model_ref(model), vectors)
-        run_streamed(source, job, vectors_dir, engine, ray_address, ray_cpus, chunk_rows, columns, image_root, "encoded")
+        run_streamed(
+            source,
+            job,
+            vectors_dir,
+            engine,
+            ray_address,
+            ray_cpus,
+            chunk_rows,
+            columns,
+            image_root,
+            "encoded",
+            keeps_columns=True,
+        )
         try:
             with step("building the index"):
                 built = index_from_output(vectors_dir, model, kind=kind, use=vectors, name=Path(source).stem)
@@ -335,6 +347,7 @@ def dedupe(
     Example: skulens dedupe myntra --model runs/align --out runs/duplicates.csv
     """
     from skulens.tasks.align import AlignmentModel
+    from skulens.tasks.output_columns import readable_pairs
 
     catalog = load_source(source, columns, image_root)
     if limit is not None:
@@ -357,7 +370,7 @@ def dedupe(
     if out is not None:
         from skulens.outputs import write_csv
 
-        write_csv(result.pairs, out)
+        write_csv(readable_pairs(result.pairs, catalog), out)
         console.print(f"wrote {escape(str(out))}")
         return
     table = Table()
@@ -395,6 +408,7 @@ def zero_shot(
 
     from skulens.catalog import issue_column
     from skulens.tasks.align import DEFAULT_TEMPLATES, AlignmentModel
+    from skulens.tasks.output_columns import DECIMALS, product_columns, top_k_columns
 
     names = [name.strip() for name in labels.split(",") if name.strip()]
     catalog = load_source(source, columns, image_root)
@@ -409,13 +423,14 @@ def zero_shot(
     issues = report_issues(catalog, found, _issues_file(out), images=use != "text")
     if aligned.zero_shot_note:
         warn(aligned.zero_shot_note)
+    columns = product_columns(catalog)
+    columns.setdefault("title", [None] * len(catalog))
     frame = pd.DataFrame(
         {
-            "id": catalog.ids,
-            "title": catalog.frame["title"] if "title" in catalog.frame.columns else None,
+            **columns,
             "label": [row[0][0] if row else None for row in top],
-            "probability": [row[0][1] if row else None for row in top],
-            "top_k": [json.dumps(row) if row else None for row in top],
+            "probability": [round(row[0][1], DECIMALS) if row else None for row in top],
+            **top_k_columns(top, k, name="label"),
             "issue": issue_column(catalog, issues),
         }
     )

@@ -49,7 +49,7 @@ def serve(
 ) -> None:
     """Serve the models under MODELS over HTTP, with OpenAPI docs at /docs (offline).
 
-    Routes: /health, /ready, /models; /v1/categorize, /v1/categorize/batch, /v1/explain (categorize models);
+    Routes: /health, /ready, /models; /v1/categorize, /v1/categorize/batch, /v1/attributes, /v1/explain (categorize models);
     /v1/reviews (review models); /v1/search, /v1/similar/{product_id}, /v1/zero-shot (alignment models);
     /v1/caption (caption models).
 

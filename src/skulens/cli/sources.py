@@ -127,8 +127,9 @@ def report_mapping(catalog: Catalog, uses: Iterable[str] = ()) -> None:
     if unused:
         shown = ", ".join(f"'{c}'" for c in unused[:12]) + (f" and {len(unused) - 12} more" if len(unused) > 12 else "")
         warn(
-            f"{len(unused)} column(s) of {catalog.name} are not used: {shown}; skulens reads id, title, description, "
-            "image, category, rating, review_text (map one with --columns SCHEMA=COLUMN)"
+            f"{len(unused)} column(s) of {catalog.name} are not used by this command: {shown}; it reads id, title, "
+            "description, image, category, rating, review_text (map one with --columns SCHEMA=COLUMN); other columns "
+            "serve as --label COLUMN, --attributes, caption attributes and search --where filters"
         )
 
 

@@ -93,6 +93,12 @@ class SentenceTransformerEncoder(Encoder):
         )
         return vectors.astype(np.float32, copy=False)
 
+    def token_ids(self, batch: Sequence[str]) -> list[list[int]]:
+        """The token ids the network reads for each text (cut at the maximum sequence length): texts with
+        equal ids have equal embeddings."""
+        features = self.model.tokenize([text if text.strip() else " " for text in batch])
+        return [ids[mask.bool()].tolist() for ids, mask in zip(features["input_ids"], features["attention_mask"])]
+
 
 class TfidfEncoder(Encoder):
     """Word 1-2 gram TF-IDF (sublinear tf, L2-normalised rows); fitted on training texts only.

@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -77,7 +78,9 @@ def export_onnx(path: Path, target: Path) -> Path:
     fd, temp = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
     os.close(fd)
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), warnings.catch_warnings():
+            # the exporter's notes on its own internals (UserWarning, TracerWarning) are not the user's business
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 model,
                 example,
@@ -177,11 +180,16 @@ class OnnxSentenceEncoder(Encoder):
             mask[i, : len(row)] = 1
         return self.session.run(["embedding"], {"input_ids": input_ids, "attention_mask": mask})[0]
 
+    def token_ids(self, batch: Sequence[str]) -> list[list[int]]:
+        """The token ids the network reads for each text (cut at :attr:`max_seq_length`): texts with equal
+        ids have equal embeddings."""
+        texts = [(text.lower() if self.lower_case else text) if text.strip() else " " for text in batch]
+        return [encoding.ids for encoding in self.tokenizer.encode_batch(texts)]
+
     def encode(self, batch: Sequence[str]) -> np.ndarray:
         if len(batch) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        texts = [(text.lower() if self.lower_case else text) if text.strip() else " " for text in batch]
-        ids = [encoding.ids for encoding in self.tokenizer.encode_batch(texts)]
+        ids = self.token_ids(batch)
         order = np.argsort([len(row) for row in ids], kind="stable")
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         start = 0

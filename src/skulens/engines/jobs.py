@@ -8,7 +8,8 @@ column filled in. Both engines call the same runner on the same chunks, so their
 
 Output tables (Parquet; Spark, DuckDB, pandas and Ray read them directly):
 - embed: ``id`` (string), ``vector`` (fixed-size list of float32), ``present`` (bool), ``issue``;
-- predict: ``id``, ``category_1..k`` (string), ``probability_1..k`` (float64), ``issue``;
+- predict: ``id``, ``title``, ``image``, ``current_category`` (string; each when the input has it), ``category_1..k``
+  (string), ``probability_1..k`` (float64, 4 decimals), ``differs_from_current`` (bool), ``issue``;
 - index: ``id``, ``vector``, the display/filter columns (as text), ``issue`` — rows with a usable vector only.
 """
 
@@ -96,13 +97,14 @@ class PredictJob:
 
     def start(self) -> ChunkFunction:
         from skulens.tasks.categorize import CategoryPredictor, top_k_from_proba
+        from skulens.tasks.output_columns import prediction_frame
 
         predictor = CategoryPredictor.load(self.model, cache_dir=self.cache_dir)
 
         def run(catalog: Catalog) -> tuple[pa.Table, list[RowIssue]]:
             features = predictor.extractor.transform(catalog)
             rows = top_k_from_proba(predictor.classes_, predictor.proba_from_features(features), self.k)
-            return _predictions({"id": pa.array(catalog.ids, type=pa.string())}, rows, self.k), features.issues
+            return _predictions(prediction_frame(catalog, rows, self.k, predictor.label)), features.issues
 
         return run
 
@@ -151,11 +153,14 @@ def index_from_output(folder: str | Path, model: str | Path, kind: str = "auto",
     return VectorIndex.build(read_vectors(table), table.column("id").to_pylist(), identity, metadata, kind=kind, extra=extra)
 
 
-def _predictions(columns: dict[str, pa.Array], rows: list[list[tuple[str, float]]], k: int) -> pa.Table:
-    """``columns`` plus ``category_r`` / ``probability_r`` for ranks 1..k (None where a row has fewer)."""
-    for rank in range(k):
-        columns[f"category_{rank + 1}"] = pa.array([r[rank][0] if len(r) > rank else None for r in rows], pa.string())
-        columns[f"probability_{rank + 1}"] = pa.array([float(r[rank][1]) if len(r) > rank else None for r in rows], pa.float64())
+def _predictions(frame: pd.DataFrame) -> pa.Table:
+    """A :func:`~skulens.tasks.output_columns.prediction_frame` as Arrow, with the same types in every chunk
+    (probabilities float64, the flag boolean, every other column text) so the parts read as one dataset."""
+    columns = {}
+    for name in frame.columns:
+        values = [None if pd.isna(v) else v for v in frame[name]]
+        kind = pa.float64() if name.startswith("probability_") else pa.bool_() if name == "differs_from_current" else pa.string()
+        columns[name] = pa.array(values, kind)
     return pa.table(columns)
 
 

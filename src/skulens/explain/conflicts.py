@@ -92,12 +92,13 @@ def catalog_conflicts(predictor: CategoryPredictor, data: Data, threshold: float
         out[f"{view}_top_probability"] = np.where(has, own.max(axis=1).round(4), np.nan)
         out[f"{view}_predicted_probability"] = np.where(has, own[rows, chosen].round(4), np.nan)
         scores[i] = np.where(has, disagreement(own, chosen), np.nan)
+    if not views:  # no product has a view the model reads: nothing to compare
+        return out.assign(conflict_score=np.nan, conflict_view=None, conflict=False)
     separate = [v for v in views if v != "text"] if len(views) > 2 else list(views)  # fields stand in for "text"
-    two = np.sum([views[v][1] for v in separate], axis=0) >= 2 if separate else np.zeros(len(rows), dtype=bool)
-    filled = np.where(np.isnan(scores), -np.inf, scores) if len(views) else np.full((1, len(rows)), -np.inf)
+    two = np.sum([views[v][1] for v in separate], axis=0) >= 2
+    filled = np.where(np.isnan(scores), -np.inf, scores)
     best = filled.max(axis=0)
-    names = np.array(list(views) or ["none"])
     out["conflict_score"] = np.where(two, np.round(best, 4), np.nan)
-    out["conflict_view"] = np.where(two, names[filled.argmax(axis=0)], None)
+    out["conflict_view"] = np.where(two, np.array(list(views))[filled.argmax(axis=0)], None)
     out["conflict"] = two & (best >= threshold)
     return out

@@ -37,6 +37,12 @@ class ExplainError(SkulensError, ValueError):
     code = "explain"
 
 
+class UnknownClassError(ExplainError):
+    """The class asked to be explained is not one of the model's classes."""
+
+    code = "unknown_class"
+
+
 def _head_logits(head: LinearProbe | MLPProbe) -> Callable[[torch.Tensor], torch.Tensor]:
     """Features (n, d), float64 -> the head's class scores (n, head classes), as the fitted head computes them."""
     if isinstance(head, LinearProbe):

@@ -11,7 +11,7 @@ from skulens.catalog.schema import CatalogError
 from skulens.encoders.text import TfidfEncoder
 from skulens.explain.conflicts import view_proba
 from skulens.explain.gradcam import ImageMap, gradcam, supports_gradcam
-from skulens.explain.heads import ExplainError, fused_scores, log_odds
+from skulens.explain.heads import ExplainError, UnknownClassError, fused_scores, log_odds
 from skulens.explain.modality import ModalityContribution, modality_contribution
 from skulens.explain.text_attribution import (
     MAX_EXPLAINED_CHARS,
@@ -94,7 +94,7 @@ def _target_index(predictor: CategoryPredictor, proba: np.ndarray, target: str |
         return int(proba.argmax())
     if target not in classes:
         shown = ", ".join(classes[:20]) + (" ..." if len(classes) > 20 else "")
-        raise ExplainError(f"class {target!r} is not one of this model's classes: {shown}")
+        raise UnknownClassError(f"class {target!r} is not one of this model's classes: {shown}")
     return classes.index(target)
 
 
@@ -233,6 +233,51 @@ def _image_maps(
     return maps
 
 
+#: Occluded copies of a text encoded per call: bounds the text encoders' working memory on long texts.
+VARIANTS_PER_CALL = 8
+
+
+def _distinct(encoder, texts: list[str]) -> tuple[list[int], np.ndarray]:
+    """(rows of ``texts`` to encode, for each text the position of its row among them): texts an encoder
+    with ``token_ids`` reads alike (same ids after its truncation) share one row; other encoders read all."""
+    if not hasattr(encoder, "token_ids"):
+        return list(range(len(texts))), np.arange(len(texts))
+    first: dict[tuple[int, ...], int] = {}
+    where = np.array([first.setdefault(tuple(ids), len(first)) for ids in encoder.token_ids(texts)])
+    rows = [int(np.flatnonzero(where == k)[0]) for k in range(len(first))]
+    return rows, where
+
+
+def encode_variants(predictor: CategoryPredictor, name: str, texts: list[str]) -> tuple:
+    """(block, present mask) of text encoder ``name`` for ``texts``: fitted encoders (TF-IDF) in one call,
+    others once per distinct input, ``VARIANTS_PER_CALL`` texts per call."""
+    encoder = predictor.extractor.encoder(name)
+    if encoder.requires_fit:
+        features = predictor.extractor.transform_inputs([None] * len(texts), texts, [name])
+        return features.blocks[name], features.present[name]
+    rows, where = _distinct(encoder, texts)
+    blocks, masks = [], []
+    for start in range(0, len(rows), VARIANTS_PER_CALL):
+        chunk = [texts[i] for i in rows[start : start + VARIANTS_PER_CALL]]
+        features = predictor.extractor.transform_inputs([None] * len(chunk), chunk, [name])
+        blocks.append(features.blocks[name])
+        masks.append(features.present[name])
+    return np.concatenate(blocks)[where], np.concatenate(masks)[where]
+
+
+def _read_alike(predictor: CategoryPredictor, kinds: dict[str, str], texts: list[str]) -> int:
+    """How many occluded copies (``texts[1:]``) every text encoder reads exactly as the full text ``texts[0]``
+    (0 when an encoder reads every word, as TF-IDF does)."""
+    alike = np.ones(len(texts) - 1, dtype=bool)
+    for name in (n for n in predictor.encoders if kinds[n] == "text"):
+        encoder = predictor.extractor.encoder(name)
+        if not hasattr(encoder, "token_ids"):
+            return 0
+        _, where = _distinct(encoder, texts)
+        alike &= where[1:] == where[0]
+    return int(alike.sum())
+
+
 def _text_attribution(
     predictor: CategoryPredictor, features: Features, kinds: dict[str, str], text: str, index: int
 ) -> TextAttribution:
@@ -249,11 +294,18 @@ def _text_attribution(
         )
     texts = [text, *occluded_texts(text, words)]
     n = len(texts)
-    batch = predictor.extractor.transform_inputs([None] * n, texts)
+    batch = Features({}, {})
     for name in predictor.encoders:
         if kinds[name] == "image":
             batch.blocks[name] = np.repeat(features.blocks[name], n, axis=0)
             batch.present[name] = np.repeat(features.present[name], n, axis=0)
+        else:
+            batch.blocks[name], batch.present[name] = encode_variants(predictor, name, texts)
+    beyond = _read_alike(predictor, kinds, texts)
+    if beyond:
+        attribution.notes.append(
+            f"{beyond} words lie past what the text encoders read (their token limit); removing them changes nothing there"
+        )
     combined = occlusion_scores(log_odds(predictor.proba_from_features(batch), index), len(words))
     for word, score in zip(words, combined):
         word.score = float(score)

@@ -17,25 +17,23 @@ from torch import nn
 from torch.nn import functional as F
 
 from skulens.heads.base import HeadError
-from skulens.training.loop import LoopConfig, TrainingLoop
+from skulens.training.loop import TrainingLoop, TrainingSettings
 
 MAX_LOGIT_SCALE = 100.0
 
 
 @dataclass(frozen=True)
-class AlignConfig:
-    """Hyper-parameters of the projection heads and their training."""
+class AlignConfig(TrainingSettings):
+    """Hyper-parameters of the projection heads and their training (:class:`TrainingSettings`; ``epochs`` is the
+    most that run: early stopping watches validation recall)."""
 
+    epochs: int = 30
+    batch_size: int = 512
+    weight_decay: float = 0.5
     dim: int = 256
     hidden: int = 0  # 0 = linear projection; > 0 = MLP with one hidden layer of this width
     dropout: float = 0.3
-    lr: float = 1e-3
-    weight_decay: float = 0.5
-    batch_size: int = 512
-    max_epochs: int = 30
-    patience: int = 5
     init_temperature: float = 0.07
-    seed: int = 0
     standardize_text: bool = False  # sparse TF-IDF columns blow up when scaled to unit variance
     ridge_alpha: float = 0.0  # > 0: no contrastive training; a closed-form ridge map of photos into the text space
 
@@ -44,7 +42,9 @@ class AlignConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> AlignConfig:
+        """The config saved by :meth:`to_dict` (folders saved before the shared training settings say ``max_epochs``)."""
         known = set(cls.__dataclass_fields__)
+        values = {("epochs" if k == "max_epochs" else k): v for k, v in values.items()}
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
@@ -154,9 +154,7 @@ class AlignmentHeads(nn.Module):
             self.text_std.copy_(_safe_std(x_txt))
         loss_fn = ClipLoss()
         has_val = val_image is not None and val_text is not None and len(val_image) > 1
-        config = LoopConfig(
-            epochs=cfg.max_epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, monitor="val_recall1", patience=cfg.patience
-        )
+        config = cfg.loop_config(monitor="val_recall1")
 
         def batches(size: int):
             order = torch.randperm(len(x_img), generator=generator)

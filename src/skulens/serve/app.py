@@ -59,8 +59,10 @@ from skulens.serve.schemas import (
     ReviewResult,
     ReviewsRequest,
     ReviewsResponse,
+    given,
+    is_blank,
 )
-from skulens.serve.search_routes import add_search_routes
+from skulens.serve.search_routes import add_search_routes, filterable_columns
 from skulens.serve.uploads import DEFAULT_DECODE_SLOTS, DEFAULT_MAX_DECODED_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, ImageDecoder
 
 log = logging.getLogger(__name__)
@@ -135,7 +137,8 @@ def create_app(
         version=__version__,
         description=(
             "Multimodal product intelligence. `/v1/categorize` (one product: photo and/or text, multipart) and "
-            "`/v1/categorize/batch` (JSON, base64 photos) give categories; `/v1/explain` says why (Grad-CAM, words, "
+            "`/v1/categorize/batch` (JSON, base64 photos) give categories; `/v1/attributes` gives attributes such as "
+            "colour (categorize models trained with `--attributes`); `/v1/explain` says why (Grad-CAM, words, "
             "photo-vs-text conflicts); `/v1/reviews` reads stars, sentiment and recommendation from review text; "
             "`/v1/search` finds products by text or photo, `/v1/similar/{product_id}` finds look-alikes of an indexed "
             "product and `/v1/zero-shot` categorises with typed labels (alignment models with an index); `/v1/caption` writes a product title from a photo. `/health`, `/ready` and `/models` "
@@ -301,6 +304,7 @@ def create_app(
             picture = await run_in_threadpool(decode, data, image.filename or "upload", chosen)
         decoded = time.perf_counter()
         text = chosen.text_of(title, description)
+        text = "" if is_blank(text) else text
         if picture is None and not text:
             raise ServiceError(422, "empty_input", "give an image file, a title or a description to categorize")
         if picture is not None and not chosen.reads_images and not text:
@@ -429,13 +433,28 @@ def create_app(
     generated_openapi = app.openapi
 
     def openapi() -> dict:
-        """The generated schema, plus what the static models cannot say: categorize needs an image, a
-        title or a description, and batch lists hold at most this service's ``max_batch`` items."""
+        """The generated schema, plus what the static models cannot say: categorize needs an image file, a
+        title or a description (the image only where a loaded categorize model reads images, for explain
+        too), and batch lists hold at most this service's ``max_batch`` items."""
         if app.openapi_schema is None:
             schemas = generated_openapi().get("components", {}).get("schemas", {})
-            body = next((v for k, v in schemas.items() if k.startswith("Body_categorize")), None)
-            if body is not None:
-                body["anyOf"] = [{"required": [name]} for name in ("image", "title", "description")]
+            photos = any(m.task == "categorize" and m.reads_images for m in models.values())
+            upload = {"type": "string", "format": "binary", "contentMediaType": "image/*"}
+            for body in (v for k, v in schemas.items() if k.startswith(("Body_categorize", "Body_attributes"))):
+                body["properties"]["image"] = {**upload, "description": body["properties"]["image"].get("description", "")}
+                image = [{"required": ["image"], "properties": {"image": upload}}] if photos else []
+                body["anyOf"] = image + [given("title"), given("description")]
+            for path in ("/v1/categorize", "/v1/attributes"):  # a product is needed: the form body is too
+                request = app.openapi_schema.get("paths", {}).get(path, {}).get("post", {}).get("requestBody")
+                if request is not None:
+                    request["required"] = True
+            columns = filterable_columns(m for m in models.values() if m.task == "align")
+            where = schemas.get("SearchRequest", {}).get("properties", {}).get("where", {}).get("anyOf", [{}])[0]
+            if columns is not None and "propertyNames" in where:  # the columns the loaded indexes hold
+                where["propertyNames"]["enum"] = columns
+            explain = schemas.get("ExplainRequest")
+            if explain is not None and not photos:
+                explain["anyOf"] = [branch for branch in explain["anyOf"] if branch["required"] != ["image_base64"]]
             for schema, field in (("BatchRequest", "products"), ("ReviewsRequest", "texts")):
                 prop = schemas.get(schema, {}).get("properties", {}).get(field)
                 if prop is not None:

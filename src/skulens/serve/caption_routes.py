@@ -12,14 +12,14 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from skulens.serve.schemas import Base64Image, Name
+from skulens.serve.schemas import Name, RequiredBase64Image
 from skulens.serve.uploads import ImageDecoder
 
 TASK = "caption"
 
 
 class CaptionRequest(BaseModel):
-    image_base64: Base64Image = Field(..., description="The product photo (base64 JPEG, PNG, WebP...).")
+    image_base64: RequiredBase64Image = Field(..., description="The product photo (base64 JPEG, PNG, WebP...).")
     beam: int | None = Field(None, ge=1, le=8, description="Beam width (1 = greedy; default: the model's).")
     nearest: int = Field(3, ge=0, le=20, description="How many nearest training titles to return.")
     model: Name | None = Field(None, description="Captioner name from GET /models.")

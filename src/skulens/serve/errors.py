@@ -18,7 +18,9 @@ ERROR_STATUS: dict[str, tuple[int, str]] = {
     "alignment": (422, "invalid_query"),
     "caption": (422, "invalid_request"),
     "catalog": (422, "invalid_request"),
+    "unknown_class": (404, "unknown_category"),
     "explain": (422, "invalid_request"),
+    "missing_extra": (501, "extra_not_installed"),
 }
 #: Any other skulens error is the request's fault too (its own code is the answer's ``error``).
 DEFAULT_STATUS = 422

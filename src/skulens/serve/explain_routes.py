@@ -9,28 +9,37 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 from collections.abc import Callable
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from skulens.runtime import image_resolution
-from skulens.serve.schemas import Base64Image, Name, Text
+from skulens.serve.schemas import Base64Image, Name, Text, given, is_blank
 from skulens.serve.uploads import ImageDecoder
 
 TASK = "categorize"
 #: Longest side of the overlay PNG sent back.
 OVERLAY_SIDE = 512
+#: Explanations computed at once (each re-encodes up to 161 copies of the text and runs Grad-CAM); more wait.
+EXPLAIN_SLOTS = 2
 
 
 class ExplainRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [given("image_base64", text=False), given("title"), given("description")]}
+    )
+
     image_base64: Base64Image | None = Field(None, description="The product photo (base64).")
     title: Text | None = Field(None, max_length=10_000, examples=["Baby diaper pack"])
     description: Text | None = Field(
         None, max_length=100_000, description="Long texts are explained (and predicted on) on their first 5,000 characters."
     )
-    category: Text | None = Field(None, max_length=1_000, description="Explain this category (default: the predicted one).")
+    category: Text | None = Field(
+        None, max_length=1_000, description="Explain this category (default: the predicted one); one the model lacks is a 404."
+    )
     model: Name | None = Field(None, description="Categorize model name from GET /models.")
 
 
@@ -113,16 +122,16 @@ def add_explain_routes(router: APIRouter, pick: Callable, service_error: type[Ex
     """Add ``/explain`` to ``router``; ``pick(task, name)`` finds a loaded model, ``service_error`` is the
     service's 4xx exception ``(status, code, detail)``."""
 
+    slots = threading.BoundedSemaphore(EXPLAIN_SLOTS)
+
     def run(model, image, request: ExplainRequest):
         from skulens.explain import explain_product
-        from skulens.extras import MissingExtraError
 
-        try:
+        # a missing 'explain' extra (Grad-CAM) is a MissingExtraError: the app's handler answers 501 extra_not_installed
+        with slots:  # bounds the memory of concurrent explanations
             explanation = explain_product(
                 model.predictor, image=image, title=request.title, description=request.description, target=request.category
             )
-        except MissingExtraError as exc:  # Grad-CAM needs the 'explain' extra
-            raise service_error(501, "extra_not_installed", str(exc)) from None
         return _answer(model.name, explanation)
 
     @router.post("/explain", response_model=ExplainResponse, tags=["categorize"], summary="Why this category?")
@@ -131,7 +140,7 @@ def add_explain_routes(router: APIRouter, pick: Callable, service_error: type[Ex
         word of the title/description, how much the photo and the text each moved the answer, and a
         ``conflict`` flag when they confidently disagree (a watch photo titled "Baby diaper pack")."""
         model = pick(TASK, request.model)
-        has_text = any(t and t.strip() for t in (request.title, request.description))
+        has_text = not (is_blank(request.title) and is_blank(request.description))
         if not request.image_base64 and not has_text:
             raise service_error(422, "empty_input", "give image_base64, a title or a description to explain")
         image = (

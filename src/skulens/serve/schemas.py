@@ -23,8 +23,20 @@ NOT_BLANK_PATTERN = "[^\\s\\x1c-\\x1f\\x85]"
 _NOT_BLANK = re.compile("[^\\s\\x1c-\\x1f\\x85\\ufeff]")
 
 
+def is_blank(text: str | None) -> bool:
+    """No text, or only whitespace (as :data:`NOT_BLANK_PATTERN` says in the schema)."""
+    return not text or not _NOT_BLANK.search(text)
+
+
+def given(field: str, text: bool = True) -> dict:
+    """JSON Schema saying ``field`` is given: a text with a character that is not blank, or (``text=False``)
+    a base64 image (at least ``MIN_BASE64_CHARS``); for the ``anyOf``/``oneOf`` of a request that needs one of several fields."""
+    kind = {"pattern": NOT_BLANK_PATTERN} if text else {"minLength": MIN_BASE64_CHARS}
+    return {"required": [field], "properties": {field: {"type": "string", **kind}}}
+
+
 def _not_blank(text: str) -> str:
-    if not _NOT_BLANK.search(text):
+    if is_blank(text):
         raise ValueError("is empty (or only spaces); give the review text")
     return text
 
@@ -35,7 +47,9 @@ Text = Annotated[str, AfterValidator(_valid_unicode)]
 # Limits of every list and text of a request (declared in the OpenAPI schema as maxItems/maxLength).
 #: A model name, a product id, a label, a metadata key or value.
 MAX_NAME_CHARS = 200
-#: A base64 image: the 10 MB upload limit in base64 (the body limit refuses more anyway).
+#: A base64 image: no image file is under 24 bytes (32 characters), and the 10 MB upload limit in base64 (the
+#: body limit refuses more anyway).
+MIN_BASE64_CHARS = 32
 MAX_BASE64_CHARS = 14_000_000
 #: Zero-shot labels and prompt templates per request, and the length of one template.
 MAX_LABELS = 500
@@ -45,10 +59,35 @@ MAX_TEMPLATE_CHARS = 200
 MAX_FILTER_KEYS = 20
 MAX_FILTER_VALUES = 100
 
+#: Plain base64 with padding, optionally after a ``data:<type>;base64,`` prefix (what the schema declares; the
+#: service also takes line-wrapped MIME base64).
+BASE64_PATTERN = (
+    "^(data:[A-Za-z0-9_.+/-]*(;[A-Za-z0-9_.+-]+=[A-Za-z0-9_.+-]+)*;base64,)?"
+    "([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+)
 #: A short name (model, id, label, filter key or value).
 Name = Annotated[Text, Field(max_length=MAX_NAME_CHARS)]
-#: A base64-encoded image.
-Base64Image = Annotated[Text, Field(max_length=MAX_BASE64_CHARS, description="An image file (JPEG/PNG/WebP...) as base64.")]
+#: How the schema describes a base64 image (declared, not enforced here: the decoder answers 400 for a string
+#: that is not an image).
+_BASE64_IMAGE = {"format": "byte", "contentEncoding": "base64", "contentMediaType": "image/*", "pattern": BASE64_PATTERN}
+#: An optional base64 image: empty (no image) or an image file of at least 32 characters.
+Base64Image = Annotated[
+    Text,
+    Field(
+        max_length=MAX_BASE64_CHARS,
+        description="An image file (JPEG/PNG/WebP...) as base64; empty means no image.",
+        json_schema_extra={**_BASE64_IMAGE, "anyOf": [{"maxLength": 0}, {"minLength": MIN_BASE64_CHARS}]},
+    ),
+]
+#: A base64 image a request cannot do without.
+RequiredBase64Image = Annotated[
+    Text,
+    Field(
+        max_length=MAX_BASE64_CHARS,
+        description="An image file (JPEG/PNG/WebP...) as base64.",
+        json_schema_extra={**_BASE64_IMAGE, "minLength": MIN_BASE64_CHARS},
+    ),
+]
 #: One review text: not blank (declared in the schema too, so generated clients know), at most 100,000 characters.
 ReviewText = Annotated[
     Text, AfterValidator(_not_blank), Field(max_length=100_000, json_schema_extra={"minLength": 1, "pattern": NOT_BLANK_PATTERN})

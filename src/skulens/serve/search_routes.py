@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from skulens.index import IndexIdentityError, SearchIndexError
@@ -23,9 +23,12 @@ from skulens.serve.schemas import (
     MAX_LABELS,
     MAX_TEMPLATE_CHARS,
     MAX_TEMPLATES,
+    NOT_BLANK_PATTERN,
     Base64Image,
     Name,
     Text,
+    given,
+    is_blank,
 )
 from skulens.serve.uploads import ImageDecoder
 
@@ -33,9 +36,11 @@ TASK = "align"
 
 
 class SearchRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"oneOf": [given("text"), given("image_base64", text=False)]})
+
     text: Text | None = Field(None, max_length=2_000, examples=["red running shoes for men"])
     image_base64: Base64Image | None = Field(None, description="Query by a product photo instead of a text (base64).")
-    k: int = Field(10, ge=1, le=1000, description="How many products to return.")
+    k: int = Field(10, ge=1, le=1000, description="How many products to return (at most: all the indexed products).")
     where: dict[Name, Name | Annotated[list[Name], Field(max_length=MAX_FILTER_VALUES)]] | None = Field(
         None, max_length=MAX_FILTER_KEYS, examples=[{"gender": "Men"}], description="Metadata filters."
     )
@@ -56,10 +61,21 @@ class SearchResponse(BaseModel):
 
 
 class ZeroShotRequest(BaseModel):
-    labels: list[Name] = Field(..., min_length=2, max_length=MAX_LABELS, examples=[["Watches", "Shoes", "Handbags"]])
+    model_config = ConfigDict(json_schema_extra={"anyOf": [given("image_base64", text=False), given("text")]})
+
+    labels: list[Annotated[Name, Field(json_schema_extra={"pattern": NOT_BLANK_PATTERN})]] = Field(
+        ...,
+        min_length=2,
+        max_length=MAX_LABELS,
+        examples=[["Watches", "Shoes", "Handbags"]],
+        description="Label names, none blank, no two alike.",
+        json_schema_extra={"uniqueItems": True},
+    )
     text: Text | None = Field(None, max_length=10_000, description="The product's title (or description).")
     image_base64: Base64Image | None = Field(None, description="The product photo (base64).")
-    templates: list[Annotated[Text, Field(max_length=MAX_TEMPLATE_CHARS)]] | None = Field(
+    templates: (
+        list[Annotated[Text, Field(max_length=MAX_TEMPLATE_CHARS, json_schema_extra={"pattern": "\\{label\\}"})]] | None
+    ) = Field(
         None,
         max_length=MAX_TEMPLATES,
         description="Prompt templates; '{label}' is replaced by each label (plain text, no other placeholders). "
@@ -88,6 +104,20 @@ _PATH = re.compile(r"(?<![\w.])/[^\s,;:'\"]+")
 def without_paths(message: str) -> str:
     """``message`` with absolute paths replaced by their last part (errors never show the server's folders)."""
     return _PATH.sub(lambda m: m.group().rstrip("/").rsplit("/", 1)[-1], message)
+
+
+def filterable_columns(models) -> list[str] | None:
+    """The metadata columns every loadable index of these alignment models can filter on (for the schema of
+    ``where``); None when no index loads (its requests are answered 404/409 anyway)."""
+    common = None
+    for model in models:
+        try:
+            index = model_index(model.folder, model.predictor.identity)
+        except (NoIndexError, IndexIdentityError, SearchIndexError):
+            continue
+        columns = {str(c) for c in index.metadata.columns if c != "id"}
+        common = columns if common is None else common & columns
+    return None if common is None else sorted(common)
 
 
 def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exception], images: ImageDecoder) -> None:
@@ -123,35 +153,42 @@ def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exc
     async def search(request: SearchRequest) -> SearchResponse:
         """The ``k`` indexed products closest to a text (``"red running shoes for men"``) or a photo, with
         optional metadata filters (``{"gender": "Men"}``)."""
-        if (request.text is None) == (request.image_base64 is None):
+        text = None if is_blank(request.text) else request.text
+        if request.text is not None and text is None and not request.image_base64:
+            raise service_error(422, "invalid_query", "the query is empty: type some words describing the product")
+        if (text is None) == (not request.image_base64):
             raise service_error(422, "invalid_query", "give exactly one of 'text' or 'image_base64'")
         model = pick(TASK, request.model)
         index = await run_in_threadpool(index_of, model)
-        image = await run_in_threadpool(image_from, request.image_base64) if request.image_base64 is not None else None
+        image = await run_in_threadpool(image_from, request.image_base64) if request.image_base64 else None
         hits = await run_in_threadpool(
-            model.predictor.search, index, text=request.text, image=image, k=request.k, where=request.where
+            model.predictor.search, index, text=text, image=image, k=min(request.k, len(index)), where=request.where
         )
         return answer(model, index, hits)
 
     @router.get("/similar/{product_id}", response_model=SearchResponse, tags=["search"], summary="More like this product")
     async def similar(
         product_id: str = Path(..., description="An indexed product id."),
-        k: int = Query(10, ge=1, le=1000),
+        k: int = Query(10, ge=1, le=1000, description="How many products to return (at most: all the other indexed products)."),
         model: str | None = Query(None, description="Alignment model name from GET /models."),
     ) -> SearchResponse:
         """The ``k`` indexed products most similar to ``product_id`` (itself excluded)."""
         chosen = pick(TASK, model)
         index = await run_in_threadpool(index_of, chosen)
-        hits = await run_in_threadpool(chosen.predictor.similar, index, product_id, k=k)
+        hits = await run_in_threadpool(chosen.predictor.similar, index, product_id, k=max(1, min(k, len(index) - 1)))
         return answer(chosen, index, hits)
 
     @router.post("/zero-shot", response_model=ZeroShotResponse, tags=["search"], summary="Categorise with typed labels")
     async def zero_shot(request: ZeroShotRequest) -> ZeroShotResponse:
         """Scores a product (photo and/or text) against label names the caller types; no training needed.
         Probabilities are a softmax over the model's learned temperature."""
+        if any(is_blank(label) for label in request.labels):
+            raise service_error(422, "invalid_query", "zero-shot needs at least two non-empty label names")
+        if len({label.strip() for label in request.labels}) != len(request.labels):
+            raise service_error(422, "invalid_query", "label names must be unique")
         model = pick(TASK, request.model)
         image = await run_in_threadpool(image_from, request.image_base64) if request.image_base64 else None
-        text = request.text if request.text and request.text.strip() else None
+        text = None if is_blank(request.text) else request.text
         from skulens.tasks.align import DEFAULT_TEMPLATES
 
         templates = tuple(request.templates) if request.templates else DEFAULT_TEMPLATES

@@ -36,6 +36,7 @@ from skulens.heads.caption_search import Candidate, beam_search
 from skulens.heads.caption_vocab import PAD, CaptionVocabError, WordVocab
 from skulens.heads.linear import LinearProbe
 from skulens.metrics.captioning import caption_metrics
+from skulens.progress import step
 from skulens.tasks.inputs import Data, ImageInput, as_catalog, load_product_image
 from skulens.tasks.model_folder import (
     ModelFolderError,
@@ -45,8 +46,8 @@ from skulens.tasks.model_folder import (
     restoring,
     write_model_folder,
 )
-from skulens.tasks.predictor import catalog_row_issues, row_issue_texts, with_issues
-from skulens.training.loop import LoopConfig, TrainingLoop
+from skulens.tasks.predictor import ConfigField, catalog_row_issues, row_issue_texts, with_issues
+from skulens.training.loop import TrainingLoop, TrainingSettings
 
 TASK = "caption"
 #: The fewest usable (image, title) rows a captioner is trained on.
@@ -70,6 +71,7 @@ HYPER_LIMITS = {
     "alpha": (float, 0.0, 10.0),
     "no_repeat": (bool, 0, 1),
     "reduce_dim": (int, 1, 65_536),
+    "weight_decay": (float, 0.0, 100.0),
     "min_count": (int, 1, 1_000_000),
 }
 #: Largest region grid a saved captioner may declare (regions, channels).
@@ -139,21 +141,23 @@ def _grouped_validation(catalog: Catalog, rows: np.ndarray, val_size: float, see
 
 
 @dataclass(frozen=True)
-class CaptionConfig:
+class CaptionConfig(TrainingSettings):
     """A captioner's settings (saved in ``config.json``: ``encoder_name``, ``attribute_columns`` and the
-    training/decoding ones under ``hyper``). ``encoder`` is a region encoder's registry name."""
+    training/decoding ones under ``hyper``): the :class:`TrainingSettings` (patience counts epochs without a
+    better validation CIDEr-D) and the decoder's. ``encoder`` is a region encoder's registry name."""
 
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    patience: int = 4
     encoder: str = "efficientnet-lite0-regions"
     architecture: str = "transformer"
     d_model: int = 256
     layers: int = 2
     heads: int = 4
     dropout: float = 0.1
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 5e-4
     label_smoothing: float = 0.1
-    patience: int = 4
     min_count: int = 2
     max_len: int = 20
     beam: int = 3
@@ -163,7 +167,6 @@ class CaptionConfig:
     val_size: float = 0.1
     reduce_dim: int = 256
     max_val_rows: int = 400
-    seed: int = 0
 
 
 #: The config fields saved under ``hyper`` (the others have their own keys in ``config.json``).
@@ -201,31 +204,12 @@ class CaptionModel:
         reduce_dim: int = 256,
         max_val_rows: int = 400,
         seed: int = 0,
+        weight_decay: float = 0.01,
         progress: bool = True,
     ) -> None:
-        self.config = CaptionConfig(
-            region_encoder_name(encoder),
-            architecture,
-            d_model,
-            layers,
-            heads,
-            dropout,
-            epochs,
-            batch_size,
-            lr,
-            label_smoothing,
-            patience,
-            min_count,
-            max_len,
-            beam,
-            alpha,
-            no_repeat,
-            tuple(attributes),
-            val_size,
-            reduce_dim,
-            max_val_rows,
-            seed,
-        )
+        given = locals()  # one argument per config field
+        settings = {f.name: given[f.name] for f in fields(CaptionConfig)}
+        self.config = CaptionConfig(**settings | {"encoder": region_encoder_name(encoder), "attributes": tuple(attributes)})
         self.progress = progress
         self._spatial: RegionEncoder | None = None
         self.fit_report_: dict = {}
@@ -235,14 +219,9 @@ class CaptionModel:
         """The training and decoding settings (the ``hyper`` entry of ``config.json``)."""
         return {k: v for k, v in asdict(self.config).items() if k in HYPER_KEYS}
 
-    @property
-    def encoder_name(self) -> str:
-        """The registry name of the region encoder (``config.encoder``)."""
-        return self.config.encoder
-
-    @property
-    def attribute_columns(self) -> list[str]:
-        return list(self.config.attributes)
+    #: The registry name of the region encoder (``config.encoder``).
+    encoder_name = ConfigField[str](field="encoder")
+    attribute_columns = ConfigField[list[str]](list, field="attributes")
 
     # ------------------------------------------------------------------ features
     @property
@@ -328,7 +307,8 @@ class CaptionModel:
         with image paths under ``root``; ``maps``/``ok`` from :meth:`catalog_maps` when already computed)."""
         catalog = as_catalog(data, root=root)
         if maps is None or ok is None:
-            maps, ok = self.catalog_maps(catalog)
+            with step(f"region maps of {len(catalog):,} photos ({self.encoder_name})", enabled=self.progress):
+                maps, ok = self.catalog_maps(catalog)
         if len(maps) != len(catalog):
             raise CaptionError(f"{len(maps)} image maps for {len(catalog)} catalog rows; compute them from this catalog")
         rows, skipped = self.usable_rows(catalog, np.asarray(ok, dtype=bool))
@@ -345,17 +325,20 @@ class CaptionModel:
             fit_rows, val_rows = _grouped_validation(catalog, rows, h["val_size"], h["seed"])
         else:
             fit_rows, val_rows = rows, rows
-        try:
-            self.vocab_ = WordVocab.build([titles[r] for r in fit_rows], h["min_count"])
-        except CaptionVocabError:
-            self.vocab_ = WordVocab.build([titles[r] for r in fit_rows], 1)
-        self.channels_, self.regions_ = int(maps.shape[2]), int(maps.shape[1])
-        started = time.perf_counter()
-        self._fit_reduction(maps, fit_rows)
-        self.model_ = self._decoder(len(self.vocab_), self.decoder_channels, self.regions_)
-        self._fit_probes(catalog, maps, rows)
-        self.nearest_embeddings_ = _pooled(maps, rows).astype(np.float16)
-        self.nearest_titles_ = np.array([titles[r] for r in rows])
+        with step(f"vocabulary of {len(fit_rows):,} titles and region reduction", enabled=self.progress):
+            try:
+                self.vocab_ = WordVocab.build([titles[r] for r in fit_rows], h["min_count"])
+            except CaptionVocabError:
+                self.vocab_ = WordVocab.build([titles[r] for r in fit_rows], 1)
+            self.channels_, self.regions_ = int(maps.shape[2]), int(maps.shape[1])
+            started = time.perf_counter()
+            self._fit_reduction(maps, fit_rows)
+            self.model_ = self._decoder(len(self.vocab_), self.decoder_channels, self.regions_)
+        attributes = [c for c in self.attribute_columns if catalog.has(c)]
+        with step(f"attribute probes ({', '.join(attributes) or 'none'}) and nearest titles", enabled=self.progress):
+            self._fit_probes(catalog, maps, rows)
+            self.nearest_embeddings_ = _pooled(maps, rows).astype(np.float16)
+            self.nearest_titles_ = np.array([titles[r] for r in rows])
         if len(val_rows) > h["max_val_rows"]:  # per-epoch greedy decoding of validation rows is the slow part
             val_rows = np.sort(np.random.default_rng(h["seed"]).choice(val_rows, h["max_val_rows"], replace=False))
         features = self._reduce(maps, rows)
@@ -406,16 +389,7 @@ class CaptionModel:
     def _train(self, features: np.ndarray, titles: list[str], fit_rows: np.ndarray, val_rows: np.ndarray) -> list[dict]:
         """Teacher-forced epochs over ``features[fit_rows]`` (reduced region features, one per title)."""
         h = self.hyper
-        config = LoopConfig(
-            epochs=h["epochs"],
-            lr=h["lr"],
-            weight_decay=0.01,
-            monitor="val_cider",
-            patience=h["patience"],
-            schedule="one_cycle",
-            warmup=0.1,
-            clip_norm=1.0,
-        )
+        config = self.config.loop_config(monitor="val_cider", schedule="one_cycle", warmup=0.1, clip_norm=1.0)
         rng = np.random.default_rng(h["seed"])
         val_refs = [titles[r] for r in val_rows]
 
@@ -562,7 +536,8 @@ class CaptionModel:
         self._check_beam(beam)
         catalog = as_catalog(data, root=root)
         if maps is None or ok is None:
-            maps, ok = self.catalog_maps(catalog)
+            with step(f"region maps of {len(catalog):,} photos ({self.encoder_name})", enabled=self.progress):
+                maps, ok = self.catalog_maps(catalog)
         rows, skipped = self.usable_rows(catalog, np.asarray(ok, dtype=bool))
         if len(rows) == 0:
             raise CaptionError(

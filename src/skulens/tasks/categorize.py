@@ -28,17 +28,20 @@ from skulens.tasks.inputs import (
     training_id_mask,
 )
 from skulens.tasks.model_folder import (
-    ModelFolderError,
     array_part,
     check_config,
     check_restored,
     read_model_folder,
+    restore_label_shift,
     restoring,
     saved_training_ids,
+    training_record,
     write_model_folder,
 )
 from skulens.tasks.predictor import (
     WARM_UP_TEXT,
+    ConfigField,
+    ExtractorEncoders,
     catalog_row_issues,
     config_dict,
     config_from,
@@ -90,7 +93,7 @@ class Evaluation:
     proba: np.ndarray
 
 
-class CategoryPredictor:
+class CategoryPredictor(ExtractorEncoders):
     """Train on a catalog with known categories, then categorize new products.
 
     Data is a :class:`Catalog` or a pandas DataFrame in the skulens schema. ``label`` is a category
@@ -124,43 +127,13 @@ class CategoryPredictor:
         self.metrics_: dict = {}
 
     # ----- the settings, as in config ---------------------------------------------------------
-    @property
-    def encoders(self) -> list[str]:
-        return list(self.config.encoders)
-
-    @property
-    def head(self) -> str:
-        return self.config.head
-
-    @property
-    def label(self) -> int | str:
-        return self.config.label
-
-    @property
-    def fusion(self) -> str:
-        return self.config.fusion
-
-    @property
-    def min_class_count(self) -> int:
-        return self.config.min_class_count
-
-    @property
-    def text_fields(self) -> tuple[str, ...]:
-        return self.config.text_fields
-
-    @property
-    def seed(self) -> int:
-        return self.config.seed
-
-    @property
-    def modalities(self) -> frozenset[str]:
-        """``image`` and/or ``text``: what this model's encoders read."""
-        kinds = {self.extractor.encoder(name).modality for name in self.encoders}
-        return frozenset("image" if kind == "image" else "text" for kind in kinds)
-
-    def encoder_identities(self) -> dict[str, str]:
-        """Encoder name -> identity (name, version and weights hash)."""
-        return self.extractor.identities()
+    encoders = ConfigField[list[str]](list)
+    head = ConfigField[str]()
+    label = ConfigField[int | str]()
+    fusion = ConfigField[str]()
+    min_class_count = ConfigField[int]()
+    text_fields = ConfigField[tuple[str, ...]]()
+    seed = ConfigField[int]()
 
     # ----- training -------------------------------------------------------------------------
     def training_rows(self, catalog: Catalog) -> tuple[Catalog, np.ndarray]:
@@ -381,18 +354,13 @@ class CategoryPredictor:
             "classes": [str(c) for c in self.classes_],
             "class_prior": [float(p) for p in self.class_prior_] if getattr(self, "class_prior_", None) is not None else None,
             "parents": self.parents_,
-            "label_shift": self.label_shift_.config() if getattr(self, "label_shift_", None) is not None else None,
             "dropped_classes": self.dropped_classes_ if hasattr(self, "dropped_classes_") else {},
             "metrics": {k: v for k, v in self.metrics_.items() if k in ("accuracy", "macro_f1", "ece", "n")},
-            "training_rows": int(len(self.training_ids_)),
-            "training_ids": "sha256 of each training row's id, in weights.npz 'training.id_sha256'",
         }
-        arrays = {f"fusion.{k}": v for k, v in self.model_.to_arrays().items()}
+        record, arrays = training_record(getattr(self, "label_shift_", None), self.training_ids_)
+        arrays.update({f"fusion.{k}": v for k, v in self.model_.to_arrays().items()})
         arrays.update({f"encoder.{k}": v for k, v in self.extractor.to_arrays().items()})
-        arrays["training.id_sha256"] = self.training_ids_
-        if getattr(self, "label_shift_", None) is not None:
-            arrays.update({f"label_shift.{k}": v for k, v in self.label_shift_.to_arrays().items()})
-        return write_model_folder(folder, config, arrays)
+        return write_model_folder(folder, config | record, arrays)
 
     @classmethod
     def load(cls, folder: str | Path, cache_dir: str | Path | None = None) -> CategoryPredictor:
@@ -421,11 +389,7 @@ class CategoryPredictor:
                 np.asarray(prior, dtype=float) if isinstance(prior, list) and len(prior) == len(predictor.classes_) else None
             )
             predictor.dropped_classes_ = config.get("dropped_classes", {})
-            shift = config.get("label_shift")  # absent in models saved before: plain EM then
-            try:
-                predictor.label_shift_ = LabelShift.restore(shift, array_part(arrays, "label_shift")) if shift else None
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ModelFolderError(f"model {folder}: 'label_shift' is damaged ({exc}); retrain the model") from None
+            predictor.label_shift_ = restore_label_shift(config, arrays, folder)
             predictor.metrics_ = config.get("metrics", {})
             predictor.training_ids_ = saved_training_ids(arrays)
             predictor.model_ = restore_fusion(

@@ -139,6 +139,31 @@ def saved_training_ids(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.asarray(arrays.get("training.id_sha256", np.zeros(0, dtype="S64")), dtype="S64")
 
 
+def training_record(label_shift: Any, training_ids: np.ndarray) -> tuple[dict, dict[str, np.ndarray]]:
+    """The ``config.json`` entries and arrays of a predictor's label-shift adaptation (``None``: none) and the
+    sha256 of its training rows' ids (read back by :func:`restore_label_shift` and :func:`saved_training_ids`)."""
+    config = {
+        "label_shift": label_shift.config() if label_shift is not None else None,
+        "training_rows": int(len(training_ids)),
+        "training_ids": "sha256 of each training row's id, in weights.npz 'training.id_sha256'",
+    }
+    arrays = {"training.id_sha256": training_ids}
+    if label_shift is not None:
+        arrays.update({f"label_shift.{k}": v for k, v in label_shift.to_arrays().items()})
+    return config, arrays
+
+
+def restore_label_shift(config: dict, arrays: Mapping[str, np.ndarray], folder: str | Path):
+    """The label-shift adaptation saved by :func:`training_record` (None for models saved before it: plain EM then)."""
+    from skulens.heads.prior_shift import LabelShift
+
+    shift = config.get("label_shift")
+    try:
+        return LabelShift.restore(shift, array_part(arrays, "label_shift")) if shift else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFolderError(f"model {folder}: 'label_shift' is damaged ({exc}); retrain the model") from None
+
+
 def check_config(config: dict, required: Mapping[str, str], folder: str | Path) -> None:
     """Refuse a config missing a ``required`` key or holding a value of the wrong kind (see SCHEMA_CHECKS)."""
     for key, kind in required.items():

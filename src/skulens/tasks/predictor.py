@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, overload, runtime_checkable
 
 import pandas as pd
 
@@ -25,6 +25,7 @@ from skulens.catalog.schema import Catalog, RowIssue
 WARM_UP_TEXT = "warm up"
 
 C = TypeVar("C")
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -68,6 +69,55 @@ class Predictor(Protocol):
     def warm_up(self) -> None:
         """One tiny prediction so the first real request does not pay for lazy initialisation."""
         ...
+
+
+class ConfigField(Generic[T]):
+    """A read-only attribute of a predictor that gives a field of its ``config`` dataclass: the field of the
+    same name, or ``field``; ``convert`` turns it into the type the attribute promises (e.g. ``list``).
+
+    ``head = ConfigField[str]()`` in a predictor's class body makes ``predictor.head`` read ``predictor.config.head``.
+    """
+
+    def __init__(self, convert: Any = None, field: str | None = None) -> None:
+        self.convert = convert
+        self.field = field
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.field = self.field or name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> ConfigField[T]: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type) -> T: ...
+
+    def __get__(self, instance: object | None, owner: type) -> T | ConfigField[T]:
+        if instance is None:
+            return self
+        value = getattr(instance.config, self.field)
+        return self.convert(value) if self.convert is not None else value
+
+    def __set__(self, instance: object, value: Any) -> None:
+        raise AttributeError(f"'{self.name}' is a setting in config; replace the config to change it")
+
+
+class ExtractorEncoders:
+    """``modalities`` and ``encoder_identities`` of a predictor that reads its ``encoders`` through a
+    :class:`~skulens.tasks.features.FeatureExtractor` kept as ``extractor``."""
+
+    extractor: Any
+    encoders: Any
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        """``image`` and/or ``text``: what this model's encoders read."""
+        kinds = {self.extractor.encoder(name).modality for name in self.encoders}
+        return frozenset("image" if kind == "image" else "text" for kind in kinds)
+
+    def encoder_identities(self) -> dict[str, str]:
+        """Encoder name -> identity (name, version and weights hash)."""
+        return self.extractor.identities()
 
 
 def config_dict(config: Any) -> dict:

@@ -31,7 +31,16 @@ from skulens.metrics import mean_std_ci, regression_metrics
 from skulens.tasks.features import FeatureExtractor, Features
 from skulens.tasks.inputs import Data, ImageInput, as_catalog, load_product_image, product_text
 from skulens.tasks.model_folder import ModelFolderError, check_config, read_model_folder, restoring, write_model_folder
-from skulens.tasks.predictor import WARM_UP_TEXT, catalog_row_issues, config_dict, config_from, row_issue_texts, with_issues
+from skulens.tasks.predictor import (
+    WARM_UP_TEXT,
+    ConfigField,
+    ExtractorEncoders,
+    catalog_row_issues,
+    config_dict,
+    config_from,
+    row_issue_texts,
+    with_issues,
+)
 
 TASK = "rating"
 ALPHAS = (1.0, 10.0, 100.0, 1000.0, 10000.0)
@@ -136,7 +145,7 @@ class RatingConfig:
     seed: int = 0
 
 
-class RatingPredictor:
+class RatingPredictor(ExtractorEncoders):
     """Product rating (1-5) from image + text: the Huber head of :func:`huber_head` on the encoders'
     concatenated embeddings, fitted on every rated row. The fitted pipeline (standardise, PCA, Huber) is
     affine, so it is kept as one weight vector and intercept (``weights_``, ``intercept_``): saved as
@@ -163,21 +172,8 @@ class RatingPredictor:
         )
         self.metrics_: dict = {}
 
-    @property
-    def encoders(self) -> list[str]:
-        return list(self.config.encoders)
-
-    @property
-    def text_fields(self) -> tuple[str, ...]:
-        return self.config.text_fields
-
-    @property
-    def modalities(self) -> frozenset[str]:
-        kinds = {self.extractor.encoder(name).modality for name in self.encoders}
-        return frozenset("image" if kind == "image" else "text" for kind in kinds)
-
-    def encoder_identities(self) -> dict[str, str]:
-        return self.extractor.identities()
+    encoders = ConfigField[list[str]](list)
+    text_fields = ConfigField[tuple[str, ...]]()
 
     def _matrix(self, features: Features) -> np.ndarray:
         return np.hstack([_dense(features.blocks[name]) for name in self.encoders])

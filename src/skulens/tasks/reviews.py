@@ -39,7 +39,7 @@ from skulens.catalog.schema import Catalog, CatalogError, RowIssue
 from skulens.catalog.splits import group_split
 from skulens.heads.base import align_proba
 from skulens.heads.fusion import LateFusion, make_fusion, restore_fusion
-from skulens.heads.prior_shift import LabelShift, PriorShift, fit_label_shift
+from skulens.heads.prior_shift import PriorShift, fit_label_shift
 from skulens.heads.prior_shift import adapt_priors as estimate_priors
 from skulens.metrics import classification_metrics, regression_metrics
 from skulens.metrics.classification import majority_baseline
@@ -51,11 +51,13 @@ from skulens.tasks.model_folder import (
     check_config,
     check_restored,
     read_model_folder,
+    restore_label_shift,
     restoring,
     saved_training_ids,
+    training_record,
     write_model_folder,
 )
-from skulens.tasks.predictor import WARM_UP_TEXT, config_dict, config_from, row_issue_texts
+from skulens.tasks.predictor import WARM_UP_TEXT, ConfigField, ExtractorEncoders, config_dict, config_from
 from skulens.tasks.readable import unreadable_reason
 
 log = logging.getLogger(__name__)
@@ -232,7 +234,7 @@ class ReviewConfig:
     criterion: str = "accuracy+macro_f1"
 
 
-class ReviewPredictor:
+class ReviewPredictor(ExtractorEncoders):
     """Train on reviews with star ratings (and optionally ``recommended``), then read new reviews.
 
     ``encoders`` are text encoders from the registry (``minilm``, ``tfidf``, ``st:<path>``); with more
@@ -296,53 +298,17 @@ class ReviewPredictor:
         self.last_issues_: list[RowIssue] = []
 
     # ----- the settings, as in config ---------------------------------------------------------
-    @property
-    def encoders(self) -> list[str]:
-        return list(self.config.encoders)
-
-    @property
-    def head(self) -> str:
-        return self.config.head
-
-    @property
-    def class_weight(self) -> str | None:
-        return self.config.class_weight
-
-    @property
-    def fusion(self) -> str:
-        return self.config.fusion
-
-    @property
-    def text_fields(self) -> tuple[str, ...]:
-        return self.config.text_fields
-
-    @property
-    def val_size(self) -> float:
-        return self.config.val_size
-
-    @property
-    def alphas(self) -> tuple[float, ...]:
-        return self.config.alphas
-
-    @property
-    def seed(self) -> int:
-        return self.config.seed
-
-    @property
-    def head_params(self) -> dict:
-        return self.config.head_params
-
-    @property
-    def encoder_params(self) -> dict[str, dict]:
-        return self.config.encoder_params
-
-    @property
-    def criterion(self) -> str:
-        return self.config.criterion
-
-    def encoder_identities(self) -> dict[str, str]:
-        """Encoder name -> identity (name, version and weights hash)."""
-        return self.extractor.identities()
+    encoders = ConfigField[list[str]](list)
+    head = ConfigField[str]()
+    class_weight = ConfigField[str | None]()
+    fusion = ConfigField[str]()
+    text_fields = ConfigField[tuple[str, ...]]()
+    val_size = ConfigField[float]()
+    alphas = ConfigField[tuple[float, ...]]()
+    seed = ConfigField[int]()
+    head_params = ConfigField[dict]()
+    encoder_params = ConfigField[dict[str, dict]]()
+    criterion = ConfigField[str]()
 
     # ----- training -------------------------------------------------------------------------
     def _labelled_rows(self, catalog: Catalog) -> tuple[Catalog, np.ndarray, np.ndarray | None, dict[str, int]]:
@@ -489,21 +455,21 @@ class ReviewPredictor:
             return None
         return getattr(self.extractor.encoder("tfidf").vectorizer, "vocabulary_", None)
 
-    def _readable(self, catalog: Catalog) -> np.ndarray:
-        """Rows with text the model can read; the others (empty, another script or language) are reported in
-        ``last_issues_`` and skipped."""
+    def _readable(self, catalog: Catalog) -> tuple[np.ndarray, list[str]]:
+        """Rows with text the model can read, and per row why not (``""`` when it can); the others (empty,
+        another script or language) are skipped and reported in ``last_issues_``, numbered by source row as
+        every :class:`RowIssue` is (what ``issues.csv`` says)."""
         vocabulary = self._vocabulary()
-        self.last_issues_ = []
-        ok = np.ones(len(catalog), dtype=bool)
-        for i, text in enumerate(review_texts(catalog, self.text_fields)):
+        reasons = []
+        for text in review_texts(catalog, self.text_fields):
             reason = "no title or review text; row skipped (give it some text)" if not text.strip() else None
-            reason = reason or unreadable_reason(text, vocabulary)
-            if reason:
-                ok[i] = False
-                self.last_issues_.append(RowIssue(i, catalog.ids[i], "review_text", reason))
+            reasons.append(reason or unreadable_reason(text, vocabulary) or "")
+        self.last_issues_ = [
+            RowIssue(catalog.source_row(i), catalog.ids[i], "review_text", reason) for i, reason in enumerate(reasons) if reason
+        ]
         for issue in self.last_issues_[:5]:
             log.warning("%s", issue)
-        return ok
+        return np.array([not reason for reason in reasons], dtype=bool), reasons
 
     def _adapt(self, proba: np.ndarray, features: Features) -> tuple[np.ndarray, PriorShift]:
         """Star distributions adapted to the batch's star mix (fitted adaptation, or plain EM for older models)."""
@@ -537,17 +503,18 @@ class ReviewPredictor:
             out["recommend_proba"] = align_proba(rec, np.asarray(self.recommend_model_.classes_), np.array([0, 1]))[:, 1]
         return out
 
-    def _outputs(self, catalog: Catalog, adapt_priors: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def _outputs(self, catalog: Catalog, adapt_priors: bool = False) -> tuple[np.ndarray, list[str], dict[str, np.ndarray]]:
+        """(readable rows, per row why not, the outputs of the readable rows)."""
         self._check_fitted()
-        ok = self._readable(catalog)
+        ok, reasons = self._readable(catalog)
         if not ok.any():
-            return ok, {}
-        return ok, self.outputs_from_features(self.extractor.transform(catalog.subset(np.flatnonzero(ok))), adapt_priors)
+            return ok, reasons, {}
+        return ok, reasons, self.outputs_from_features(self.extractor.transform(catalog.subset(np.flatnonzero(ok))), adapt_priors)
 
     def predict_proba(self, data: Data) -> np.ndarray:
         """Star distribution, shape (rows, 5) for stars 1..5; NaN rows where a review has no text."""
         catalog = as_catalog(data)
-        ok, out = self._outputs(catalog)
+        ok, _, out = self._outputs(catalog)
         proba = np.full((len(catalog), 5), np.nan)
         if out:
             proba[ok] = out["star_proba"]
@@ -558,7 +525,7 @@ class ReviewPredictor:
         p1..p5, and ``issue`` (set, with the other fields empty, for reviews without text). With
         ``adapt_priors``, adapted to the batch's star mix (report in :attr:`last_prior_shift_`)."""
         catalog = as_catalog(data)
-        ok, out = self._outputs(catalog, adapt_priors)
+        ok, reasons, out = self._outputs(catalog, adapt_priors)
         frame = pd.DataFrame({"id": catalog.ids})
         frame["stars"] = pd.array([pd.NA] * len(catalog), dtype="Int64")
         for column in ("expected_rating", "sentiment_score", "recommend_proba", *(f"p{k}" for k in STARS)):
@@ -573,7 +540,7 @@ class ReviewPredictor:
                 frame.loc[ok, "recommend_proba"] = out["recommend_proba"]
             for k in STARS:
                 frame.loc[ok, f"p{k}"] = out["star_proba"][:, k - 1]
-        frame["issue"] = row_issue_texts(len(catalog), self.last_issues_)
+        frame["issue"] = reasons
         order = [
             "id",
             "stars",
@@ -647,7 +614,7 @@ class ReviewPredictor:
                 "used to train this model (matched by id) and the others lack text or a 1-5 rating; evaluate on held-out "
                 "reviews, or pass include_training_rows=True to score training rows (optimistic)"
             ) from None
-        readable = self._readable(rows)
+        readable, _ = self._readable(rows)
         skipped["unreadable"] = int((~readable).sum())
         if not readable.any():
             raise CatalogError(
@@ -688,20 +655,15 @@ class ReviewPredictor:
             "recommend": self.recommend_model_ is not None,
             "selection": self.selection_,
             "prior": [float(p) for p in self.prior_],
-            "label_shift": self.label_shift_.config() if getattr(self, "label_shift_", None) is not None else None,
             "sentiment_rule": SENTIMENT_RULE,
             "metrics": {k: v for k, v in self.metrics_.items() if isinstance(v, (int, float)) or v is None},
-            "training_rows": int(len(self.training_ids_)),
-            "training_ids": "sha256 of each training row's id, in weights.npz 'training.id_sha256'",
         }
-        arrays = {f"stars.{k}": v for k, v in self.stars_model_.to_arrays().items()}
-        arrays["training.id_sha256"] = self.training_ids_
+        record, arrays = training_record(getattr(self, "label_shift_", None), self.training_ids_)
+        arrays.update({f"stars.{k}": v for k, v in self.stars_model_.to_arrays().items()})
         if self.recommend_model_ is not None:
             arrays.update({f"recommend.{k}": v for k, v in self.recommend_model_.to_arrays().items()})
         arrays.update({f"encoder.{k}": v for k, v in self.extractor.to_arrays().items()})
-        if getattr(self, "label_shift_", None) is not None:
-            arrays.update({f"label_shift.{k}": v for k, v in self.label_shift_.to_arrays().items()})
-        return write_model_folder(folder, config, arrays)
+        return write_model_folder(folder, config | record, arrays)
 
     @classmethod
     def load(cls, folder: str | Path, cache_dir: str | Path | None = None) -> ReviewPredictor:
@@ -725,11 +687,7 @@ class ReviewPredictor:
             predictor.extractor.restore_saved(arrays, config["encoders"], folder)
             predictor.selection_ = config["selection"]
             predictor.prior_ = np.asarray(config["prior"], dtype=float)
-            shift = config.get("label_shift")  # absent in models saved before: plain EM then
-            try:
-                predictor.label_shift_ = LabelShift.restore(shift, array_part(arrays, "label_shift")) if shift else None
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ModelFolderError(f"model {folder}: 'label_shift' is damaged ({exc}); retrain the model") from None
+            predictor.label_shift_ = restore_label_shift(config, arrays, folder)
             predictor.metrics_ = config.get("metrics", {})
             predictor.training_ids_ = saved_training_ids(arrays)
             stars = np.array(config["stars_classes"])

@@ -10,6 +10,7 @@ sees augmented inputs.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -21,7 +22,7 @@ from sklearn.metrics import f1_score
 from torch import nn
 
 from skulens.errors import SkulensError
-from skulens.training.loop import CheckpointError, LoopConfig, TrainingLoop
+from skulens.training.loop import CheckpointError, TrainingLoop, TrainingSettings, data_digest
 
 #: Fewest examples a class needs: at least one for validation and enough left to learn from.
 MIN_PER_CLASS = 5
@@ -34,19 +35,14 @@ class FinetuneError(SkulensError, ValueError):
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Fine-tuning hyper-parameters: epochs, batch size, AdamW rate and decay, warm-up epochs, label smoothing,
-    gradient-norm clip, early-stopping patience (epochs without a better validation macro-F1) and seed."""
+class TrainConfig(TrainingSettings):
+    """Fine-tuning hyper-parameters: the :class:`TrainingSettings` (patience counts epochs without a better
+    validation macro-F1), warm-up epochs, label smoothing and the gradient-norm clip."""
 
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
     clip_norm: float = 1.0
-    patience: int = 5
-    seed: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -119,18 +115,12 @@ def train(
     val_targets = torch.as_tensor(y_val, dtype=torch.long)
     batch_size = max(1, min(config.batch_size, n))
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    loop_config = LoopConfig(
-        epochs=config.epochs,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        monitor="val_macro_f1",
-        patience=config.patience,
-        schedule="warmup_cosine",
-        warmup=config.warmup_epochs,
-        clip_norm=config.clip_norm,
+    loop_config = config.loop_config(
+        monitor="val_macro_f1", schedule="warmup_cosine", warmup=config.warmup_epochs, clip_norm=config.clip_norm
     )
     groups = model.param_groups(config.lr) if hasattr(model, "param_groups") else None
-    loop = TrainingLoop(model, loop_config, math.ceil(n / batch_size), groups, generator, checkpoint_dir)
+    data_key = data_digest(views, y_train, val_inputs, y_val) + json.dumps(config.as_dict(), sort_keys=True, default=str)
+    loop = TrainingLoop(model, loop_config, math.ceil(n / batch_size), groups, generator, checkpoint_dir, data_key)
 
     def batches(size: int):
         order = torch.randperm(n, generator=generator)

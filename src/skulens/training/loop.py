@@ -6,12 +6,15 @@ What differs between models stays with the caller: how an epoch's batches are dr
 a batch (``loss_of``) and the validation record of an epoch (``validate``). The MLP probe, the alignment heads,
 the captioner's decoder and fine-tuning all train through :class:`TrainingLoop`.
 
-Low-level on purpose: it imports torch and the progress helper only, so heads may use it.
+Low-level on purpose: it imports torch, the progress helper and the error root only, so heads may use it.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
+import json
 import math
 import os
 import tempfile
@@ -23,14 +26,17 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from skulens.errors import SkulensError
 from skulens.progress import progress_bar
 
 CHECKPOINT_NAME = "checkpoint.pt"
 SCHEDULES = ("constant", "warmup_cosine", "one_cycle")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SkulensError, ValueError):
     """A checkpoint that cannot be read; the message names it and how to go on."""
+
+    code = "checkpoint"
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,24 @@ class LoopConfig:
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule '{self.schedule}'; use one of {', '.join(SCHEDULES)}")
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """What every trained model's config holds: epochs, batch size, AdamW's rate and weight decay, early-stopping
+    patience (epochs without a better validation score; None: every epoch) and seed. The fine-tuning, alignment-head
+    and captioner configs inherit these fields, each restating only the defaults it changes."""
+
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int | None = 5
+    seed: int = 0
+
+    def loop_config(self, **how: Any) -> LoopConfig:
+        """The :class:`LoopConfig` of these settings and ``how`` the loop runs (``monitor``, ``schedule``...)."""
+        return LoopConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, patience=self.patience, **how)
 
 
 @dataclass
@@ -118,6 +142,32 @@ def _save_atomic(state: dict, path: Path) -> None:
     os.replace(temp, path)
 
 
+def run_key(loop: TrainingLoop, steps_per_epoch: int, data_key: str) -> str:
+    """What a checkpoint must have been written with to be resumed: the loop's settings, the steps per epoch,
+    each parameter group's learning rate, the model's parameter names and shapes, and ``data_key`` (the
+    caller's digest of its data)."""
+    parts = {
+        "config": dataclasses.asdict(loop.config),
+        "steps_per_epoch": steps_per_epoch,
+        "group_lrs": [group["lr"] for group in loop.optimizer.param_groups],
+        "shapes": [(name, list(value.shape)) for name, value in loop.model.state_dict().items()],
+        "data": data_key,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def data_digest(*arrays) -> str:
+    """A digest of training data (tensors or arrays): shapes, dtypes and values (inputs of more than a million
+    values are sampled at a fixed stride)."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        values = torch.as_tensor(array).detach().reshape(-1)
+        digest.update(f"{tuple(torch.as_tensor(array).shape)}{values.dtype}".encode())
+        step = max(1, values.numel() // 1_000_000)
+        digest.update(values[::step].contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
 def load_checkpoint(path: Path) -> dict:
     """A checkpoint written by :class:`TrainingLoop`, read with ``weights_only=True`` (tensors and plain values only)."""
     try:
@@ -145,6 +195,7 @@ class TrainingLoop:
         groups: list[dict] | None = None,
         generator: torch.Generator | None = None,
         checkpoint_dir: Path | None = None,
+        data_key: str = "",
     ) -> None:
         self.model, self.config, self.generator = model, config, generator
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -160,6 +211,7 @@ class TrainingLoop:
             )
         self.checkpoint = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir is not None else None
         self.batch_size = 0  # the batch size the last epoch ran with (smaller after a back-off)
+        self.run_key = run_key(self, steps_per_epoch, data_key)
 
     @property
     def lr(self) -> float:
@@ -196,7 +248,7 @@ class TrainingLoop:
                 "generator": None if self.generator is None else self.generator.get_state(),
                 "torch_rng": torch.get_rng_state(),
                 "best_model": best_weights,
-                "state": state,
+                "state": {**state, "run_key": self.run_key},
             },
             self.checkpoint,
         )
@@ -205,6 +257,12 @@ class TrainingLoop:
         if self.checkpoint is None or not self.checkpoint.exists():
             return None
         saved = load_checkpoint(self.checkpoint)
+        if saved["state"].get("run_key") != self.run_key:
+            log(
+                f"the checkpoint {self.checkpoint} was written by a run with other arguments or data "
+                "(learning rate, epochs, classes, schedule, training rows...); starting fresh"
+            )
+            return None
         self._restore((saved["model"], saved["optimizer"], saved["scheduler"], saved["generator"]))
         torch.set_rng_state(saved["torch_rng"])
         log(f"resuming from {self.checkpoint} after epoch {saved['state']['epoch']}")

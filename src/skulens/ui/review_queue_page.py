@@ -3,19 +3,23 @@
 
 A human checks the products the model is least confident about: the page filters them by a
 confidence threshold, charts the predicted category distribution and exports the queue as CSV.
-The catalog is read on the server (a built-in dataset name or a file path), so its images can be shown.
+The catalog is read on the server (a built-in dataset name or a file path), so its images can be shown;
+a file's columns are mapped to id / title / image / category as on the CSV page and the command line
+(``--columns``), and the page says how many of its rows were scored.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from skulens.catalog import Catalog, CatalogError, load_catalog
+from skulens.catalog import ADAPTERS, Catalog, CatalogError, load_catalog
+from skulens.catalog.readers import read_table, resolve_columns
 from skulens.evaluation.explore import catalog_thumbnails
 from skulens.outputs import csv_safe
 from skulens.runtime import LoadedModel
@@ -24,6 +28,9 @@ from skulens.ui.common import bar_chart, pick_model
 
 QUEUE_COLUMNS = ["thumbnail", "id", "title", "predicted category", "confidence", "runner-up", "margin"]
 DEFAULT_ROWS = 200
+NONE = "(none)"
+#: Schema field -> what the mapping form calls it.
+FIELDS = {"id": "Product id", "title": "Title", "image": "Photo path", "category": "Current category"}
 
 
 def review_queue(predictor: Any, catalog: Catalog, thumbnails: bool = True) -> pd.DataFrame:
@@ -57,9 +64,44 @@ def review_queue(predictor: Any, catalog: Catalog, thumbnails: bool = True) -> p
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def _load(source: str, rows: int) -> Catalog:
-    catalog = load_catalog(source)
-    return catalog.head(rows) if rows < len(catalog) else catalog
+def _load(source: str, mapping: tuple[tuple[str, str], ...]) -> Catalog:
+    return load_catalog(source, columns=dict(mapping) or None)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def file_columns(source: str) -> list[str] | None:
+    """The columns of catalog file ``source`` (None for a built-in dataset, which maps its own)."""
+    if source in ADAPTERS:
+        return None
+    return [str(c) for c in read_table(source).columns]
+
+
+def default_mapping(columns: list[str]) -> dict[str, str]:
+    """Each field mapped to the column of its name, else to a common name the readers detect (``sku`` -> id,
+    ``product_name`` -> title...), else to nothing."""
+    try:
+        detected = resolve_columns(columns, None, "catalog").detected
+    except CatalogError:
+        detected = {}
+    return {field: field if field in columns else detected.get(field, NONE) for field in FIELDS}
+
+
+def mapping_form(columns: list[str]) -> dict[str, str]:
+    """Select boxes mapping the file's columns to the fields (keys ``queue-map-<field>``); the chosen mapping."""
+    st.caption("Which column holds each field (detected where the name is a common one):")
+    defaults = default_mapping(columns)
+    chosen = {}
+    for column, (field, label) in zip(st.columns(len(FIELDS)), FIELDS.items()):
+        options = [NONE, *columns]
+        chosen[field] = column.selectbox(label, options, index=options.index(defaults[field]), key=f"queue-map-{field}")
+    return {field: name for field, name in chosen.items() if name != NONE}
+
+
+def scored_note(scored: int, total: int) -> str:
+    """What was scored: every row, or the first ``scored`` of ``total`` (and how to score more)."""
+    if scored >= total:
+        return f"Scored all {total:,} products."
+    return f"Scored the first {scored:,} of {total:,} products; raise 'Rows' or tick 'Score every row' to score more."
 
 
 def page(models: dict[str, LoadedModel]) -> None:
@@ -70,27 +112,43 @@ def page(models: dict[str, LoadedModel]) -> None:
         st.info("No categorization model in the models folder; train one with `skulens categorize train` or `make demo`.")
         return
     st.write("Score a catalog and check the products the model is least sure about first.")
+    source = st.text_input(
+        "Catalog (a dataset name such as flipkart, or a file path on this machine)",
+        value=os.environ.get("SKULENS_QUEUE_CATALOG", ""),
+        key="queue-source",
+    ).strip()
+    mapping: dict[str, str] = {}
+    if source and (source in ADAPTERS or Path(source).is_file()):
+        try:
+            columns = file_columns(source)
+        except (CatalogError, OSError, ValueError) as exc:
+            st.error(str(exc))
+            return
+        if columns is not None:
+            mapping = mapping_form(columns)
+            renamed = ",".join(f"{field}={name}" for field, name in mapping.items() if field != name)
+            if renamed:
+                st.caption(f"Same mapping on the command line: `--columns {renamed}`")
     with st.form("queue-form"):
-        source = st.text_input(
-            "Catalog (a dataset name such as flipkart, or a file path on this machine)",
-            value=os.environ.get("SKULENS_QUEUE_CATALOG", ""),
-            key="queue-source",
-        )
         rows = int(st.number_input("Rows (first N)", min_value=1, max_value=20_000, value=DEFAULT_ROWS, key="queue-rows"))
+        every = st.checkbox("Score every row", value=False, key="queue-all-rows")
         submitted = st.form_submit_button("Score catalog", type="primary")
     if submitted:
-        if not source.strip():
+        if not source:
             st.error("Give a dataset name or a catalog file path.")
             return
         try:
-            catalog = _load(source.strip(), rows)
-            with st.spinner(f"Scoring {len(catalog):,} products..."):
-                st.session_state.queue_result = (model.name, source.strip(), review_queue(model.predictor, catalog))
+            catalog = _load(source, tuple(sorted(mapping.items())))
+            scored = catalog if every or rows >= len(catalog) else catalog.head(rows)
+            with st.spinner(f"Scoring {len(scored):,} products..."):
+                queue = review_queue(model.predictor, scored)
+            st.session_state.queue_result = (model.name, source, queue, scored_note(len(scored), len(catalog)))
         except (CatalogError, OSError, ValueError) as exc:
             st.error(str(exc))
             return
     stored = st.session_state.get("queue_result")
     if stored and stored[0] == model.name:
+        st.info(stored[3])
         show_queue(stored[2], stored[1])
 
 

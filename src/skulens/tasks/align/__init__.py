@@ -11,28 +11,10 @@ Probabilities (zero-shot) are a softmax over ``logit_scale * cosine``, with the 
 the contrastive loss; they are comparable across labels of one query, not calibrated per class.
 """
 
-from skulens.tasks.align.common import (
-    DEFAULT_IMAGE_ENCODERS,
-    DEFAULT_TEMPLATES,
-    DEFAULT_TEXT_ENCODERS,
-    MIN_PAIRS,
-    TASK,
-    TFIDF_MAX_FEATURES,
-    AlignmentError,
-)
+from skulens.tasks.align import common
+from skulens.tasks.align.common import *  # noqa: F403 (re-exported: the task name, defaults and AlignmentError)
 from skulens.tasks.align.dedupe import DedupeResult
 from skulens.tasks.align.model import AlignmentModel
 from skulens.tasks.align.search import similar_products
 
-__all__ = [
-    "DEFAULT_IMAGE_ENCODERS",
-    "DEFAULT_TEMPLATES",
-    "DEFAULT_TEXT_ENCODERS",
-    "MIN_PAIRS",
-    "TASK",
-    "TFIDF_MAX_FEATURES",
-    "AlignmentError",
-    "AlignmentModel",
-    "DedupeResult",
-    "similar_products",
-]
+__all__ = [*common.__all__, "AlignmentModel", "DedupeResult", "similar_products"]

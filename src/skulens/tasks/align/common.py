@@ -6,6 +6,17 @@ import numpy as np
 
 from skulens.errors import SkulensError
 
+#: What ``skulens.tasks.align`` re-exports from here.
+__all__ = [
+    "DEFAULT_IMAGE_ENCODERS",
+    "DEFAULT_TEMPLATES",
+    "DEFAULT_TEXT_ENCODERS",
+    "MIN_PAIRS",
+    "TASK",
+    "TFIDF_MAX_FEATURES",
+    "AlignmentError",
+]
+
 TASK = "align"
 MIN_PAIRS = 64
 DEFAULT_IMAGE_ENCODERS = ("efficientnet-lite0", "efficientnet-lite2", "classical-image")

@@ -49,7 +49,7 @@ from skulens.tasks.model_folder import (
     restoring,
     write_model_folder,
 )
-from skulens.tasks.predictor import WARM_UP_TEXT, catalog_row_issues, row_issue_texts, with_issues
+from skulens.tasks.predictor import WARM_UP_TEXT, ConfigField, catalog_row_issues, row_issue_texts, with_issues
 
 
 @dataclass(frozen=True)
@@ -120,25 +120,11 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         self.adapt_note: str | None = None
 
     # ---- the settings, as in config ---------------------------------------------------------------
-    @property
-    def image_encoders(self) -> list[str]:
-        return list(self.config.image_encoders)
-
-    @property
-    def text_encoders(self) -> list[str]:
-        return list(self.config.text_encoders)
-
-    @property
-    def text_fields(self) -> tuple[str, ...]:
-        return self.config.text_fields
-
-    @property
-    def val_fraction(self) -> float:
-        return self.config.val_fraction
-
-    @property
-    def refit(self) -> bool:
-        return self.config.refit
+    image_encoders = ConfigField[list[str]](list)
+    text_encoders = ConfigField[list[str]](list)
+    text_fields = ConfigField[tuple[str, ...]]()
+    val_fraction = ConfigField[float]()
+    refit = ConfigField[bool]()
 
     def encoder_identities(self) -> dict[str, str]:
         """Encoder name -> identity (name, version and weights hash) of the frozen encoders."""
@@ -263,7 +249,7 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         if self.refit and len(val_rows):
             chosen = self.heads_
             epochs = chosen.best_epoch + 1
-            self.heads_ = AlignmentHeads(image.shape[1], text.shape[1], replace(self.config.heads, max_epochs=epochs))
+            self.heads_ = AlignmentHeads(image.shape[1], text.shape[1], replace(self.config.heads, epochs=epochs))
             self.heads_.fit(image, text, log=log)
             self.heads_.history = chosen.history + [{"refit_on_all_pairs": len(image), "epochs": epochs}]
             self.heads_.best_epoch = chosen.best_epoch
@@ -558,7 +544,8 @@ ALIGN_LIMITS = {
     "lr": (float, 0.0, 10.0),
     "weight_decay": (float, 0.0, 100.0),
     "batch_size": (int, 1, 1_000_000),
-    "max_epochs": (int, 0, 100_000),
+    "epochs": (int, 0, 100_000),
+    "max_epochs": (int, 0, 100_000),  # folders saved before the shared training settings
     "patience": (int, 0, 100_000),
     "init_temperature": (float, 1e-6, 100.0),
     "seed": (int, 0, 2**32 - 1),
