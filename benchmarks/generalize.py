@@ -32,6 +32,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from skulens.catalog import Catalog, load_catalog  # noqa: E402
 from skulens.catalog.splits import family_keys, group_split, new_products_split  # noqa: E402
@@ -189,9 +190,17 @@ def main() -> None:
         action="store_true",
         help="Only re-measure the packaged base space (base_space_500_r10) into an existing JSON.",
     )
+    parser.add_argument(
+        "--gallery-density",
+        action="store_true",
+        help="Only add gallery_density (look-alikes in the gallery) to an existing JSON.",
+    )
     args = parser.parse_args()
     if args.base_only:
         rerun_base_space(args)
+        return
+    if args.gallery_density:
+        rerun_gallery_density(args)
         return
     started, load_start = time.perf_counter(), os.getloadavg()
     names = [n for n in args.variants.split(",") if n]
@@ -477,6 +486,42 @@ def rerun_base_space(args) -> None:
     log(f"base space 500: {report['base_space_500_r10']}")
 
 
+def gallery_density(gallery: Catalog, pool: Catalog, seed: int) -> dict:
+    """How crowded with look-alikes the gallery is, beside a random draw of the same size from the training
+    pool: rows whose exact title another gallery product shares (their text query cannot single out one
+    photo, so R@1 is capped at distinct titles / rows) and rows in a product family (title without colour
+    words) of more than one product."""
+
+    def density(catalog: Catalog) -> dict:
+        titles = pd.Series([t.strip().lower() for t in catalog.texts(("title",))])
+        families = pd.Series(family_keys(catalog))
+        return {
+            "rows": len(catalog),
+            "rows_sharing_their_title": int(titles.duplicated(keep=False).sum()),
+            "distinct_titles": int(titles.nunique()),
+            "rows_in_families_of_2_or_more": int(families.duplicated(keep=False).sum()),
+        }
+
+    sample = pool.subset(np.sort(np.random.default_rng(seed).choice(len(pool), len(gallery), replace=False)))
+    out = {"gallery": density(gallery), "pool_sample": density(sample)}
+    out["t2i_r1_ceiling"] = out["gallery"]["distinct_titles"] / out["gallery"]["rows"]
+    return out
+
+
+def rerun_gallery_density(args) -> None:
+    """Add ``gallery_density`` to an existing JSON (a fast part: titles only)."""
+    out = Path(args.out)
+    report = json.loads(out.with_suffix(".json").read_text())
+    split = new_products_split(load_catalog("myntra"), [load_catalog("myntra_more")], gallery_size=args.gallery, seed=args.seed)
+    report["gallery_density"] = gallery_density(split.gallery, split.train, args.seed)
+    report.setdefault("part_commands", {})["gallery_density"] = shlex.join(
+        ["python", Path(sys.argv[0]).as_posix(), *sys.argv[1:]]
+    )
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".md").write_text(to_markdown(report))
+    log(f"gallery density: {report['gallery_density']}")
+
+
 def old_split_numbers(myntra, extractor, image_names, prior, seed, chosen, config, weight, resamples) -> dict:
     """The old benchmark's split (align_myntra.py: 1,000 products with distinct titles, nothing sharing a title
     in training; families do straddle it), trained on its myntra/ rows with the chosen space + blend."""
@@ -524,7 +569,7 @@ def to_markdown(r: dict) -> str:
         f"Protocol: {r['protocol']['gallery']}; training pool {r['protocol']['train_rows']} products "
         f"({', '.join(r['protocol']['train_sources'])}), {r['protocol']['family_rows_removed']} removed for sharing a family "
         "with the gallery. Choices on a family-grouped validation part of the pool; [95% bootstrap interval].  ",
-        f"Chosen space: **{r['chosen_space']}**; blend weights (prior share): {r['blend_weights']}.  ",
+        f"Chosen space: **{r['chosen_space'].replace('|', '/')}**; blend weights (prior share): {r['blend_weights']}.  ",
         f"Machine: {r['machine']['cpus']} CPUs, load {r['machine']['loadavg_start'][0]:.1f} at start; runtime {r['runtime_s']:.0f} s.",
         "",
         "| metric (new products, 1,000-product gallery) | skulens now | learned space alone | baseline (default heads, myntra/ < 18000 only) | target |",
@@ -555,6 +600,15 @@ def to_markdown(r: dict) -> str:
         f"| image-only articleType accuracy (probe), without / with the prior's features | {art['lite0']:.3f} / {art['lite0+prior']:.3f} | |",
         f"| base space, 500 products never trained on, t2i R@10 | {base['r10'] if base['r10'] is None else f'{base[chr(114) + chr(49) + chr(48)]:.3f}'} | |",
         f"| captions BLEU (new products) / nearest-photo title BLEU | {r['caption_bleu_new']} / {r['caption_retrieval_bleu_new']} | >= 20, +5 |",
+    ]
+    if "gallery_density" in r:
+        g, p = r["gallery_density"]["gallery"], r["gallery_density"]["pool_sample"]
+        lines.append(
+            f"| look-alikes: rows sharing their exact title / in families of 2+, gallery vs a same-size pool draw | "
+            f"{g['rows_sharing_their_title']} / {g['rows_in_families_of_2_or_more']} vs {p['rows_sharing_their_title']} / "
+            f"{p['rows_in_families_of_2_or_more']} (t2i R@1 ceiling {r['gallery_density']['t2i_r1_ceiling']:.2f}) | |"
+        )
+    lines += [
         "",
         "## Variants (validation chooses; gallery numbers shown for information)",
         "",
@@ -562,6 +616,7 @@ def to_markdown(r: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, v in r["variants"].items():
+        name = name.replace("|", "\\|")  # a variant's "image | text" must not split the table cell
         if "blend_weight" not in v:
             lines.append(
                 f"| {name} | {v['val']['1']:.3f} | {v['val']['10']:.3f} | | | {v['test']['1']:.3f} / {v['test']['10']:.3f} | |"
