@@ -283,7 +283,9 @@ def test_example_description_is_cleared_for_the_users_own_product(page, trained)
     expect(page.get_by_label("Description", exact=True)).to_have_value("Round stainless steel dial, water resistant, for men")
     photo = held_out.root / product["image"]
     page.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(str(photo))
-    expect(page.get_by_role("button", name=f"Remove {photo.name}")).to_be_visible(timeout=TIMEOUT_MS)  # the upload reached the app
+    expect(page.get_by_role("button", name=f"Remove {photo.name}")).to_be_visible(
+        timeout=TIMEOUT_MS
+    )  # the upload reached the app
     page.get_by_label("Title", exact=True).fill(product["title"])
     page.get_by_role("button", name="Categorize", exact=True).click()
     expect(page.get_by_text("The description of the “Wrist watch” example was cleared")).to_be_visible(timeout=TIMEOUT_MS)
