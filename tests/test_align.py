@@ -305,3 +305,11 @@ def test_a_real_clip_checkpoint_needs_no_training(tiny_clip_dir, shop, tmp_path,
         AlignmentModel.load(tmp_path / "clip", cache_dir=tmp_path)
     monkeypatch.setenv("SKULENS_MODELS_ROOT", str(Path(tiny_clip_dir).parent))
     assert AlignmentModel.load(tmp_path / "clip", cache_dir=tmp_path).identity == clip.identity
+
+
+def test_ordinal_indicators_are_latin_letters():
+    """Issue 24 (schemathesis): 'º' was counted as a script called MASCULINE, so a Latin query was refused."""
+    from skulens.tasks.align.scripts import count_scripts
+
+    assert count_scripts("1º piso, 2ª edición") == {"LATIN": 13}
+    assert set(count_scripts("Кожаная сумка")) == {"CYRILLIC"}
