@@ -277,6 +277,18 @@ def create_app(
     deps = [Depends(documented_key)] if api_key else []
     v1 = APIRouter(prefix="/v1", dependencies=deps, responses=ERROR_RESPONSES)
 
+    async def product_inputs(chosen: LoadedModel, image: UploadFile | None, title, description, what: str):
+        """(decoded photo or None, product text) of a multipart product request; 422 when it gives neither."""
+        picture = None
+        if image is not None and (image.filename or image.size):
+            data = await image.read(max_upload_bytes + 1)
+            picture = await run_in_threadpool(decode, data, image.filename or "upload", chosen)
+        text = chosen.text_of(title, description)
+        text = "" if is_blank(text) else text
+        if picture is None and not text:
+            raise ServiceError(422, "empty_input", f"give an image file, a title or a description to {what}")
+        return picture, text
+
     @v1.post(
         "/categorize",
         response_model=CategorizeResponse,
@@ -297,16 +309,9 @@ def create_app(
         The ``Server-Timing`` header says where the time went: image decoding, waiting for the model
         worker, and the model call (with the size of the micro-batch it ran in)."""
         chosen = pick("categorize", model)
-        picture = None
         started = time.perf_counter()
-        if image is not None and (image.filename or image.size):
-            data = await image.read(max_upload_bytes + 1)
-            picture = await run_in_threadpool(decode, data, image.filename or "upload", chosen)
+        picture, text = await product_inputs(chosen, image, title, description, "categorize")
         decoded = time.perf_counter()
-        text = chosen.text_of(title, description)
-        text = "" if is_blank(text) else text
-        if picture is None and not text:
-            raise ServiceError(422, "empty_input", "give an image file, a title or a description to categorize")
         if picture is not None and not chosen.reads_images and not text:
             raise ServiceError(422, "empty_input", f"model '{chosen.name}' reads text only; give a title or description")
         future = chosen.batcher.submit((picture, text))
@@ -410,13 +415,7 @@ def create_app(
         found = attribute_models[chosen.name]
         if found is None:
             raise ServiceError(404, "no_attributes", f"model '{chosen.name}' has no attribute models; train it with --attributes")
-        picture = None
-        if image is not None and (image.filename or image.size):
-            data = await image.read(max_upload_bytes + 1)
-            picture = await run_in_threadpool(decode, data, image.filename or "upload", chosen)
-        text = chosen.text_of(title, description)
-        if picture is None and not text:
-            raise ServiceError(422, "empty_input", "give an image file, a title or a description")
+        picture, text = await product_inputs(chosen, image, title, description, "read attributes from")
         top = await run_in_threadpool(found.predict_product, picture, title, description, k)
         return AttributesResponse(
             model=chosen.name,
