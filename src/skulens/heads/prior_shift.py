@@ -201,18 +201,18 @@ def _bcts(logits: np.ndarray, y_index: np.ndarray) -> np.ndarray:
 
 def fit_bcts(proba: np.ndarray, y_index: np.ndarray, resamples: int = BIAS_RESAMPLES, seed: int = 0) -> Calibration:
     """The temperature and per-class biases that minimise the log-loss of ``proba`` on labels ``y_index``, each
-    bias shrunk towards 0 by its bootstrap variance over ``resamples`` resamples of the rows (positive-part
-    James-Stein per class: ``b * max(0, 1 - se^2 / b^2)``). A class with few validation rows gets a bias
-    that is mostly noise; unshrunk, it moves decisions between look-alike classes on new products
+    bias's offset from the median bias shrunk by its bootstrap variance over ``resamples`` resamples of the rows
+    (positive-part James-Stein per class: ``d * max(0, 1 - var(d) / d^2)``). A class with few validation rows
+    gets a bias that is mostly noise; unshrunk, it moves decisions between look-alike classes on new products
     (``resamples=0``: no shrinkage)."""
     logits = np.log(np.clip(np.asarray(proba, dtype=float), _FLOOR, None))
     y_index = np.asarray(y_index, dtype=int)
     params = _bcts(logits, y_index)
-    bias = params[1:]
+    bias = params[1:] - np.median(params[1:])
     if resamples > 1:
         rng = np.random.default_rng(seed)
         draws = [_bcts(logits[rows], y_index[rows])[1:] for rows in rng.integers(0, len(logits), (resamples, len(logits)))]
-        variance = np.var(draws, axis=0)
+        variance = np.var([draw - np.median(draw) for draw in draws], axis=0)
         bias = bias * np.clip(1 - variance / np.maximum(bias**2, _FLOOR), 0, 1)
     return Calibration(float(np.exp(params[0])), [float(b) for b in bias])
 
@@ -442,6 +442,7 @@ def fit_label_shift(
     n_shifts: int = 40,
     concentration: float = 1.0,
     seed: int = 0,
+    bias_resamples: int = BIAS_RESAMPLES,
 ) -> LabelShift:
     """Fit label-shift adaptation on the validation part's raw posteriors ``proba`` and labels ``y_index``.
 
@@ -451,13 +452,13 @@ def fit_label_shift(
     whose worst change stays above ``-TOLERANCE`` is chosen (``none`` when no estimator qualifies); then
     calibration and confusion are refitted on the whole part. With ``vectors`` (validation embeddings)
     a :class:`DomainReference` is kept whose limit is the largest distance seen on the simulated shifts,
-    doubled."""
+    doubled. ``bias_resamples``: see :func:`fit_bcts`."""
     proba, y_index = np.asarray(proba, dtype=float), np.asarray(y_index, dtype=int)
     k = proba.shape[1]
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(proba))
     fit_rows, sim_rows = np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2 :])
-    calibration = fit_bcts(proba[fit_rows], y_index[fit_rows], seed=seed)
+    calibration = fit_bcts(proba[fit_rows], y_index[fit_rows], bias_resamples, seed)
     confusion = soft_confusion(calibration.apply(proba[fit_rows]), y_index[fit_rows], k)
     source = confusion.sum(axis=0)
     size = int(np.clip(len(sim_rows), 100, 1000))
@@ -506,7 +507,7 @@ def fit_label_shift(
         ]
         domain.limit = 2 * float(np.max(seen))
         simulation["domain_distances"] = [round(d, 5) for d in seen]
-    calibration = fit_bcts(proba, y_index, seed=seed)
+    calibration = fit_bcts(proba, y_index, bias_resamples, seed)
     confusion = soft_confusion(calibration.apply(proba), y_index, k)
     return LabelShift(chosen, confusion.sum(axis=0).tolist(), calibration, confusion.tolist(), simulation, domain)
 
