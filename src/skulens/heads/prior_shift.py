@@ -435,6 +435,32 @@ class LabelShift:
         return reweight(calibrated, source, priors), report(True, f"adapted with {self.estimator}: {why}", **found)
 
 
+def _simulate(
+    proba: np.ndarray, y_index: np.ndarray, draws: list, calibration: Calibration, confusion: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """Each estimator's mean absolute prior error and mean / worst accuracy change from adapting (guarded by
+    :func:`worth_adapting`) over the simulated shifts ``draws`` (rows, realised class mix)."""
+    source = confusion.sum(axis=0)
+    results = {name: {"prior_mae": [], "accuracy_change": []} for name in ESTIMATORS}
+    for rows, realised in draws:
+        raw_accuracy = float((proba[rows].argmax(1) == y_index[rows]).mean())
+        calibrated = calibration.apply(proba[rows])
+        for name in ESTIMATORS:
+            priors = _estimate(name, calibrated, source, confusion)[0]
+            act = worth_adapting(proba[rows], calibrated, source, priors)[0]
+            adapted = reweight(calibrated, source, priors).argmax(1) if act else proba[rows].argmax(1)
+            results[name]["prior_mae"].append(float(np.abs(priors - realised).mean()))
+            results[name]["accuracy_change"].append(float((adapted == y_index[rows]).mean()) - raw_accuracy)
+    return {
+        name: {
+            "prior_mae": float(np.mean(r["prior_mae"])),
+            "mean_accuracy_change": float(np.mean(r["accuracy_change"])),
+            "worst_accuracy_change": float(np.min(r["accuracy_change"])),
+        }
+        for name, r in results.items()
+    }
+
+
 def fit_label_shift(
     proba: np.ndarray,
     y_index: np.ndarray,
@@ -449,7 +475,8 @@ def fit_label_shift(
     The part is split in two halves: BCTS and the confusion matrix are fitted on one; ``n_shifts`` class mixes
     drawn from ``Dirichlet(concentration)`` resample the other, and each estimator's mean absolute prior
     error and accuracy change from adapting are recorded. The estimator with the best mean accuracy change
-    whose worst change stays above ``-TOLERANCE`` is chosen (``none`` when no estimator qualifies); then
+    whose worst change stays above ``-TOLERANCE`` is chosen (``none`` when no estimator qualifies); BCTS
+    with shrunk class biases is tried first, unshrunk only when no estimator is safe with it. Then
     calibration and confusion are refitted on the whole part. With ``vectors`` (validation embeddings)
     a :class:`DomainReference` is kept whose limit is the largest distance seen on the simulated shifts,
     doubled. ``bias_resamples``: see :func:`fit_bcts`."""
@@ -458,39 +485,27 @@ def fit_label_shift(
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(proba))
     fit_rows, sim_rows = np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2 :])
-    calibration = fit_bcts(proba[fit_rows], y_index[fit_rows], bias_resamples, seed)
-    confusion = soft_confusion(calibration.apply(proba[fit_rows]), y_index[fit_rows], k)
-    source = confusion.sum(axis=0)
     size = int(np.clip(len(sim_rows), 100, 1000))
-    results = {name: {"prior_mae": [], "accuracy_change": []} for name in ESTIMATORS}
     draws = []
     for _ in range(n_shifts):
         rows = sim_rows[shifted_rows(y_index[sim_rows], rng.dirichlet(np.full(k, concentration)), size, rng)]
-        realised = np.bincount(y_index[rows], minlength=k) / len(rows)
-        raw_accuracy = float((proba[rows].argmax(1) == y_index[rows]).mean())
-        calibrated = calibration.apply(proba[rows])
-        for name in ESTIMATORS:
-            priors = _estimate(name, calibrated, source, confusion)[0]
-            act = worth_adapting(proba[rows], calibrated, source, priors)[0]
-            adapted = reweight(calibrated, source, priors).argmax(1) if act else proba[rows].argmax(1)
-            results[name]["prior_mae"].append(float(np.abs(priors - realised).mean()))
-            results[name]["accuracy_change"].append(float((adapted == y_index[rows]).mean()) - raw_accuracy)
-        draws.append((rows, realised))
-    summary = {
-        name: {
-            "prior_mae": float(np.mean(r["prior_mae"])),
-            "mean_accuracy_change": float(np.mean(r["accuracy_change"])),
-            "worst_accuracy_change": float(np.min(r["accuracy_change"])),
-        }
-        for name, r in results.items()
-    }
-    safe = [name for name in ESTIMATORS if summary[name]["worst_accuracy_change"] >= -TOLERANCE]
+        draws.append((rows, np.bincount(y_index[rows], minlength=k) / len(rows)))
+    # shrunk class biases first; the unshrunk ones only when no estimator is safe with the shrunk ones
+    for resamples in dict.fromkeys([bias_resamples, 0]):
+        calibration = fit_bcts(proba[fit_rows], y_index[fit_rows], resamples, seed)
+        confusion = soft_confusion(calibration.apply(proba[fit_rows]), y_index[fit_rows], k)
+        summary = _simulate(proba, y_index, draws, calibration, confusion)
+        safe = [name for name in ESTIMATORS if summary[name]["worst_accuracy_change"] >= -TOLERANCE]
+        if safe:
+            break
+    source = confusion.sum(axis=0)
     chosen = max(safe, key=lambda name: summary[name]["mean_accuracy_change"]) if safe else "none"
     simulation = {
         "n_shifts": n_shifts,
         "concentration": concentration,
         "rows_per_shift": size,
         "estimators": summary,
+        "bias_resamples": resamples,
         "criterion": f"best mean accuracy change whose worst change is >= -{TOLERANCE}",
     }
     if chosen == "none":
@@ -507,7 +522,7 @@ def fit_label_shift(
         ]
         domain.limit = 2 * float(np.max(seen))
         simulation["domain_distances"] = [round(d, 5) for d in seen]
-    calibration = fit_bcts(proba, y_index, bias_resamples, seed)
+    calibration = fit_bcts(proba, y_index, resamples, seed)
     confusion = soft_confusion(calibration.apply(proba), y_index, k)
     return LabelShift(chosen, confusion.sum(axis=0).tolist(), calibration, confusion.tolist(), simulation, domain)
 
