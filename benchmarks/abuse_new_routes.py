@@ -372,6 +372,7 @@ def kill_sweep(models: Path, work: Path, kills: int, rows: int, seed: int = 0, o
     detail = {}
     for name, (command, state) in writers.items():
         try:
+            run_to_end(command, env)  # fills the sweep's embedding cache, so the timed run is what the killed runs do
             seconds = run_to_end(command, env)
         except subprocess.CalledProcessError as exc:
             detail[name] = {"error": (exc.stderr or b"").decode()[-500:]}
