@@ -133,3 +133,14 @@ def test_long_texts_are_refused(api_schema):
         assert set(response.json()) >= {"error", "detail"}
     fits = client.post("/v1/reviews", json={"texts": ["great shoes " * 8_000]})
     assert fits.status_code == 200, fits.text[:300]
+
+
+def test_image_parts_are_declared_as_image_files(api_schema):
+    """The multipart image part's media type is the form's ``encoding`` (OpenAPI's way for a part), not a
+    ``contentMediaType`` of the string: with the latter, generators drew the part as text (schemathesis sent
+    ``b'--'``, a schema-valid request the service must refuse; issue 24's last conformance finding)."""
+    for path in ("/v1/categorize", "/v1/attributes"):
+        form = api_schema.raw_schema["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]
+        assert form["encoding"] == {"image": {"contentType": "image/*"}}
+        body = api_schema.raw_schema["components"]["schemas"][form["schema"]["$ref"].rsplit("/", 1)[1]]
+        assert body["properties"]["image"]["format"] == "binary" and "contentMediaType" not in body["properties"]["image"]

@@ -438,7 +438,9 @@ def create_app(
         if app.openapi_schema is None:
             schemas = generated_openapi().get("components", {}).get("schemas", {})
             photos = any(m.task == "categorize" and m.reads_images for m in models.values())
-            upload = {"type": "string", "format": "binary", "contentMediaType": "image/*"}
+            # the part's media type is declared the multipart way (the request body's ``encoding``), not as a
+            # ``contentMediaType`` of the string: generators then draw the field as a file, not as text
+            upload = {"type": "string", "format": "binary"}
             for body in (v for k, v in schemas.items() if k.startswith(("Body_categorize", "Body_attributes"))):
                 body["properties"]["image"] = {**upload, "description": body["properties"]["image"].get("description", "")}
                 image = [{"required": ["image"], "properties": {"image": upload}}] if photos else []
@@ -447,6 +449,9 @@ def create_app(
                 request = app.openapi_schema.get("paths", {}).get(path, {}).get("post", {}).get("requestBody")
                 if request is not None:
                     request["required"] = True
+                    form = request.get("content", {}).get("multipart/form-data")
+                    if form is not None:
+                        form["encoding"] = {"image": {"contentType": "image/*"}}
             columns = filterable_columns(m for m in models.values() if m.task == "align")
             where = schemas.get("SearchRequest", {}).get("properties", {}).get("where", {}).get("anyOf", [{}])[0]
             if columns is not None and "propertyNames" in where:  # the columns the loaded indexes hold
