@@ -44,6 +44,7 @@ from skulens.serve.errors import error_status
 from skulens.serve.explain_routes import add_explain_routes
 from skulens.serve.guard import MAX_QUOTED_CHARS, RequestGuard, error_response, media_type, safe_text
 from skulens.serve.schemas import (
+    MAX_NAME_CHARS,
     AttributeScore,
     AttributesResponse,
     BatchItem,
@@ -300,7 +301,7 @@ def create_app(
         image: UploadFile | None = File(None, description="Product image (JPEG, PNG, WebP...)."),
         title: str | None = Form(None, max_length=10_000),
         description: str | None = Form(None, max_length=100_000),
-        model: str | None = Form(None, description="Model name from GET /models."),
+        model: str | None = Form(None, max_length=MAX_NAME_CHARS, description="Model name from GET /models."),
         k: int = Form(5, ge=1, le=1000, description="How many categories to return."),
         response: Response = None,
     ) -> CategorizeResponse:
@@ -402,7 +403,9 @@ def create_app(
         image: UploadFile | None = File(None, description="Product image (JPEG, PNG, WebP...)."),
         title: str | None = Form(None, max_length=10_000),
         description: str | None = Form(None, max_length=100_000),
-        model: str | None = Form(None, description="A categorize model trained with --attributes (GET /models)."),
+        model: str | None = Form(
+            None, max_length=MAX_NAME_CHARS, description="A categorize model trained with --attributes (GET /models)."
+        ),
         k: int = Form(3, ge=1, le=100, description="How many values to return per attribute."),
     ) -> AttributesResponse:
         """The attribute values of one product, from the attribute models saved with a categorize model
