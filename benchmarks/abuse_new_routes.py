@@ -11,7 +11,8 @@ writers, the CSV-injection check, and schemathesis over every operation.
    ``caption train`` (300 photos, 2 epochs) and ``finetune image`` (12 photos per class, 2 epochs) are each
    killed (SIGKILL) at ``--kills`` random points after one complete run; after each kill the output must be
    the previous complete one or absent, never a partial output that reads as complete.
-3. ``categorize predict`` on a catalog of formula-like ids and titles: every such cell must be escaped.
+3. CSV injection: formula-like ids, titles, reviews and labels through ``categorize predict`` (and its
+   issues file), ``reviews predict``, ``search zero-shot`` and ``search dedupe``: every such cell must be escaped.
 4. schemathesis (positive and negative cases) on every operation of a service holding all model kinds.
 
     OMP_NUM_THREADS=1 python benchmarks/abuse_new_routes.py --kills 10 --schemathesis-examples 30
@@ -398,21 +399,65 @@ def kill_sweep(models: Path, work: Path, kills: int, rows: int, seed: int = 0, o
 
 
 def csv_injection(models: Path, work: Path) -> dict:
+    """Formula-like ids, titles, reviews and labels through every CSV writer of the command line (categorize
+    predict and its issues file, reviews predict, search zero-shot, search dedupe): no written cell may start
+    like a formula."""
     folder = work / "injection"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    frame = pd.DataFrame({"id": FORMULAS + ["plain"], "title": [f"watch {f}" for f in FORMULAS] + ["=1+1"]})
-    frame.to_csv(folder / "in.csv", index=False)
-    out = folder / "out.csv"
-    subprocess.run(
-        skulens("categorize", "predict", str(models / "flipkart-text"), "--input", str(folder / "in.csv"), "--output", str(out)),
-        env=ENV,
-        check=True,
-        capture_output=True,
+    photos = flipkart_subset(per_class=1)
+    images = [str(photos.root / p) for p in photos.frame["image"]][: len(FORMULAS) + 1]
+    frame = pd.DataFrame(
+        {
+            "id": FORMULAS + ["plain"],
+            "title": [f"watch {f}" for f in FORMULAS] + ["=1+1"],
+            "review_text": FORMULAS + ["=1+1 great"],
+            "image": images,
+        }
     )
-    cells = [str(v) for v in pd.read_csv(out, dtype=str, keep_default_na=False).to_numpy().ravel()]
-    dangerous = [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
-    return {"formula_inputs": len(FORMULAS), "cells": len(cells), "unescaped": dangerous, "escaped": not dangerous}
+    frame.to_csv(folder / "in.csv", index=False)
+    source = [str(folder / "in.csv"), "--image-root", str(photos.root)]
+    align = str(models / "align")
+    writers = {
+        "categorize_predict": (
+            skulens(
+                "categorize", "predict", str(models / "flipkart-text"), "--input", source[0], "--output", str(folder / "c.csv")
+            ),
+            [folder / "c.csv", folder / "c.issues.csv"],
+        ),
+        "reviews_predict": (
+            skulens("reviews", "predict", str(models / "reviews"), "--input", source[0], "--output", str(folder / "r.csv")),
+            [folder / "r.csv"],
+        ),
+        "search_zero_shot": (
+            skulens("search", "zero-shot", *source, "--model", align, "--use", "text", "--labels", "=SUM(1),+cmd,Shoes")
+            + ["--out", str(folder / "z.csv")],
+            [folder / "z.csv"],
+        ),
+        "search_dedupe": (
+            skulens("search", "dedupe", *source, "--model", align, "--threshold", "-1", "--out", str(folder / "d.csv")),
+            [folder / "d.csv"],
+        ),
+    }
+    detail: dict = {"formula_inputs": len(FORMULAS), "writers": {}}
+    dangerous: list[str] = []
+    for name, (command, outputs) in writers.items():
+        subprocess.run(command, env=ENV, check=True, capture_output=True)
+        cells = [
+            str(c) for path in outputs if path.is_file() for c in pd.read_csv(path, dtype=str, keep_default_na=False).columns
+        ]
+        cells += [
+            str(v)
+            for path in outputs
+            if path.is_file()
+            for v in pd.read_csv(path, dtype=str, keep_default_na=False).to_numpy().ravel()
+        ]
+        bad = [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+        escaped = sum(c.startswith("'") and c[1:].startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells)
+        detail["writers"][name] = {"files": [p.name for p in outputs if p.is_file()], "cells": len(cells), "escaped": escaped}
+        dangerous += bad
+    detail["cells"] = sum(w["cells"] for w in detail["writers"].values())
+    return {**detail, "unescaped": dangerous, "escaped": not dangerous}
 
 
 PARTS = ("routes", "injection", "sweep", "schemathesis")
