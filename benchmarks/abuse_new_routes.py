@@ -12,7 +12,7 @@ writers, the CSV-injection check, and schemathesis over every operation.
    killed (SIGKILL) at ``--kills`` random points after one complete run; after each kill the output must be
    the previous complete one or absent, never a partial output that reads as complete.
 3. CSV injection: formula-like ids, titles, reviews and labels through ``categorize predict`` (and its
-   issues file), ``reviews predict``, ``search zero-shot`` and ``search dedupe``: every such cell must be escaped.
+   issues file), ``reviews predict``, ``zero-shot`` and ``dedupe``: every such cell must be escaped.
 4. schemathesis (positive and negative cases) on every operation of a service holding all model kinds.
 
     OMP_NUM_THREADS=1 python benchmarks/abuse_new_routes.py --kills 10 --schemathesis-examples 30
@@ -398,9 +398,18 @@ def kill_sweep(models: Path, work: Path, kills: int, rows: int, seed: int = 0, o
 # ----- CSV injection -------------------------------------------------------------------------------
 
 
+def is_number(cell: str) -> bool:
+    """A numeric cell (a score of -0.2): a spreadsheet reads it as a number, not a formula."""
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
 def csv_injection(models: Path, work: Path) -> dict:
     """Formula-like ids, titles, reviews and labels through every CSV writer of the command line (categorize
-    predict and its issues file, reviews predict, search zero-shot, search dedupe): no written cell may start
+    predict and its issues file, reviews predict, zero-shot, dedupe): no written cell may start
     like a formula."""
     folder = work / "injection"
     shutil.rmtree(folder, ignore_errors=True)
@@ -429,13 +438,13 @@ def csv_injection(models: Path, work: Path) -> dict:
             skulens("reviews", "predict", str(models / "reviews"), "--input", source[0], "--output", str(folder / "r.csv")),
             [folder / "r.csv"],
         ),
-        "search_zero_shot": (
-            skulens("search", "zero-shot", *source, "--model", align, "--use", "text", "--labels", "=SUM(1),+cmd,Shoes")
+        "zero_shot": (
+            skulens("zero-shot", *source, "--model", align, "--use", "text", "--labels", "=SUM(1),+cmd,Shoes")
             + ["--out", str(folder / "z.csv")],
             [folder / "z.csv"],
         ),
-        "search_dedupe": (
-            skulens("search", "dedupe", *source, "--model", align, "--threshold", "-1", "--out", str(folder / "d.csv")),
+        "dedupe": (
+            skulens("dedupe", *source, "--model", align, "--threshold", "-1", "--out", str(folder / "d.csv")),
             [folder / "d.csv"],
         ),
     }
@@ -452,7 +461,7 @@ def csv_injection(models: Path, work: Path) -> dict:
             if path.is_file()
             for v in pd.read_csv(path, dtype=str, keep_default_na=False).to_numpy().ravel()
         ]
-        bad = [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+        bad = [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r")) and not is_number(c)]
         escaped = sum(c.startswith("'") and c[1:].startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells)
         detail["writers"][name] = {"files": [p.name for p in outputs if p.is_file()], "cells": len(cells), "escaped": escaped}
         dangerous += bad
