@@ -306,3 +306,13 @@ def test_a_save_that_fails_midway_leaves_the_old_weights_and_no_spec(tmp_path, m
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []
     with pytest.raises(EncoderError):
         create_encoder(f"finetuned:{tmp_path}", backend="torch")
+
+
+@pytest.mark.parametrize("kind", ["finetuned", "finetuned-text"])
+def test_a_fifo_spec_is_refused_not_read(tmp_path, kind):
+    """A FIFO (or device) named encoder.json would block the read forever (issue 24 item 11, the spec side)."""
+    import os
+
+    os.mkfifo(tmp_path / "encoder.json")
+    with pytest.raises(EncoderError, match="not a regular file"):
+        create_encoder(f"{kind}:{tmp_path}")

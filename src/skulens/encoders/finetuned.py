@@ -46,8 +46,22 @@ def save_finetuned(folder: str | Path, model: EfficientNetLite, classifier: nn.L
     return folder
 
 
+#: Largest ``encoder.json`` read.
+MAX_SPEC_BYTES = 10 * 1024**2
+
+
+def check_spec_file(path: Path) -> None:
+    """Refuse a spec that exists but is not a regular file (a FIFO would block the read forever, a device
+    never end) or is over :data:`MAX_SPEC_BYTES`; a missing one is left to the caller's message."""
+    if path.exists() and not path.is_file():
+        raise EncoderError(f"{path} is not a regular file; the encoder folder is damaged")
+    if path.is_file() and path.stat().st_size > MAX_SPEC_BYTES:
+        raise EncoderError(f"{path} is over {MAX_SPEC_BYTES:,} bytes; it is not an encoder spec")
+
+
 def read_spec(folder: str | Path) -> dict[str, Any]:
     path = Path(folder).expanduser() / SPEC_NAME
+    check_spec_file(path)
     try:
         spec = json.loads(path.read_text())
     except FileNotFoundError:
