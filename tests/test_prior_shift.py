@@ -172,3 +172,26 @@ def test_cli_evaluate_and_predict_with_adapt_priors(tmp_path):
     assert report["applied"] and report["classes"] == ["Mugs", "Towels", "Watches"]
     single = runner.invoke(app, ["categorize", "predict", str(tmp_path / "m"), "--text", "mug", "--adapt-priors"], env=env)
     assert single.exit_code != 0 and "--input" in re.sub(r"\s+", " ", single.output)
+
+
+def test_bcts_with_its_exact_gradient_finds_the_finite_difference_optimum():
+    """BCTS is minimised with the analytic gradient of its log-loss; the optimum equals the one L-BFGS-B
+    finds from finite differences (the former, 7x slower fit)."""
+    from scipy.optimize import minimize
+    from scipy.special import log_softmax
+
+    from skulens.heads.prior_shift import _bcts
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(600, 6)) * 3
+    y = np.array([rng.choice(6, p=np.exp(r) / np.exp(r).sum()) for r in 0.6 * logits + [0.5, 0, 0, 0, 0, -0.5]])
+    logits = log_softmax(logits, axis=1)
+
+    def loss(params):
+        scaled = log_softmax(logits / np.exp(params[0]) + params[1:], axis=1)
+        return -scaled[np.arange(len(y)), y].mean() + 1e-6 * np.sum(params[1:] ** 2)
+
+    reference = minimize(loss, np.zeros(7), method="L-BFGS-B").x
+    fitted = _bcts(logits, y)
+    assert np.abs(fitted - reference).max() < 1e-4
+    assert loss(fitted) <= loss(reference) + 1e-9

@@ -191,12 +191,19 @@ class Calibration:
 def _bcts(logits: np.ndarray, y_index: np.ndarray) -> np.ndarray:
     """[log temperature, biases...] minimising the log-loss of ``softmax(logits / temperature + bias)``."""
     rows = np.arange(len(logits))
+    onehot = np.zeros_like(logits)
+    onehot[rows, y_index] = 1.0
 
-    def loss(params: np.ndarray) -> float:
-        scaled = log_softmax(logits / np.exp(params[0]) + params[1:], axis=1)
-        return float(-scaled[rows, y_index].mean() + 1e-6 * np.sum(params[1:] ** 2))
+    def loss_and_grad(params: np.ndarray) -> tuple[float, np.ndarray]:
+        """The log-loss and its exact gradient (finite differences cost one loss per class and step)."""
+        inverse_temperature = np.exp(-params[0])
+        scaled = log_softmax(logits * inverse_temperature + params[1:], axis=1)
+        loss = -scaled[rows, y_index].mean() + 1e-6 * np.sum(params[1:] ** 2)
+        residual = (np.exp(scaled) - onehot) / len(logits)  # d loss / d scaled logits
+        grad_temperature = -np.sum(residual * logits) * inverse_temperature
+        return float(loss), np.concatenate([[grad_temperature], residual.sum(axis=0) + 2e-6 * params[1:]])
 
-    return minimize(loss, np.zeros(logits.shape[1] + 1), method="L-BFGS-B").x
+    return minimize(loss_and_grad, np.zeros(logits.shape[1] + 1), jac=True, method="L-BFGS-B").x
 
 
 def fit_bcts(proba: np.ndarray, y_index: np.ndarray, resamples: int = BIAS_RESAMPLES, seed: int = 0) -> Calibration:
