@@ -42,7 +42,6 @@ from caption_myntra import grouped_test_rows  # noqa: E402
 from skulens.catalog import load_catalog  # noqa: E402
 from skulens.catalog.splits import duplicate_groups  # noqa: E402
 from skulens.heads.caption_search import PrefixDecoder, beam_search  # noqa: E402
-from skulens.metrics.captioning import caption_metrics  # noqa: E402
 from skulens.tasks.caption import CaptionModel  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

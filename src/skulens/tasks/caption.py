@@ -377,7 +377,9 @@ class CaptionModel:
                 continue
             self.probes_[column] = LinearProbe(seed=self.hyper["seed"]).fit(pooled[known], labels)
 
-    def _batches(self, features: np.ndarray, tokens: torch.Tensor, lengths: np.ndarray, rows: np.ndarray, rng: np.random.Generator):
+    def _batches(
+        self, features: np.ndarray, tokens: torch.Tensor, lengths: np.ndarray, rows: np.ndarray, rng: np.random.Generator
+    ):
         """One epoch of (region features, title tokens) batches. Rows are shuffled, then each pool of
         ``LENGTH_POOL`` batches is sorted by title length before it is cut, so a batch pads to a similar
         length (less work on padding); the batches are served in random order."""
