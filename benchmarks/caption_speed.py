@@ -157,7 +157,7 @@ def main() -> None:
         f"| peer: prefix rescoring, captions/s ({len(peer_rows)} rows) | {report['peer']['captions_per_s']} |",
         f"| speed-up over the peer | {report['peer']['speedup']}x (same titles: {report['peer']['same_titles']}) |",
         f"| test BLEU (95% interval) | {decoder['bleu']:.1f} ({decoder['intervals']['bleu'][0]:.1f}-{decoder['intervals']['bleu'][1]:.1f}) |",
-        f"| committed caption_myntra.json BLEU ({args.architecture}) | {ref.get('bleu', '-')} "
+        f"| committed caption_myntra.json BLEU ({args.architecture}) | {ref.get('bleu', float('nan')):.1f} "
         f"(inside this interval: {ref.get('bleu_within_this_interval', '-')}) |",
     ]
     (args.out / "caption_speed.md").write_text("\n".join(lines) + "\n")
