@@ -239,10 +239,39 @@ def test_fold_features_fine_tune_on_inner_training_rows_only_and_reuse_the_cache
     assert features.blocks["finetuned-lite0"].shape == (32, 1280) and features.present["finetuned-lite0"].all()
     record = learnt.records[0]
     assert record["n_train"] + record["n_early_stopping"] == len(fold.inner_train)
-    again = FinetunedFoldFeatures(recipe, config, log=lambda m: None, cache=cache)
+    said: list[str] = []
+    again = FinetunedFoldFeatures(recipe, config, log=said.append, cache=cache)
     again.prepare(catalog, y, groups)
-    assert torch.equal(again.cached, learnt.cached)
+    assert torch.equal(again.cached, learnt.cached) and any("read from" in m for m in said)
     assert learnt.summary()["folds"][0]["fold"] == 0
+
+
+def test_fold_features_recompute_a_cache_built_for_other_images(tmp_path):
+    """A trunk cache of the right shape but other photos (or another recipe) is not reused."""
+    from PIL import ImageOps
+
+    from skulens.catalog.splits import duplicate_groups
+    from skulens.evaluation.finetune_benchmark import FinetunedFoldFeatures
+
+    catalog = _shop(tmp_path, per_class=6)
+    y = catalog.labels(0).to_numpy().astype(str)
+    groups = duplicate_groups(catalog)
+    cache = tmp_path / "trunk.npy"
+    recipe, config = ImageRecipe(freeze_blocks=15, views=1), TrainConfig(epochs=1, batch_size=8)
+    first = FinetunedFoldFeatures(recipe, config, log=lambda m: None, cache=cache)
+    first.prepare(catalog, y, groups)
+    for path in catalog.frame["image"]:  # the same files, other photos: same shape, other outputs
+        photo = catalog.root / path
+        ImageOps.invert(Image.open(photo).convert("RGB")).save(photo)
+    said: list[str] = []
+    second = FinetunedFoldFeatures(recipe, config, log=said.append, cache=cache)
+    second.prepare(catalog, y, groups)
+    assert any("built for other images" in m for m in said)
+    assert second.cached.shape == first.cached.shape and not torch.equal(second.cached, first.cached)
+    said.clear()
+    third = FinetunedFoldFeatures(ImageRecipe(freeze_blocks=14, views=1), config, log=said.append, cache=cache)
+    third.prepare(catalog, y, groups)
+    assert any("recomputing" in m for m in said)
 
 
 # ----- issue 24: fine-tuned weights files are regular, finite safetensors, never a pickle fallback ------

@@ -9,6 +9,8 @@ every image and view are computed once and shared by all folds: they do not depe
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from collections.abc import Callable
@@ -22,6 +24,7 @@ from skulens.catalog.schema import Catalog
 from skulens.catalog.splits import grouped_holdout
 from skulens.encoders.efficientnet_lite import HEAD_CHANNELS, VARIANTS, load_pretrained
 from skulens.evaluation.categorize_benchmark import Config, Fold
+from skulens.outputs import atomic_file
 from skulens.tasks.features import Features
 from skulens.tasks.finetune_image import (
     ImageRecipe,
@@ -33,6 +36,10 @@ from skulens.tasks.finetune_image import (
     trunk_views,
 )
 from skulens.training.finetune import TrainConfig, plot_curves
+
+
+def _key_file(cache: Path) -> Path:
+    return cache.with_name(cache.name + ".key.json")
 
 
 def finetuned_configs(variant: str = "lite0") -> tuple[Config, ...]:
@@ -80,7 +87,8 @@ class FinetunedFoldFeatures:
         with torch.no_grad():
             one = trunk(self.base.eval(), self.frozen, torch.zeros(1, 3, resolution, resolution))
         shape = (self.recipe.views, len(images), *one.shape[1:])
-        if self.cache is not None and self.cache.exists() and np.load(self.cache, mmap_mode="r").shape == shape:
+        key = self._cache_key(images)
+        if self._cache_fits(shape, key):
             self.cached = torch.from_numpy(np.load(self.cache, allow_pickle=False))
             self.log(f"frozen-block outputs read from {self.cache}")
         else:
@@ -88,8 +96,33 @@ class FinetunedFoldFeatures:
                 self.base, self.frozen, images, self.recipe.views, 0, self.config.batch_size, self.progress, self.log
             )
             if self.cache is not None:
-                np.save(self.cache, self.cached.numpy(), allow_pickle=False)
+                with atomic_file(self.cache) as temp, temp.open("wb") as file:
+                    np.save(file, self.cached.numpy(), allow_pickle=False)
+                with atomic_file(_key_file(self.cache)) as temp:
+                    temp.write_text(json.dumps({"key": key}) + "\n")
         self.prepare_seconds = time.perf_counter() - started
+
+    def _cache_key(self, images: list) -> str:
+        """What the frozen-block outputs depend on: base network, frozen blocks, views, batch size, the pixels."""
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(repr((self.recipe.variant, self.frozen, self.recipe.views, self.config.batch_size)).encode())
+        for image in images:
+            digest.update(repr((image.size, image.mode)).encode())
+            digest.update(image.tobytes())
+        return digest.hexdigest()
+
+    def _cache_fits(self, shape: tuple[int, ...], key: str) -> bool:
+        """Whether :attr:`cache` holds the outputs for these images and recipe (a stale one is said and recomputed)."""
+        if self.cache is None or not self.cache.exists():
+            return False
+        try:
+            stored = json.loads(_key_file(self.cache).read_text()).get("key")
+            fits = stored == key and np.load(self.cache, mmap_mode="r", allow_pickle=False).shape == shape
+        except (OSError, ValueError, AttributeError):
+            fits = False
+        if not fits:
+            self.log(f"{self.cache} was built for other images or another recipe; recomputing it")
+        return fits
 
     def for_fold(self, fold: Fold) -> Features:
         started = time.perf_counter()
