@@ -74,8 +74,6 @@ HYPER_LIMITS = {
     "weight_decay": (float, 0.0, 100.0),
     "min_count": (int, 1, 1_000_000),
 }
-#: Training batches are cut from pools of this many batches sorted by title length.
-LENGTH_POOL = 16
 #: Largest region grid a saved captioner may declare (regions, channels).
 MAX_SHAPE = (4096, 65_536)
 
@@ -380,19 +378,12 @@ class CaptionModel:
     def _batches(
         self, features: np.ndarray, tokens: torch.Tensor, lengths: np.ndarray, rows: np.ndarray, rng: np.random.Generator
     ):
-        """One epoch of (region features, title tokens) batches. Rows are shuffled, then each pool of
-        ``LENGTH_POOL`` batches is sorted by title length before it is cut, so a batch pads to a similar
-        length (less work on padding); the batches are served in random order."""
+        """One epoch of (region features, title tokens) batches in a fresh random order; ``tokens`` holds every
+        title encoded once (padded), each batch is cut to its longest title."""
         order = rng.permutation(rows)
         size = self.hyper["batch_size"]
-        pool = size * LENGTH_POOL
-        batches = []
-        for start in range(0, len(order), pool):
-            part = order[start : start + pool]
-            part = part[np.argsort(lengths[part], kind="stable")]
-            batches += [part[i : i + size] for i in range(0, len(part), size)]
-        for b in rng.permutation(len(batches)):
-            chunk = batches[b]
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size]
             yield torch.from_numpy(features[chunk]), tokens[chunk, : int(lengths[chunk].max())]
 
     def _train(self, features: np.ndarray, titles: list[str], fit_rows: np.ndarray, val_rows: np.ndarray) -> list[dict]:
