@@ -266,10 +266,10 @@ async def abuse_service(service: Service, record: Recorder, connections: int, de
     detail["memory_mb"] = memory
 
 
-def drawn_images():
-    """A hypothesis strategy of small real image files (PNG/JPEG/WebP of a drawn shape): what the schema's
-    image fields (``format: binary`` / ``byte`` with ``contentMediaType: image/*``) hold; schemathesis
-    draws arbitrary bytes for those formats otherwise."""
+def drawn_images(kinds: tuple[str, ...] = ("PNG", "JPEG", "WEBP")):
+    """A hypothesis strategy of small real image files (``kinds`` of PIL formats, of a drawn shape): what the
+    schema's image fields (multipart parts encoded ``image/*``, ``format: byte`` strings with
+    ``contentMediaType: image/*``) hold; schemathesis draws arbitrary bytes or text for those otherwise."""
     from hypothesis import strategies as st
     from PIL import Image, ImageDraw
 
@@ -282,7 +282,7 @@ def drawn_images():
 
     sides = st.integers(8, 96)
     colours = st.tuples(*[st.integers(0, 255)] * 3)
-    return st.builds(draw, st.tuples(sides, sides), colours, st.sampled_from(["PNG", "JPEG", "WEBP"]))
+    return st.builds(draw, st.tuples(sides, sides), colours, st.sampled_from(list(kinds)))
 
 
 def schemathesis_run(models: Path, examples: int, folder: Path | None = None) -> dict:
@@ -291,7 +291,7 @@ def schemathesis_run(models: Path, examples: int, folder: Path | None = None) ->
     the stricter schema-conformance findings of ``call_and_validate`` (e.g. ST202, a schema-valid request
     answered 4xx). ``folder``: the models to serve (default: the text models of ``models``).
 
-    Image fields are generated as real image files (:func:`drawn_images`); a schema-violating request
+    Image fields and parts are generated as real image files (:func:`drawn_images`); a schema-violating request
     refused as too large (413) counts as rejected, like 400 and 422."""
     import base64
 
@@ -306,6 +306,8 @@ def schemathesis_run(models: Path, examples: int, folder: Path | None = None) ->
     images = drawn_images()
     schemathesis.openapi.format("binary", images.map(Binary))
     schemathesis.openapi.format("byte", images.map(lambda data: base64.b64encode(data).decode()))
+    for kind in ("PNG", "JPEG", "WEBP"):  # multipart image parts (their encoding says image/*)
+        schemathesis.openapi.media_type(f"image/{kind.lower()}", drawn_images((kind,)))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     rejection = schema.config.checks.negative_data_rejection
     rejection.expected_statuses = [*rejection.expected_statuses, "413"]

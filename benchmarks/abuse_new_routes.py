@@ -7,10 +7,12 @@ writers, the CSV-injection check, and schemathesis over every operation.
    ``/v1/explain`` the cases of issue 24: format-string templates, oversized lists and texts, pixel bombs
    (16 at once), wide beams, 100,000-character texts, a tampered index. Records every status and the
    server's peak RSS.
-2. Kill sweep: ``categorize predict`` to CSV and to Parquet, ``categorize train`` and ``search index``
-   are each killed (SIGKILL) at ``--kills`` random points after one complete run; after each kill the
-   output must be the previous complete one or absent, never a partial output that reads as complete.
-3. ``categorize predict`` on a catalog of formula-like ids and titles: every such cell must be escaped.
+2. Kill sweep: ``categorize predict`` to CSV and to Parquet, ``categorize train``, ``search index``,
+   ``caption train`` (300 photos, 2 epochs) and ``finetune image`` (12 photos per class, 2 epochs) are each
+   killed (SIGKILL) at ``--kills`` random points after one complete run; after each kill the output must be
+   the previous complete one or absent, never a partial output that reads as complete.
+3. CSV injection: formula-like ids, titles, reviews and labels through ``categorize predict`` (and its
+   issues file), ``reviews predict``, ``zero-shot`` and ``dedupe``: every such cell must be escaped.
 4. schemathesis (positive and negative cases) on every operation of a service holding all model kinds.
 
     OMP_NUM_THREADS=1 python benchmarks/abuse_new_routes.py --kills 10 --schemathesis-examples 30
@@ -41,6 +43,8 @@ from reliability_service import ROOT, Service, train_models
 
 RESULTS = ROOT / "benchmarks" / "results" / "reliability.json"
 ENV = dict(os.environ, PYTHONPATH=str(ROOT / "src"), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", NO_COLOR="1")
+#: Labelled photos per Flipkart category the swept ``finetune image`` run trains on (small: the sweep runs it 11 times).
+FINETUNE_PER_CLASS = 12
 FORMULAS = ['=HYPERLINK("http://x","y")', "@SUM(1+1)*cmd|' /C calc'!A0", "+1+1", "-2+3+cmd|' /C calc'!A0", "\t=1", "\r=1"]
 
 
@@ -192,14 +196,14 @@ def skulens(*args: str) -> list[str]:
     return [sys.executable, "-m", "skulens.cli", *args]
 
 
-def run_to_end(command: list[str]) -> float:
+def run_to_end(command: list[str], env: dict[str, str] = ENV) -> float:
     started = time.perf_counter()
-    subprocess.run(command, env=ENV, check=True, capture_output=True, timeout=1800)
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=1800)
     return time.perf_counter() - started
 
 
-def run_and_kill(command: list[str], after_s: float) -> None:
-    process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+def run_and_kill(command: list[str], after_s: float, env: dict[str, str] = ENV) -> None:
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         process.wait(timeout=after_s)
     except subprocess.TimeoutExpired:
@@ -240,6 +244,31 @@ def model_state(folder: Path, _rows: int) -> str:
         return "partial"
 
 
+def caption_state(folder: Path) -> str:
+    from skulens.tasks.caption import CaptionModel
+
+    if not (folder / "config.json").exists():
+        return "none"
+    try:
+        CaptionModel.load(folder)
+        return "complete"
+    except Exception:  # noqa: BLE001
+        return "partial"
+
+
+def encoder_state(folder: Path) -> str:
+    """A fine-tuned encoder folder: complete when it loads (finite safetensors weights that fit its spec)."""
+    from skulens.encoders.finetuned import SPEC_NAME, load_finetuned
+
+    if not (folder / SPEC_NAME).exists():
+        return "none"
+    try:
+        load_finetuned(folder)
+        return "complete"
+    except Exception:  # noqa: BLE001
+        return "partial"
+
+
 def index_state(folder: Path) -> str:
     from skulens.index import VectorIndex
 
@@ -252,8 +281,9 @@ def index_state(folder: Path) -> str:
         return "partial"
 
 
-def kill_sweep(models: Path, work: Path, kills: int, rows: int, seed: int = 0) -> dict:
-    """Kill each writer at ``kills`` random points; count outputs that read as complete but are not."""
+def kill_sweep(models: Path, work: Path, kills: int, rows: int, seed: int = 0, only: set[str] | None = None) -> dict:
+    """Kill each writer (those named in ``only``, else all) at ``kills`` random points; count outputs that read as
+    complete but are not."""
     rng = random.Random(seed)
     data = work / "sweep"
     shutil.rmtree(data, ignore_errors=True)
@@ -264,6 +294,14 @@ def kill_sweep(models: Path, work: Path, kills: int, rows: int, seed: int = 0) -
     big.to_csv(data / "big.csv", index=False)
     train = subset.frame[["id", "title"]].assign(category=subset.labels(0).astype(str))
     train.to_csv(data / "train.csv", index=False)
+    photos = subset.frame[["id", "title"]].assign(
+        image=[str(subset.root / p) for p in subset.frame["image"]], category=subset.labels(0).astype(str)
+    )
+    photos.head(300).to_csv(data / "photos.csv", index=False)
+    few = photos.groupby("category", group_keys=False).head(FINETUNE_PER_CLASS)
+    few.to_csv(data / "few_photos.csv", index=False)
+    root = ["--image-root", str(subset.root)]
+    env = {**ENV, "SKULENS_CACHE": str(work / "sweep-cache")}  # killed runs write this cache, not the user's
     text_model = str(models / "flipkart-text")
     writers = {
         "categorize_predict_csv": (
@@ -291,11 +329,52 @@ def kill_sweep(models: Path, work: Path, kills: int, rows: int, seed: int = 0) -
             skulens("search", "index", "flipkart", "--model", str(models / "align"), "--out", str(data / "index")),
             lambda: index_state(data / "index"),
         ),
+        "caption_train": (
+            skulens(
+                "caption",
+                "train",
+                str(data / "photos.csv"),
+                *root,
+                "--limit",
+                "300",
+                "--epochs",
+                "2",
+                "--dim",
+                "64",
+                "--layers",
+                "1",
+                "--out",
+                str(data / "caption"),
+            ),
+            lambda: caption_state(data / "caption"),
+        ),
+        "finetune_image": (
+            skulens(
+                "finetune",
+                "image",
+                str(data / "few_photos.csv"),
+                *root,
+                "--label",
+                "category",
+                "--epochs",
+                "2",
+                "--views",
+                "1",
+                "--batch-size",
+                "16",
+                "--no-track",
+                "--out",
+                str(data / "finetuned"),
+            ),
+            lambda: encoder_state(data / "finetuned"),
+        ),
     }
+    writers = {name: writer for name, writer in writers.items() if only is None or name in only}
     detail = {}
     for name, (command, state) in writers.items():
         try:
-            seconds = run_to_end(command)
+            run_to_end(command, env)  # fills the sweep's embedding cache, so the timed run is what the killed runs do
+            seconds = run_to_end(command, env)
         except subprocess.CalledProcessError as exc:
             detail[name] = {"error": (exc.stderr or b"").decode()[-500:]}
             continue
@@ -304,11 +383,11 @@ def kill_sweep(models: Path, work: Path, kills: int, rows: int, seed: int = 0) -
             detail[name] = {"error": "a complete run does not read as complete"}
             continue
         for _ in range(kills):
-            run_and_kill(command, rng.uniform(0.2, 1.0) * seconds)
+            run_and_kill(command, rng.uniform(0.2, 1.0) * seconds, env)
             outcome = state()
             outcomes[outcome] += 1
             if outcome == "none":
-                run_to_end(command)  # the next kill starts from a complete previous output again
+                run_to_end(command, env)  # the next kill starts from a complete previous output again
         leftovers = [p.name for p in data.rglob("*.tmp")]
         detail[name] = {"full_run_seconds": round(seconds, 1), **outcomes, "temporary_files_left": leftovers}
     runs = sum(d.get("complete", 0) + d.get("none", 0) + d.get("partial", 0) for d in detail.values())
@@ -319,22 +398,75 @@ def kill_sweep(models: Path, work: Path, kills: int, rows: int, seed: int = 0) -
 # ----- CSV injection -------------------------------------------------------------------------------
 
 
+def is_number(cell: str) -> bool:
+    """A numeric cell (a score of -0.2): a spreadsheet reads it as a number, not a formula."""
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
 def csv_injection(models: Path, work: Path) -> dict:
+    """Formula-like ids, titles, reviews and labels through every CSV writer of the command line (categorize
+    predict and its issues file, reviews predict, zero-shot, dedupe): no written cell may start
+    like a formula."""
     folder = work / "injection"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    frame = pd.DataFrame({"id": FORMULAS + ["plain"], "title": [f"watch {f}" for f in FORMULAS] + ["=1+1"]})
-    frame.to_csv(folder / "in.csv", index=False)
-    out = folder / "out.csv"
-    subprocess.run(
-        skulens("categorize", "predict", str(models / "flipkart-text"), "--input", str(folder / "in.csv"), "--output", str(out)),
-        env=ENV,
-        check=True,
-        capture_output=True,
+    photos = flipkart_subset(per_class=1)
+    images = [str(photos.root / p) for p in photos.frame["image"]][: len(FORMULAS) + 1]
+    frame = pd.DataFrame(
+        {
+            "id": FORMULAS + ["plain"],
+            "title": [f"watch {f}" for f in FORMULAS] + ["=1+1"],
+            "review_text": FORMULAS + ["=1+1 great"],
+            "image": images,
+        }
     )
-    cells = [str(v) for v in pd.read_csv(out, dtype=str, keep_default_na=False).to_numpy().ravel()]
-    dangerous = [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
-    return {"formula_inputs": len(FORMULAS), "cells": len(cells), "unescaped": dangerous, "escaped": not dangerous}
+    frame.to_csv(folder / "in.csv", index=False)
+    source = [str(folder / "in.csv"), "--image-root", str(photos.root)]
+    align = str(models / "align")
+    writers = {
+        "categorize_predict": (
+            skulens(
+                "categorize", "predict", str(models / "flipkart-text"), "--input", source[0], "--output", str(folder / "c.csv")
+            ),
+            [folder / "c.csv", folder / "c.issues.csv"],
+        ),
+        "reviews_predict": (
+            skulens("reviews", "predict", str(models / "reviews"), "--input", source[0], "--output", str(folder / "r.csv")),
+            [folder / "r.csv"],
+        ),
+        "zero_shot": (
+            skulens("zero-shot", *source, "--model", align, "--use", "text", "--labels", "=SUM(1),+cmd,Shoes")
+            + ["--out", str(folder / "z.csv")],
+            [folder / "z.csv"],
+        ),
+        "dedupe": (
+            skulens("dedupe", *source, "--model", align, "--threshold", "-1", "--out", str(folder / "d.csv")),
+            [folder / "d.csv"],
+        ),
+    }
+    detail: dict = {"formula_inputs": len(FORMULAS), "writers": {}}
+    dangerous: list[str] = []
+    for name, (command, outputs) in writers.items():
+        subprocess.run(command, env=ENV, check=True, capture_output=True)
+        cells = [
+            str(c) for path in outputs if path.is_file() for c in pd.read_csv(path, dtype=str, keep_default_na=False).columns
+        ]
+        cells += [
+            str(v)
+            for path in outputs
+            if path.is_file()
+            for v in pd.read_csv(path, dtype=str, keep_default_na=False).to_numpy().ravel()
+        ]
+        bad = [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r")) and not is_number(c)]
+        escaped = sum(c.startswith("'") and c[1:].startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells)
+        detail["writers"][name] = {"files": [p.name for p in outputs if p.is_file()], "cells": len(cells), "escaped": escaped}
+        dangerous += bad
+    detail["cells"] = sum(w["cells"] for w in detail["writers"].values())
+    return {**detail, "unescaped": dangerous, "escaped": not dangerous}
 
 
 PARTS = ("routes", "injection", "sweep", "schemathesis")
@@ -343,6 +475,7 @@ PARTS = ("routes", "injection", "sweep", "schemathesis")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=10, help="Random kill points per writer.")
+    parser.add_argument("--writers", default="", help="Comma-separated writers the kill sweep covers (default: all).")
     parser.add_argument("--rows", type=int, default=30_000, help="Rows of the catalog the kill sweep predicts.")
     parser.add_argument("--schemathesis-examples", type=int, default=30, help="schemathesis cases per operation.")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "skulens-reliability")
@@ -369,7 +502,7 @@ def main() -> None:
         print(f"CSV injection: escaped={injection['escaped']}")
         values.update(csv_injection_cells_escaped=injection["escaped"], csv_injection_detail=injection)
     if "sweep" in parts:
-        sweep = kill_sweep(models, args.work, args.kills, args.rows)
+        sweep = kill_sweep(models, args.work, args.kills, args.rows, only=set(args.writers.split(",")) if args.writers else None)
         print(f"kill sweep: {sweep['runs']} runs, {sweep['partial']} partial outputs")
         values.update(
             kill_sweep_runs=sweep["runs"], kill_sweep_partial_outputs=sweep["partial"], kill_sweep_detail=sweep["detail"]

@@ -195,7 +195,15 @@ def main() -> None:
         action="store_true",
         help="Only add gallery_density (look-alikes in the gallery) to an existing JSON.",
     )
+    parser.add_argument(
+        "--captions-only",
+        action="store_true",
+        help="Only copy the caption keys of results/generalize_caption.json (benchmarks/generalize_caption.py) into an existing JSON.",
+    )
     args = parser.parse_args()
+    if args.captions_only:
+        rerun_captions(args)
+        return
     if args.base_only:
         rerun_base_space(args)
         return
@@ -318,7 +326,9 @@ def main() -> None:
         "runtime_s": round(time.perf_counter() - started, 1),
     }
     report.update(old_split_numbers(myntra, extractor, image_names, prior, args.seed, chosen, config, w_search, args.resamples))
-    report.update(caption_numbers())
+    captions = caption_numbers()
+    report.setdefault("part_commands", {}).update(captions.pop("part_commands", {}))
+    report.update(captions)
     report = json.loads(json.dumps(report))  # int keys (recall@k) become strings, as in the file
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -542,16 +552,30 @@ def old_split_numbers(myntra, extractor, image_names, prior, seed, chosen, confi
 
 
 def caption_numbers() -> dict:
-    """The caption keys from wp-21caption's committed results (benchmarks/results/generalize_caption.json)."""
+    """The caption keys from ``benchmarks/generalize_caption.py``'s results (results/generalize_caption.json)."""
     path = RESULTS / "generalize_caption.json"
     if not path.is_file():
-        return {"caption_bleu_new": None, "caption_retrieval_bleu_new": None, "part_commands": {}}
+        return {"caption_bleu_new": None, "caption_retrieval_bleu_new": None}
     part = json.loads(path.read_text())
     return {
         "caption_bleu_new": part.get("caption_bleu_new"),
+        "caption_bleu_new_ci95": part.get("caption_bleu_new_ci95"),
         "caption_retrieval_bleu_new": part.get("caption_retrieval_bleu_new"),
+        "caption_retrieval_bleu_new_ci95": part.get("caption_retrieval_bleu_new_ci95"),
         "part_commands": {"caption": part.get("command")},
     }
+
+
+def rerun_captions(args) -> None:
+    """Copy the caption keys (measured by generalize_caption.py) into the existing JSON and its markdown."""
+    out = Path(args.out)
+    report = json.loads(out.with_suffix(".json").read_text())
+    numbers = caption_numbers()
+    report.setdefault("part_commands", {}).update(numbers.pop("part_commands", {}))
+    report.update(numbers)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".md").write_text(to_markdown(report))
+    log(f"captions: {numbers}")
 
 
 def _ci(entry: dict) -> str:

@@ -230,6 +230,16 @@ def _huge_header(index):
     (index / "index.faiss").write_bytes(bytes(data))
 
 
+def _binary_index(index):
+    """A FAISS binary index (bits, not floats) where the float index belongs."""
+    import faiss
+
+    vectors = faiss.read_index(str(index / "index.faiss"))
+    binary = faiss.IndexBinaryFlat(vectors.d * 8)
+    binary.add(np.zeros((vectors.ntotal, vectors.d), dtype=np.uint8))
+    faiss.write_index_binary(binary, str(index / "index.faiss"))
+
+
 def _manifest(change):
     def tamper(index):
         manifest = json.loads((index / "manifest.json").read_text())
@@ -250,6 +260,7 @@ TAMPERED_INDEXES = {
     "ivf-without-params": _manifest(lambda m: {**m, "kind": "ivf", "params": {}}),
     "dim-string": _manifest(lambda m: {**m, "dim": "32"}),
     "garbage-metadata": lambda i: (i / "metadata.parquet").write_bytes(b"PAR1 not parquet PAR1"),
+    "binary-index": _binary_index,
 }
 
 
@@ -326,3 +337,30 @@ def test_tampered_alignment_folder_is_one_clear_error(models_dir, tmp_path, name
     TAMPERED_ALIGNMENTS[name](folder)
     with pytest.raises(ModelFolderError, match="damaged|outside the model folder"):
         AlignmentModel.load(folder)
+
+
+def test_list_and_mapping_metadata_are_served_as_json(models_dir, tmp_path):
+    """Issue 24: nested metadata columns (a list, a mapping) made every search a 500 (not serialisable)."""
+    import pandas as pd
+
+    folder = Path(shutil.copytree(models_dir / "shapes-align", tmp_path / "models" / "nested"))
+    metadata = pd.read_parquet(folder / "index" / "metadata.parquet")
+    metadata["tags"] = [[f"t{i}", "shop"] for i in range(len(metadata))]
+    metadata["sizes"] = [{"s": i, "m": i + 1} for i in range(len(metadata))]
+    metadata.to_parquet(folder / "index" / "metadata.parquet", index=False)
+    with TestClient(create_app(tmp_path / "models", max_upload_bytes=200_000)) as nested:
+        response = nested.post("/v1/search", json={"text": "red circle", "k": 3, "model": "nested"})
+        assert response.status_code == 200, response.text
+        hits = response.json()["results"]
+        assert len(hits) == 3 and all(h["metadata"]["tags"][1] == "shop" for h in hits)
+        assert all(h["metadata"]["sizes"]["m"] == h["metadata"]["sizes"]["s"] + 1 for h in hits)
+
+
+def test_unknown_ids_are_quoted_short_and_no_indexed_id_is_listed(client):
+    """Issue 24: a 404 echoed a 2,000-character id in full and listed ids of the index."""
+    long_id = "x" * 2_000
+    response = client.get(f"/v1/similar/{long_id}", params={"model": "shapes-align"})
+    assert_error(response, 404, "unknown_product")
+    detail = response.json()["detail"]
+    assert "x" * 199 in detail and "x" * 201 not in detail and len(detail) < 400
+    assert not any(f"p{i}" in detail for i in range(10))

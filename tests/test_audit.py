@@ -198,3 +198,31 @@ def test_attribute_models_in_predict_and_service(shop, tmp_path):
         assert body["attributes"]["colour"][0]["value"] == "Red" and len(body["attributes"]["colour"]) == 2
         assert body["used_image"] and not body["used_text"]
         assert client.post("/v1/attributes", data={}).status_code == 422
+
+
+def test_formula_like_ids_are_escaped_in_findings_and_corrections_and_read_back(shop, tmp_path):
+    """Issue 24 item 5 for the audit's CSVs: findings.csv and the corrections file escape formula-like cells
+    for spreadsheets, and the audit page / `--corrections` read the original ids back."""
+    pytest.importorskip("streamlit")
+    from skulens.ui.audit_page import decide, pending
+
+    frame = pd.read_csv(shop)
+    frame.loc[frame["id"] == "p0", "id"] = "=p0"  # the planted mislabel, with an id a spreadsheet would run
+    catalog = tmp_path / "formula.csv"
+    frame.to_csv(catalog, index=False)
+    out = tmp_path / "audit"
+    args = ["audit", str(catalog), "--label", "1", "-e", "classical-image", "-e", "tfidf", "--folds", "3", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    raw = pd.read_csv(out / "findings.csv", dtype=str, keep_default_na=False)
+    assert "'=p0" in set(raw["id"]) and "=p0" not in set(raw["id"])
+
+    corrections = tmp_path / "fixes.csv"
+    found = pending(out, corrections)
+    finding = found[found["id"] == "=p0"].iloc[0].to_dict()
+    decide(out, corrections, finding, accept=True)
+    assert pd.read_csv(corrections, dtype=str)["id"].tolist() == ["'=p0"]
+    assert read_corrections(corrections)["id"].tolist() == ["=p0"]
+    assert "=p0" not in set(pending(out, corrections)["id"])
+    applied = apply_corrections(read_catalog(catalog), read_corrections(corrections))
+    assert applied.applied == 1 and not applied.refused

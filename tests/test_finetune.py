@@ -158,7 +158,8 @@ def test_finetune_image_writes_an_encoder_whose_identity_follows_its_weights(tmp
     config = TrainConfig(epochs=2, batch_size=4, patience=5)
     outcome = finetune_image(catalog, catalog.labels(0).to_numpy(), out, recipe, config, log=lambda m: None)
     assert outcome.result.finished and outcome.classes == ["circle", "square"]
-    assert {p.name for p in out.iterdir()} == {"encoder.json", "weights.safetensors", "curves.png"}  # checkpoint removed
+    files = {p.name for p in out.iterdir() if not p.name.startswith(".")}  # the output lock (.skulens.lock) aside
+    assert files == {"encoder.json", "weights.safetensors", "curves.png"}  # checkpoint removed
 
     encoder = create_encoder(f"finetuned:{out}", backend="torch")
     images = [_drawn(shape, 7, size=96) for shape in SHAPES]
@@ -307,3 +308,40 @@ def test_text_encoder_folder_without_safetensors_never_falls_back_to_a_pickle(tm
     (tmp_path / "pytorch_model.bin").write_bytes(b"a pickle would be read here")
     with pytest.raises(EncoderError, match="model.safetensors is missing"):
         finetuned_text_encoder(tmp_path)
+
+
+def test_a_save_that_fails_midway_leaves_the_old_weights_and_no_spec(tmp_path, monkeypatch):
+    """Issue 24 (kill sweep of `finetune image`): weights were written in place beside the previous spec, so a
+    run killed while saving left new, cut weights in a folder that still claimed to be an encoder."""
+    import safetensors.torch
+
+    from skulens.encoders.efficientnet_lite import EfficientNetLite
+    from skulens.encoders.finetuned import SPEC_NAME, WEIGHTS_NAME, save_finetuned
+
+    model = EfficientNetLite("lite0")
+    save_finetuned(tmp_path, model, None, {"classes": ["a", "b"]})
+    before = (tmp_path / WEIGHTS_NAME).read_bytes()
+
+    def cut_short(tensors, path):
+        with open(path, "wb") as handle:
+            handle.write(b"half a file")
+        raise OSError("the run ends here")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", cut_short)
+    with pytest.raises(OSError, match="the run ends here"):
+        save_finetuned(tmp_path, model, None, {"classes": ["a", "b"]})
+    assert (tmp_path / WEIGHTS_NAME).read_bytes() == before
+    assert not (tmp_path / SPEC_NAME).exists()  # the folder no longer claims to be a complete encoder
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []
+    with pytest.raises(EncoderError):
+        create_encoder(f"finetuned:{tmp_path}", backend="torch")
+
+
+@pytest.mark.parametrize("kind", ["finetuned", "finetuned-text"])
+def test_a_fifo_spec_is_refused_not_read(tmp_path, kind):
+    """A FIFO (or device) named encoder.json would block the read forever (issue 24 item 11, the spec side)."""
+    import os
+
+    os.mkfifo(tmp_path / "encoder.json")
+    with pytest.raises(EncoderError, match="not a regular file"):
+        create_encoder(f"{kind}:{tmp_path}")

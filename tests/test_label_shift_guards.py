@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
 
 from skulens.heads.prior_shift import (
@@ -17,6 +18,7 @@ from skulens.heads.prior_shift import (
     fit_label_shift,
     outside_interval,
     rlls_priors,
+    shifted_rows,
     soft_confusion,
 )
 
@@ -137,3 +139,51 @@ def test_label_shift_round_trips_through_json_and_arrays(fitted):
     proba = LogisticRegression().fit(*_sample([1 / 3] * 3, 600, seed=9)).predict_proba(xt)
     assert np.allclose(restored.estimate(proba)[0], shift.estimate(proba)[0])
     assert restored.domain.limit == pytest.approx(shift.domain.limit)
+
+
+def test_noisy_class_biases_are_shrunk_and_systematic_ones_kept():
+    # one class has 10 validation rows (its fitted bias is mostly noise); class 3's posteriors are 1.5 nats too low
+    centres = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
+    rng = np.random.default_rng(0)
+
+    def draw(counts):
+        y = np.repeat(np.arange(4), counts)
+        return centres[y] + rng.normal(size=(len(y), 2)), y
+
+    model = LogisticRegression().fit(*draw([4000, 100, 4000, 4000]))
+    offset = np.array([0.0, 0.0, 0.0, -1.5])
+    noisy, shrunk = [], []
+    for _ in range(6):
+        xv, yv = draw([400, 10, 400, 400])
+        proba = softmax(np.log(model.predict_proba(xv)) + offset, axis=1)
+        plain, kept = np.array(fit_bcts(proba, yv, resamples=0).bias), np.array(fit_bcts(proba, yv).bias)
+        assert kept[3] - np.delete(kept, 3).mean() == pytest.approx(1.5, abs=0.4)  # the systematic offset stays corrected
+        noisy.append(abs(plain[1] - plain[0]))
+        shrunk.append(abs(kept[1] - kept[0]))
+    assert np.mean(shrunk) < 0.6 * np.mean(noisy)
+
+
+def test_adaptation_with_rare_look_alike_classes_never_costs_accuracy():
+    # six look-alike pairs, classes from 25% down to 2% of the rows, a validation part of 600 rows (a dozen rows for
+    # the rare classes): noisy per-class calibration must not turn into lost accuracy on shifted batches
+    k = 12
+    centres = np.array([[2.0 * (c // 2), 0.8 * (c % 2)] for c in range(k)])
+    mix = np.array([0.25, 0.2, 0.1, 0.1, 0.08, 0.08, 0.05, 0.04, 0.03, 0.03, 0.02, 0.02])
+
+    def draw(n, seed, priors=mix):
+        rng = np.random.default_rng(seed)
+        y = rng.choice(k, n, p=priors / priors.sum())
+        return centres[y] + rng.normal(scale=0.45, size=(n, 2)), y
+
+    model = LogisticRegression(max_iter=3000).fit(*draw(8000, 0))
+    xv, yv = draw(600, 1)
+    shift = fit_label_shift(model.predict_proba(xv), yv, n_shifts=20)
+    xt, yt = draw(20000, 2, np.ones(k))
+    proba = model.predict_proba(xt)
+    rng = np.random.default_rng(3)
+    changes = []
+    for _ in range(12):
+        rows = shifted_rows(yt, rng.dirichlet(np.ones(k)), 800, rng)
+        adapted, _ = shift.adapt(proba[rows], resamples=30)
+        changes.append((adapted.argmax(1) == yt[rows]).mean() - (proba[rows].argmax(1) == yt[rows]).mean())
+    assert min(changes) >= -0.01 and np.mean(changes) >= 0, changes

@@ -27,6 +27,21 @@ def test_formula_cells_are_escaped(cell):
     assert escape_cell("plain") == "plain" and escape_cell(-2.5) == -2.5
 
 
+def test_escaping_is_undone_exactly_for_the_csvs_read_back(tmp_path):
+    """Audit findings and corrections are escaped for spreadsheets and read back by skulens: what was written
+    comes back unchanged, including text that already starts with a quote."""
+    from skulens.outputs import read_escaped_csv, unescape_cell, write_csv
+
+    values = [*FORMULAS, "plain", "'quoted", "'=already", "''+twice", "'", ""]
+    for value in values:
+        escaped = escape_cell(value)
+        assert unescape_cell(escaped) == value and not str(escaped).startswith(("=", "+", "-", "@", "\t", "\r"))
+    lines = [v for v in values if "\r" not in v]  # pandas reads a carriage return as a line end, even quoted
+    write_csv(pd.DataFrame({"id": lines, "=note": ["x"] * len(lines)}), tmp_path / "f.csv")
+    back = read_escaped_csv(tmp_path / "f.csv")
+    assert list(back.columns) == ["id", "=note"] and back["id"].tolist() == lines
+
+
 def test_csv_safe_escapes_text_cells_and_headers_only():
     frame = pd.DataFrame({"id": ["=1+1", "ok"], "=cmd": ["a", "@b"], "score": [-1.5, 2.0]})
     safe = csv_safe(frame)

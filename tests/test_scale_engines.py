@@ -144,3 +144,14 @@ def test_search_index_on_ray_equals_the_local_engine(local_ray, tmp_path):
     assert remote.ids == local.ids and len(local) == 78
     np.testing.assert_allclose(remote.index.reconstruct_n(0, 78), local.index.reconstruct_n(0, 78), atol=1e-5)
     assert remote.metadata.equals(local.metadata)
+
+
+def test_the_local_ray_is_watched_so_it_ends_with_its_driver(local_ray):
+    """Issue 24: a watcher holds the head processes of the local Ray (killed when the driver ends, even by kill -9)."""
+    from skulens.engines import ray_reaper
+    from skulens.engines.ray_engine import _head_pids
+
+    heads = _head_pids()
+    names = {open(f"/proc/{pid}/comm").read().strip() for pid in heads}
+    assert {"raylet", "gcs_server"} <= names
+    assert ray_reaper._WATCHERS and ray_reaper._WATCHERS[-1].poll() is None

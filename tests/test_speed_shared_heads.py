@@ -88,3 +88,13 @@ def test_fold_fitter_predicts_as_separate_fits():
         np.testing.assert_allclose(shared, _separate_fit(features, texts, y, classes, config, train, rows), atol=1e-6)
     ((_, _, heads),) = fitter._parts.values()
     assert len(heads) == 4  # img, tfidf, txt and the early head: each fitted once for five configurations
+
+
+def test_benchmark_fits_skip_the_label_shift_fit_and_predict_the_same():
+    """A fit whose priors are never adapted (the benchmark's) leaves the label-shift estimator out; its
+    probabilities equal those of a full fit."""
+    features, _, y = _fold_data(n=400)
+    full = CategoryPredictor(["img", "txt"], seed=0).fit_features(features, y)
+    lean = CategoryPredictor(["img", "txt"], seed=0).fit_features(features, y, label_shift=False)
+    assert full.label_shift_ is not None and lean.label_shift_ is None
+    np.testing.assert_allclose(lean.proba_from_features(features), full.proba_from_features(features), atol=1e-12)

@@ -158,3 +158,19 @@ def test_runs_list_on_an_unreachable_server_is_one_clear_error():
 
     result = CliRunner().invoke(app, ["runs", "list", "--tracking-uri", "http://127.0.0.1:9"], env={"NO_COLOR": "1"})
     assert result.exit_code != 0 and "cannot read" in result.output and "Traceback" not in result.output
+
+
+def test_a_store_that_cannot_be_opened_turns_tracking_off_without_mlflow_retries(tmp_path, monkeypatch):
+    """Issue 24: MLflow retried an unopenable SQLite store 10 times with backoff (about 100 s) before training;
+    the store is opened once up front and tracking turns off at the first failure, with no retry."""
+    import mlflow.store.db.utils as db_utils
+
+    retries: list[float] = []
+    monkeypatch.setattr(db_utils.time, "sleep", retries.append)
+    (tmp_path / "store" / "mlflow.db").mkdir(parents=True)  # a database SQLite cannot open (read-only for root too)
+    warnings: list[str] = []
+    tracker = MlflowTracker(str(tmp_path / "store"), warn=warnings.append)
+    with tracker.start_run("train", {"lr": 1}) as run_id:
+        tracker.log_metrics({"macro_f1": 0.5})
+    assert run_id is None and retries == []
+    assert len(warnings) == 1 and "cannot write the tracking database" in warnings[0] and "--no-track" in warnings[0]

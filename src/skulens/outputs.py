@@ -6,8 +6,9 @@
 - :func:`folder_lock` lets one run at a time write an output folder (a second one is refused at once).
 - :func:`write_csv` escapes cells a spreadsheet would run as a formula (OWASP "CSV injection": text
   starting with ``= + - @``, a tab or a carriage return gets a leading ``'``) and writes atomically;
-  every CSV skulens writes (predictions, issues, duplicates, zero-shot, reviews, UI downloads) goes
-  through :func:`csv_safe`.
+  every CSV skulens writes (predictions, issues, duplicates, zero-shot, reviews, audit findings,
+  corrections, UI downloads) goes through :func:`csv_safe` or :func:`escape_cell`; the files skulens reads
+  back (findings, corrections) are unescaped by :func:`read_escaped_csv` / :func:`unescape_cell`.
 """
 
 from __future__ import annotations
@@ -36,11 +37,31 @@ class OutputError(SkulensError, OSError):
     code = "output"
 
 
+def _formula_like(text: str) -> bool:
+    """Text a spreadsheet would run as a formula, or such text already escaped (so that escaping is undone exactly)."""
+    return text.lstrip("'").startswith(FORMULA_STARTS)
+
+
 def escape_cell(value: object) -> object:
-    """``value`` with a leading ``'`` when it is text a spreadsheet would run as a formula."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    """``value`` with a leading ``'`` when it is text a spreadsheet would run as a formula (or such text with
+    leading ``'`` already, so :func:`unescape_cell` gives it back unchanged)."""
+    if isinstance(value, str) and _formula_like(value):
         return "'" + value
     return value
+
+
+def unescape_cell(value: object) -> object:
+    """The value :func:`escape_cell` was given (for the CSVs skulens reads back: audit findings, corrections)."""
+    if isinstance(value, str) and value.startswith("'") and _formula_like(value[1:]):
+        return value[1:]
+    return value
+
+
+def read_escaped_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """A CSV written by :func:`write_csv` as text cells (no NaN), column names and cells unescaped."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = frame.rename(columns=unescape_cell)
+    return frame.apply(lambda column: column.map(unescape_cell)) if len(frame.columns) else frame
 
 
 def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:

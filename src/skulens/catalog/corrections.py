@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from skulens.catalog.schema import Catalog, CatalogError, RowIssue, _label_text
+from skulens.outputs import escape_cell, read_escaped_csv
 
 COLUMNS = ("id", "column", "old", "new", "source")
 
@@ -33,7 +34,7 @@ def read_corrections(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise CatalogError(f"corrections file '{path}' does not exist; write one with `skulens audit` or the UI's audit page")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = read_escaped_csv(path)
     missing = [c for c in COLUMNS[:4] if c not in frame.columns]
     if missing:
         raise CatalogError(f"corrections file '{path}' lacks column(s) {', '.join(missing)}; it needs: {', '.join(COLUMNS)}")
@@ -52,7 +53,8 @@ def append_corrections(path: str | Path, rows: list[dict]) -> Path:
         if new:
             writer.writeheader()
         for row in rows:
-            writer.writerow({c: "" if row.get(c) is None else str(row.get(c)) for c in COLUMNS})
+            # formula-like cells escaped for spreadsheets; read_corrections gives them back unchanged
+            writer.writerow({c: "" if row.get(c) is None else escape_cell(str(row.get(c))) for c in COLUMNS})
     return path
 
 

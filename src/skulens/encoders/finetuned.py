@@ -20,6 +20,7 @@ from skulens.encoders.base import EncoderError
 from skulens.encoders.efficientnet_lite import VARIANTS, EfficientNetLite
 from skulens.encoders.fingerprint import folder_fingerprint
 from skulens.encoders.image import EfficientNetLiteEncoder
+from skulens.outputs import atomic_file, folder_lock, write_text
 
 SPEC_NAME = "encoder.json"
 WEIGHTS_NAME = "weights.safetensors"
@@ -28,21 +29,39 @@ FORMAT = "skulens-finetuned-image/1"
 
 
 def save_finetuned(folder: str | Path, model: EfficientNetLite, classifier: nn.Linear | None, spec: dict[str, Any]) -> Path:
-    """Write ``model`` (and the fine-tuning ``classifier``) with ``spec`` into ``folder``."""
+    """Write ``model`` (and the fine-tuning ``classifier``) with ``spec`` into ``folder``, under the folder's lock:
+    the spec is removed first and written last, each file atomically, so a run killed while saving leaves a
+    folder that does not load (no spec) rather than new weights beside the previous run's spec."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     if classifier is not None:
         tensors |= {f"{CLASSIFIER_PREFIX}{k}": v.detach().contiguous().clone() for k, v in classifier.state_dict().items()}
-    save_file(tensors, str(folder / WEIGHTS_NAME))
-    (folder / SPEC_NAME).write_text(json.dumps({"format": FORMAT, "variant": model.variant, **spec}, indent=2))
+    with folder_lock(folder):
+        (folder / SPEC_NAME).unlink(missing_ok=True)
+        with atomic_file(folder / WEIGHTS_NAME) as temp:
+            save_file(tensors, str(temp))
+        write_text(folder / SPEC_NAME, json.dumps({"format": FORMAT, "variant": model.variant, **spec}, indent=2))
     return folder
+
+
+#: Largest ``encoder.json`` read.
+MAX_SPEC_BYTES = 10 * 1024**2
+
+
+def check_spec_file(path: Path) -> None:
+    """Refuse a spec that exists but is not a regular file (a FIFO would block the read forever, a device
+    never end) or is over :data:`MAX_SPEC_BYTES`; a missing one is left to the caller's message."""
+    if path.exists() and not path.is_file():
+        raise EncoderError(f"{path} is not a regular file; the encoder folder is damaged")
+    if path.is_file() and path.stat().st_size > MAX_SPEC_BYTES:
+        raise EncoderError(f"{path} is over {MAX_SPEC_BYTES:,} bytes; it is not an encoder spec")
 
 
 def read_spec(folder: str | Path) -> dict[str, Any]:
     path = Path(folder).expanduser() / SPEC_NAME
+    check_spec_file(path)
     try:
         spec = json.loads(path.read_text())
     except FileNotFoundError:

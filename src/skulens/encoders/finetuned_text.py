@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from skulens.encoders.base import Encoder, EncoderError
-from skulens.encoders.finetuned import read_safetensors
+from skulens.encoders.finetuned import check_spec_file, read_safetensors
 from skulens.encoders.text import sentence_encoder
 
 SPEC_NAME = "encoder.json"
@@ -63,6 +63,7 @@ def save_finetuned_text(
 def read_text_spec(folder: str | Path) -> dict[str, Any]:
     """``encoder.json`` of a fine-tuned text encoder folder, checked."""
     path = Path(folder).expanduser() / SPEC_NAME
+    check_spec_file(path)
     try:
         spec = json.loads(path.read_text())
     except FileNotFoundError:

@@ -6,7 +6,8 @@ read (Ray Data's CSV/Parquet readers, every CSV cell as text as in the local eng
    actor; images are read and decoded in the actor's threads, overlapping the model)
 -> write Parquet (one file per block).
 
-Without an address a private local Ray starts (node address 127.0.0.1, token authentication on) with a bounded number of CPUs;
+Without an address a private local Ray starts (node address 127.0.0.1, token authentication on) with a bounded number of CPUs,
+its processes watched by :mod:`~skulens.engines.ray_reaper` so that they end with the driver, even after a kill -9;
 ``auto`` joins the cluster this machine belongs to, ``ray://host:10001`` connects through Ray Client.
 Ray Data restarts a dead actor and retries its tasks (its defaults: ``max_restarts=-1``,
 ``max_task_retries=-1``); a block is handed on only when its task succeeds, so every row is written
@@ -24,6 +25,7 @@ from skulens.catalog.schema import CatalogError
 from skulens.catalog.streaming import CatalogStream, rows_frame
 from skulens.engines.jobs import ChunkRunner, Job
 from skulens.engines.output import RunSummary, count_output, drop_repeated_ids, prepare_output
+from skulens.engines.ray_reaper import watch
 from skulens.extras import require_extra
 from skulens.threads import available_cores
 
@@ -50,7 +52,17 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> dict:
             ray.init(  # "local": always a new Ray, never one a `ray start` left running on this machine
                 address="local", num_cpus=cpus, include_dashboard=False, _node_ip_address=LOOPBACK, logging_level=logging.WARNING
             )
+            watch(_head_pids())  # its processes end with this one, even after a kill -9
     return ray.cluster_resources()
+
+
+def _head_pids() -> list[int]:
+    """The process ids of the local Ray this driver started (GCS, raylet, monitors)."""
+    from ray._private import worker
+
+    node = getattr(worker, "_global_node", None)
+    processes = getattr(node, "all_processes", {}) or {}
+    return [info.process.pid for infos in processes.values() for info in infos if getattr(info, "process", None)]
 
 
 def _read(stream: CatalogStream):

@@ -14,6 +14,7 @@ from skulens.catalog.schema import Catalog
 from skulens.evaluation.audit import KINDS, AuditResult
 from skulens.evaluation.html_page import page, table, thumbnail_uri
 from skulens.evaluation.model_report import _image_bytes
+from skulens.outputs import write_csv
 
 #: Rows shown with a thumbnail in the HTML (the rest are in findings.csv).
 HTML_ROWS = 500
@@ -71,7 +72,7 @@ def write_audit_report(result: AuditResult, catalog: Catalog, out: Path, command
     out.mkdir(parents=True, exist_ok=True)
     frame = _with_context(result, catalog)
     paths = {"csv": out / "findings.csv", "json": out / "audit.json", "html": out / "report.html"}
-    frame.to_csv(paths["csv"], index=False)
+    write_csv(frame, paths["csv"])  # formula-like cells escaped (the audit page reads them back unescaped)
     document = {"command": command, "catalog": catalog.name, **result.summary, "findings": frame.to_dict(orient="records")}
     paths["json"].write_text(json.dumps(document, indent=2, default=str) + "\n")
     paths["html"].write_text(_html(frame, result, catalog, command))

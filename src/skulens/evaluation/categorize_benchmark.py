@@ -166,6 +166,7 @@ class FoldFitter:
             Features({k: train_f.blocks[k] for k in keep}, {k: train_f.present[k] for k in keep}),
             self.y[train],
             fitted_heads=heads,
+            label_shift=False,  # the benchmark scores posteriors as they are: no prior adaptation to fit
         )
         proba = model.proba_from_features(
             Features({k: predict_f.blocks[k] for k in keep}, {k: predict_f.present[k] for k in keep})

@@ -192,10 +192,8 @@ class VectorIndex:
             return self._rows[str(product_id)]
         except KeyError:
             shown = str(product_id) if len(str(product_id)) <= 200 else str(product_id)[:199] + "…"
-            sample = ", ".join(self.ids[:3])
-            raise UnknownProductError(
-                f"product id '{shown}' is not in this index ({len(self)} products, e.g. {sample})"
-            ) from None
+            # no indexed ids are listed: the service answers with this message
+            raise UnknownProductError(f"product id '{shown}' is not in this index ({len(self)} products)") from None
 
     def vector(self, product_id: str) -> np.ndarray:
         """The stored vector of one product."""

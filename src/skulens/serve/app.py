@@ -44,6 +44,7 @@ from skulens.serve.errors import error_status
 from skulens.serve.explain_routes import add_explain_routes
 from skulens.serve.guard import MAX_QUOTED_CHARS, RequestGuard, error_response, media_type, safe_text
 from skulens.serve.schemas import (
+    MAX_NAME_CHARS,
     AttributeScore,
     AttributesResponse,
     BatchItem,
@@ -300,7 +301,7 @@ def create_app(
         image: UploadFile | None = File(None, description="Product image (JPEG, PNG, WebP...)."),
         title: str | None = Form(None, max_length=10_000),
         description: str | None = Form(None, max_length=100_000),
-        model: str | None = Form(None, description="Model name from GET /models."),
+        model: str | None = Form(None, max_length=MAX_NAME_CHARS, description="Model name from GET /models."),
         k: int = Form(5, ge=1, le=1000, description="How many categories to return."),
         response: Response = None,
     ) -> CategorizeResponse:
@@ -402,7 +403,9 @@ def create_app(
         image: UploadFile | None = File(None, description="Product image (JPEG, PNG, WebP...)."),
         title: str | None = Form(None, max_length=10_000),
         description: str | None = Form(None, max_length=100_000),
-        model: str | None = Form(None, description="A categorize model trained with --attributes (GET /models)."),
+        model: str | None = Form(
+            None, max_length=MAX_NAME_CHARS, description="A categorize model trained with --attributes (GET /models)."
+        ),
         k: int = Form(3, ge=1, le=100, description="How many values to return per attribute."),
     ) -> AttributesResponse:
         """The attribute values of one product, from the attribute models saved with a categorize model
@@ -438,7 +441,9 @@ def create_app(
         if app.openapi_schema is None:
             schemas = generated_openapi().get("components", {}).get("schemas", {})
             photos = any(m.task == "categorize" and m.reads_images for m in models.values())
-            upload = {"type": "string", "format": "binary", "contentMediaType": "image/*"}
+            # the part's media type is declared the multipart way (the request body's ``encoding``), not as a
+            # ``contentMediaType`` of the string: generators then draw the field as a file, not as text
+            upload = {"type": "string", "format": "binary"}
             for body in (v for k, v in schemas.items() if k.startswith(("Body_categorize", "Body_attributes"))):
                 body["properties"]["image"] = {**upload, "description": body["properties"]["image"].get("description", "")}
                 image = [{"required": ["image"], "properties": {"image": upload}}] if photos else []
@@ -447,6 +452,9 @@ def create_app(
                 request = app.openapi_schema.get("paths", {}).get(path, {}).get("post", {}).get("requestBody")
                 if request is not None:
                     request["required"] = True
+                    form = request.get("content", {}).get("multipart/form-data")
+                    if form is not None:
+                        form["encoding"] = {"image": {"contentType": "image/*"}}
             columns = filterable_columns(m for m in models.values() if m.task == "align")
             where = schemas.get("SearchRequest", {}).get("properties", {}).get("where", {}).get("anyOf", [{}])[0]
             if columns is not None and "propertyNames" in where:  # the columns the loaded indexes hold

@@ -171,18 +171,24 @@ class CategoryPredictor(ExtractorEncoders):
         return self.fit_features(self.extractor.transform(train), y, ids=train.ids)
 
     def fit_features(
-        self, features: Features, y: np.ndarray, ids: Sequence[str] | None = None, fitted_heads: dict | None = None
+        self,
+        features: Features,
+        y: np.ndarray,
+        ids: Sequence[str] | None = None,
+        fitted_heads: dict | None = None,
+        label_shift: bool = True,
     ) -> CategoryPredictor:
         """Fit the heads on precomputed features (used by benchmarks that share embeddings across folds);
         ``ids`` are the training rows' ids, recorded (hashed) so :meth:`evaluate` can leave them out;
-        ``fitted_heads`` shares block heads between fits on the same rows (see :meth:`LateFusion.fit`)."""
+        ``fitted_heads`` shares block heads between fits on the same rows (see :meth:`LateFusion.fit`);
+        ``label_shift=False`` skips fitting the label-shift adaptation (a fit whose priors are never adapted)."""
         fusion = make_fusion(self.fusion, self.head, seed=self.seed)
         self.model_ = fusion.fit(features.blocks, features.present, np.asarray(y), fitted_heads=fitted_heads)
         self.classes_ = self.model_.classes_
         labels = np.asarray(y).astype(str)
         self.class_prior_ = np.array([np.mean(labels == str(c)) for c in self.classes_])
         self.training_ids_ = hash_ids(ids if ids is not None else [])
-        self.label_shift_ = self._fit_label_shift(features, labels)
+        self.label_shift_ = self._fit_label_shift(features, labels) if label_shift else None
         return self
 
     @property

@@ -11,7 +11,7 @@ import pandas as pd
 
 from skulens.errors import SkulensError
 from skulens.extras import require_extra
-from skulens.tracking.store import DEFAULT_EXPERIMENT, TrackingStore, resolve_store
+from skulens.tracking.store import DEFAULT_EXPERIMENT, TrackingStore, TrackingStoreError, check_database, resolve_store
 from skulens.tracking.tracker import HTTP_DEFAULTS
 
 #: Metrics shown first by ``list_runs`` when a run has them.
@@ -34,6 +34,10 @@ def _client(store: TrackingStore):
 
     if store.folder is not None and not (store.folder / "mlflow.db").is_file() and store.uri.startswith("sqlite:///"):
         raise RunsError(f"no tracking store at {store.folder}; train or benchmark with tracking on first, or pass --tracking-uri")
+    try:
+        check_database(store)
+    except TrackingStoreError as exc:
+        raise RunsError(str(exc)) from None
     return MlflowClient(tracking_uri=store.uri, registry_uri=store.uri)
 
 

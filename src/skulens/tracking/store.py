@@ -9,11 +9,14 @@ maintenance mode and refuses to start by default). Any other URI (``sqlite:///..
 from __future__ import annotations
 
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 DEFAULT_STORE = "./mlruns"
+#: Seconds a check waits for a SQLite store another process is writing (MLflow's own busy timeout).
+BUSY_SECONDS = 20
 DEFAULT_EXPERIMENT = "skulens"
 
 
@@ -44,3 +47,30 @@ def resolve_store(uri: str | None = None) -> TrackingStore:
         database = Path(value[len("sqlite:///") :]).expanduser().resolve()
         return TrackingStore(value, (database.parent / "artifacts").as_uri(), database.parent)
     return TrackingStore(value, None)
+
+
+class TrackingStoreError(OSError):
+    """A tracking store that cannot be opened; the message names it and what to do."""
+
+
+def check_database(store: TrackingStore, write: bool = False) -> None:
+    """Open a SQLite store's database once (and, with ``write``, take and release its write lock): MLflow
+    retries a database it cannot open for about 100 s, this fails at once with :class:`TrackingStoreError`.
+    Other stores are left to MLflow (their HTTP retries and timeouts are kept short by the tracker)."""
+    if not store.uri.startswith("sqlite:///"):
+        return
+    database = store.uri[len("sqlite:///") :]
+    try:
+        connection = sqlite3.connect(database, timeout=BUSY_SECONDS)
+        try:
+            connection.execute("PRAGMA schema_version").fetchone()
+            if write:
+                connection.execute("BEGIN IMMEDIATE")
+                connection.rollback()
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise TrackingStoreError(
+            f"cannot {'write' if write else 'open'} the tracking database {database} ({exc}); make its folder writable, "
+            "pass another --tracking-uri, or --no-track"
+        ) from None

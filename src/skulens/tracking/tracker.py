@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from skulens.extras import installed, require_extra
-from skulens.tracking.store import DEFAULT_EXPERIMENT, TrackingStore, resolve_store
+from skulens.tracking.store import DEFAULT_EXPERIMENT, TrackingStore, check_database, resolve_store
 
 MAX_PARAM_LENGTH = 500
 HTTP_DEFAULTS = {
@@ -139,6 +139,7 @@ class MlflowTracker:
 
             if self.store.folder is not None:
                 self.store.folder.mkdir(parents=True, exist_ok=True)
+            check_database(self.store, write=True)  # a read-only store fails now, not after MLflow's retries
             self._client = MlflowClient(tracking_uri=self.store.uri, registry_uri=self.store.uri)
         return self._client
 

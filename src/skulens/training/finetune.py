@@ -22,6 +22,7 @@ from sklearn.metrics import f1_score
 from torch import nn
 
 from skulens.errors import SkulensError
+from skulens.outputs import atomic_file
 from skulens.training.loop import CheckpointError, TrainingLoop, TrainingSettings, data_digest
 
 #: Fewest examples a class needs: at least one for validation and enough left to learn from.
@@ -198,6 +199,7 @@ def plot_curves(history: list[dict], path: Path, title: str) -> Path:
     right.set_ylabel("validation macro-F1")
     figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    with atomic_file(path) as temp:  # a killed run never leaves half a picture
+        figure.savefig(temp, dpi=110, format="png")
     plt.close(figure)
     return path

@@ -16,6 +16,7 @@ import streamlit as st
 from skulens.catalog import CatalogError, load_catalog
 from skulens.catalog.corrections import append_corrections
 from skulens.evaluation.explore import catalog_thumbnails
+from skulens.outputs import read_escaped_csv
 
 #: Finding kinds that carry a suggested value a person can accept.
 FIXABLE = ("label", "attribute", "missing_attribute")
@@ -27,14 +28,14 @@ def decided(folder: Path, corrections: Path) -> set[tuple[str, str]]:
     done: set[tuple[str, str]] = set()
     for path in (corrections, folder / "rejected.csv"):
         if path.is_file() and path.stat().st_size:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            frame = read_escaped_csv(path)
             done |= set(zip(frame["id"], frame["column"]))
     return done
 
 
 def pending(folder: Path, corrections: Path) -> pd.DataFrame:
     """The report's fixable findings not yet decided, in rank order."""
-    findings = pd.read_csv(folder / "findings.csv", dtype=str, keep_default_na=False)
+    findings = read_escaped_csv(folder / "findings.csv")
     findings = findings[findings["kind"].isin(FIXABLE) & (findings["suggested"] != "")]
     done = decided(folder, corrections)
     keep = [(i, c) not in done for i, c in zip(findings["id"], findings["column"])]
