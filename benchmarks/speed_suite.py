@@ -9,7 +9,11 @@ about 20 minutes on a quiet 2-core machine):
    ``serve_load.py`` (single-client latency, 20-client throughput, ``ready_s``);
 4. ``predict``: ``predict_latency.py`` (single-product latency in a warm process, ``cli_predict_s``,
    ``skulens --help`` time);
-5. ``loaded``: ``train_speed.py --only loaded`` (review training beside two busy processes / alone).
+5. ``loaded``: ``train_speed.py --only loaded`` (review training beside two busy processes / alone);
+6. ``caption`` (issue 25): ``caption_speed.py`` (captioner training on Myntra's 7,448 training pairs with warm
+   region maps, beam-3 captions/s on the 1,000 test rows beside the prefix-rescoring peer, BLEU interval);
+7. ``align`` (issue 25): ``align_speed.py`` (alignment training on Myntra and on Myntra + myntra_more, warm
+   cache, beside the dense-input peer, gallery R@10 intervals).
 
 Before each part the 1-minute load average must fall to ``--max-load`` (default 1.5); the suite waits up
 to ``--wait`` seconds for it (the previous part's own load decays in about a minute), then runs the part
@@ -19,7 +23,7 @@ every part is recorded. The parts write their usual ``benchmarks/results/*.json|
 numbers read back from the parts' results with met / missed. ``--quick`` runs tiny sizes into a scratch
 results folder (it checks that everything runs; its numbers mean nothing).
 
-    python benchmarks/speed_suite.py [--quick] [--only encode train serve predict loaded] [--strict]
+    python benchmarks/speed_suite.py [--quick] [--only encode train serve predict loaded caption align] [--strict]
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-PARTS = ("encode", "train", "serve", "predict", "loaded")
+PARTS = ("encode", "train", "serve", "predict", "loaded", "caption", "align")
 
 #: Issue 14's numbers: (result file, key path, comparison, target).
 TARGETS = {
@@ -56,6 +60,11 @@ TARGETS = {
     "ready_s": ("serve_load.json", ("ready_seconds",), "<=", 5),
     "cli_predict_s": ("predict_latency.json", ("cli_predict_s",), "<=", 3),
     "cli_help_s": ("predict_latency.json", ("cli_help_s",), "<", 1),
+    # issue 25
+    "caption_train_s": ("caption_speed.json", ("caption_train_s",), "<=", 180),
+    "caption_beam3_per_s": ("caption_speed.json", ("caption_beam3_per_s",), ">=", 40),
+    "align_train_s": ("align_speed.json", ("align_train_s",), "<=", 45),
+    "align_train_43k_s": ("align_speed.json", ("align_train_43k_s",), "<=", 300),
 }
 #: Parity checks read back: (result file, key path), each must be true.
 PARITY = {
@@ -75,6 +84,9 @@ PARITY = {
         "train_speed.json",
         ("details", "myntra_text_train_s", "macro_f1_fast_vs_converged", "within_0_005"),
     ),
+    "caption_bleu_reference_within_interval": ("caption_speed.json", ("reference", "bleu_within_this_interval")),
+    "caption_peer_same_titles": ("caption_speed.json", ("peer", "same_titles")),
+    "align_peer_r10_within_interval": ("align_speed.json", ("peer", "r10_within_interval")),
 }
 
 
@@ -107,6 +119,12 @@ def part_commands(part: str, quick: bool, results: Path, work: Path) -> list[lis
             [*py, str(HERE / "train_speed.py"), "--only", "loaded", "--work", str(work / "loaded"), "--results", str(results)]
             + (["--quick"] if quick else [])
         ]
+    if part == "caption":
+        sizes = ["--limit", "400", "--epochs", "1", "--peer-rows", "20", "--resamples", "50"] if quick else []
+        return [[*py, str(HERE / "caption_speed.py"), *sizes, "--out", str(results)]]
+    if part == "align":
+        sizes = ["--limit", "400"] if quick else []
+        return [[*py, str(HERE / "align_speed.py"), *sizes, "--out", str(results)]]
     if part == "serve":
         model = work / "models" / "flipkart-categorizer"
         train = [

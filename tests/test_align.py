@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from skulens.catalog import build_catalog
-from skulens.heads.align import AlignConfig, AlignmentHeads, ClipLoss
+from skulens.heads.align import AlignConfig, AlignmentHeads, ClipLoss, InputDropout, SparseColumns
 from skulens.index import IndexIdentityError, SearchIndexError, VectorIndex
 from skulens.metrics.retrieval import category_consistent_r1, neighbour_recall, recall_at_k
 from skulens.tasks.align import MIN_PAIRS, AlignmentError, AlignmentModel
@@ -313,3 +313,32 @@ def test_ordinal_indicators_are_latin_letters():
 
     assert count_scripts("1º piso, 2ª edición") == {"LATIN": 13}
     assert set(count_scripts("Кожаная сумка")) == {"CYRILLIC"}
+
+
+@pytest.mark.parametrize("hidden", [0, 16])
+def test_sparse_first_layer_equals_the_dense_projection(hidden):
+    import torch
+
+    rng = np.random.default_rng(0)
+    words = np.zeros((200, 3000), dtype=np.float32)
+    for row in words:
+        row[rng.integers(0, 3000, 4)] = rng.random(4)
+    x = np.hstack([rng.normal(size=(200, 12)).astype(np.float32), words])  # a dense block beside a TF-IDF-like one
+    split = SparseColumns.of(x)
+    assert split is not None and split.dense.shape == (200, 12) and split.csr.shape == (200, 3000)
+    assert SparseColumns.of(rng.normal(size=(40, 20)).astype(np.float32)) is None  # nothing sparse: the dense path
+    heads = AlignmentHeads(5, x.shape[1], AlignConfig(hidden=hidden))
+    rows = torch.tensor([3, 0, 17, 39, 8])
+    dense = heads.text_proj[1](torch.as_tensor(x)[rows])
+    np.testing.assert_allclose(split.first_layer(rows, lambda t: t, heads.text_proj[1]).detach(), dense.detach(), atol=1e-5)
+
+
+def test_input_dropout_is_seeded_and_keeps_the_expected_share():
+    import torch
+
+    x = torch.ones(400, 500)
+    first, again = InputDropout(0.3, seed=1)(x), InputDropout(0.3, seed=1)(x)
+    assert torch.equal(first, again)
+    assert abs(float((first > 0).float().mean()) - 0.7) < 0.01
+    assert first.unique().tolist() == pytest.approx([0.0, 1 / 0.7])
+    assert InputDropout(0.0, seed=1)(x) is x

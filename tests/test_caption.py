@@ -14,8 +14,8 @@ from PIL import Image, ImageDraw
 
 from skulens.catalog import build_catalog
 from skulens.heads.caption_decoder import build_decoder
-from skulens.heads.caption_search import beam_search, length_penalty
-from skulens.heads.caption_vocab import BOS, EOS, UNK, CaptionVocabError, WordVocab
+from skulens.heads.caption_search import PrefixDecoder, beam_search, length_penalty
+from skulens.heads.caption_vocab import BOS, EOS, PAD, UNK, CaptionVocabError, WordVocab
 from skulens.metrics.captioning import caption_metrics, cider_d, corpus_bleu, rouge_l, word_sets
 from skulens.tasks.caption import CaptionError, CaptionModel
 from skulens.tasks.model_folder import ModelFolderError
@@ -153,6 +153,36 @@ def test_decoders_score_every_position(architecture):
     assert decoder.logits(memory, torch.randint(1, 11, (3, 6))).shape == (3, 6, 11)
     with pytest.raises(ValueError, match="unknown caption decoder"):
         build_decoder("gru", vocab_size=11, channels=16, regions=4)
+
+
+@pytest.mark.parametrize("architecture", ["transformer", "lstm"])
+def test_incremental_steps_score_like_the_whole_prefix(architecture):
+    torch.manual_seed(0)
+    decoder = build_decoder(architecture, vocab_size=40, channels=16, regions=4, d_model=32, layers=2, heads=4).eval()
+    memory = decoder.memory(torch.rand(5, 4, 16))
+    tokens = torch.randint(4, 40, (5, 7))
+    tokens[:, 0], tokens[0, 4:] = 1, PAD  # <bos> first; a dead hypothesis padded at the end
+    state, steps = decoder.start(memory), []
+    for t in range(tokens.shape[1]):
+        scores, state = decoder.step(state, tokens[:, t])
+        steps.append(scores)
+    assert torch.allclose(torch.stack(steps, dim=1)[1:], decoder.logits(memory, tokens)[1:], atol=1e-5)
+    assert torch.allclose(torch.stack(steps, dim=1)[0, :4], decoder.logits(memory, tokens)[0, :4], atol=1e-5)
+
+
+@pytest.mark.parametrize("architecture", ["transformer", "lstm"])
+@pytest.mark.parametrize("beam", [1, 3, 5])
+def test_batched_incremental_search_equals_per_image_prefix_search(architecture, beam):
+    """All images in one search, one incremental step per word, find what a search of each image alone over
+    the whole prefix finds (same titles, same scores)."""
+    torch.manual_seed(1)
+    decoder = build_decoder(architecture, vocab_size=40, channels=16, regions=4, d_model=32, layers=2, heads=4).eval()
+    memory = decoder.memory(torch.randn(6, 4, 16))
+    batched = beam_search(decoder, memory, beam=beam, max_len=8)
+    alone = [beam_search(PrefixDecoder(decoder), memory[i : i + 1], beam=beam, max_len=8)[0] for i in range(len(memory))]
+    assert [[c.tokens for c in found] for found in batched] == [[c.tokens for c in found] for found in alone]
+    for found, reference in zip(batched, alone):
+        assert [c.score for c in found] == pytest.approx([c.score for c in reference], abs=1e-4)
 
 
 # ---------------------------------------------------------------- the captioner

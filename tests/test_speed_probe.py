@@ -95,3 +95,15 @@ def test_tolerance_comes_from_the_environment_when_not_given(monkeypatch):
     monkeypatch.setenv("SKULENS_PROBE_TOL", "fast")
     with pytest.raises(HeadError, match="SKULENS_PROBE_TOL"):
         LinearProbe().fit(X, y)
+
+
+@pytest.mark.parametrize("solver", ["path", "sklearn"])
+def test_a_fixed_C_without_holdout_fits_once_on_every_row(solver):
+    X, y = _sparse_texts(300, 500, 4, seed=6)
+    with_holdout = LinearProbe(Cs=(3.0,), solver=solver, tol=1e-8, max_iter=20_000).fit(X, y)
+    without = LinearProbe(Cs=(3.0,), solver=solver, tol=1e-8, max_iter=20_000, holdout=False).fit(X, y)
+    assert len(with_holdout.holdout_rows_) > 0 and len(without.holdout_rows_) == 0 and without.holdout_proba_.shape == (0, 4)
+    assert without.C_ == with_holdout.C_ == 3.0
+    np.testing.assert_allclose(without.predict_proba(X), with_holdout.predict_proba(X), atol=1e-4)
+    searched = LinearProbe(Cs=(1.0, 3.0), holdout=False).fit(X, y)  # a C search always keeps its holdout
+    assert len(searched.holdout_rows_) > 0

@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -20,6 +21,8 @@ from skulens.heads.base import HeadError
 from skulens.training.loop import TrainingLoop, TrainingSettings
 
 MAX_LOGIT_SCALE = 100.0
+#: A text input column is trained as sparse when fewer than this share of training rows use it (TF-IDF words).
+SPARSE_COLUMN_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,50 @@ def _safe_std(x: torch.Tensor) -> torch.Tensor:
     """Per-column standard deviation; constant columns get 1 so they stay constant instead of exploding."""
     std = x.std(0) if len(x) > 1 else torch.ones(x.shape[1])
     return torch.where(std < 1e-6, torch.ones_like(std), std)
+
+
+class InputDropout:
+    """Training-time dropout of frozen inputs with masks drawn by numpy's seeded PCG64 (about 2.5x cheaper on
+    CPU than torch's Bernoulli draws, which cost more than the projection itself on wide inputs)."""
+
+    def __init__(self, p: float, seed: int) -> None:
+        self.p, self.rng = p, np.random.default_rng(seed)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0:
+            return x
+        keep = torch.from_numpy(self.rng.random(tuple(x.shape), dtype=np.float32) >= self.p)
+        return x * keep / (1.0 - self.p)
+
+
+class SparseColumns:
+    """Training text inputs split into their dense columns (a tensor) and their mostly-zero columns (CSR).
+
+    A title's TF-IDF block has a few non-zero words out of thousands: the first layer of the text projection
+    multiplies only those (a sparse batch times the matching weight columns) instead of thousands of zeros.
+    Dropout is drawn on the stored values, so zeros stay zero as they would in the dense product.
+    """
+
+    def __init__(self, x: np.ndarray, sparse: np.ndarray) -> None:
+        self.sparse_cols = torch.as_tensor(np.flatnonzero(sparse))
+        self.dense_cols = torch.as_tensor(np.flatnonzero(~sparse))
+        self.dense = torch.as_tensor(np.ascontiguousarray(x[:, ~sparse]))
+        self.csr = sp.csr_matrix(x[:, sparse])
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> SparseColumns | None:
+        """The split of ``x`` (float32), or None when fewer than half of its columns are mostly zero."""
+        sparse = (x != 0).mean(axis=0) < SPARSE_COLUMN_SHARE
+        return cls(x, sparse) if sparse.mean() >= 0.5 else None
+
+    def first_layer(self, rows: torch.Tensor, dropout, linear: nn.Linear) -> torch.Tensor:
+        """``linear(dropout(x[rows]))`` computed from the dense part and the sparse part separately."""
+        out = F.linear(dropout(self.dense[rows]), linear.weight[:, self.dense_cols], linear.bias)
+        batch = self.csr[rows.numpy()].tocoo()
+        values = dropout(torch.as_tensor(batch.data))
+        indices = torch.as_tensor(np.vstack([batch.row, batch.col]).astype(np.int64))
+        words = torch.sparse_coo_tensor(indices, values, batch.shape, check_invariants=False)  # scipy's rows are valid
+        return out + torch.sparse.mm(words, linear.weight[:, self.sparse_cols].T)
 
 
 def pair_recall_at_1(image: np.ndarray, text: np.ndarray) -> float:
@@ -154,6 +201,8 @@ class AlignmentHeads(nn.Module):
             self.text_std.copy_(_safe_std(x_txt))
         loss_fn = ClipLoss()
         has_val = val_image is not None and val_text is not None and len(val_image) > 1
+        split = None if cfg.standardize_text else SparseColumns.of(x_txt.numpy())
+        scaled_img = (x_img - self.image_mean) / self.image_std  # standardised once, not per batch
         config = cfg.loop_config(monitor="val_recall1")
 
         def batches(size: int):
@@ -163,9 +212,16 @@ class AlignmentHeads(nn.Module):
                 if len(rows) >= 2:  # a contrastive batch needs a negative
                     yield rows
 
+        drop = InputDropout(cfg.dropout, cfg.seed)  # each projection is (dropout, linear, [GELU, linear])
+
         def loss_of(rows: torch.Tensor) -> torch.Tensor:
             scale = self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
-            return loss_fn(self._image(x_img[rows]), self._text(x_txt[rows]), scale)
+            if split is None:
+                text = self.text_proj[1:](drop((x_txt[rows] - self.text_mean) / self.text_std))
+            else:  # the first linear layer from the split input
+                text = self.text_proj[2:](split.first_layer(rows, drop, self.text_proj[1]))
+            image = self.image_proj[1:](drop(scaled_img[rows]))
+            return loss_fn(F.normalize(image, dim=-1), F.normalize(text, dim=-1), scale)
 
         def validate(epoch: int, train_loss: float) -> dict:
             record = {"epoch": epoch - 1, "loss": train_loss, "scale": self.scale}

@@ -3,13 +3,20 @@
 Both take ``(batch, regions, channels)`` image features (EfficientNet-Lite's last map), project them to
 ``d_model`` and add one global (mean) token and, optionally, one token made from a conditioning vector
 (e.g. predicted attribute probabilities). ``logits(memory, tokens)`` scores the next word at every
-position of ``tokens`` (causal), which serves teacher-forced training and step-by-step search alike.
+position of ``tokens`` (causal): teacher-forced training. Search decodes incrementally instead:
+``start(memory)`` returns a state (a dict of batch-first tensors: the cross-attention keys and values
+computed once, the self-attention keys and values of the words so far, or the LSTM's cell), and
+``step(state, words)`` scores the next word after one more word per row, so a title of n words costs n
+one-position steps rather than n passes over the whole prefix. Both give the same scores as ``logits``.
+The entries named in ``static_state`` depend on the image only and hold one row per image; ``step`` may
+get several consecutive rows (the beams) per image and pairs them up by position.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from skulens.heads.caption_vocab import PAD
 
@@ -71,6 +78,55 @@ class TransformerCaptioner(nn.Module):
         h = self.decoder(x, memory, tgt_mask=causal, tgt_key_padding_mask=tokens == PAD)
         return self.norm(h) @ self.embed.weight.T + self.bias
 
+    @property
+    def static_state(self) -> frozenset[str]:
+        """State entries that depend on the image only (search keeps them when it reorders hypotheses)."""
+        return frozenset(f"cross_{kv}{i}" for i in range(len(self.decoder.layers)) for kv in "kv")
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, positions, d_model) -> (batch, heads, positions, d_model / heads)."""
+        attention = self.decoder.layers[0].self_attn
+        return x.unflatten(-1, (attention.num_heads, attention.head_dim)).transpose(1, 2)
+
+    def start(self, memory: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The search state before the first word: each layer's cross-attention keys and values of ``memory``
+        (computed once per image) and empty self-attention caches."""
+        d, batch = memory.shape[-1], memory.shape[0]
+        state = {"pad": torch.zeros(batch, 0, dtype=torch.bool, device=memory.device)}
+        for i, layer in enumerate(self.decoder.layers):
+            weight, bias = layer.multihead_attn.in_proj_weight, layer.multihead_attn.in_proj_bias
+            keys, values = F.linear(memory, weight[d:], bias[d:]).chunk(2, dim=-1)
+            state[f"cross_k{i}"], state[f"cross_v{i}"] = self._heads(keys), self._heads(values)
+            empty = memory.new_zeros(batch, layer.self_attn.num_heads, 0, layer.self_attn.head_dim)
+            state[f"self_k{i}"], state[f"self_v{i}"] = empty, empty
+        return state
+
+    def step(self, state: dict[str, torch.Tensor], words: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Next-word scores (batch, vocab) after appending ``words`` (batch,), and the new state (eval mode:
+        the same numbers as the last position of :meth:`logits` over the whole prefix)."""
+        position = state["pad"].shape[1]
+        pad = torch.cat([state["pad"], (words == PAD).unsqueeze(1)], dim=1)
+        keep = ~pad[:, None, None, :]  # (batch, 1, 1, keys): padded words are not attended to
+        x = self.embed(words).unsqueeze(1) * self.scale + self.position.weight[position]
+        new = {"pad": pad}
+        d = x.shape[-1]
+        for i, layer in enumerate(self.decoder.layers):
+            q, k, v = F.linear(layer.norm1(x), layer.self_attn.in_proj_weight, layer.self_attn.in_proj_bias).chunk(3, dim=-1)
+            keys = new[f"self_k{i}"] = torch.cat([state[f"self_k{i}"], self._heads(k)], dim=2)
+            values = new[f"self_v{i}"] = torch.cat([state[f"self_v{i}"], self._heads(v)], dim=2)
+            attended = F.scaled_dot_product_attention(self._heads(q), keys, values, attn_mask=keep)
+            x = x + layer.self_attn.out_proj(attended.transpose(1, 2).flatten(2))
+            cross = layer.multihead_attn
+            q = self._heads(F.linear(layer.norm2(x), cross.in_proj_weight[:d], cross.in_proj_bias[:d]))
+            keys, values = state[f"cross_k{i}"], state[f"cross_v{i}"]
+            rows, heads, _, head_dim = q.shape
+            q = q.reshape(len(keys), -1, heads, head_dim).transpose(1, 2)  # an image's beams attend its regions together
+            attended = F.scaled_dot_product_attention(q, keys, values)
+            x = x + cross.out_proj(attended.transpose(1, 2).reshape(rows, 1, d))
+            x = x + layer.linear2(layer.activation(layer.linear1(layer.norm3(x))))
+            new[f"cross_k{i}"], new[f"cross_v{i}"] = state[f"cross_k{i}"], state[f"cross_v{i}"]
+        return (self.norm(x[:, 0]) @ self.embed.weight.T + self.bias), new
+
 
 class LSTMCaptioner(nn.Module):
     """Show-attend-tell style: an LSTM cell fed the previous word and an attention-weighted region context."""
@@ -108,6 +164,24 @@ class LSTMCaptioner(nn.Module):
             h, c = self.cell(torch.cat([emb[:, t], context], dim=-1), (h, c))
             outputs.append(self.out(self.dropout(torch.cat([h, context], dim=-1))))
         return torch.stack(outputs, dim=1)
+
+    #: State entries that depend on the image only (search keeps them when it reorders hypotheses).
+    static_state = frozenset({"memory"})
+
+    def start(self, memory: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The search state before the first word: the regions and the cell's initial state."""
+        h, c = self.init_h(memory.mean(dim=1)).tanh().chunk(2, dim=-1)
+        return {"memory": memory, "h": h, "c": c}
+
+    def step(self, state: dict[str, torch.Tensor], words: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Next-word scores (batch, vocab) after feeding ``words`` (batch,), and the new state."""
+        memory, h = state["memory"], state["h"]
+        images, regions, d = memory.shape
+        query = self.attend_query(h).view(images, -1, 1, d)  # an image's beams (consecutive rows) share its regions
+        scores = self.attend_score(torch.tanh(memory.unsqueeze(1) + query)).squeeze(-1)
+        context = torch.einsum("ibr,ird->ibd", scores.softmax(dim=-1), memory).reshape(len(h), d)
+        h, c = self.cell(torch.cat([self.dropout(self.embed(words)), context], dim=-1), (h, state["c"]))
+        return self.out(self.dropout(torch.cat([h, context], dim=-1))), {"memory": memory, "h": h, "c": c}
 
 
 def build_decoder(architecture: str, **kwargs) -> nn.Module:

@@ -4,6 +4,11 @@ Hypotheses are ranked by log-probability divided by the GNMT length penalty ``((
 (alpha 0 = raw log-probability, larger favours longer titles). Padding, ``<bos>`` and ``<unk>`` are never
 generated, ``<eos>`` never as the first word (no empty title), and with ``no_repeat`` a word already in
 the title is not generated again (the repetition guard; product titles rarely repeat a word).
+
+Every image of a batch is searched at once: each step is one decoder call over all (image, beam) rows.
+Decoders with ``start(memory)`` / ``step(state, words)`` (:mod:`skulens.heads.caption_decoder`) are run
+incrementally, one new position per step; others are run over the whole prefix with ``logits(memory,
+tokens)`` (:class:`PrefixDecoder`), which gives the same scores more slowly.
 """
 
 from __future__ import annotations
@@ -27,8 +32,38 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5 + length) / 6) ** alpha
 
 
-def _next_log_probs(model, memory: torch.Tensor, tokens: torch.Tensor, step: int, max_len: int, no_repeat: bool) -> torch.Tensor:
-    logp = model.logits(memory, tokens)[:, -1].float().log_softmax(dim=-1)
+class PrefixDecoder:
+    """``start`` / ``step`` for a model with ``logits(memory, tokens)`` only: every step rescores the whole prefix."""
+
+    static_state = frozenset({"memory"})
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def start(self, memory: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"memory": memory, "tokens": torch.zeros(len(memory), 0, dtype=torch.long, device=memory.device)}
+
+    def step(self, state: dict[str, torch.Tensor], words: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        tokens = torch.cat([state["tokens"], words.unsqueeze(1)], dim=1)
+        memory = state["memory"].repeat_interleave(len(tokens) // len(state["memory"]), dim=0)
+        return self.model.logits(memory, tokens)[:, -1], {"memory": state["memory"], "tokens": tokens}
+
+
+def incremental(model):
+    """``model`` itself when it decodes incrementally, else a :class:`PrefixDecoder` around it."""
+    return model if hasattr(model, "start") and hasattr(model, "step") else PrefixDecoder(model)
+
+
+def _select(decoder, state: dict[str, torch.Tensor], rows: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The state of the hypotheses ``rows`` continue . What depends
+    on the image only (``static_state``, e.g. cross-attention keys) keeps one row per image: hypotheses stay
+    within their image's consecutive beam rows."""
+    static = getattr(decoder, "static_state", frozenset())
+    return {k: v if k in static else v.index_select(0, rows) for k, v in state.items()}
+
+
+def _next_log_probs(logits: torch.Tensor, tokens: torch.Tensor, step: int, max_len: int, no_repeat: bool) -> torch.Tensor:
+    logp = logits.float().log_softmax(dim=-1)
     logp[:, [PAD, BOS, UNK]] = -math.inf
     if step == 0:
         logp[:, EOS] = -math.inf
@@ -50,13 +85,15 @@ def beam_search(
     if beam < 1:
         raise ValueError(f"beam must be at least 1, not {beam}")
     batch = memory.shape[0]
-    memory = memory.repeat_interleave(beam, dim=0)
+    decoder = incremental(model)
+    state = _select(decoder, decoder.start(memory), torch.arange(batch).repeat_interleave(beam))
     tokens = torch.full((batch * beam, 1), BOS, dtype=torch.long)
     scores = torch.full((batch, beam), -math.inf)
     scores[:, 0] = 0.0
     finished: list[list[Candidate]] = [[] for _ in range(batch)]
     for step in range(max_len + 1):
-        logp = _next_log_probs(model, memory, tokens, step, max_len, no_repeat)
+        logits, state = decoder.step(state, tokens[:, -1])
+        logp = _next_log_probs(logits, tokens, step, max_len, no_repeat)
         vocab = logp.shape[1]
         total = (scores.view(-1, 1) + logp).view(batch, beam * vocab)
         top_scores, top_index = total.topk(min(2 * beam, beam * vocab), dim=1)
@@ -80,6 +117,8 @@ def beam_search(
                 next_scores.append(score)
         if all(len(f) >= beam for f in finished) or step == max_len:
             break
-        tokens = torch.cat([tokens[next_rows], torch.tensor(next_words).unsqueeze(1)], dim=1)
+        rows = torch.tensor(next_rows)
+        tokens = torch.cat([tokens[rows], torch.tensor(next_words).unsqueeze(1)], dim=1)
+        state = _select(decoder, state, rows)
         scores = torch.tensor(next_scores).view(batch, beam)
     return [sorted(f, key=lambda c: -c.score)[:beam] for f in finished]

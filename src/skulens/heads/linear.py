@@ -52,6 +52,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     ``solver="path"`` (the default, unless ``$SKULENS_PROBE_SOLVER`` says otherwise) warm-starts along
     the C grid; ``"sklearn"`` is the cold reference; both stop at the gradient tolerance ``tol`` (default:
     ``$SKULENS_PROBE_TOL`` or scikit-learn's 1e-4; benchmarks run the reference to convergence with it).
+    ``holdout=False`` with a single ``C`` skips the validation fit, whose only use then is ``holdout_proba_``
+    (the probe is fitted once, on every row, and ``holdout_proba_`` stays empty).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         seed: int = 0,
         solver: str | None = None,
         tol: float | None = None,
+        holdout: bool = True,
     ) -> None:
         self.Cs = Cs
         self.val_size = val_size
@@ -71,6 +74,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.solver = solver
         self.tol = tol
+        self.holdout = holdout
 
     def __sklearn_tags__(self):
         return head_tags(super().__sklearn_tags__())
@@ -101,7 +105,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         tr = np.setdiff1d(np.arange(len(y)), va)
         self.holdout_rows_ = np.array([], dtype=int)
         self.holdout_proba_ = np.zeros((0, len(self.classes_)))
-        searchable = len(va) > 0 and len(np.unique(y[tr])) >= 2
+        searchable = len(va) > 0 and len(np.unique(y[tr])) >= 2 and (self.holdout or len(grid) > 1)
         if solver == "sklearn":
             self._fit_reference(Xs, y, grid, tr, va, searchable)
         else:

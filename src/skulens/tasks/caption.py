@@ -375,16 +375,16 @@ class CaptionModel:
                 continue
             self.probes_[column] = LinearProbe(seed=self.hyper["seed"]).fit(pooled[known], labels)
 
-    def _batches(self, features: np.ndarray, titles: list[str], rows: np.ndarray, rng: np.random.Generator):
+    def _batches(
+        self, features: np.ndarray, tokens: torch.Tensor, lengths: np.ndarray, rows: np.ndarray, rng: np.random.Generator
+    ):
+        """One epoch of (region features, title tokens) batches in a fresh random order; ``tokens`` holds every
+        title encoded once (padded), each batch is cut to its longest title."""
         order = rng.permutation(rows)
         size = self.hyper["batch_size"]
         for start in range(0, len(order), size):
             chunk = order[start : start + size]
-            encoded = [self.vocab_.encode(titles[r], self.hyper["max_len"]) for r in chunk]
-            tokens = torch.full((len(chunk), max(map(len, encoded))), PAD, dtype=torch.long)
-            for i, ids in enumerate(encoded):
-                tokens[i, : len(ids)] = torch.tensor(ids)
-            yield torch.from_numpy(features[chunk]), tokens
+            yield torch.from_numpy(features[chunk]), tokens[chunk, : int(lengths[chunk].max())]
 
     def _train(self, features: np.ndarray, titles: list[str], fit_rows: np.ndarray, val_rows: np.ndarray) -> list[dict]:
         """Teacher-forced epochs over ``features[fit_rows]`` (reduced region features, one per title)."""
@@ -392,12 +392,17 @@ class CaptionModel:
         config = self.config.loop_config(monitor="val_cider", schedule="one_cycle", warmup=0.1, clip_norm=1.0)
         rng = np.random.default_rng(h["seed"])
         val_refs = [titles[r] for r in val_rows]
+        encoded = [self.vocab_.encode(title, h["max_len"]) for title in titles]  # every title's tokens, once
+        lengths = np.array([len(ids) for ids in encoded])
+        tokens = torch.full((len(encoded), int(lengths.max())), PAD, dtype=torch.long)
+        for i, ids in enumerate(encoded):
+            tokens[i, : len(ids)] = torch.tensor(ids)
 
         def loss_of(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-            batch_maps, tokens = batch
-            logits = self.model_.logits(self.model_.memory(batch_maps), tokens[:, :-1])
+            batch_maps, words = batch
+            logits = self.model_.logits(self.model_.memory(batch_maps), words[:, :-1])
             flat = logits.reshape(-1, logits.shape[-1])
-            return F.cross_entropy(flat, tokens[:, 1:].reshape(-1), ignore_index=PAD, label_smoothing=h["label_smoothing"])
+            return F.cross_entropy(flat, words[:, 1:].reshape(-1), ignore_index=PAD, label_smoothing=h["label_smoothing"])
 
         def validate(epoch: int, train_loss: float) -> dict:
             score = caption_metrics([c.title for c in self._decode(features[val_rows], beam=1)], val_refs)
@@ -405,7 +410,7 @@ class CaptionModel:
 
         loop = TrainingLoop(self.model_, config, steps_per_epoch=-(-len(fit_rows) // h["batch_size"]))
         result = loop.run(
-            lambda size: self._batches(features, titles, fit_rows, rng),
+            lambda size: self._batches(features, tokens, lengths, fit_rows, rng),
             loss_of,
             validate,
             on_epoch=lambda record: LOG.info("caption epoch %s", record),

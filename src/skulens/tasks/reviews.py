@@ -340,6 +340,8 @@ class ReviewPredictor(ExtractorEncoders):
             per_block.setdefault(name, {})["Cs"] = (C,)  # reuse the C the validation fit chose
         if len(self.encoders) == 1:
             shared.update(per_block[self.encoders[0]])
+            if Cs and shared.get("head", self.head) == "linear":
+                shared["holdout"] = False  # C is fixed and one head has no fusion weights to fit: no validation fit
         return shared, per_block
 
     def _new_model(self, class_weight: str | None, Cs: dict | None = None):
