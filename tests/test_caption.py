@@ -343,7 +343,8 @@ def test_region_maps_go_through_the_embedding_cache(shapes, tmp_path):
     assert ok.all() and maps.dtype == np.float16 and maps.shape == (len(catalog), 49, 1280)
     np.testing.assert_array_equal(again.vectors.reshape(maps.shape).astype(np.float16), maps)
     images = [Image.open(shapes[0] / p).convert("RGB") for p in catalog.frame["image"][:2]]
-    np.testing.assert_array_equal(encoder.maps(images), maps[:2])
+    # encoded again in another batch: the kernels may round differently (threads, batch size) by a float16 step
+    np.testing.assert_allclose(encoder.maps(images).astype(np.float32), maps[:2].astype(np.float32), rtol=4e-3, atol=2e-2)
 
 
 def test_folders_saved_before_the_region_encoder_still_load(trained, shapes, tmp_path):
