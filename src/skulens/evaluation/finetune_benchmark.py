@@ -87,7 +87,7 @@ class FinetunedFoldFeatures:
         with torch.no_grad():
             one = trunk(self.base.eval(), self.frozen, torch.zeros(1, 3, resolution, resolution))
         shape = (self.recipe.views, len(images), *one.shape[1:])
-        key = self._cache_key(images)
+        key = self._cache_key(images) if self.cache is not None else ""  # hashing every photo only pays with a cache
         if self._cache_fits(shape, key):
             self.cached = torch.from_numpy(np.load(self.cache, allow_pickle=False))
             self.log(f"frozen-block outputs read from {self.cache}")
