@@ -309,7 +309,7 @@ def test_a_real_clip_checkpoint_needs_no_training(tiny_clip_dir, shop, tmp_path,
 
 def test_ordinal_indicators_are_latin_letters():
     """Issue 24 (schemathesis): 'º' was counted as a script called MASCULINE, so a Latin query was refused."""
-    from skulens.tasks.align.scripts import count_scripts
+    from skulens.tasks.scripts import count_scripts
 
     assert count_scripts("1º piso, 2ª edición") == {"LATIN": 13}
     assert set(count_scripts("Кожаная сумка")) == {"CYRILLIC"}

@@ -364,3 +364,79 @@ def test_unknown_ids_are_quoted_short_and_no_indexed_id_is_listed(client):
     detail = response.json()["detail"]
     assert "x" * 199 in detail and "x" * 201 not in detail and len(detail) < 400
     assert not any(f"p{i}" in detail for i in range(10))
+
+
+# ----- issue 24 (schemathesis conformance): the script rule is declared in the schema and applied alike ------
+
+
+def _zero_shot_items(schemas: dict, field: str) -> dict:
+    prop = schemas["ZeroShotRequest"]["properties"][field]
+    return next(option for option in prop.get("anyOf", [prop]) if option.get("type") == "array")["items"]
+
+
+@pytest.mark.parametrize(
+    "text, accepted",
+    [("red shoes", True), ("1º piso", True), ("42", True), ("red 衬衫", True), ("衬衫", False), ("Кожаная сумка", False)],
+)
+def test_query_scripts_are_declared_and_applied_alike(client, text, accepted):
+    """A Latin-trained model: a query with a Latin letter or no letter passes, one only in other scripts is a
+    422 that names the script; the schema's pattern says the same for the query, the zero-shot text and labels."""
+    import re
+
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    query = next(o for o in schemas["SearchRequest"]["properties"]["text"]["anyOf"] if o.get("type") == "string")
+    label = _zero_shot_items(schemas, "labels")
+    assert bool(re.search(query["pattern"], text)) == accepted and bool(re.search(label["pattern"], text)) == accepted
+
+    search = client.post("/v1/search", json={"text": text, "k": 2, "model": "shapes-align"})
+    zero_shot = client.post("/v1/zero-shot", json={"labels": [text, "Shoes"], "text": "x", "model": "shapes-align"})
+    for response in (search, zero_shot):
+        if accepted:
+            assert response.status_code == 200, response.text
+        else:
+            assert_error(response, 422, "invalid_query", "script", "LATIN")
+
+
+@pytest.mark.parametrize(
+    "template, labels, accepted",
+    [
+        ("{label}", ["42", "43"], True),
+        ("a photo of {label}", ["衬衫", "Shoes"], False),
+        ("фото {label}", ["Shoes", "Shirts"], False),
+    ],
+)
+def test_templates_in_unseen_scripts_are_refused_as_declared(client, template, labels, accepted):
+    import re
+
+    pattern = _zero_shot_items(client.get("/openapi.json").json()["components"]["schemas"], "templates")["pattern"]
+    assert bool(re.search(pattern, template)) == (template != "фото {label}")
+    response = client.post(
+        "/v1/zero-shot", json={"labels": labels, "text": "x", "templates": [template], "model": "shapes-align"}
+    )
+    assert response.status_code == 200 if accepted else response.status_code == 422, response.text
+
+
+def test_script_patterns_agree_with_the_rule_on_drawn_texts():
+    """Property: for drawn texts over several scripts, each declared pattern matches exactly when the service's
+    check lets the text through (so schema-valid requests are never refused for their script)."""
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from skulens.serve.query_scripts import QueryScripts
+    from skulens.serve.schemas import is_blank
+
+    rule = QueryScripts(frozenset({"LATIN", "GREEK"}))
+    text, label, template = (re.compile(p) for p in (rule.text_pattern, rule.label_pattern, rule.template_pattern))
+    alphabet = st.sampled_from(list("aZé ª1-!\t衬Кжλµ\u0301\u00a0") + ["{label}"])
+
+    @given(st.lists(alphabet, max_size=12).map("".join))
+    @settings(max_examples=300, deadline=None, database=None)
+    def check(drawn):
+        assert bool(text.search(drawn)) == (rule.refusal(drawn, "query") is None or not drawn)
+        assert bool(label.search(drawn)) == (rule.refusal(drawn, "label") is None and not is_blank(drawn))
+        has_placeholder = "{label}" in drawn
+        assert bool(template.search(drawn)) == (has_placeholder and rule.template_refusal(drawn) is None)
+
+    check()

@@ -43,6 +43,7 @@ from skulens.serve.caption_routes import add_caption_routes
 from skulens.serve.errors import error_status
 from skulens.serve.explain_routes import add_explain_routes
 from skulens.serve.guard import MAX_QUOTED_CHARS, RequestGuard, error_response, media_type, safe_text
+from skulens.serve.query_scripts import QueryScripts
 from skulens.serve.schemas import (
     MAX_NAME_CHARS,
     AttributeScore,
@@ -389,7 +390,8 @@ def create_app(
             results.append(ReviewResult(index=index, **out))
         return ReviewsResponse(model=chosen.name, results=results)
 
-    add_search_routes(v1, pick, ServiceError, images)
+    query_scripts = QueryScripts.of(m.predictor for m in models.values() if m.task == "align")
+    add_search_routes(v1, pick, ServiceError, images, query_scripts)
     attribute_models: dict[str, object] = {}
 
     @v1.post(
@@ -459,6 +461,8 @@ def create_app(
             where = schemas.get("SearchRequest", {}).get("properties", {}).get("where", {}).get("anyOf", [{}])[0]
             if columns is not None and "propertyNames" in where:  # the columns the loaded indexes hold
                 where["propertyNames"]["enum"] = columns
+            if query_scripts is not None:
+                query_scripts.declare(schemas)
             explain = schemas.get("ExplainRequest")
             if explain is not None and not photos:
                 explain["anyOf"] = [branch for branch in explain["anyOf"] if branch["required"] != ["image_base64"]]

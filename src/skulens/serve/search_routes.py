@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from skulens.index import IndexIdentityError, SearchIndexError
 from skulens.runtime.search import NoIndexError, model_index
+from skulens.serve.query_scripts import QueryScripts
 from skulens.serve.schemas import (
     MAX_FILTER_KEYS,
     MAX_FILTER_VALUES,
@@ -120,9 +121,25 @@ def filterable_columns(models) -> list[str] | None:
     return None if common is None else sorted(common)
 
 
-def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exception], images: ImageDecoder) -> None:
+def add_search_routes(
+    router: APIRouter,
+    pick: Callable,
+    service_error: type[Exception],
+    images: ImageDecoder,
+    scripts: QueryScripts | None = None,
+) -> None:
     """Add the alignment routes to ``router``; ``pick(task, name)`` finds a loaded model, ``service_error``
-    is the service's 4xx exception ``(status, code, detail)``, ``images`` the service's image decoder."""
+    is the service's 4xx exception ``(status, code, detail)``, ``images`` the service's image decoder,
+    ``scripts`` the scripts queries, labels and templates must be written in (None: any)."""
+
+    def check_scripts(texts: list[str | None], what: str, templates: list[str] = ()) -> None:
+        """A 422 naming the first text or template written in a script the models never saw."""
+        if scripts is None:
+            return
+        reasons = [scripts.refusal(text, what) for text in texts] + [scripts.template_refusal(t) for t in templates]
+        reason = next((r for r in reasons if r), None)
+        if reason:
+            raise service_error(422, "invalid_query", reason)
 
     def image_from(data_b64: str):
         return images.decode_base64(data_b64)
@@ -158,6 +175,7 @@ def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exc
             raise service_error(422, "invalid_query", "the query is empty: type some words describing the product")
         if (text is None) == (not request.image_base64):
             raise service_error(422, "invalid_query", "give exactly one of 'text' or 'image_base64'")
+        check_scripts([text], "query")
         model = pick(TASK, request.model)
         index = await run_in_threadpool(index_of, model)
         image = await run_in_threadpool(image_from, request.image_base64) if request.image_base64 else None
@@ -186,6 +204,8 @@ def add_search_routes(router: APIRouter, pick: Callable, service_error: type[Exc
             raise service_error(422, "invalid_query", "zero-shot needs at least two non-empty label names")
         if len({label.strip() for label in request.labels}) != len(request.labels):
             raise service_error(422, "invalid_query", "label names must be unique")
+        check_scripts([request.text], "text")
+        check_scripts(request.labels, "label", request.templates or [])
         model = pick(TASK, request.model)
         image = await run_in_threadpool(image_from, request.image_base64) if request.image_base64 else None
         text = None if is_blank(request.text) else request.text

@@ -35,7 +35,6 @@ from skulens.tasks.align.common import (
     AlignmentError,
 )
 from skulens.tasks.align.dedupe import DedupeMixin
-from skulens.tasks.align.scripts import count_scripts
 from skulens.tasks.align.search import SearchMixin
 from skulens.tasks.align.zero_shot import ZeroShotMixin
 from skulens.tasks.features import FeatureExtractor, Features
@@ -50,6 +49,7 @@ from skulens.tasks.model_folder import (
     write_model_folder,
 )
 from skulens.tasks.predictor import WARM_UP_TEXT, ConfigField, catalog_row_issues, row_issue_texts, with_issues
+from skulens.tasks.scripts import count_scripts, reads_scripts
 
 
 @dataclass(frozen=True)
@@ -309,10 +309,9 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         """A query text, or a clear error when it is empty or written in a script the model never saw."""
         if not isinstance(text, str) or not text.strip():
             raise AlignmentError("the query is empty: type some words describing the product")
-        scripts = count_scripts(text)
-        if scripts and self.scripts_ and not set(scripts) & set(self.scripts_):
+        if self.scripts_ and not reads_scripts(text, self.scripts_):
             raise AlignmentError(
-                f"the query is written in {', '.join(sorted(scripts))} script, but this model was trained on "
+                f"the query is written in {', '.join(sorted(count_scripts(text)))} script, but this model was trained on "
                 f"{', '.join(self.scripts_)} text only; write the query in that script"
             )
         return text.strip()
