@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -43,6 +44,7 @@ from skulens.heads.prior_shift import PriorShift, fit_label_shift
 from skulens.heads.prior_shift import adapt_priors as estimate_priors
 from skulens.metrics import classification_metrics, regression_metrics
 from skulens.metrics.classification import majority_baseline
+from skulens.side_by_side import run_side_by_side
 from skulens.tasks.features import FeatureExtractor, Features
 from skulens.tasks.inputs import Data, as_catalog, hash_ids, training_id_mask
 from skulens.tasks.model_folder import (
@@ -372,8 +374,11 @@ class ReviewPredictor(ExtractorEncoders):
         prior = np.bincount(y[inner_rows], minlength=6)[1:] / len(inner_rows)
         inner_features, val_features = features.subset(inner_rows), features.subset(val_rows)
         scores, probas = [], {}
-        for class_weight in candidates:
-            model = self._new_model(class_weight).fit(inner_features.blocks, inner_features.present, y[inner_rows])
+        fits = [
+            partial(self._new_model(class_weight).fit, inner_features.blocks, inner_features.present, y[inner_rows])
+            for class_weight in candidates
+        ]
+        for class_weight, model in zip(candidates, run_side_by_side(fits), strict=True):  # in processes when threads allow
             Cs = self._chosen_Cs(model)
             proba = probas[class_weight] = self._star_proba(model, val_features)
             mae = float(np.abs(expected_rating(proba) - y[val_rows]).mean())
