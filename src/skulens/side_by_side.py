@@ -81,7 +81,9 @@ def run_side_by_side(tasks: Sequence[Callable[[], T]], threads: int | None = Non
                 status, value = receive.recv()
             except EOFError:
                 child.join()
-                raise SideBySideError(f"a side-by-side task's process ended without a result (exit code {child.exitcode})")
+                raise SideBySideError(
+                    f"a side-by-side task's process ended without a result (exit code {child.exitcode})"
+                ) from None
             finally:
                 receive.close()
             child.join()
