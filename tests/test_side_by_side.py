@@ -62,7 +62,8 @@ def _reviews(n: int, seed: int) -> pd.DataFrame:
 
 
 def test_review_training_side_by_side_equals_one_after_the_other(monkeypatch):
-    """The class-weight candidates fitted in two processes choose and predict exactly as fitted in one."""
+    """Class-weight candidates, the final star head, label-shift adaptation and the recommendation head fitted
+    in two processes choose and predict as fitted in one."""
     frame = _reviews(400, seed=3)
     models = {}
     for threads in ("1", "2"):
@@ -71,7 +72,11 @@ def test_review_training_side_by_side_equals_one_after_the_other(monkeypatch):
     serial, parallel = models["1"], models["2"]
     assert [c["score"] for c in serial.selection_["candidates"]] == [c["score"] for c in parallel.selection_["candidates"]]
     assert serial.selection_["class_weight"] == parallel.selection_["class_weight"]
-    np.testing.assert_allclose(serial.predict_proba(frame), parallel.predict_proba(frame), rtol=0, atol=1e-6)
+    numbers = ["expected_rating", "recommend_proba", "p1", "p2", "p3", "p4", "p5"]
+    one, two = serial.predict(frame, adapt_priors=True), parallel.predict(frame, adapt_priors=True)
+    np.testing.assert_allclose(one[numbers].to_numpy(float), two[numbers].to_numpy(float), rtol=0, atol=1e-6)
+    assert one["stars"].tolist() == two["stars"].tolist()
+    assert serial.label_shift_.config() == parallel.label_shift_.config()
 
 
 def test_torch_loaded_keeps_tasks_here(monkeypatch):

@@ -417,6 +417,17 @@ class ReviewPredictor(ExtractorEncoders):
         self.extractor.fit(rows)
         return self.fit_features(self.extractor.transform(rows), y, recommended, rows)
 
+    def _recommend_model(self, features: Features, recommended: np.ndarray | None):
+        """The recommendation head on the rows with a known ``recommended`` value (None without two values)."""
+        if recommended is None:
+            return None
+        known = ~np.isnan(recommended)
+        if len(np.unique(recommended[known])) != 2:
+            log.warning("the 'recommended' column has fewer than two values; no recommendation head is trained")
+            return None
+        part = features.subset(np.flatnonzero(known))
+        return self._new_model(None).fit(part.blocks, part.present, recommended[known].astype(int))
+
     def fit_features(
         self, features: Features, y: np.ndarray, recommended: np.ndarray | None = None, rows: Catalog | None = None
     ) -> ReviewPredictor:
@@ -431,19 +442,19 @@ class ReviewPredictor(ExtractorEncoders):
             rows = Catalog(pd.DataFrame({"id": [str(i) for i in range(len(y))], "rating": y}), name="train")
         self.selection_ = self._select(rows, features, y)
         sel = self.selection_
-        self.stars_model_ = self._new_model(sel["class_weight"], sel.get("C")).fit(features.blocks, features.present, y)
-        sel["weights"] = self.stars_model_.block_weights if isinstance(self.stars_model_, LateFusion) else None
         val_proba, val_y, val_features = self._validation
         del self._validation
-        self.label_shift_ = fit_label_shift(val_proba, val_y - 1, val_features.blocks[self.shift_block], seed=self.seed)
-        self.recommend_model_ = None
-        if recommended is not None:
-            known = ~np.isnan(recommended)
-            if len(np.unique(recommended[known])) == 2:
-                part = features.subset(np.flatnonzero(known))
-                self.recommend_model_ = self._new_model(None).fit(part.blocks, part.present, recommended[known].astype(int))
-            else:
-                log.warning("the 'recommended' column has fewer than two values; no recommendation head is trained")
+
+        def stars_model():
+            return self._new_model(sel["class_weight"], sel.get("C")).fit(features.blocks, features.present, y)
+
+        def shift_and_recommend():
+            shift = fit_label_shift(val_proba, val_y - 1, val_features.blocks[self.shift_block], seed=self.seed)
+            return shift, self._recommend_model(features, recommended)
+
+        # the star head on every row beside label-shift adaptation and the recommendation head (independent fits)
+        self.stars_model_, (self.label_shift_, self.recommend_model_) = run_side_by_side([stars_model, shift_and_recommend])
+        sel["weights"] = self.stars_model_.block_weights if isinstance(self.stars_model_, LateFusion) else None
         return self
 
     @property
