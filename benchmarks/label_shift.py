@@ -298,7 +298,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     parts = args.parts.split(",")
-    command = "SKULENS_THREADS=2 python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    threads = f"SKULENS_THREADS={os.environ['SKULENS_THREADS']} " if os.environ.get("SKULENS_THREADS") else ""
+    command = threads + "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     results: dict = {}
     if "reviews" in parts:
         results.update(reviews_part(args))

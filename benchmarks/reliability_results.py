@@ -34,7 +34,10 @@ def update_results(path: Path, values: dict, section: str, command: str) -> dict
     """Merge ``values`` (top-level keys) into the results file and record ``command`` for ``section``."""
     results = json.loads(path.read_text()) if path.is_file() else {}
     results.update(values)
-    results.setdefault("command", {})[section] = command
+    commands = results.setdefault("command", {})
+    for stale in [name for name in commands if name.startswith(f"{section} (")]:
+        del commands[stale]  # a full run re-measured the keys of its parts' earlier runs
+    commands[section] = command
     results["machine"] = f"{platform.machine()}, {platform.system()}, Python {platform.python_version()}"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, default=str) + "\n")
