@@ -39,6 +39,9 @@ class AlignConfig(TrainingSettings):
     init_temperature: float = 0.07
     standardize_text: bool = False  # sparse TF-IDF columns blow up when scaled to unit variance
     ridge_alpha: float = 0.0  # > 0: no contrastive training; a closed-form ridge map of photos into the text space
+    # share of each training batch filled with whole product families (colour variants, same style) so the loss
+    # must tell look-alikes apart; needs ``fit(families=...)``; 0 = uniformly random batches
+    hard_negatives: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,11 +54,23 @@ class AlignConfig(TrainingSettings):
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
-class ClipLoss(nn.Module):
-    """Symmetric InfoNCE over a batch of matching pairs (row i of each side is a positive pair)."""
+#: Most members of one family placed together in a family batch (a big family is split into chunks).
+FAMILY_CHUNK = 16
 
-    def forward(self, image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+
+class ClipLoss(nn.Module):
+    """Symmetric InfoNCE over a batch of matching pairs (row i of each side is a positive pair).
+
+    ``same`` (optional, batch x batch booleans) marks pairs of rows that are not negatives of each other
+    (identical titles): their off-diagonal logits are left out of both softmaxes.
+    """
+
+    def forward(
+        self, image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor, same: torch.Tensor | None = None
+    ) -> torch.Tensor:
         logits = logit_scale * image @ text.T
+        if same is not None:
+            logits = logits.masked_fill(same & ~torch.eye(len(image), dtype=torch.bool), float("-inf"))
         labels = torch.arange(len(image), device=image.device)
         return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
@@ -116,6 +131,44 @@ class SparseColumns:
         indices = torch.as_tensor(np.vstack([batch.row, batch.col]).astype(np.int64))
         words = torch.sparse_coo_tensor(indices, values, batch.shape, check_invariants=False)  # scipy's rows are valid
         return out + torch.sparse.mm(words, linear.weight[:, self.sparse_cols].T)
+
+
+def family_batches(families: np.ndarray, size: int, share: float, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch of batches in which about ``share`` of each batch is whole product families.
+
+    ``families`` holds a family code per row. Families with two or more members are cut into chunks of at
+    most ``min(FAMILY_CHUNK, share * size)`` members (at least 2), so a small family always lands in one
+    batch; chunks and members come in seeded random order. Each batch takes whole chunks up to
+    ``share * size`` rows and fills up with the other rows in random order; when those run out, chunks fill
+    the batches. Every row appears once per epoch, and the draw depends only on ``generator``.
+    """
+    families = np.asarray(families)
+    order = torch.randperm(len(families), generator=generator).numpy()
+    _, inverse, counts = np.unique(families, return_inverse=True, return_counts=True)
+    take = min(size, max(2, round(share * size)))
+    limit = min(FAMILY_CHUNK, take)
+    chunks, single_rows = [], order[counts[inverse[order]] < 2]
+    grouped = order[np.argsort(inverse[order], kind="stable")]  # one family after another, members in random order
+    grouped = grouped[counts[inverse[grouped]] >= 2]
+    for family in np.split(grouped, np.flatnonzero(np.diff(inverse[grouped])) + 1) if len(grouped) else []:
+        chunks += np.array_split(family, -(-len(family) // limit))
+    chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).numpy()]
+    out, c, s = [], 0, 0
+    while c < len(chunks) or s < len(single_rows):
+        parts, used = [], 0
+        while c < len(chunks) and used + len(chunks[c]) <= take:
+            parts.append(chunks[c])
+            used, c = used + len(chunks[c]), c + 1
+        from_single = min(size - used, len(single_rows) - s)
+        parts.append(single_rows[s : s + from_single])
+        used, s = used + from_single, s + from_single
+        while c < len(chunks) and used + len(chunks[c]) <= size:  # no other rows left: chunks fill the batch
+            parts.append(chunks[c])
+            used, c = used + len(chunks[c]), c + 1
+        rows = np.concatenate(parts)
+        if len(rows) >= 2:
+            out.append(torch.as_tensor(rows))
+    return out
 
 
 def pair_recall_at_1(image: np.ndarray, text: np.ndarray) -> float:
@@ -180,16 +233,24 @@ class AlignmentHeads(nn.Module):
         val_image: np.ndarray | None = None,
         val_text: np.ndarray | None = None,
         log=None,
+        families: np.ndarray | None = None,
+        titles: np.ndarray | None = None,
     ) -> AlignmentHeads:
         """Train on matching rows of ``image`` and ``text``; keep the epoch with the best validation recall@1.
 
-        Without a validation set every epoch runs and the last one is kept.
+        Without a validation set every epoch runs and the last one is kept. ``families`` (a family key per row)
+        is used when ``config.hard_negatives`` > 0 (:func:`family_batches`); ``titles`` (a normalised title per
+        row), when given, keeps rows with identical titles from acting as each other's negatives.
         """
         if len(image) != len(text):
             raise HeadError(f"image features have {len(image)} rows but text features have {len(text)}")
         if len(image) < 2:
             raise HeadError("contrastive training needs at least two pairs")
         cfg = self.config
+        if cfg.hard_negatives > 0 and (families is None or len(families) != len(image)):
+            raise HeadError("hard_negatives > 0 needs a family key for every training row (fit(..., families=...))")
+        family_codes = np.unique(np.asarray(families), return_inverse=True)[1] if cfg.hard_negatives > 0 else None
+        title_codes = torch.as_tensor(np.unique(np.asarray(titles), return_inverse=True)[1]) if titles is not None else None
         torch.manual_seed(cfg.seed)
         generator = torch.Generator().manual_seed(cfg.seed)
         x_img = torch.as_tensor(np.asarray(image, dtype=np.float32))
@@ -206,6 +267,9 @@ class AlignmentHeads(nn.Module):
         config = cfg.loop_config(monitor="val_recall1")
 
         def batches(size: int):
+            if family_codes is not None:
+                yield from family_batches(family_codes, size, cfg.hard_negatives, generator)
+                return
             order = torch.randperm(len(x_img), generator=generator)
             for start in range(0, len(order), size):
                 rows = order[start : start + size]
@@ -221,7 +285,8 @@ class AlignmentHeads(nn.Module):
             else:  # the first linear layer from the split input
                 text = self.text_proj[2:](split.first_layer(rows, drop, self.text_proj[1]))
             image = self.image_proj[1:](drop(scaled_img[rows]))
-            return loss_fn(F.normalize(image, dim=-1), F.normalize(text, dim=-1), scale)
+            same = None if title_codes is None else title_codes[rows][:, None] == title_codes[rows][None, :]
+            return loss_fn(F.normalize(image, dim=-1), F.normalize(text, dim=-1), scale, same)
 
         def validate(epoch: int, train_loss: float) -> dict:
             record = {"epoch": epoch - 1, "loss": train_loss, "scale": self.scale}

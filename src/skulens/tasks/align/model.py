@@ -18,7 +18,7 @@ from PIL import Image
 
 from skulens.catalog.images import ImageLoadError, decode_image
 from skulens.catalog.schema import Catalog
-from skulens.catalog.splits import group_split, text_groups
+from skulens.catalog.splits import family_keys, group_split, normalise_title, text_groups
 from skulens.encoders import Encoder, EncoderError, create_encoder
 from skulens.encoders.text import TfidfEncoder
 from skulens.heads.align import AlignConfig, AlignmentHeads
@@ -196,7 +196,7 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
             self.config = replace(self.config, heads=self.heads_.config)
             train_rows, val_rows = np.arange(len(usable)), np.arange(0)
         else:
-            self._fit_contrastive(image, text, train_rows, val_rows, log)
+            self._fit_contrastive(image, text, train_rows, val_rows, log, pairs)
         train_rows = np.arange(len(usable)) if self.refit and len(val_rows) else train_rows
         scripts = Counter()
         for title in pairs.texts(self.text_fields):
@@ -241,16 +241,32 @@ class AlignmentModel(ZeroShotMixin, SearchMixin, DedupeMixin):
         self.adapt_note = f"adapted the base space to {len(usable):,} photo-title pairs of '{catalog.name}'"
         return self
 
-    def _fit_contrastive(self, image: np.ndarray, text: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray, log) -> None:
+    def _fit_contrastive(
+        self, image: np.ndarray, text: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray, log, pairs: Catalog
+    ) -> None:
         """Contrastive projection heads, trained with early stopping on ``val_rows``, then (``refit``)
-        retrained on all pairs for the chosen number of epochs."""
+        retrained on all pairs for the chosen number of epochs. With ``hard_negatives`` > 0 the batches
+        hold product families (:func:`~skulens.catalog.splits.family_keys`) and rows with identical texts are
+        not each other's negatives."""
+        families = titles = None
+        if self.config.heads.hard_negatives > 0:
+            families = family_keys(pairs)
+            titles = np.array([normalise_title(t) or f"id:{i}" for t, i in zip(pairs.texts(self.text_fields), pairs.ids)])
         self.heads_ = AlignmentHeads(image.shape[1], text.shape[1], self.config.heads)
-        self.heads_.fit(image[train_rows], text[train_rows], image[val_rows], text[val_rows], log=log)
+        self.heads_.fit(
+            image[train_rows],
+            text[train_rows],
+            image[val_rows],
+            text[val_rows],
+            log=log,
+            families=None if families is None else families[train_rows],
+            titles=None if titles is None else titles[train_rows],
+        )
         if self.refit and len(val_rows):
             chosen = self.heads_
             epochs = chosen.best_epoch + 1
             self.heads_ = AlignmentHeads(image.shape[1], text.shape[1], replace(self.config.heads, epochs=epochs))
-            self.heads_.fit(image, text, log=log)
+            self.heads_.fit(image, text, log=log, families=families, titles=titles)
             self.heads_.history = chosen.history + [{"refit_on_all_pairs": len(image), "epochs": epochs}]
             self.heads_.best_epoch = chosen.best_epoch
 
