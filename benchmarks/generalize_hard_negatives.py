@@ -69,7 +69,10 @@ def to_markdown(report: dict) -> str:
     ]
     for v in report["variants"]:
         g = v["gallery"]
-        cells = [f"{g[k]['estimate']:.3f} [{g[k]['ci95'][0]:.3f}, {g[k]['ci95'][1]:.3f}]" for k in ("t2i_r1", "t2i_r5", "t2i_r10", "i2t_r1")]
+        cells = [
+            f"{g[k]['estimate']:.3f} [{g[k]['ci95'][0]:.3f}, {g[k]['ci95'][1]:.3f}]"
+            for k in ("t2i_r1", "t2i_r5", "t2i_r10", "i2t_r1")
+        ]
         lines.append(
             f"| {v['share']} | {'yes' if v['title_mask'] else 'no'} | {v['best_epoch']} | {v['fit_s']:.0f} | "
             f"{v['val'][1]:.3f} | {v['val'][10]:.3f} | " + " | ".join(cells) + " |"

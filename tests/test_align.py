@@ -132,6 +132,15 @@ def test_validation_picks_epochs_then_refits_on_every_pair(tmp_path):
     assert trained.trained_pairs_ == len(larger)
 
 
+def test_hard_negative_batches_train_a_catalog_deterministically(shop, tmp_path):
+    config = AlignConfig(dim=16, epochs=3, batch_size=32, hard_negatives=0.5)
+    a = AlignmentModel(**FAST, head_config=config, cache_dir=tmp_path).fit(shop)
+    b = AlignmentModel(**FAST, head_config=config, cache_dir=tmp_path).fit(shop)
+    plain = AlignmentModel(**FAST, head_config=AlignConfig(dim=16, epochs=3, batch_size=32), cache_dir=tmp_path).fit(shop)
+    assert a.identity == b.identity != plain.identity
+    assert a.config.heads.hard_negatives == 0.5
+
+
 def test_too_small_catalog_says_how_many_pairs_are_needed(tmp_path):
     small = _shop(tmp_path, per_kind=2)
     with pytest.raises(AlignmentError, match=f"24 products.*at least {MIN_PAIRS}"):
