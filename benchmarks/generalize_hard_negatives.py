@@ -1,15 +1,18 @@
 """Hard negatives from the same family (issue #21): does filling part of each contrastive batch with whole
 product families (colour variants of one style) help the image-text space on new products?
 
-    python benchmarks/generalize_hard_negatives.py --shares 0,0.25,0.5
+    python benchmarks/generalize_hard_negatives.py --variants random,random+mask,family:0.5,kmeans:0.5 --fit-seeds 0,1,2
 
 Same protocol, features and variant as ``generalize.py`` (new-products split, 1,000-product gallery from
-``myntra/`` ids >= 18000; the 'contrastive: lite0+classical | minilm+tfidf' space, epochs 20, patience 3,
-seed 0). Each share of ``AlignConfig.hard_negatives`` trains one space (share 0 = today's random batches,
-no title mask; shares > 0 also keep identical titles from acting as each other's negatives). The share is
-chosen on the family-grouped validation part of the training pool (R@1 + R@10); gallery numbers are only
-reported, with bootstrap 95% intervals over the 1,000 gallery queries. Writes
-results/generalize_hard_negatives.{json,md}.
+``myntra/`` ids >= 18000; the 'contrastive: lite0+classical | minilm+tfidf' space, epochs 20, patience 3).
+Variants: ``random`` is today's default (random batches); ``random+mask`` adds the identical-title mask (rows
+with the same normalised title are not each other's negatives); ``family:S`` sets
+``AlignConfig.hard_negatives = S`` with families = ``family_keys`` (title without colour words), and
+``kmeans:S`` with families = k-means clusters (one per 8 rows) of the MiniLM title embeddings (nearest
+neighbours in text); both with the title mask. Each variant trains once per fit seed (the split stays seed
+``--seed``); the variant is chosen on the family-grouped validation part of the training pool (mean R@1 + R@10
+over fit seeds); gallery numbers are only reported, with bootstrap 95% intervals over the 1,000 gallery
+queries. Writes results/generalize_hard_negatives.{json,md}.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from sklearn.cluster import MiniBatchKMeans  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generalize import ARTICLE, CLASSICAL, LITE0, MINILM, RESULTS, Blocks, log, pair_recall, retrieval_report  # noqa: E402
@@ -59,11 +63,11 @@ def to_markdown(report: dict) -> str:
         f"{report['config']['epochs']}, patience {report['config']['patience']}, seed {report['config']['seed']}; "
         f"{report['fit_rows']} fit rows ({report['fit_rows_in_families']} in families of 2+), {report['val_rows']} validation "
         "rows (family-grouped part of the pool). [95% bootstrap interval over gallery queries].  ",
-        f"Chosen on validation (R@1 + R@10): **share {report['chosen_share']}**.  ",
+        f"Chosen on validation (mean R@1 + R@10 over fit seeds): **{report['chosen_variant']}**.  ",
         f"Machine: {report['machine']['cpus']} CPUs, load {report['machine']['loadavg_start'][0]:.1f} at start; "
         f"runtime {report['runtime_s']:.0f} s.",
         "",
-        "| hard-negative share | title mask | best epoch | fit s | val R@1 | val R@10 | gallery t2i R@1 | gallery t2i R@5 | "
+        "| variant | fit seed | best epoch | fit s | val R@1 | val R@10 | gallery t2i R@1 | gallery t2i R@5 | "
         "gallery t2i R@10 | gallery i2t R@1 |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -74,15 +78,27 @@ def to_markdown(report: dict) -> str:
             for k in ("t2i_r1", "t2i_r5", "t2i_r10", "i2t_r1")
         ]
         lines.append(
-            f"| {v['share']} | {'yes' if v['title_mask'] else 'no'} | {v['best_epoch']} | {v['fit_s']:.0f} | "
+            f"| {v['variant']} | {v['fit_seed']} | {v['best_epoch']} | {v['fit_s']:.0f} | "
             f"{v['val'][1]:.3f} | {v['val'][10]:.3f} | " + " | ".join(cells) + " |"
+        )
+    lines += [
+        "",
+        "| variant (mean over fit seeds) | val R@1 | val R@10 | gallery t2i R@1 | gallery t2i R@10 |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in report["means"].items():
+        lines.append(
+            f"| {name} | {m['val_r1']:.3f} | {m['val_r10']:.3f} | {m['gallery_t2i_r1']:.3f} | {m['gallery_t2i_r10']:.3f} |"
         )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shares", default="0,0.25,0.5", help="comma-separated hard_negatives shares (0 = random batches)")
+    parser.add_argument(
+        "--variants", default="random,family:0.5", help="comma-separated: random, random+mask, family:S, kmeans:S"
+    )
+    parser.add_argument("--fit-seeds", default="0", help="comma-separated AlignConfig seeds (the split keeps --seed)")
     parser.add_argument("--gallery", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=20)
@@ -90,7 +106,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "generalize_hard_negatives"))
     args = parser.parse_args()
     started, load_start = time.perf_counter(), os.getloadavg()
-    shares = [float(s) for s in args.shares.split(",") if s]
+    variants = [v for v in args.variants.split(",") if v]
+    fit_seeds = [int(s) for s in args.fit_seeds.split(",") if s]
     base = AlignConfig(epochs=args.epochs, patience=3, seed=args.seed)
 
     # the blocks exactly as generalize.py builds them
@@ -105,8 +122,8 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     val = val_all.subset(np.sort(rng.choice(len(val_all.ok), min(1000, len(val_all.ok)), replace=False)))
     gallery = Blocks(split.gallery, extractor, list(IMAGE_BLOCKS), prior, tfidf)
-    families, titles = family_keys(fit.catalog), titles_of(fit)
-    _, family_of, family_size = np.unique(families, return_inverse=True, return_counts=True)
+    titles = titles_of(fit)
+    _, family_of, family_size = np.unique(family_keys(fit.catalog), return_inverse=True, return_counts=True)
     in_families = int((family_size[family_of] >= 2).sum())
     log(f"fit {len(fit.ok)} rows ({in_families} in families of 2+), validation {len(val.ok)}, gallery {len(gallery.ok)}")
 
@@ -124,32 +141,61 @@ def main() -> None:
         "variants": [],
         "command": shlex.join(["python", Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
     }
-    for share in shares:
-        t = time.perf_counter()
-        heads = AlignmentHeads(x_fit.shape[1], t_fit.shape[1], replace(base, hard_negatives=share))
-        mask = share > 0
-        heads.fit(x_fit, t_fit, x_val, t_val, families=families if mask else None, titles=titles if mask else None)
-        sim_val = heads.encode_text(t_val) @ heads.encode_image(x_val).T
-        sim_test = heads.encode_text(gallery.text_input(True)) @ heads.encode_image(gallery.image_input(IMAGE_BLOCKS)).T
-        entry = {
-            "share": share,
-            "title_mask": mask,
-            "best_epoch": heads.best_epoch,
-            "fit_s": round(time.perf_counter() - t, 1),
-            "val": pair_recall(sim_val),
-            "gallery": retrieval_report(sim_test, labels, args.resamples),
-            "history": heads.history,
+    kmeans = None
+    for variant in variants:
+        key, _, share_text = variant.partition(":")
+        share = float(share_text or 0)
+        families = None
+        if key == "family":
+            families = family_keys(fit.catalog)
+        elif key == "kmeans":
+            if kmeans is None:
+                clusters = MiniBatchKMeans(len(fit.ok) // 8, random_state=args.seed, n_init=1, batch_size=4096)
+                kmeans = clusters.fit_predict(fit.text)
+            families = kmeans
+        mask = key != "random" or variant == "random+mask"
+        for fit_seed in fit_seeds:
+            t = time.perf_counter()
+            heads = AlignmentHeads(x_fit.shape[1], t_fit.shape[1], replace(base, hard_negatives=share, seed=fit_seed))
+            heads.fit(x_fit, t_fit, x_val, t_val, families=families, titles=titles if mask else None)
+            sim_val = heads.encode_text(t_val) @ heads.encode_image(x_val).T
+            sim_test = heads.encode_text(gallery.text_input(True)) @ heads.encode_image(gallery.image_input(IMAGE_BLOCKS)).T
+            entry = {
+                "variant": variant,
+                "fit_seed": fit_seed,
+                "share": share,
+                "title_mask": mask,
+                "best_epoch": heads.best_epoch,
+                "fit_s": round(time.perf_counter() - t, 1),
+                "val": pair_recall(sim_val),
+                "gallery": retrieval_report(sim_test, labels, args.resamples),
+                "history": heads.history,
+            }
+            report["variants"].append(entry)
+            log(f"{variant} seed {fit_seed}: val {entry['val']}, gallery t2i R@1 {entry['gallery']['t2i_r1']['estimate']:.3f}")
+            report["means"] = means(report["variants"])
+            report.update(
+                chosen_variant=max(report["means"], key=lambda n: report["means"][n]["val_r1"] + report["means"][n]["val_r10"]),
+                machine={"cpus": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
+                runtime_s=round(time.perf_counter() - started, 1),
+            )
+            out.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str) + "\n")  # after every fit
+            out.with_suffix(".md").write_text(to_markdown(report))
+
+
+def means(entries: list[dict]) -> dict:
+    """Per variant: validation and gallery recall averaged over its fit seeds."""
+    out = {}
+    for name in dict.fromkeys(e["variant"] for e in entries):
+        rows = [e for e in entries if e["variant"] == name]
+        out[name] = {
+            "fit_seeds": len(rows),
+            "val_r1": float(np.mean([e["val"][1] for e in rows])),
+            "val_r10": float(np.mean([e["val"][10] for e in rows])),
+            "gallery_t2i_r1": float(np.mean([e["gallery"]["t2i_r1"]["estimate"] for e in rows])),
+            "gallery_t2i_r10": float(np.mean([e["gallery"]["t2i_r10"]["estimate"] for e in rows])),
         }
-        report["variants"].append(entry)
-        log(f"share {share}: val {entry['val']}, gallery t2i R@1 {entry['gallery']['t2i_r1']['estimate']:.3f}")
-        chosen = max(report["variants"], key=lambda v: v["val"][1] + v["val"][10])
-        report.update(
-            chosen_share=chosen["share"],
-            machine={"cpus": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
-            runtime_s=round(time.perf_counter() - started, 1),
-        )
-        out.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str) + "\n")  # after every fit
-        out.with_suffix(".md").write_text(to_markdown(report))
+    return out
 
 
 if __name__ == "__main__":
