@@ -1,15 +1,14 @@
 """Hard negatives from the same family (issue #21): does filling part of each contrastive batch with whole
 product families (colour variants of one style) help the image-text space on new products?
 
-    python benchmarks/generalize_hard_negatives.py --variants random,random+mask,family:0.5,kmeans:0.5 --fit-seeds 0,1,2
+    python benchmarks/generalize_hard_negatives.py --variants random,family:0.5,family:1.0 --fit-seeds 0,1,2
 
 Same protocol, features and variant as ``generalize.py`` (new-products split, 1,000-product gallery from
 ``myntra/`` ids >= 18000; the 'contrastive: lite0+classical | minilm+tfidf' space, epochs 20, patience 3).
 Variants: ``random`` is today's default (random batches); ``random+mask`` adds the identical-title mask (rows
 with the same normalised title are not each other's negatives); ``family:S`` sets
-``AlignConfig.hard_negatives = S`` with families = ``family_keys`` (title without colour words), and
-``kmeans:S`` with families = k-means clusters (one per 8 rows) of the MiniLM title embeddings (nearest
-neighbours in text); both with the title mask. Each variant trains once per fit seed (the split stays seed
+``AlignConfig.hard_negatives = S`` with families = ``family_keys`` (title without colour words) and the
+title mask. Each variant trains once per fit seed (the split stays seed
 ``--seed``); the variant is chosen on the family-grouped validation part of the training pool (mean R@1 + R@10
 over fit seeds); gallery numbers are only reported, with bootstrap 95% intervals over the 1,000 gallery
 queries. Writes results/generalize_hard_negatives.{json,md}.
@@ -32,7 +31,6 @@ from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from sklearn.cluster import MiniBatchKMeans  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generalize import ARTICLE, CLASSICAL, LITE0, MINILM, RESULTS, Blocks, log, pair_recall, retrieval_report  # noqa: E402
@@ -95,9 +93,7 @@ def to_markdown(report: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--variants", default="random,family:0.5", help="comma-separated: random, random+mask, family:S, kmeans:S"
-    )
+    parser.add_argument("--variants", default="random,family:0.5", help="comma-separated: random, random+mask, family:S")
     parser.add_argument("--fit-seeds", default="0", help="comma-separated AlignConfig seeds (the split keeps --seed)")
     parser.add_argument("--gallery", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
@@ -141,18 +137,10 @@ def main() -> None:
         "variants": [],
         "command": shlex.join(["python", Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
     }
-    kmeans = None
     for variant in variants:
         key, _, share_text = variant.partition(":")
         share = float(share_text or 0)
-        families = None
-        if key == "family":
-            families = family_keys(fit.catalog)
-        elif key == "kmeans":
-            if kmeans is None:
-                clusters = MiniBatchKMeans(len(fit.ok) // 8, random_state=args.seed, n_init=1, batch_size=4096)
-                kmeans = clusters.fit_predict(fit.text)
-            families = kmeans
+        families = family_keys(fit.catalog) if key == "family" else None
         mask = key != "random" or variant == "random+mask"
         for fit_seed in fit_seeds:
             t = time.perf_counter()
