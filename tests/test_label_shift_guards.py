@@ -4,6 +4,8 @@ not converge, an implausible mix and a batch from another domain are refused wit
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from scipy.special import softmax
@@ -116,6 +118,8 @@ def test_implausible_mix_is_refused(fitted):
     same, report = broken.adapt(proba)
     assert not report.applied and "implausible class mix" in report.reason and report.interval is not None
     assert np.array_equal(same, proba)
+    named = broken.adapt(proba, names=["shoes", "shirts", "watches"])[1].reason
+    assert re.search(r"puts '(shoes|shirts|watches)' at", named), named  # the class by its name, not its column
     interval = np.array([[0.2, 0.3], [0.3, 0.4], [0.3, 0.4]])
     assert list(outside_interval(np.array([0.25, 0.35, 0.35]), interval)) == []
     assert list(outside_interval(np.array([0.6, 0.05, 0.35]), interval)) == [0, 1]

@@ -22,7 +22,7 @@ classes cannot explain). Plain :func:`adapt_priors` (uncalibrated EM) serves mod
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -383,11 +383,17 @@ class LabelShift:
         return _estimate(estimator or self.estimator, calibrated, np.asarray(self.source_priors), np.asarray(self.confusion))
 
     def adapt(
-        self, proba: np.ndarray, vectors: np.ndarray | None = None, resamples: int = 100, seed: int = 0
+        self,
+        proba: np.ndarray,
+        vectors: np.ndarray | None = None,
+        resamples: int = 100,
+        seed: int = 0,
+        names: Sequence[str] | None = None,
     ) -> tuple[np.ndarray, PriorShift]:
         """Posteriors adapted to the batch's estimated class mix, or unchanged with the reason (one line).
 
-        ``vectors`` are the batch's embeddings of the encoder the domain reference was fitted on."""
+        ``vectors`` are the batch's embeddings of the encoder the domain reference was fitted on; ``names``
+        the classes' names, in column order, for the reasons (default: ``class <column>``)."""
         proba = np.asarray(proba, dtype=float)
         source = np.asarray(self.source_priors)
         n = len(proba)
@@ -423,9 +429,10 @@ class LabelShift:
         far = outside_interval(other, interval)
         if len(far):
             k = int(far[0])
+            name = f"'{names[k]}'" if names is not None else f"class {k}"
             return proba, report(
                 False,
-                f"implausible class mix: {self.estimator} puts class {k} at {priors[k]:.2f} (interval {interval[k, 0]:.2f}-"
+                f"implausible class mix: {self.estimator} puts {name} at {priors[k]:.2f} (interval {interval[k, 0]:.2f}-"
                 f"{interval[k, 1]:.2f}) but {cross} at {other[k]:.2f}; posteriors left unchanged",
                 **found,
             )

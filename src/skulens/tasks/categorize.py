@@ -215,7 +215,7 @@ class CategoryPredictor(ExtractorEncoders):
         vectors = None
         if features is not None and np.all(features.present[self.shift_block]):
             vectors = features.blocks[self.shift_block]
-        return self.label_shift_.adapt(proba, vectors, seed=self.seed)
+        return self.label_shift_.adapt(proba, vectors, seed=self.seed, names=[str(c) for c in self.classes_])
 
     # ----- prediction -----------------------------------------------------------------------
     def _check_fitted(self) -> None:

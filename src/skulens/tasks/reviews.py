@@ -494,7 +494,7 @@ class ReviewPredictor(ExtractorEncoders):
         if getattr(self, "label_shift_", None) is None:
             return estimate_priors(proba, self.prior_)
         vectors = features.blocks[self.shift_block] if np.all(features.present[self.shift_block]) else None
-        return self.label_shift_.adapt(proba, vectors, seed=self.seed)
+        return self.label_shift_.adapt(proba, vectors, seed=self.seed, names=[f"{s} stars" for s in STARS])
 
     def outputs_from_features(self, features: Features, adapt_priors: bool = False) -> dict[str, np.ndarray]:
         """Star distribution, expected rating, stars, sentiment and recommendation for feature rows.
